@@ -1,0 +1,90 @@
+//! assent's adapter: the domain (users, devices, flows), the [`store::Store`] with its
+//! memory and Redis backends, and in [`api`] the HTTP routes of the Adapter, Device and
+//! Admin APIs. Only `api` knows about HTTP.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::await_holding_lock
+)]
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod store;
+pub mod user;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::config::Config;
+pub use crate::error::AdapterError;
+pub use crate::metrics::Metrics;
+use crate::store::{MemoryStore, RedisStore, Store};
+use crate::user::{UserId, UserProfile};
+
+/// One instance's view of the service: configuration, state and metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Adapter {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    metrics: Metrics,
+}
+
+impl Adapter {
+    /// Connects to the configured store and loads the configured users into it.
+    pub async fn start(config: Config, metrics: Metrics) -> Result<Self, AdapterError> {
+        let store: Arc<dyn Store> = match &config.store {
+            config::StoreUrl::Memory => Arc::new(MemoryStore::new()),
+            config::StoreUrl::Redis(url) => {
+                let options = store::redis_options(url, &config.store_options);
+                Arc::new(RedisStore::connect(options, metrics.store_errors.clone()).await?)
+            }
+        };
+        let adapter = Self {
+            config: Arc::new(config),
+            store,
+            metrics,
+        };
+        for profile in &adapter.config.users {
+            user::upsert(adapter.store(), profile).await?;
+        }
+        Ok(adapter)
+    }
+
+    /// The configuration this instance runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether the store answers; `/readyz` reports this.
+    pub async fn ready(&self) -> Result<&'static str, AdapterError> {
+        self.store.ping().await?;
+        Ok(self.store.backend())
+    }
+
+    /// A user's profile, for the operator.
+    pub async fn user(&self, id: &UserId) -> Result<UserProfile, AdapterError> {
+        user::find(self.store(), id)
+            .await?
+            .ok_or(AdapterError::NotFound("user"))
+    }
+
+    /// How long long polls may wait at most.
+    pub fn long_poll_cap(&self) -> Duration {
+        Duration::from_secs(self.config.http.long_poll_max_secs)
+    }
+}

@@ -1,0 +1,247 @@
+//! The embedded backend: one process, nothing to install, state lost on exit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::waiters::Waiters;
+use super::{Record, Store, StoreError, Subscription, Ttl};
+
+/// How many writes between two purges of expired entries. Expiry is checked on every read,
+/// so the purge only reclaims memory; nothing depends on it for correctness.
+const PURGE_EVERY: u64 = 4096;
+
+struct Entry<T> {
+    data: T,
+    expires: Option<Instant>,
+}
+
+impl<T> Entry<T> {
+    fn live(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|at| at > now)
+    }
+
+    fn apply_ttl(&mut self, ttl: Ttl, now: Instant) {
+        match ttl {
+            Ttl::Keep => {}
+            Ttl::Set(duration) => self.expires = Some(now + duration),
+            Ttl::Persist => self.expires = None,
+        }
+    }
+}
+
+fn fresh_expiry(ttl: Ttl, now: Instant) -> Option<Instant> {
+    match ttl {
+        Ttl::Set(duration) => Some(now + duration),
+        Ttl::Keep | Ttl::Persist => None,
+    }
+}
+
+#[derive(Default)]
+struct State {
+    records: HashMap<String, Entry<Record>>,
+    indexes: HashMap<String, Entry<HashSet<String>>>,
+    writes: u64,
+}
+
+impl State {
+    fn record(&mut self, key: &str, now: Instant) -> Option<&mut Entry<Record>> {
+        if self.records.get(key).is_some_and(|entry| !entry.live(now)) {
+            self.records.remove(key);
+        }
+        self.records.get_mut(key)
+    }
+
+    fn index(&mut self, key: &str, now: Instant) -> Option<&mut Entry<HashSet<String>>> {
+        if self.indexes.get(key).is_some_and(|entry| !entry.live(now)) {
+            self.indexes.remove(key);
+        }
+        self.indexes.get_mut(key)
+    }
+
+    fn wrote(&mut self, now: Instant) {
+        self.writes += 1;
+        if self.writes.is_multiple_of(PURGE_EVERY) {
+            self.records.retain(|_, entry| entry.live(now));
+            self.indexes.retain(|_, entry| entry.live(now));
+        }
+    }
+}
+
+/// State in this process's memory, behind one lock held only for map operations.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    waiters: Arc<Waiters>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self
+            .state()
+            .record(key, Instant::now())
+            .map(|entry| entry.data.clone()))
+    }
+
+    async fn insert(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.record(key, now).is_some() {
+            return Ok(false);
+        }
+        let record = Record {
+            value: value.to_vec(),
+            version: 1,
+        };
+        let entry = Entry {
+            data: record,
+            expires: fresh_expiry(ttl, now),
+        };
+        state.records.insert(key.to_owned(), entry);
+        state.wrote(now);
+        Ok(true)
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let version = match state.record(key, now) {
+            Some(entry) => {
+                entry.data.version += 1;
+                entry.data.value = value.to_vec();
+                entry.apply_ttl(ttl, now);
+                entry.data.version
+            }
+            None => {
+                let entry = Entry {
+                    data: Record {
+                        value: value.to_vec(),
+                        version: 1,
+                    },
+                    expires: fresh_expiry(ttl, now),
+                };
+                state.records.insert(key.to_owned(), entry);
+                1
+            }
+        };
+        state.wrote(now);
+        Ok(version)
+    }
+
+    async fn transition(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let version = {
+            let mut state = self.state();
+            let entry = state.record(key, now).ok_or(StoreError::NotFound)?;
+            if entry.data.version != expected {
+                return Err(StoreError::Conflict);
+            }
+            entry.data.version += 1;
+            entry.data.value = value.to_vec();
+            entry.apply_ttl(ttl, now);
+            let version = entry.data.version;
+            state.wrote(now);
+            version
+        };
+        if let Some(channel) = notify {
+            self.waiters.wake(channel);
+        }
+        Ok(version)
+    }
+
+    async fn consume(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.record(key, now).is_none() {
+            return Ok(None);
+        }
+        Ok(state.records.remove(key).map(|entry| entry.data.value))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let existed = state.record(key, now).is_some();
+        state.records.remove(key);
+        Ok(existed)
+    }
+
+    async fn index_add(&self, index: &str, member: &str, ttl: Ttl) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        match state.index(index, now) {
+            Some(entry) => {
+                entry.data.insert(member.to_owned());
+                entry.apply_ttl(ttl, now);
+            }
+            None => {
+                let entry = Entry {
+                    data: HashSet::from([member.to_owned()]),
+                    expires: fresh_expiry(ttl, now),
+                };
+                state.indexes.insert(index.to_owned(), entry);
+            }
+        }
+        state.wrote(now);
+        Ok(())
+    }
+
+    async fn index_remove(&self, index: &str, member: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(entry) = state.index(index, now) else {
+            return Ok(false);
+        };
+        let removed = entry.data.remove(member);
+        if entry.data.is_empty() {
+            state.indexes.remove(index);
+        }
+        Ok(removed)
+    }
+
+    async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .state()
+            .index(index, Instant::now())
+            .map(|entry| entry.data.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn notify(&self, channel: &str) -> Result<(), StoreError> {
+        self.waiters.wake(channel);
+        Ok(())
+    }
+
+    fn subscribe(&self, channel: &str) -> Subscription {
+        self.waiters.subscribe(channel)
+    }
+}

@@ -1,0 +1,112 @@
+//! The one state abstraction: versioned records with TTLs, compare-and-set transitions,
+//! consume-once reads, per-owner indexes, and wake-ups that cross instances.
+//!
+//! Keys are opaque to the store: they are built in [`crate::keys`] and nowhere else.
+
+mod memory;
+mod redis;
+mod waiters;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::{RedisOptions, RedisStore};
+pub use self::waiters::Subscription;
+
+/// Why a store operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A conditional transition lost a race: the record's version moved on.
+    #[error("the record was changed concurrently")]
+    Conflict,
+    /// The record a transition expected does not exist (never did, expired, or consumed).
+    #[error("the record does not exist")]
+    NotFound,
+}
+
+/// A stored value and the version a conditional transition must name to replace it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The opaque value (JSON for every domain record).
+    pub value: Vec<u8>,
+    /// Starts at 1 on creation and grows by one on every write.
+    pub version: u64,
+}
+
+/// What a write does to a record's time to live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ttl {
+    /// Keep whatever expiry the record already has.
+    Keep,
+    /// Expire this long after the write.
+    Set(Duration),
+    /// Long-lived record (users, devices): no expiry.
+    Persist,
+}
+
+/// State shared by every assent instance.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, for readiness reports and logs.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Reads a record, if it exists and has not expired.
+    async fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
+
+    /// Creates a record at version 1 unless one exists; `false` when it already did.
+    async fn insert(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool, StoreError>;
+
+    /// Writes a record whatever its current state; returns the new version.
+    async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError>;
+
+    /// Replaces a record only if it is still at `expected` version, and then publishes on
+    /// `notify` (in the same atomic step); returns the new version.
+    async fn transition(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    /// Reads and deletes a record in one atomic step: of any number of concurrent callers,
+    /// exactly one gets the value.
+    async fn consume(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Deletes a record; `true` when it existed.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+
+    /// Adds `member` to the set at `index` (created on demand).
+    async fn index_add(&self, index: &str, member: &str, ttl: Ttl) -> Result<(), StoreError>;
+
+    /// Removes `member` from the set at `index`; `true` when it was there.
+    async fn index_remove(&self, index: &str, member: &str) -> Result<bool, StoreError>;
+
+    /// Lists the members of the set at `index`, in no particular order.
+    async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Wakes every subscriber of `channel`, on every instance sharing this store.
+    async fn notify(&self, channel: &str) -> Result<(), StoreError>;
+
+    /// Registers interest in `channel`. Subscribe *before* reading the state you wait on,
+    /// so that a write landing in between still wakes you.
+    fn subscribe(&self, channel: &str) -> Subscription;
+}
+
+/// Redis options from the configuration.
+pub fn redis_options(url: &str, options: &crate::config::StoreOptions) -> RedisOptions {
+    RedisOptions {
+        url: url.to_owned(),
+        key_prefix: options.key_prefix.clone(),
+        timeout: Duration::from_millis(options.timeout_ms),
+    }
+}

@@ -1,0 +1,165 @@
+//! Users: who a flow is about. Created from configuration or, just in time, from what a
+//! federation server says about them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AdapterError;
+use crate::keys;
+use crate::store::{Store, Ttl};
+
+/// Longest accepted user id.
+const MAX_ID_LEN: usize = 128;
+/// Longest accepted free-text attribute (names, email, phone).
+const MAX_FIELD_LEN: usize = 256;
+
+/// A user id: 1 to 128 characters from a set safe in keys, URLs and logs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Parses a user id, naming what is wrong with it.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > MAX_ID_LEN {
+            return Err(format!("a user id has 1 to {MAX_ID_LEN} characters"));
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+        {
+            return Err("a user id uses letters, digits and `._-@+` only".to_owned());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What assent knows about a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserProfile {
+    /// Stable identifier (the subject of results and tokens).
+    pub id: UserId,
+    /// Login name, unique.
+    pub username: String,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Email address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Mobile number for SMS, E.164.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Number for voice calls, E.164.
+    #[serde(default)]
+    pub voice: Option<String>,
+    /// Directory groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Free attributes from the federation server.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl UserProfile {
+    /// Checks sizes and formats; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [
+            ("username", Some(&self.username)),
+            ("first_name", self.first_name.as_ref()),
+            ("last_name", self.last_name.as_ref()),
+            ("email", self.email.as_ref()),
+            ("phone", self.phone.as_ref()),
+            ("voice", self.voice.as_ref()),
+        ];
+        for (name, value) in fields {
+            if value.is_some_and(|value| {
+                value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control)
+            }) {
+                return Err(format!(
+                    "`{name}` is longer than {MAX_FIELD_LEN} bytes or holds control characters"
+                ));
+            }
+        }
+        if self.username.is_empty() {
+            return Err("`username` is empty".to_owned());
+        }
+        if self
+            .email
+            .as_ref()
+            .is_some_and(|email| !email.contains('@'))
+        {
+            return Err("`email` is not an email address".to_owned());
+        }
+        for (name, phone) in [("phone", &self.phone), ("voice", &self.voice)] {
+            if phone.as_ref().is_some_and(|phone| !is_e164(phone)) {
+                return Err(format!(
+                    "`{name}` is not an E.164 number (+ and 8 to 15 digits)"
+                ));
+            }
+        }
+        if self.groups.len() > 64 || self.attributes.len() > 64 {
+            return Err("at most 64 groups and 64 attributes".to_owned());
+        }
+        if self
+            .attributes
+            .iter()
+            .chain(self.groups.iter().map(|group| (group, group)))
+            .any(|(key, value)| key.len() > MAX_FIELD_LEN || value.len() > MAX_FIELD_LEN)
+        {
+            return Err(format!(
+                "groups and attributes are at most {MAX_FIELD_LEN} bytes"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_e164(phone: &str) -> bool {
+    phone.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Creates or replaces a user's profile. Profiles are long-lived: no TTL.
+pub async fn upsert(store: &dyn Store, profile: &UserProfile) -> Result<(), AdapterError> {
+    let value = serde_json::to_vec(profile).map_err(AdapterError::internal)?;
+    store
+        .put(&keys::user(&profile.id), &value, Ttl::Persist)
+        .await?;
+    Ok(())
+}
+
+/// Reads a user's profile.
+pub async fn find(store: &dyn Store, id: &UserId) -> Result<Option<UserProfile>, AdapterError> {
+    match store.get(&keys::user(id)).await? {
+        Some(record) => Ok(Some(
+            serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
+        )),
+        None => Ok(None),
+    }
+}

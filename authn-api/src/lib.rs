@@ -1,0 +1,1 @@
+//! assent's PingFederate-style Authentication API.

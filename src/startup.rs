@@ -1,0 +1,108 @@
+//! `Application::build` + `run_until_stopped`: the one start-up path.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use assent_adapter::api::{ProblemError, observe};
+use assent_adapter::{Adapter, AdapterError, Config, Metrics};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The metrics registry refused a metric (a bug).
+    #[error("metrics: {0}")]
+    Metrics(#[from] assent_adapter::metrics::MetricsError),
+    /// The store could not be reached or seeded.
+    #[error("store: {0}")]
+    Store(#[from] AdapterError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The configured address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    adapter: Adapter,
+}
+
+impl Application {
+    /// Connects the store, binds the listener and prepares the HTTP server.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let metrics = Metrics::new()?;
+        let listen = config.listen;
+        let workers = config.http.workers;
+        let adapter = Adapter::start(config, metrics).await?;
+        let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
+            address: listen,
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartError::Listen {
+            address: listen,
+            source,
+        })?;
+
+        let body_limit = adapter.config().http.body_limit_bytes;
+        let data = web::Data::new(adapter.clone());
+        let mut server =
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(from_fn(observe))
+                    .app_data(data.clone())
+                    .app_data(web::PayloadConfig::new(body_limit))
+                    .app_data(web::JsonConfig::default().limit(body_limit).error_handler(
+                        |error, _| assent_adapter::api::bad_request(error.to_string()).into(),
+                    ))
+                    .configure(assent_adapter::api::configure)
+                    .default_service(web::to(not_found))
+            })
+            .listen(listener)
+            .map_err(|source| StartError::Listen {
+                address: listen,
+                source,
+            })?
+            // Long polls last at most `long_poll_max_secs`; let them finish on SIGTERM.
+            .shutdown_timeout(adapter.config().http.long_poll_max_secs + 1);
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        tracing::info!(%address, store = adapter.store().backend(), "assent listening");
+        Ok(Self {
+            address,
+            server: server.run(),
+            adapter,
+        })
+    }
+
+    /// The bound address (the real port when the configuration asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The domain service behind the routes (tests use its store).
+    pub fn adapter(&self) -> &Adapter {
+        &self.adapter
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle that can stop the server from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ProblemError> {
+    Err(AdapterError::NotFound("route").into())
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: each starts the real server (and, for the Redis backend, a real
+//! `redis-server` on a free port) and talks to it over HTTP like a client would.
+//! All modules compile into this one test binary.
+
+mod ops;
+mod store;
+mod support;

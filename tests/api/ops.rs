@@ -1,0 +1,281 @@
+//! The foundation as an operator sees it: health, readiness, metrics, request ids,
+//! configuration, the quick start, and surviving a Redis outage.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    AssentProcess, Backend, RedisServer, TestApp, assent_command, problem, repo_root, unique,
+};
+
+#[tokio::test]
+async fn health_and_readiness_on_memory() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["store"], "memory");
+}
+
+#[tokio::test]
+async fn demo_users_are_seeded_and_admin_needs_the_token() {
+    let redis = RedisServer::start();
+    for backend in [Backend::Memory, Backend::Redis(&redis)] {
+        let app = TestApp::spawn(backend).await;
+        let alice: serde_json::Value = app
+            .admin_get("/admin/v1/users/alice")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(alice["email"], "alice@example.com");
+        assert_eq!(alice["phone"], "+15555550101");
+        let bob = app.admin_get("/admin/v1/users/bob").await;
+        assert_eq!(bob.status(), 200);
+
+        let anonymous = app.get("/admin/v1/users/alice").await;
+        assert_eq!(anonymous.status(), 401);
+        assert!(anonymous.headers().contains_key("www-authenticate"));
+        let wrong = app
+            .http
+            .get(app.url("/admin/v1/users/alice"))
+            .bearer_auth("demo-admin-token-but-wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        assert_eq!(problem(wrong).await["status"], 401);
+
+        let missing = app.admin_get("/admin/v1/users/nobody").await;
+        assert_eq!(missing.status(), 404);
+        let bad = app.admin_get("/admin/v1/users/a%7Bb%7D").await;
+        assert_eq!(bad.status(), 400);
+        assert!(
+            problem(bad).await["detail"]
+                .as_str()
+                .unwrap()
+                .contains("user id")
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_made() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let given = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "trace-42");
+    // A hostile id (too long) is replaced, not echoed.
+    let hostile = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    let made = hostile.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(made.len(), 16);
+    let unmatched = app.get("/no/such/route").await;
+    assert!(unmatched.headers().contains_key("x-request-id"));
+    assert_eq!(problem(unmatched).await["status"], 404);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    for _ in 0..3 {
+        app.get("/healthz").await;
+    }
+    app.get("/admin/v1/users/alice").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"assent_http_requests_total{method="GET",route="/healthz",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"assent_http_requests_total{method="GET",route="/admin/v1/users/{userId}",status="401"} 1"#
+    ));
+    assert!(text.contains("assent_http_request_duration_seconds_bucket"));
+    assert!(text.contains("assent_store_errors_total 0"));
+}
+
+#[tokio::test]
+async fn redis_outage_answers_503_and_heals_without_restart() {
+    let mut redis = RedisServer::start();
+    let app = TestApp::spawn(Backend::Redis(&redis)).await;
+    assert_eq!(app.admin_get("/admin/v1/users/alice").await.status(), 200);
+
+    redis.stop();
+    let started = Instant::now();
+    let down = app.admin_get("/admin/v1/users/alice").await;
+    assert_eq!(down.status(), 503);
+    assert!(down.headers().contains_key("retry-after"));
+    assert_eq!(problem(down).await["status"], 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answers promptly, does not hang"
+    );
+    let not_ready = app.get("/readyz").await;
+    assert_eq!(not_ready.status(), 503);
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "the process itself is alive"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("assent_store_errors_total 0"),
+        "store errors counted"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/readyz").await.status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "readiness recovers once Redis is back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let healed = app.admin_get("/admin/v1/users/alice").await;
+    assert_eq!(healed.status(), 200);
+    let alice: serde_json::Value = healed.json().await.unwrap();
+    assert_eq!(alice["username"], "alice");
+
+    // Wake-ups flow again too: the pub/sub feed reconnected by itself, so a write made
+    // through another client (another instance) reaches this instance's waiters.
+    let other_instance = redis.store(&app.key_prefix).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut subscription = app.adapter.store().subscribe("probe");
+        other_instance.notify("probe").await.unwrap();
+        if subscription.wait(Duration::from_millis(500)).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pub/sub feed recovers");
+    }
+}
+
+#[tokio::test]
+async fn quick_start_binary_serves_and_stops_on_sigterm() {
+    let process = AssentProcess::serve(&["--log-format", "json"], &[]).await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", process.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = client
+        .get(format!("{}/readyz", process.address))
+        .header("x-request-id", "quickstart-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["store"],
+        "memory"
+    );
+
+    let (status, logs) = process.terminate();
+    assert!(
+        status.success(),
+        "graceful exit on SIGTERM: {status:?}\n{logs}"
+    );
+    let line = logs
+        .lines()
+        .find(|line| line.contains("quickstart-1"))
+        .expect("the request id is on the request's log line");
+    let line: serde_json::Value = serde_json::from_str(line).expect("JSON log lines");
+    assert_eq!(line["span"]["request_id"], "quickstart-1");
+    assert!(!logs.contains("demo-admin-token"), "no secret in the logs");
+}
+
+#[tokio::test]
+async fn assent_store_variable_selects_redis() {
+    let redis = RedisServer::start();
+    let process = AssentProcess::serve(&[], &[("ASSENT_STORE", redis.url())]).await;
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", process.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "redis");
+    // The demo users were written to that Redis, under the default prefix and hash tag.
+    let store = redis.store("assent:").await;
+    assert!(store.get("user:{u:alice}").await.unwrap().is_some());
+}
+
+fn config_check(config: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = assent_command();
+    command.args(["config", "check", "--config"]).arg(config);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_check_names_the_offending_key() {
+    let demo = repo_root().join("conf/assent.toml");
+    assert!(
+        config_check(&demo, &[]).0,
+        "the shipped configuration is valid"
+    );
+
+    let text = std::fs::read_to_string(&demo).unwrap();
+    let dir = std::env::temp_dir().join(unique("assent-conf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong_type = dir.join("wrong-type.toml");
+    std::fs::write(
+        &wrong_type,
+        text.replace("long_poll_max_secs = 30", "long_poll_max_secs = \"lots\""),
+    )
+    .unwrap();
+    let (ok, message) = config_check(&wrong_type, &[]);
+    assert!(!ok);
+    assert!(message.contains("http.long_poll_max_secs"), "{message}");
+
+    let (ok, message) = config_check(&demo, &[("ASSENT_STORE", "postgres://nope")]);
+    assert!(!ok);
+    assert!(
+        message.contains("store") && message.contains("redis://"),
+        "{message}"
+    );
+
+    let (ok, message) = config_check(&demo, &[("ASSENT_HTTP__BODY_LIMIT_BYTES", "huge")]);
+    assert!(!ok);
+    assert!(message.contains("http.body_limit_bytes"), "{message}");
+
+    let (ok, message) = config_check(&demo, &[("ASSENT_LISTEN", "0.0.0.0:9031")]);
+    assert!(!ok, "demo secrets refused off loopback");
+    assert!(message.contains("admin.token_sha256"), "{message}");
+    let (ok, _) = config_check(
+        &demo,
+        &[
+            ("ASSENT_LISTEN", "0.0.0.0:9031"),
+            ("ASSENT_ALLOW_DEMO_SECRETS", "true"),
+        ],
+    );
+    assert!(ok, "unless told so");
+
+    let typo = dir.join("typo.toml");
+    std::fs::write(&typo, text.replace("public_url", "publik_url")).unwrap();
+    let (ok, message) = config_check(&typo, &[]);
+    assert!(!ok);
+    assert!(message.contains("publik_url"), "{message}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,335 @@
+//! The store conformance suite: the same checks, unchanged, against the memory backend
+//! and against a real `redis-server`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use assent_adapter::store::{Store, StoreError, Ttl};
+
+use crate::support::{RedisServer, memory_store, unique};
+
+/// Two handles on one shared state: for memory the same store twice, for Redis two
+/// separate clients (as two assent instances would be).
+struct Pair {
+    first: Arc<dyn Store>,
+    second: Arc<dyn Store>,
+    _redis: Option<RedisServer>,
+}
+
+async fn memory_pair() -> Pair {
+    let store = memory_store();
+    Pair {
+        first: Arc::clone(&store),
+        second: store,
+        _redis: None,
+    }
+}
+
+async fn redis_pair() -> Pair {
+    let redis = RedisServer::start();
+    let prefix = format!("{}:", unique("conf"));
+    Pair {
+        first: redis.store(&prefix).await,
+        second: redis.store(&prefix).await,
+        _redis: Some(redis),
+    }
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                super::$check(super::memory_pair().await).await;
+            })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                super::$check(super::redis_pair().await).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    records_carry_versions,
+    insert_creates_only_once,
+    records_expire,
+    transitions_keep_or_reset_ttl,
+    transition_is_conditional,
+    racing_transitions_have_one_winner,
+    consume_is_once_under_concurrency,
+    indexes_hold_members,
+    indexes_expire,
+    waiter_is_woken_by_a_write_through_a_second_client,
+    waiter_without_write_times_out,
+    notify_wakes_waiters,
+);
+
+async fn records_carry_versions(pair: Pair) {
+    let store = pair.first;
+    assert_eq!(store.get("r:{a}").await.unwrap(), None);
+    assert_eq!(store.put("r:{a}", b"one", Ttl::Persist).await.unwrap(), 1);
+    assert_eq!(store.put("r:{a}", b"two", Ttl::Persist).await.unwrap(), 2);
+    let record = store.get("r:{a}").await.unwrap().unwrap();
+    assert_eq!((record.value.as_slice(), record.version), (&b"two"[..], 2));
+    assert!(store.delete("r:{a}").await.unwrap());
+    assert!(!store.delete("r:{a}").await.unwrap());
+    assert_eq!(store.get("r:{a}").await.unwrap(), None);
+}
+
+async fn insert_creates_only_once(pair: Pair) {
+    let store = pair.first;
+    assert!(
+        store
+            .insert("jti:{x}", b"first", Ttl::Set(Duration::from_secs(60)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !pair
+            .second
+            .insert("jti:{x}", b"second", Ttl::Set(Duration::from_secs(60)))
+            .await
+            .unwrap()
+    );
+    let record = store.get("jti:{x}").await.unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_slice(), record.version),
+        (&b"first"[..], 1)
+    );
+}
+
+async fn records_expire(pair: Pair) {
+    let store = pair.first;
+    store
+        .insert("otp:{e}", b"v", Ttl::Set(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    store
+        .put("flow:{e}", b"v", Ttl::Set(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert!(store.get("otp:{e}").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(store.get("otp:{e}").await.unwrap(), None);
+    assert_eq!(store.get("flow:{e}").await.unwrap(), None);
+    assert_eq!(store.consume("otp:{e}").await.unwrap(), None);
+    assert!(matches!(
+        store.transition("flow:{e}", 1, b"w", Ttl::Keep, None).await,
+        Err(StoreError::NotFound)
+    ));
+    // An expired key can be created afresh.
+    assert!(
+        store
+            .insert("otp:{e}", b"again", Ttl::Set(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
+}
+
+async fn transitions_keep_or_reset_ttl(pair: Pair) {
+    let store = pair.first;
+    store
+        .insert("k:{t}", b"0", Ttl::Set(Duration::from_millis(400)))
+        .await
+        .unwrap();
+    // Keep: the original expiry still applies.
+    store
+        .transition("k:{t}", 1, b"1", Ttl::Keep, None)
+        .await
+        .unwrap();
+    store
+        .insert("p:{t}", b"0", Ttl::Set(Duration::from_millis(400)))
+        .await
+        .unwrap();
+    // Persist: the record outlives its first expiry.
+    store
+        .transition("p:{t}", 1, b"1", Ttl::Persist, None)
+        .await
+        .unwrap();
+    store
+        .insert("s:{t}", b"0", Ttl::Set(Duration::from_millis(400)))
+        .await
+        .unwrap();
+    // Set: a new, longer expiry.
+    store
+        .transition("s:{t}", 1, b"1", Ttl::Set(Duration::from_secs(30)), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(store.get("k:{t}").await.unwrap(), None);
+    assert_eq!(store.get("p:{t}").await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get("s:{t}").await.unwrap().unwrap().version, 2);
+}
+
+async fn transition_is_conditional(pair: Pair) {
+    let store = pair.first;
+    assert!(matches!(
+        store.transition("f:{c}", 1, b"x", Ttl::Keep, None).await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .insert("f:{c}", b"created", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .transition("f:{c}", 1, b"waiting", Ttl::Keep, None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(matches!(
+        pair.second
+            .transition("f:{c}", 1, b"stale", Ttl::Keep, None)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let record = store.get("f:{c}").await.unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_slice(), record.version),
+        (&b"waiting"[..], 2)
+    );
+}
+
+async fn racing_transitions_have_one_winner(pair: Pair) {
+    pair.first
+        .insert("f:{race}", b"pending", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let contenders = (0..16).map(|i| {
+        let store = if i % 2 == 0 {
+            Arc::clone(&pair.first)
+        } else {
+            Arc::clone(&pair.second)
+        };
+        tokio::spawn(async move {
+            let decision = if i % 2 == 0 { "approved" } else { "denied" };
+            store
+                .transition("f:{race}", 1, decision.as_bytes(), Ttl::Keep, None)
+                .await
+                .map(|_| decision)
+        })
+    });
+    let outcomes: Vec<_> = futures_util::future::join_all(contenders)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect();
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one winner: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.is_err())
+            .all(|o| matches!(o, Err(StoreError::Conflict)))
+    );
+    let record = pair.first.get("f:{race}").await.unwrap().unwrap();
+    assert_eq!(record.version, 2);
+    assert_eq!(record.value, winners[0].as_bytes());
+}
+
+async fn consume_is_once_under_concurrency(pair: Pair) {
+    pair.first
+        .insert("pk:{once}", b"secret", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let takers = (0..16).map(|i| {
+        let store = if i % 2 == 0 {
+            Arc::clone(&pair.first)
+        } else {
+            Arc::clone(&pair.second)
+        };
+        tokio::spawn(async move { store.consume("pk:{once}").await.unwrap() })
+    });
+    let taken: Vec<_> = futures_util::future::join_all(takers)
+        .await
+        .into_iter()
+        .filter_map(|joined| joined.unwrap())
+        .collect();
+    assert_eq!(taken, vec![b"secret".to_vec()]);
+    assert_eq!(pair.first.get("pk:{once}").await.unwrap(), None);
+}
+
+async fn indexes_hold_members(pair: Pair) {
+    let store = pair.first;
+    assert!(
+        store
+            .index_members("devices:{u:a}")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .index_add("devices:{u:a}", "d1", Ttl::Persist)
+        .await
+        .unwrap();
+    store
+        .index_add("devices:{u:a}", "d2", Ttl::Persist)
+        .await
+        .unwrap();
+    pair.second
+        .index_add("devices:{u:a}", "d2", Ttl::Persist)
+        .await
+        .unwrap();
+    let mut members = store.index_members("devices:{u:a}").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["d1", "d2"]);
+    assert!(store.index_remove("devices:{u:a}", "d1").await.unwrap());
+    assert!(!store.index_remove("devices:{u:a}", "d1").await.unwrap());
+    assert_eq!(store.index_members("devices:{u:a}").await.unwrap(), ["d2"]);
+}
+
+async fn indexes_expire(pair: Pair) {
+    let store = pair.first;
+    store
+        .index_add("pending:{d}", "a1", Ttl::Set(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(store.index_members("pending:{d}").await.unwrap(), ["a1"]);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(store.index_members("pending:{d}").await.unwrap().is_empty());
+}
+
+async fn waiter_is_woken_by_a_write_through_a_second_client(pair: Pair) {
+    pair.first
+        .insert("f:{w}", b"waiting", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let mut subscription = pair.first.subscribe("flow:w");
+    let writer = Arc::clone(&pair.second);
+    let write = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer
+            .transition("f:{w}", 1, b"approved", Ttl::Keep, Some("flow:w"))
+            .await
+            .unwrap();
+    });
+    assert!(
+        subscription.wait(Duration::from_secs(5)).await,
+        "woken by the write"
+    );
+    write.await.unwrap();
+    assert_eq!(
+        pair.first.get("f:{w}").await.unwrap().unwrap().value,
+        b"approved"
+    );
+}
+
+async fn waiter_without_write_times_out(pair: Pair) {
+    let mut subscription = pair.first.subscribe("flow:quiet");
+    // A write on another channel does not wake this one.
+    pair.second.notify("flow:other").await.unwrap();
+    assert!(!subscription.wait(Duration::from_millis(300)).await);
+}
+
+async fn notify_wakes_waiters(pair: Pair) {
+    let mut early = pair.first.subscribe("device:n");
+    let mut other = pair.second.subscribe("device:n");
+    // The write lands before anyone waits: subscribing first means it is not missed.
+    pair.second.notify("device:n").await.unwrap();
+    assert!(early.wait(Duration::from_secs(5)).await);
+    assert!(other.wait(Duration::from_secs(5)).await);
+}

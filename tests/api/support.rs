@@ -1,0 +1,343 @@
+//! The test kit: a real `redis-server` per test, the application on port 0, typed helpers.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assent::Application;
+use assent_adapter::store::{MemoryStore, RedisOptions, RedisStore, Store};
+use assent_adapter::{Adapter, Config};
+use figment::Figment;
+use prometheus::IntCounter;
+
+/// The admin token of the demo configuration.
+pub const ADMIN_TOKEN: &str = "demo-admin-token";
+
+/// The repository root (where `conf/assent.toml` lives).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("no free port")
+}
+
+/// A short random name, for key prefixes and directories.
+pub fn unique(label: &str) -> String {
+    format!("{label}-{:016x}", rand::random::<u64>())
+}
+
+/// Logs from the code under test, only when `TEST_LOG` is set.
+fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        assent::telemetry::init(assent::telemetry::LogFormat::Text);
+    }
+}
+
+/// A real `redis-server`, started on a free port with its own data directory (AOF on, so
+/// that a restart keeps the data as in production), stopped when dropped.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("assent-redis"));
+        std::fs::create_dir_all(&dir).expect("cannot create the Redis directory");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--protected-mode", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: the README's test command installs it");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.answers_ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Stops the server cleanly (SIGTERM: the AOF is flushed) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// A store client of this server, as an assent instance would have.
+    pub async fn store(&self, key_prefix: &str) -> Arc<dyn Store> {
+        let options = RedisOptions {
+            url: self.url(),
+            key_prefix: key_prefix.to_owned(),
+            timeout: Duration::from_millis(1000),
+        };
+        let errors = IntCounter::new("test_store_errors", "test").expect("counter");
+        Arc::new(
+            RedisStore::connect(options, errors)
+                .await
+                .expect("cannot connect to the test Redis"),
+        )
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An in-process memory store.
+pub fn memory_store() -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new())
+}
+
+/// Which backend a test application uses.
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
+    /// The embedded default.
+    Memory,
+    /// A shared Redis, with a key prefix of the test's own.
+    Redis(&'a RedisServer),
+}
+
+/// The demo configuration, on port 0, with the given backend and overrides on top.
+pub fn test_config(backend: Backend<'_>, key_prefix: &str, overrides: Figment) -> Config {
+    let store = match backend {
+        Backend::Memory => "memory".to_owned(),
+        Backend::Redis(redis) => redis.url(),
+    };
+    let figment = Config::figment(&repo_root().join("conf/assent.toml"))
+        .merge(("listen", "127.0.0.1:0"))
+        .merge(("store", store))
+        .merge(("store_options.key_prefix", key_prefix))
+        .merge(("store_options.timeout_ms", 500))
+        .merge(("http.workers", 1))
+        .merge(overrides);
+    Config::from_figment(figment).expect("the test configuration is valid")
+}
+
+/// A running assent instance and an HTTP client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The instance's domain service (for reaching its store directly).
+    pub adapter: Adapter,
+    /// The Redis key prefix of its state.
+    pub key_prefix: String,
+    /// A client with no cookies and no redirects, as an API client would be.
+    pub http: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// Starts an instance on the demo configuration.
+    pub async fn spawn(backend: Backend<'_>) -> Self {
+        Self::spawn_with(backend, &unique("t"), Figment::new()).await
+    }
+
+    /// Starts an instance with a given key prefix (instances sharing one Redis and one
+    /// prefix share their state) and configuration overrides.
+    pub async fn spawn_with(backend: Backend<'_>, key_prefix: &str, overrides: Figment) -> Self {
+        init_test_log();
+        let key_prefix = format!("{key_prefix}:");
+        let config = test_config(backend, &key_prefix, overrides);
+        let application = Application::build(config)
+            .await
+            .expect("the application starts");
+        let address = format!("http://{}", application.address());
+        let adapter = application.adapter().clone();
+        let handle = application.handle();
+        tokio::spawn(application.run_until_stopped());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client");
+        Self {
+            address,
+            adapter,
+            key_prefix,
+            http,
+            handle,
+        }
+    }
+
+    /// A URL on this instance.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// `GET path` with the admin token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// Stops the instance (as SIGTERM would).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Reads a problem+json body, checking the content type.
+pub async fn problem(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json", "a problem body");
+    response.json().await.expect("a JSON problem body")
+}
+
+/// The `assent` binary with the demo configuration, as the README's quick start runs it.
+pub fn assent_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_assent"));
+    command.current_dir(repo_root());
+    command
+}
+
+/// A running `assent serve` process, stopped (SIGKILL) if still alive when dropped.
+pub struct AssentProcess {
+    pub child: Child,
+    pub address: String,
+}
+
+impl AssentProcess {
+    /// Runs `assent serve` with the given extra environment on a free port and waits until
+    /// `/healthz` answers.
+    pub async fn serve(args: &[&str], env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = assent_command();
+        command
+            .arg("serve")
+            .args(args)
+            .env("ASSENT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ASSENT_HTTP__WORKERS", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the assent binary runs");
+        let process = Self {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if reqwest::get(format!("{}/healthz", process.address))
+                .await
+                .is_ok()
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("assent serve did not come up");
+    }
+
+    /// Sends SIGTERM and returns the exit status and everything it logged.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("true"));
+        let output = child.wait_with_output().expect("assent exits");
+        let mut logs = String::from_utf8_lossy(&output.stdout).into_owned();
+        logs.push_str(&String::from_utf8_lossy(&output.stderr));
+        (output.status, logs)
+    }
+}
+
+impl Drop for AssentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,6 +8,7 @@
     clippy::await_holding_lock
 )]
 
+pub mod device;
 pub mod startup;
 pub mod telemetry;
 

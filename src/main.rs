@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use assent::Application;
+use assent::device::{Device, DeviceError, describe};
 use assent::telemetry::{self, LogFormat};
 use assent_adapter::Config;
 use assent_adapter::config::SecretHash;
@@ -31,6 +32,61 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Act as the native app of a paired device (a simulator for trying flows).
+    Device {
+        /// Where the device's pairing and private key are kept.
+        #[arg(long, global = true, default_value = "assent-device.json")]
+        state: PathBuf,
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Generate a key pair and pair it using a one-time pairing key.
+    Pair {
+        /// The pairing key (from the Admin API or a registration flow).
+        #[arg(long)]
+        key: String,
+        /// The assent base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9031")]
+        server: String,
+        /// The device's name.
+        #[arg(long, default_value = "assent simulator")]
+        name: String,
+    },
+    /// List the requests waiting for this device.
+    Pending {
+        /// Long-poll up to this many seconds for one to arrive.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Approve a pending request.
+    Approve {
+        /// The request's auth id.
+        auth_id: String,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// The request's auth id.
+        auth_id: String,
+    },
+    /// Wait for requests and answer each as told.
+    Watch {
+        /// The answer to give every request.
+        #[arg(long, value_enum)]
+        auto: AutoAnswer,
+        /// Stop after answering this many requests (0: never).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AutoAnswer {
+    Approve,
+    Deny,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +116,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Device { state, command } => device(&state, command),
         Command::Config(ConfigCommand::HashSecret) => {
             let mut secret = String::new();
             if std::io::stdin().read_line(&mut secret).is_err() || secret.trim().is_empty() {
@@ -106,4 +163,81 @@ fn serve(config_path: PathBuf, log_format: LogFormat) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn device(state: &std::path::Path, command: DeviceCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_device(state, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(), DeviceError> {
+    match command {
+        DeviceCommand::Pair { key, server, name } => {
+            let device = Device::pair(&server, &key, &name).await?;
+            device.save(state)?;
+            println!(
+                "paired device {} with user {} (key kept in {})",
+                device.id(),
+                device.user_id(),
+                state.display()
+            );
+        }
+        DeviceCommand::Pending { wait } => {
+            let device = Device::load(state)?;
+            let pending = device.pending(wait).await?;
+            if pending.is_empty() {
+                println!("no pending requests");
+            }
+            for request in &pending {
+                println!("{}", describe(request));
+            }
+        }
+        DeviceCommand::Approve { auth_id } => {
+            let answer = Device::load(state)?.answer_id(&auth_id, true).await?;
+            println!("approved {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Deny { auth_id } => {
+            let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
+            println!("denied {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Watch { auto, count } => {
+            let device = Device::load(state)?;
+            let approve = matches!(auto, AutoAnswer::Approve);
+            let mut answered = 0;
+            println!("device {} watching for requests", device.id());
+            loop {
+                for request in device.pending(25).await? {
+                    println!("{}", describe(&request));
+                    match device.answer(&request, approve).await {
+                        Ok(answer) => println!(
+                            "  -> {}: flow is {}",
+                            if approve { "approved" } else { "denied" },
+                            answer.status
+                        ),
+                        Err(error) => println!("  -> not answered: {error}"),
+                    }
+                    answered += 1;
+                    if count > 0 && answered >= count {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

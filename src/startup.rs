@@ -52,25 +52,28 @@ impl Application {
 
         let body_limit = adapter.config().http.body_limit_bytes;
         let data = web::Data::new(adapter.clone());
-        let mut server =
-            HttpServer::new(move || {
-                App::new()
-                    .wrap(from_fn(observe))
-                    .app_data(data.clone())
-                    .app_data(web::PayloadConfig::new(body_limit))
-                    .app_data(web::JsonConfig::default().limit(body_limit).error_handler(
-                        |error, _| assent_adapter::api::bad_request(error.to_string()).into(),
-                    ))
-                    .configure(assent_adapter::api::configure)
-                    .default_service(web::to(not_found))
-            })
-            .listen(listener)
-            .map_err(|source| StartError::Listen {
-                address: listen,
-                source,
-            })?
-            // Long polls last at most `long_poll_max_secs`; let them finish on SIGTERM.
-            .shutdown_timeout(adapter.config().http.long_poll_max_secs + 1);
+        let cors_origins = adapter.config().http.cors_origins.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(observe))
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(body_limit)
+                        .error_handler(|error, _| assent_adapter::api::json_error(error).into()),
+                )
+                .configure(assent_adapter::api::configure)
+                .configure(assent_authn_api::configure(&cors_origins))
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartError::Listen {
+            address: listen,
+            source,
+        })?
+        // Long polls last at most `long_poll_max_secs`; let them finish on SIGTERM.
+        .shutdown_timeout(adapter.config().http.long_poll_max_secs + 1);
         if workers > 0 {
             server = server.workers(workers);
         }

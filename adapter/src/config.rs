@@ -97,6 +97,9 @@ pub struct Config {
     /// Global policy.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Message templates for the device, by id (`${name}` placeholders).
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, crate::params::Template>,
 }
 
 /// Which backend holds the state.
@@ -308,6 +311,11 @@ impl Config {
         }
         if self.http.long_poll_max_secs == 0 || self.http.long_poll_max_secs > 300 {
             return Err(invalid("http.long_poll_max_secs", "between 1 and 300"));
+        }
+        for (id, template) in &self.templates {
+            template
+                .validate()
+                .map_err(|reason| invalid(&format!("templates.{id}"), &reason))?;
         }
         for (index, user) in self.users.iter().enumerate() {
             user.validate()

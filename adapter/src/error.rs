@@ -1,6 +1,35 @@
-//! The adapter's one error type; each API maps it to its own convention in one place.
+//! The adapter's error types; each API maps them to its own convention in one place.
 
 use crate::store::StoreError;
+
+/// Why a flow refused an event.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    /// The action is not one the flow offers in its current status.
+    #[error("{action} is not allowed while the flow is {status}")]
+    NotAllowed {
+        /// The action attempted.
+        action: &'static str,
+        /// The flow's status.
+        status: &'static str,
+    },
+    /// The device named is not one of the user's.
+    #[error("the device is not one of the user's devices")]
+    UnknownDevice,
+    /// The device answered a request that is not waiting for it (answered already,
+    /// replaced by a newer one, or addressed to another device).
+    #[error("the request is not waiting for this device's answer")]
+    NotPending,
+    /// The device answered after the request timed out.
+    #[error("the request has expired")]
+    RequestExpired,
+    /// The result was asked for before the flow ended.
+    #[error("the flow has not ended: it is {0}")]
+    NotTerminal(&'static str),
+    /// The result was already picked up.
+    #[error("the result was already picked up")]
+    AlreadyPickedUp,
+}
 
 /// Why a domain operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -8,9 +37,9 @@ pub enum AdapterError {
     /// The store cannot be reached; retry later.
     #[error("the state store is unavailable")]
     Unavailable(#[source] StoreError),
-    /// Credentials missing or wrong.
-    #[error("authentication required")]
-    Unauthenticated,
+    /// Credentials missing or wrong; the text says which check failed.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(&'static str),
     /// The named thing does not exist (or is no longer there).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -20,6 +49,9 @@ pub enum AdapterError {
     /// A concurrent change won; the request lost the race.
     #[error("{0}")]
     Conflict(String),
+    /// The flow refused the event.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
     /// A bug or corrupt state, never caused by the caller.
     #[error("internal error: {0}")]
     Internal(String),

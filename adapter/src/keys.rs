@@ -1,11 +1,58 @@
 //! Every store key and channel name, built here and nowhere else.
 //!
-//! Keys of one user share the hash tag `{u:<userId>}` and keys of one flow share
-//! `{<flowId>}`, so that a Redis Cluster keeps what one script touches on one slot.
+//! Keys of one user share the hash tag `{u:<userId>}`, keys of one flow share `{<flowId>}`
+//! and keys of one device `{d:<deviceId>}`, so that a Redis Cluster keeps what one script
+//! touches on one slot.
 
+use crate::ids::{DeviceId, FlowId};
 use crate::user::UserId;
 
 /// A user's profile.
 pub fn user(user: &UserId) -> String {
     format!("user:{{u:{user}}}")
+}
+
+/// The set of a user's device ids.
+pub fn user_devices(user: &UserId) -> String {
+    format!("devices:{{u:{user}}}")
+}
+
+/// The id of the device a user chose as default.
+pub fn default_device(user: &UserId) -> String {
+    format!("default-device:{{u:{user}}}")
+}
+
+/// A paired device.
+pub fn device(device: &DeviceId) -> String {
+    format!("device:{{d:{device}}}")
+}
+
+/// The auth ids waiting for a device's answer.
+pub fn device_pending(device: &DeviceId) -> String {
+    format!("pending:{{d:{device}}}")
+}
+
+/// A device JWT id already used (replay marker); the id is hashed so any text is safe.
+pub fn device_jti(device: &DeviceId, jti_sha256: &str) -> String {
+    format!("jti:{{d:{device}}}:{jti_sha256}")
+}
+
+/// A pairing key, by the SHA-256 of its value (the key itself is never stored).
+pub fn pairing_key(key_sha256: &str) -> String {
+    format!("pairing:{{{key_sha256}}}")
+}
+
+/// A flow.
+pub fn flow(flow: &FlowId) -> String {
+    format!("flow:{{{flow}}}")
+}
+
+/// Wake-ups for waiters on a flow.
+pub fn flow_channel(flow: &FlowId) -> String {
+    format!("flow:{flow}")
+}
+
+/// Wake-ups for a device's long poll.
+pub fn device_channel(device: &DeviceId) -> String {
+    format!("device:{device}")
 }

@@ -11,9 +11,16 @@
 
 pub mod api;
 pub mod config;
+pub mod device;
+pub mod device_key;
 pub mod error;
+pub mod flow;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod pairing;
+pub mod params;
+pub mod proto;
 pub mod store;
 pub mod user;
 

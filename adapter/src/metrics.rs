@@ -18,6 +18,21 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// Long polls waiting right now.
     pub open_long_polls: IntGauge,
+    /// Flows started, by kind.
+    pub flows_started: IntCounterVec,
+    /// Flows ended, by kind and outcome.
+    pub flows_finished: IntCounterVec,
+    /// Time from flow start to the device's decision, by kind and decision.
+    pub decision_seconds: HistogramVec,
+}
+
+/// Counts one open long poll while alive.
+pub struct OpenLongPoll(IntGauge);
+
+impl Drop for OpenLongPoll {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -41,6 +56,27 @@ impl Metrics {
         )?;
         let store_errors = IntCounter::new("store_errors_total", "Store calls that failed")?;
         let open_long_polls = IntGauge::new("open_long_polls", "Long polls waiting now")?;
+        let flows_started = IntCounterVec::new(
+            Opts::new("flows_started_total", "Flows started, by kind"),
+            &["kind"],
+        )?;
+        let flows_finished = IntCounterVec::new(
+            Opts::new("flows_finished_total", "Flows ended, by kind and outcome"),
+            &["kind", "outcome"],
+        )?;
+        let decision_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "flow_decision_seconds",
+                "Time from flow start to the device's decision",
+            )
+            .buckets(vec![
+                0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
+            &["kind", "decision"],
+        )?;
+        registry.register(Box::new(flows_started.clone()))?;
+        registry.register(Box::new(flows_finished.clone()))?;
+        registry.register(Box::new(decision_seconds.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
@@ -51,7 +87,16 @@ impl Metrics {
             http_duration,
             store_errors,
             open_long_polls,
+            flows_started,
+            flows_finished,
+            decision_seconds,
         })
+    }
+
+    /// Counts a long poll until the returned guard drops.
+    pub fn long_poll_started(&self) -> OpenLongPoll {
+        self.open_long_polls.inc();
+        OpenLongPoll(self.open_long_polls.clone())
     }
 
     /// Registers a further collector (other crates' metrics).

@@ -1,1 +1,17 @@
-//! assent's PingFederate-style Authentication API.
+//! assent's PingFederate-style Authentication API: `GET/POST /pf-ws/authn/flows/{flowId}`.
+//! It renders a flow's state as a PingFederate status and maps actions onto the domain;
+//! the flows themselves live in `assent-adapter`.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::await_holding_lock
+)]
+
+mod action;
+mod error;
+mod render;
+mod routes;
+
+pub use routes::configure;

@@ -1,0 +1,60 @@
+//! The Adapter API: federation servers start flows and pick up their results.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+
+use super::auth;
+use super::problem::ProblemError;
+use crate::Adapter;
+use crate::flow::service::now_ms;
+use crate::proto::adapter::{FlowCreated, StartFlowRequest};
+
+pub(super) fn configure(config: &mut web::ServiceConfig) {
+    config.service(start_flow).service(flow_result);
+}
+
+fn client(adapter: &Adapter, request: &HttpRequest) -> Result<String, ProblemError> {
+    let (id, secret) = auth::basic(request)?;
+    Ok(adapter.authenticate_client(&id, &secret)?)
+}
+
+/// Starts a flow for a user the federation server has authenticated.
+#[post("/adapter/v1/flows")]
+async fn start_flow(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    body: web::Json<StartFlowRequest>,
+) -> Result<HttpResponse, ProblemError> {
+    let client_id = client(&adapter, &request)?;
+    let flow = adapter
+        .start_flow(&client_id, body.into_inner().into())
+        .await?;
+    let url = format!(
+        "{}/pf-ws/authn/flows/{}",
+        adapter.config().public_url.trim_end_matches('/'),
+        flow.id
+    );
+    let expires_at = flow.created_at_ms / 1000 + adapter.config().policy.flow_ttl_secs;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, url.clone()))
+        .json(FlowCreated {
+            flow_id: flow.id.to_string(),
+            authn_api_url: url,
+            status: flow.status(now_ms()).as_str().to_owned(),
+            expires_at,
+        }))
+}
+
+/// The outcome of an ended flow, once.
+#[get("/adapter/v1/flows/{flowId}/result")]
+async fn flow_result(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ProblemError> {
+    let client_id = client(&adapter, &request)?;
+    let result = adapter.pick_up_result(&client_id, &path).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(result))
+}

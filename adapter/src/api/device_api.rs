@@ -1,0 +1,97 @@
+//! The Device API: apps pair, wait for requests and answer them with signed proofs.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+
+use super::auth;
+use super::problem::{ProblemError, bad_request};
+use crate::Adapter;
+use crate::device::Device;
+use crate::device_key::PublicDeviceKey;
+use crate::flow::Decision;
+use crate::flow::service::now_ms;
+use crate::pairing::PairingRequest;
+use crate::proto::device::{DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList};
+
+pub(super) fn configure(config: &mut web::ServiceConfig) {
+    config.service(pair).service(pending).service(decide);
+}
+
+async fn device(adapter: &Adapter, request: &HttpRequest) -> Result<Device, ProblemError> {
+    let token = auth::device(request)?;
+    Ok(adapter.authenticate_device(token).await?)
+}
+
+/// Pairs a device with the user its one-time key was issued for.
+#[post("/device/v1/pairings")]
+async fn pair(
+    adapter: web::Data<Adapter>,
+    body: web::Json<PairRequest>,
+) -> Result<HttpResponse, ProblemError> {
+    let body = body.into_inner();
+    let public_key = PublicDeviceKey::parse(&body.public_jwk).map_err(bad_request)?;
+    let device = adapter
+        .pair_device(PairingRequest {
+            pairing_key: body.pairing_key,
+            public_key,
+            name: body.name,
+            os: body.os,
+            os_version: body.os_version,
+            model: body.model,
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(Paired {
+        device_id: device.id.to_string(),
+        user_id: device.user_id.to_string(),
+    }))
+}
+
+/// `?wait=` seconds for a long poll.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaitQuery {
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+impl WaitQuery {
+    /// The requested wait; the domain caps it.
+    pub(crate) fn duration(&self) -> Duration {
+        Duration::from_secs(self.wait.unwrap_or(0))
+    }
+}
+
+/// The requests waiting for this device; long-polls with `?wait=N`.
+#[get("/device/v1/pending")]
+async fn pending(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    query: Result<web::Query<WaitQuery>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    let query = query.map_err(|error| bad_request(format!("bad query: {error}")))?;
+    let device = device(&adapter, &request).await?;
+    let requests = adapter.pending_requests(&device, query.duration()).await?;
+    Ok(HttpResponse::Ok().json(PendingList { requests }))
+}
+
+/// The device's signed answer to a request.
+#[post("/device/v1/authentications/{authId}")]
+async fn decide(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<DecisionRequest>,
+) -> Result<HttpResponse, ProblemError> {
+    let device = device(&adapter, &request).await?;
+    let decision = Decision::parse(&body.decision)
+        .ok_or_else(|| bad_request("decision must be `approve` or `deny`"))?;
+    let flow = adapter
+        .decide(&device, &path, decision, &body.proof)
+        .await?;
+    Ok(HttpResponse::Ok().json(DecisionAccepted {
+        auth_id: path.into_inner(),
+        status: flow.status(now_ms()).as_str().to_owned(),
+    }))
+}

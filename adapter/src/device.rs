@@ -1,0 +1,150 @@
+//! Paired devices: who they belong to, their key, and the user's list of them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device_key::PublicDeviceKey;
+use crate::error::AdapterError;
+use crate::ids::DeviceId;
+use crate::keys;
+use crate::store::{Store, Ttl};
+use crate::user::UserId;
+
+/// Longest nickname, name, OS, version or model.
+pub const MAX_LABEL_LEN: usize = 64;
+
+/// A device paired with a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Its id (the `iss` of its JWTs).
+    pub id: DeviceId,
+    /// The user it is paired with.
+    pub user_id: UserId,
+    /// The name the app reported (e.g. "Alice's phone").
+    pub name: String,
+    /// Operating system, e.g. `iOS` or `Android`.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+    /// The user's own name for it.
+    pub nickname: Option<String>,
+    /// Its public key.
+    pub public_key: PublicDeviceKey,
+    /// When it was paired (seconds since the epoch).
+    pub paired_at: u64,
+}
+
+impl Device {
+    /// The device type PingFederate's widget knows: `iPhone`, `Android`, or `Mobile`.
+    pub fn widget_type(&self) -> &'static str {
+        let os = self.os.to_ascii_lowercase();
+        if os.contains("ios") || os.contains("iphone") {
+            "iPhone"
+        } else if os.contains("android") {
+            "Android"
+        } else {
+            "Mobile"
+        }
+    }
+}
+
+/// Checks a free-text label (name, nickname, OS...).
+pub fn validate_label(field: &str, value: &str) -> Result<(), AdapterError> {
+    if value.trim().is_empty() || value.len() > MAX_LABEL_LEN || value.chars().any(char::is_control)
+    {
+        return Err(AdapterError::Invalid(format!(
+            "`{field}` must be 1 to {MAX_LABEL_LEN} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Reads a device.
+pub async fn find(store: &dyn Store, id: &DeviceId) -> Result<Option<Device>, AdapterError> {
+    match store.get(&keys::device(id)).await? {
+        Some(record) => Ok(Some(
+            serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Writes a device (long-lived: no TTL) and lists it under its user.
+pub async fn save(store: &dyn Store, device: &Device) -> Result<(), AdapterError> {
+    let value = serde_json::to_vec(device).map_err(AdapterError::internal)?;
+    store
+        .put(&keys::device(&device.id), &value, Ttl::Persist)
+        .await?;
+    store
+        .index_add(
+            &keys::user_devices(&device.user_id),
+            device.id.as_str(),
+            Ttl::Persist,
+        )
+        .await?;
+    Ok(())
+}
+
+/// A user's devices, oldest first.
+pub async fn list_for_user(store: &dyn Store, user: &UserId) -> Result<Vec<Device>, AdapterError> {
+    let mut devices = Vec::new();
+    for id in store.index_members(&keys::user_devices(user)).await? {
+        let Some(id) = DeviceId::parse(&id) else {
+            continue;
+        };
+        if let Some(device) = find(store, &id).await?
+            && device.user_id == *user
+        {
+            devices.push(device);
+        }
+    }
+    devices.sort_by(|a, b| (a.paired_at, a.id.as_str()).cmp(&(b.paired_at, b.id.as_str())));
+    Ok(devices)
+}
+
+/// The device a user chose as default, if any.
+pub async fn default_for_user(
+    store: &dyn Store,
+    user: &UserId,
+) -> Result<Option<DeviceId>, AdapterError> {
+    Ok(store
+        .get(&keys::default_device(user))
+        .await?
+        .and_then(|record| String::from_utf8(record.value).ok())
+        .and_then(|id| DeviceId::parse(&id)))
+}
+
+/// Makes `device` the user's default.
+pub async fn set_default(
+    store: &dyn Store,
+    user: &UserId,
+    device: &DeviceId,
+) -> Result<(), AdapterError> {
+    store
+        .put(
+            &keys::default_device(user),
+            device.as_str().as_bytes(),
+            Ttl::Persist,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Unpairs a device: it can no longer authenticate or answer.
+pub async fn remove(store: &dyn Store, device: &Device) -> Result<(), AdapterError> {
+    store
+        .index_remove(&keys::user_devices(&device.user_id), device.id.as_str())
+        .await?;
+    store.delete(&keys::device(&device.id)).await?;
+    Ok(())
+}

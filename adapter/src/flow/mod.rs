@@ -1,0 +1,331 @@
+//! Flows: what a federation server asked for, where it stands, and how it ended.
+//!
+//! A flow is one record (one Redis hash tag): the request sent to the device lives inside
+//! it, so the device's answer and the flow's transition are one atomic compare-and-set.
+
+mod oob;
+pub mod service;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::oob::{Event, apply};
+pub use self::service::{Decision, DeviceRequest, FlowAction, FlowResult, StartFlow};
+use crate::ids::{AuthId, DeviceId, FlowId};
+use crate::params::{DynamicParams, Message};
+use crate::user::UserId;
+
+/// What the federation server asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    /// Out of band / step up authentication from web (seed 004).
+    Oob,
+    /// Transaction approval: the device shows and signs the dynamic parameters.
+    Transaction,
+}
+
+impl FlowKind {
+    /// The name used in the API and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oob => "oob",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
+/// The application the user is signing in to, as the federation server describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Display name.
+    pub name: String,
+    /// The federation server's id for it.
+    pub id: Option<String>,
+    /// Icon shown on the device.
+    pub icon_url: Option<String>,
+}
+
+/// A device as a flow shows it: captured at flow start, refreshed when the user manages
+/// devices, so that rendering a flow costs one store read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSummary {
+    /// Device id.
+    pub id: DeviceId,
+    /// Widget type: `iPhone`, `Android`, `Mobile`.
+    pub kind: String,
+    /// The name the app reported.
+    pub name: String,
+    /// The user's name for it.
+    pub nickname: Option<String>,
+    /// What identifies it to the person (the model), already safe to show.
+    pub target: String,
+    /// The user's default device.
+    pub default: bool,
+}
+
+/// A request sent to a device and not answered yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// The id the device answers.
+    pub auth_id: AuthId,
+    /// The device asked.
+    pub device_id: DeviceId,
+    /// When it was sent (ms since the epoch).
+    pub sent_at_ms: u64,
+    /// When it times out (ms since the epoch).
+    pub expires_at_ms: u64,
+}
+
+/// How the second factor was given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The device that approved.
+    pub device_id: DeviceId,
+    /// `push`.
+    pub method: String,
+    /// When (ms since the epoch).
+    pub decided_at_ms: u64,
+}
+
+/// Where a flow stands. Time-outs are not stored: a push past its expiry *is* timed out,
+/// so reading a flow never needs to write it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FlowState {
+    /// The user has several devices and must pick one.
+    DeviceSelectionRequired,
+    /// A request is on the device.
+    PushWaiting {
+        /// The request.
+        push: Push,
+    },
+    /// The device denied: final.
+    PushRejected {
+        /// The request denied.
+        push: Push,
+    },
+    /// The device approved; the browser continues.
+    MfaCompleted {
+        /// How.
+        approval: Approval,
+    },
+    /// The second factor cannot be given (no usable device...).
+    MfaFailed {
+        /// Why, for the person and the federation server.
+        reason: String,
+    },
+    /// Done: the federation server may pick up the result.
+    Completed {
+        /// How.
+        approval: Approval,
+    },
+    /// Ended without success after a rejection or a failure.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The person gave up.
+    Canceled,
+}
+
+/// A flow's status as the Authentication API names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `DEVICE_SELECTION_REQUIRED`
+    DeviceSelectionRequired,
+    /// `PUSH_CONFIRMATION_WAITING`
+    PushConfirmationWaiting,
+    /// `PUSH_CONFIRMATION_REJECTED`
+    PushConfirmationRejected,
+    /// `PUSH_CONFIRMATION_TIMED_OUT`
+    PushConfirmationTimedOut,
+    /// `MFA_COMPLETED`
+    MfaCompleted,
+    /// `MFA_FAILED`
+    MfaFailed,
+    /// `COMPLETED`
+    Completed,
+    /// `RESUME`: completed, and control returns to `returnUrl`.
+    Resume,
+    /// `FAILED`
+    Failed,
+    /// `CANCELED`
+    Canceled,
+}
+
+impl Status {
+    /// The PingFederate name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeviceSelectionRequired => "DEVICE_SELECTION_REQUIRED",
+            Self::PushConfirmationWaiting => "PUSH_CONFIRMATION_WAITING",
+            Self::PushConfirmationRejected => "PUSH_CONFIRMATION_REJECTED",
+            Self::PushConfirmationTimedOut => "PUSH_CONFIRMATION_TIMED_OUT",
+            Self::MfaCompleted => "MFA_COMPLETED",
+            Self::MfaFailed => "MFA_FAILED",
+            Self::Completed => "COMPLETED",
+            Self::Resume => "RESUME",
+            Self::Failed => "FAILED",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    /// Whether the flow's outcome is settled, so the federation server may pick it up.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Resume | Self::Failed | Self::Canceled
+        )
+    }
+}
+
+/// An action of the Authentication API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `selectDevice {deviceRef:{id}}`: push to that device (also: retry after a time-out).
+    SelectDevice,
+    /// `setDefaultDevice {deviceRef:{id}}`
+    SetDefaultDevice,
+    /// `updateDeviceNickname {id, nickname}`
+    UpdateDeviceNickname,
+    /// `removeDevice {deviceRef:{id}}`
+    RemoveDevice,
+    /// `poll`: wait for the device's answer.
+    Poll,
+    /// `continueAuthentication`
+    ContinueAuthentication,
+    /// `cancelAuthentication`
+    CancelAuthentication,
+}
+
+impl Action {
+    /// Every action, in the order `_links` lists them.
+    pub const ALL: [Self; 7] = [
+        Self::SelectDevice,
+        Self::SetDefaultDevice,
+        Self::UpdateDeviceNickname,
+        Self::RemoveDevice,
+        Self::Poll,
+        Self::ContinueAuthentication,
+        Self::CancelAuthentication,
+    ];
+
+    /// The action id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::SelectDevice => "selectDevice",
+            Self::SetDefaultDevice => "setDefaultDevice",
+            Self::UpdateDeviceNickname => "updateDeviceNickname",
+            Self::RemoveDevice => "removeDevice",
+            Self::Poll => "poll",
+            Self::ContinueAuthentication => "continueAuthentication",
+            Self::CancelAuthentication => "cancelAuthentication",
+        }
+    }
+
+    /// Parses an action id.
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.id() == id)
+    }
+}
+
+/// One flow, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Its id.
+    pub id: FlowId,
+    /// What was asked for.
+    pub kind: FlowKind,
+    /// The federation server that started it (the only one that may pick up the result).
+    pub client_id: String,
+    /// Whom it is about.
+    pub user_id: UserId,
+    /// The application signed in to.
+    pub application: Application,
+    /// The browser's IP address, as the federation server saw it.
+    pub client_ip: Option<String>,
+    /// Dynamic parameters, shown on the device and bound by its proof.
+    pub params: DynamicParams,
+    /// What the device shows.
+    pub message: Message,
+    /// Where the browser goes back to when done.
+    pub return_url: Option<String>,
+    /// When it started (ms since the epoch).
+    pub created_at_ms: u64,
+    /// The user's devices.
+    pub devices: Vec<DeviceSummary>,
+    /// Where it stands.
+    pub state: FlowState,
+    /// Whether the federation server has picked the result up.
+    pub result_picked_up: bool,
+}
+
+impl Flow {
+    /// The status at `now_ms`.
+    pub fn status(&self, now_ms: u64) -> Status {
+        match &self.state {
+            FlowState::DeviceSelectionRequired => Status::DeviceSelectionRequired,
+            FlowState::PushWaiting { push } if now_ms >= push.expires_at_ms => {
+                Status::PushConfirmationTimedOut
+            }
+            FlowState::PushWaiting { .. } => Status::PushConfirmationWaiting,
+            FlowState::PushRejected { .. } => Status::PushConfirmationRejected,
+            FlowState::MfaCompleted { .. } => Status::MfaCompleted,
+            FlowState::MfaFailed { .. } => Status::MfaFailed,
+            FlowState::Completed { .. } if self.return_url.is_some() => Status::Resume,
+            FlowState::Completed { .. } => Status::Completed,
+            FlowState::Failed { .. } => Status::Failed,
+            FlowState::Canceled => Status::Canceled,
+        }
+    }
+
+    /// The actions allowed at `now_ms`: exactly what `_links` lists.
+    pub fn allowed_actions(&self, now_ms: u64) -> &'static [Action] {
+        use Action::*;
+        match self.status(now_ms) {
+            Status::DeviceSelectionRequired => &[
+                SelectDevice,
+                SetDefaultDevice,
+                UpdateDeviceNickname,
+                RemoveDevice,
+                CancelAuthentication,
+            ],
+            Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
+            Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
+            Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],
+            Status::MfaCompleted => &[ContinueAuthentication],
+            Status::Completed | Status::Resume | Status::Failed | Status::Canceled => &[],
+        }
+    }
+
+    /// The push waiting on the device, if any (expired or not).
+    pub fn push(&self) -> Option<&Push> {
+        match &self.state {
+            FlowState::PushWaiting { push } | FlowState::PushRejected { push } => Some(push),
+            _ => None,
+        }
+    }
+
+    /// The device currently selected, if any.
+    pub fn selected_device(&self) -> Option<&DeviceId> {
+        match &self.state {
+            FlowState::PushWaiting { push } | FlowState::PushRejected { push } => {
+                Some(&push.device_id)
+            }
+            FlowState::MfaCompleted { approval } | FlowState::Completed { approval } => {
+                Some(&approval.device_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Why it failed, if it did.
+    pub fn failure_reason(&self) -> Option<&str> {
+        match &self.state {
+            FlowState::MfaFailed { reason } | FlowState::Failed { reason } => Some(reason),
+            FlowState::PushRejected { .. } => Some("the request was denied on the device"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The state machine of out-of-band and transaction flows (they differ only in what the
+//! device shows). Pure: no I/O, no clock; the caller supplies the time and applies the
+//! result with one compare-and-set.
+
+use super::{Approval, DeviceSummary, Flow, FlowState, Push, Status};
+use crate::error::FlowError;
+use crate::ids::{AuthId, DeviceId};
+
+/// Something that happens to a flow.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The person picked a device (or retries after a time-out): push to it.
+    SelectDevice {
+        /// The device.
+        device: DeviceId,
+        /// A fresh request id for the push.
+        auth_id: AuthId,
+        /// How long the device has to answer.
+        timeout_ms: u64,
+    },
+    /// The person managed their devices while choosing one.
+    DevicesChanged {
+        /// The device list now.
+        devices: Vec<DeviceSummary>,
+    },
+    /// The device answered.
+    Decision {
+        /// The request answered.
+        auth_id: AuthId,
+        /// The device that answered (authenticated).
+        device: DeviceId,
+        /// Approve (`true`) or deny.
+        approve: bool,
+    },
+    /// The browser moves on after `MFA_COMPLETED`.
+    Continue,
+    /// The person gives up.
+    Cancel,
+    /// The federation server takes the result (once).
+    PickUp,
+}
+
+impl Event {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::SelectDevice { .. } => "selectDevice",
+            Self::DevicesChanged { .. } => "device management",
+            Self::Decision { .. } => "device decision",
+            Self::Continue => "continueAuthentication",
+            Self::Cancel => "cancelAuthentication",
+            Self::PickUp => "result pickup",
+        }
+    }
+}
+
+/// The flow after `event` at `now_ms`, or why the event does not apply.
+pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> {
+    let status = flow.status(now_ms);
+    let not_allowed = |event: &Event| FlowError::NotAllowed {
+        action: event.action(),
+        status: status.as_str(),
+    };
+    let mut next = flow.clone();
+    match event {
+        Event::SelectDevice {
+            device,
+            auth_id,
+            timeout_ms,
+        } => {
+            if !matches!(
+                status,
+                Status::DeviceSelectionRequired
+                    | Status::PushConfirmationWaiting
+                    | Status::PushConfirmationTimedOut
+            ) {
+                return Err(FlowError::NotAllowed {
+                    action: "selectDevice",
+                    status: status.as_str(),
+                });
+            }
+            if !flow.devices.iter().any(|known| known.id == device) {
+                return Err(FlowError::UnknownDevice);
+            }
+            next.state = FlowState::PushWaiting {
+                push: Push {
+                    auth_id,
+                    device_id: device,
+                    sent_at_ms: now_ms,
+                    expires_at_ms: now_ms + timeout_ms,
+                },
+            };
+        }
+        Event::DevicesChanged { devices } => {
+            if status != Status::DeviceSelectionRequired {
+                return Err(not_allowed(&Event::DevicesChanged { devices }));
+            }
+            next.state = if devices.is_empty() {
+                FlowState::MfaFailed {
+                    reason: "the user has no paired device left".to_owned(),
+                }
+            } else {
+                FlowState::DeviceSelectionRequired
+            };
+            next.devices = devices;
+        }
+        Event::Decision {
+            auth_id,
+            device,
+            approve,
+        } => {
+            let Some(push) = flow.push() else {
+                return Err(FlowError::NotPending);
+            };
+            if push.auth_id != auth_id || push.device_id != device {
+                return Err(FlowError::NotPending);
+            }
+            match status {
+                Status::PushConfirmationWaiting => {}
+                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
+                _ => return Err(FlowError::NotPending),
+            }
+            next.state = if approve {
+                FlowState::MfaCompleted {
+                    approval: Approval {
+                        device_id: device,
+                        method: "push".to_owned(),
+                        decided_at_ms: now_ms,
+                    },
+                }
+            } else {
+                FlowState::PushRejected { push: push.clone() }
+            };
+        }
+        Event::Continue => match &flow.state {
+            FlowState::MfaCompleted { approval } => {
+                next.state = FlowState::Completed {
+                    approval: approval.clone(),
+                };
+            }
+            _ => return Err(not_allowed(&Event::Continue)),
+        },
+        Event::Cancel => {
+            next.state = match status {
+                Status::DeviceSelectionRequired
+                | Status::PushConfirmationWaiting
+                | Status::PushConfirmationTimedOut => FlowState::Canceled,
+                // Canceling after a denial or a failure ends the flow as failed: the
+                // federation server must not read a denial as a mere change of mind.
+                Status::PushConfirmationRejected | Status::MfaFailed => FlowState::Failed {
+                    reason: flow
+                        .failure_reason()
+                        .unwrap_or("the second factor failed")
+                        .to_owned(),
+                },
+                _ => return Err(not_allowed(&Event::Cancel)),
+            };
+        }
+        Event::PickUp => {
+            if !status.is_terminal() {
+                return Err(FlowError::NotTerminal(status.as_str()));
+            }
+            if flow.result_picked_up {
+                return Err(FlowError::AlreadyPickedUp);
+            }
+            next.result_picked_up = true;
+        }
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{Application, FlowKind};
+    use crate::ids::FlowId;
+    use crate::params::{DynamicParams, Message};
+    use crate::user::UserId;
+
+    fn device(id: &DeviceId) -> DeviceSummary {
+        DeviceSummary {
+            id: id.clone(),
+            kind: "iPhone".into(),
+            name: "phone".into(),
+            nickname: None,
+            target: "iPhone 15".into(),
+            default: false,
+        }
+    }
+
+    fn flow(devices: &[DeviceId], return_url: Option<&str>) -> Flow {
+        Flow {
+            id: FlowId::generate(),
+            kind: FlowKind::Oob,
+            client_id: "fed".into(),
+            user_id: UserId::parse("alice").unwrap(),
+            application: Application::default(),
+            client_ip: None,
+            params: DynamicParams::default(),
+            message: Message {
+                title: "t".into(),
+                body: "b".into(),
+            },
+            return_url: return_url.map(str::to_owned),
+            created_at_ms: 0,
+            devices: devices.iter().map(device).collect(),
+            state: FlowState::DeviceSelectionRequired,
+            result_picked_up: false,
+        }
+    }
+
+    fn select(flow: &Flow, device: &DeviceId, now: u64) -> (Flow, AuthId) {
+        let auth_id = AuthId::generate(&flow.id);
+        let event = Event::SelectDevice {
+            device: device.clone(),
+            auth_id: auth_id.clone(),
+            timeout_ms: 1000,
+        };
+        (apply(flow, event, now).unwrap(), auth_id)
+    }
+
+    #[test]
+    fn approve_then_continue_completes_once() {
+        let phone = DeviceId::generate();
+        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        assert_eq!(waiting.status(10), Status::PushConfirmationWaiting);
+        let decided = apply(
+            &waiting,
+            Event::Decision {
+                auth_id,
+                device: phone,
+                approve: true,
+            },
+            10,
+        )
+        .unwrap();
+        assert_eq!(decided.status(10), Status::MfaCompleted);
+        assert!(matches!(
+            apply(&decided, Event::PickUp, 10),
+            Err(FlowError::NotTerminal("MFA_COMPLETED"))
+        ));
+        let done = apply(&decided, Event::Continue, 20).unwrap();
+        assert_eq!(done.status(20), Status::Completed);
+        let picked = apply(&done, Event::PickUp, 20).unwrap();
+        assert!(matches!(
+            apply(&picked, Event::PickUp, 20),
+            Err(FlowError::AlreadyPickedUp)
+        ));
+    }
+
+    #[test]
+    fn with_a_return_url_the_browser_resumes() {
+        let phone = DeviceId::generate();
+        let mut done = flow(&[phone.clone()], Some("https://sp.example/back"));
+        done.state = FlowState::Completed {
+            approval: Approval {
+                device_id: phone,
+                method: "push".into(),
+                decided_at_ms: 0,
+            },
+        };
+        assert_eq!(done.status(0), Status::Resume);
+        assert!(done.status(0).is_terminal());
+    }
+
+    #[test]
+    fn a_push_times_out_by_the_clock_and_can_be_retried() {
+        let phone = DeviceId::generate();
+        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        assert_eq!(waiting.status(1000), Status::PushConfirmationTimedOut);
+        let late = Event::Decision {
+            auth_id,
+            device: phone.clone(),
+            approve: true,
+        };
+        assert!(matches!(
+            apply(&waiting, late, 1000),
+            Err(FlowError::RequestExpired)
+        ));
+        let (retried, _) = select(&waiting, &phone, 1000);
+        assert_eq!(retried.status(1500), Status::PushConfirmationWaiting);
+    }
+
+    #[test]
+    fn a_denial_is_final() {
+        let phone = DeviceId::generate();
+        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        let denied = apply(
+            &waiting,
+            Event::Decision {
+                auth_id,
+                device: phone.clone(),
+                approve: false,
+            },
+            5,
+        )
+        .unwrap();
+        assert_eq!(denied.status(5), Status::PushConfirmationRejected);
+        assert_eq!(
+            denied.allowed_actions(5),
+            &[crate::flow::Action::CancelAuthentication]
+        );
+        let retry = Event::SelectDevice {
+            device: phone,
+            auth_id: AuthId::generate(&denied.id),
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            apply(&denied, retry, 6),
+            Err(FlowError::NotAllowed { .. })
+        ));
+        let failed = apply(&denied, Event::Cancel, 7).unwrap();
+        assert_eq!(failed.status(7), Status::Failed);
+    }
+
+    #[test]
+    fn only_the_asked_device_answers_the_current_request() {
+        let phone = DeviceId::generate();
+        let other = DeviceId::generate();
+        let (waiting, auth_id) = select(&flow(&[phone.clone(), other.clone()], None), &phone, 0);
+        let wrong_device = Event::Decision {
+            auth_id: auth_id.clone(),
+            device: other,
+            approve: true,
+        };
+        assert!(matches!(
+            apply(&waiting, wrong_device, 1),
+            Err(FlowError::NotPending)
+        ));
+        let stale = Event::Decision {
+            auth_id: AuthId::generate(&waiting.id),
+            device: phone,
+            approve: true,
+        };
+        assert!(matches!(
+            apply(&waiting, stale, 1),
+            Err(FlowError::NotPending)
+        ));
+    }
+
+    #[test]
+    fn unknown_devices_cannot_be_selected() {
+        let phone = DeviceId::generate();
+        let start = flow(&[phone], None);
+        let event = Event::SelectDevice {
+            device: DeviceId::generate(),
+            auth_id: AuthId::generate(&start.id),
+            timeout_ms: 1000,
+        };
+        assert!(matches!(
+            apply(&start, event, 0),
+            Err(FlowError::UnknownDevice)
+        ));
+    }
+
+    #[test]
+    fn removing_the_last_device_fails_the_flow() {
+        let phone = DeviceId::generate();
+        let start = flow(&[phone], None);
+        let empty = apply(&start, Event::DevicesChanged { devices: vec![] }, 0).unwrap();
+        assert_eq!(empty.status(0), Status::MfaFailed);
+    }
+}

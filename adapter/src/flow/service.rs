@@ -1,0 +1,753 @@
+//! Flows against the store: start, act, wait, answer from the device, pick up the result.
+//! Each change is read → [`apply`] → one compare-and-set that also wakes the waiters.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{Action, Application, DeviceSummary, Event, Flow, FlowKind, FlowState, Status, apply};
+use crate::device::{self, Device, validate_label};
+use crate::error::{AdapterError, FlowError};
+use crate::ids::{AuthId, DeviceId, FlowId};
+use crate::params::{DynamicParams, Message};
+use crate::store::{StoreError, Ttl};
+use crate::user::{self, UserId, UserProfile};
+use crate::{Adapter, device_key, keys};
+
+/// How many times a change is retried when a concurrent write moved the flow on.
+const CAS_ATTEMPTS: usize = 4;
+/// Longest accepted return URL.
+const MAX_URL_LEN: usize = 2048;
+/// The `acr` of a push approved with a device key.
+pub const ACR_MOBILE_PUSH: &str = "urn:assent:acr:mobile-push";
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// What a federation server asks for.
+pub struct StartFlow {
+    /// `oob` or `transaction`.
+    pub kind: FlowKind,
+    /// The user, created on first sight and updated afterwards.
+    pub user: UserProfile,
+    /// The application signed in to.
+    pub application: Application,
+    /// The browser's address.
+    pub client_ip: Option<String>,
+    /// Dynamic parameters (raw; validated here).
+    pub dynamic_params: BTreeMap<String, String>,
+    /// The template rendering the device's message.
+    pub template_id: Option<String>,
+    /// Where the browser returns when done.
+    pub return_url: Option<String>,
+}
+
+/// An Authentication API action with its parameters.
+#[derive(Debug)]
+pub enum FlowAction {
+    /// Push to this device.
+    SelectDevice(String),
+    /// Make this device the default.
+    SetDefaultDevice(String),
+    /// Rename a device.
+    UpdateDeviceNickname {
+        /// The device.
+        id: String,
+        /// Its new nickname.
+        nickname: String,
+    },
+    /// Unpair a device.
+    RemoveDevice(String),
+    /// Move on after `MFA_COMPLETED`.
+    Continue,
+    /// Give up.
+    Cancel,
+}
+
+impl FlowAction {
+    fn action(&self) -> Action {
+        match self {
+            Self::SelectDevice(_) => Action::SelectDevice,
+            Self::SetDefaultDevice(_) => Action::SetDefaultDevice,
+            Self::UpdateDeviceNickname { .. } => Action::UpdateDeviceNickname,
+            Self::RemoveDevice(_) => Action::RemoveDevice,
+            Self::Continue => Action::ContinueAuthentication,
+            Self::Cancel => Action::CancelAuthentication,
+        }
+    }
+}
+
+/// A device's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Yes, it's me.
+    Approve,
+    /// No.
+    Deny,
+}
+
+impl Decision {
+    /// Parses `approve` / `deny`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "approve" => Some(Self::Approve),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// A request as the device sees it (the Device API's wire shape too).
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRequest {
+    /// The id to answer.
+    pub auth_id: AuthId,
+    /// `oob` or `transaction`.
+    pub kind: String,
+    /// The user asked (a device may serve several).
+    pub user_id: UserId,
+    /// Title to show.
+    pub title: String,
+    /// Body to show.
+    pub body: String,
+    /// The application signed in to.
+    pub application: Application,
+    /// The browser's address.
+    pub client_ip: Option<String>,
+    /// The parameters shown, which the proof binds.
+    pub dynamic_params: DynamicParams,
+    /// When the request times out (seconds since the epoch).
+    pub expires_at: u64,
+}
+
+/// The outcome a federation server picks up, once.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowResult {
+    /// The flow.
+    pub flow_id: FlowId,
+    /// `COMPLETED` (or `RESUME`), `FAILED` or `CANCELED`.
+    pub status: &'static str,
+    /// The user.
+    pub subject: UserId,
+    /// How the second factor was given (`push`), when it was.
+    pub method: Option<String>,
+    /// The device that approved.
+    pub device_id: Option<DeviceId>,
+    /// Authentication methods references (RFC 8176).
+    pub amr: Vec<&'static str>,
+    /// Authentication context class.
+    pub acr: Option<&'static str>,
+    /// When the decision was made (seconds since the epoch).
+    pub completed_at: Option<u64>,
+    /// The parameters the person approved (empty unless completed).
+    pub dynamic_params: DynamicParams,
+    /// Why it did not complete.
+    pub reason: Option<String>,
+}
+
+fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
+    serde_json::from_slice(bytes).map_err(AdapterError::internal)
+}
+
+fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
+    serde_json::to_vec(flow).map_err(AdapterError::internal)
+}
+
+fn parse_flow_id(raw: &str) -> Result<FlowId, AdapterError> {
+    FlowId::parse(raw).ok_or(AdapterError::NotFound("flow"))
+}
+
+fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<DeviceSummary> {
+    devices
+        .iter()
+        .map(|device| DeviceSummary {
+            id: device.id.clone(),
+            kind: device.widget_type().to_owned(),
+            name: device.name.clone(),
+            nickname: device.nickname.clone(),
+            target: device.model.clone(),
+            default: default == Some(&device.id),
+        })
+        .collect()
+}
+
+fn validate_return_url(url: &str) -> Result<(), AdapterError> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok || url.len() > MAX_URL_LEN || url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(AdapterError::Invalid(format!(
+            "returnUrl must be an http(s) URL of at most {MAX_URL_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl Adapter {
+    /// Checks a federation server's credentials (SHA-256 + constant-time compare).
+    pub fn authenticate_client(&self, id: &str, secret: &str) -> Result<String, AdapterError> {
+        let client = self
+            .config()
+            .adapter_clients
+            .iter()
+            .find(|client| client.id == id);
+        // Hash even for an unknown id, so that timing does not tell which ids exist.
+        let verified = match client {
+            Some(client) => client.secret_sha256.verify(secret),
+            None => {
+                let _ = crate::config::SecretHash::of(secret);
+                false
+            }
+        };
+        match client {
+            Some(client) if verified => Ok(client.id.clone()),
+            _ => Err(AdapterError::Unauthenticated(
+                "unknown client or wrong secret",
+            )),
+        }
+    }
+
+    /// Starts a flow: validates everything first, so a bad request leaves nothing behind.
+    pub async fn start_flow(
+        &self,
+        client_id: &str,
+        request: StartFlow,
+    ) -> Result<Flow, AdapterError> {
+        request.user.validate().map_err(AdapterError::Invalid)?;
+        let params = DynamicParams::parse(request.dynamic_params).map_err(AdapterError::Invalid)?;
+        let message = self.message(
+            request.kind,
+            request.template_id.as_deref(),
+            &request.application,
+            &params,
+        )?;
+        if let Some(url) = &request.return_url {
+            validate_return_url(url)?;
+        }
+        if let Some(ip) = &request.client_ip {
+            ip.parse::<IpAddr>().map_err(|_| {
+                AdapterError::Invalid("clientIp is not an IPv4 or IPv6 address".into())
+            })?;
+        }
+        validate_application(&request.application)?;
+
+        let store = self.store();
+        user::upsert(store, &request.user).await?;
+        let devices = device::list_for_user(store, &request.user.id).await?;
+        let default = device::default_for_user(store, &request.user.id).await?;
+        let now = now_ms();
+        let mut flow = Flow {
+            id: FlowId::generate(),
+            kind: request.kind,
+            client_id: client_id.to_owned(),
+            user_id: request.user.id,
+            application: request.application,
+            client_ip: request.client_ip,
+            params,
+            message,
+            return_url: request.return_url,
+            created_at_ms: now,
+            devices: summaries(&devices, default.as_ref()),
+            state: FlowState::DeviceSelectionRequired,
+            result_picked_up: false,
+        };
+        match devices.as_slice() {
+            [] => {
+                flow.state = FlowState::MfaFailed {
+                    reason: "the user has no paired device: register one first".to_owned(),
+                };
+            }
+            [only] => {
+                let event = Event::SelectDevice {
+                    device: only.id.clone(),
+                    auth_id: AuthId::generate(&flow.id),
+                    timeout_ms: self.push_timeout_ms(),
+                };
+                flow = apply(&flow, event, now)?;
+            }
+            _ => {}
+        }
+        let ttl = Ttl::Set(Duration::from_secs(self.config().policy.flow_ttl_secs));
+        if !store
+            .insert(&keys::flow(&flow.id), &encode(&flow)?, ttl)
+            .await?
+        {
+            return Err(AdapterError::internal("flow id collision"));
+        }
+        self.metrics()
+            .flows_started
+            .with_label_values(&[flow.kind.as_str()])
+            .inc();
+        self.send_push(&flow).await?;
+        Ok(flow)
+    }
+
+    fn message(
+        &self,
+        kind: FlowKind,
+        template_id: Option<&str>,
+        application: &Application,
+        params: &DynamicParams,
+    ) -> Result<Message, AdapterError> {
+        match template_id {
+            Some(id) => {
+                let template = self.config().templates.get(id).ok_or_else(|| {
+                    AdapterError::Invalid(format!("unknown templateId `{}`", id.escape_default()))
+                })?;
+                template.render(params).map_err(AdapterError::Invalid)
+            }
+            None if kind == FlowKind::Transaction => Err(AdapterError::Invalid(
+                "a transaction flow needs a templateId".into(),
+            )),
+            None => Ok(Message {
+                title: "Sign-in request".to_owned(),
+                body: format!("Approve sign-in to {}?", application.name),
+            }),
+        }
+    }
+
+    fn push_timeout_ms(&self) -> u64 {
+        self.config().policy.push_timeout_secs.saturating_mul(1000)
+    }
+
+    /// Puts a freshly sent push on its device's pending list and wakes the device.
+    async fn send_push(&self, flow: &Flow) -> Result<(), AdapterError> {
+        let FlowState::PushWaiting { push } = &flow.state else {
+            return Ok(());
+        };
+        let store = self.store();
+        let ttl = Ttl::Set(Duration::from_millis(self.push_timeout_ms() + 60_000));
+        store
+            .index_add(
+                &keys::device_pending(&push.device_id),
+                push.auth_id.as_str(),
+                ttl,
+            )
+            .await?;
+        store.notify(&keys::device_channel(&push.device_id)).await?;
+        Ok(())
+    }
+
+    /// Reads a flow (404 for malformed, unknown or expired ids).
+    pub async fn flow(&self, id: &str) -> Result<Flow, AdapterError> {
+        let id = parse_flow_id(id)?;
+        self.load_flow(&id).await
+    }
+
+    async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
+        let record = self
+            .store()
+            .get(&keys::flow(id))
+            .await?
+            .ok_or(AdapterError::NotFound("flow"))?;
+        decode(&record.value)
+    }
+
+    /// Applies the event `make_event` derives from the current flow, with one
+    /// compare-and-set that also wakes the flow's waiters; retried when it loses a race,
+    /// re-deriving the event from the new state each time.
+    async fn update_flow(
+        &self,
+        id: &FlowId,
+        mut make_event: impl FnMut(&Flow) -> Result<Event, AdapterError>,
+    ) -> Result<Flow, AdapterError> {
+        let store = self.store();
+        let key = keys::flow(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let record = store
+                .get(&key)
+                .await?
+                .ok_or(AdapterError::NotFound("flow"))?;
+            let flow = decode(&record.value)?;
+            let next = apply(&flow, make_event(&flow)?, now_ms())?;
+            let channel = keys::flow_channel(id);
+            match store
+                .transition(
+                    &key,
+                    record.version,
+                    &encode(&next)?,
+                    Ttl::Keep,
+                    Some(&channel),
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.count_outcome(&flow, &next);
+                    return Ok(next);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(AdapterError::NotFound("flow")),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AdapterError::Conflict(
+            "the flow is changing concurrently; retry".to_owned(),
+        ))
+    }
+
+    fn count_outcome(&self, before: &Flow, after: &Flow) {
+        let now = now_ms();
+        let (was, is) = (before.status(now), after.status(now));
+        if was == is {
+            return;
+        }
+        let kind = after.kind.as_str();
+        let outcome = match is {
+            Status::Completed | Status::Resume => "completed",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+            _ => return,
+        };
+        self.metrics()
+            .flows_finished
+            .with_label_values(&[kind, outcome])
+            .inc();
+    }
+
+    /// Performs an Authentication API action.
+    pub async fn act(&self, id: &str, action: FlowAction) -> Result<Flow, AdapterError> {
+        let id = parse_flow_id(id)?;
+        let flow = self.load_flow(&id).await?;
+        let status = flow.status(now_ms());
+        // Refuse before any side effect (device management writes devices).
+        if !flow.allowed_actions(now_ms()).contains(&action.action()) {
+            return Err(FlowError::NotAllowed {
+                action: action.action().id(),
+                status: status.as_str(),
+            }
+            .into());
+        }
+        match action {
+            FlowAction::SelectDevice(device) => {
+                let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
+                let timeout_ms = self.push_timeout_ms();
+                let flow = self
+                    .update_flow(&id, |flow| {
+                        Ok(Event::SelectDevice {
+                            device: device.clone(),
+                            auth_id: AuthId::generate(&flow.id),
+                            timeout_ms,
+                        })
+                    })
+                    .await?;
+                self.send_push(&flow).await?;
+                Ok(flow)
+            }
+            FlowAction::SetDefaultDevice(device) => {
+                let device = self.flow_device(&flow, &device).await?;
+                device::set_default(self.store(), &flow.user_id, &device.id).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::UpdateDeviceNickname {
+                id: device,
+                nickname,
+            } => {
+                let nickname = nickname.trim().to_owned();
+                validate_label("nickname", &nickname)?;
+                let mut device = self.flow_device(&flow, &device).await?;
+                device.nickname = Some(nickname);
+                device::save(self.store(), &device).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::RemoveDevice(device) => {
+                let device = self.flow_device(&flow, &device).await?;
+                device::remove(self.store(), &device).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::Continue => self.update_flow(&id, |_| Ok(Event::Continue)).await,
+            FlowAction::Cancel => self.update_flow(&id, |_| Ok(Event::Cancel)).await,
+        }
+    }
+
+    async fn flow_device(&self, flow: &Flow, id: &str) -> Result<Device, AdapterError> {
+        let id = DeviceId::parse(id).ok_or(FlowError::UnknownDevice)?;
+        if !flow.devices.iter().any(|known| known.id == id) {
+            return Err(FlowError::UnknownDevice.into());
+        }
+        match device::find(self.store(), &id).await? {
+            Some(device) if device.user_id == flow.user_id => Ok(device),
+            _ => Err(FlowError::UnknownDevice.into()),
+        }
+    }
+
+    async fn refresh_devices(&self, flow: &Flow) -> Result<Flow, AdapterError> {
+        let store = self.store();
+        let devices = device::list_for_user(store, &flow.user_id).await?;
+        let default = device::default_for_user(store, &flow.user_id).await?;
+        let devices = summaries(&devices, default.as_ref());
+        self.update_flow(&flow.id, |_| {
+            Ok(Event::DevicesChanged {
+                devices: devices.clone(),
+            })
+        })
+        .await
+    }
+
+    /// The `poll` action: returns at once unless a push is waiting, else waits (at most
+    /// `wait`, the configured cap, and the push's time-out) for the flow to change.
+    pub async fn wait_for_flow(&self, id: &str, wait: Duration) -> Result<Flow, AdapterError> {
+        let id = parse_flow_id(id)?;
+        let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
+        let flow = self.load_flow(&id).await?;
+        let now = now_ms();
+        let Some(push) = flow.push() else {
+            return Ok(flow);
+        };
+        if flow.status(now) != Status::PushConfirmationWaiting {
+            return Ok(flow);
+        }
+        let until_timeout = Duration::from_millis(push.expires_at_ms.saturating_sub(now));
+        let wait = wait.min(self.long_poll_cap()).min(until_timeout);
+        if wait.is_zero() {
+            return Ok(flow);
+        }
+        let _open = self.metrics().long_poll_started();
+        subscription.wait(wait).await;
+        self.load_flow(&id).await
+    }
+
+    /// The result of an ended flow, for the client that started it, exactly once.
+    pub async fn pick_up_result(
+        &self,
+        client_id: &str,
+        id: &str,
+    ) -> Result<FlowResult, AdapterError> {
+        let id = parse_flow_id(id)?;
+        let flow = self.load_flow(&id).await?;
+        if flow.client_id != client_id {
+            return Err(AdapterError::NotFound("flow"));
+        }
+        let flow = match self.update_flow(&id, |_| Ok(Event::PickUp)).await {
+            Err(AdapterError::Flow(FlowError::AlreadyPickedUp)) => {
+                return Err(AdapterError::NotFound("result"));
+            }
+            other => other?,
+        };
+        let status = flow.status(now_ms());
+        let approval = match &flow.state {
+            FlowState::Completed { approval } => Some(approval),
+            _ => None,
+        };
+        Ok(FlowResult {
+            flow_id: flow.id.clone(),
+            status: status.as_str(),
+            subject: flow.user_id.clone(),
+            method: approval.map(|approval| approval.method.clone()),
+            device_id: approval.map(|approval| approval.device_id.clone()),
+            // Possession of the device key plus the person's approval on it.
+            amr: if approval.is_some() {
+                vec!["mfa", "swk", "user"]
+            } else {
+                vec![]
+            },
+            acr: approval.map(|_| ACR_MOBILE_PUSH),
+            completed_at: approval.map(|approval| approval.decided_at_ms / 1000),
+            dynamic_params: if approval.is_some() {
+                flow.params.clone()
+            } else {
+                DynamicParams::default()
+            },
+            reason: flow.failure_reason().map(str::to_owned),
+        })
+    }
+
+    /// Authenticates a device by its JWT: signature by its key, claims, single use.
+    pub async fn authenticate_device(&self, token: &str) -> Result<Device, AdapterError> {
+        let issuer = device_key::token_issuer(token).ok_or(AdapterError::Unauthenticated(
+            "the device token is not a JWT with an iss",
+        ))?;
+        let device_id = DeviceId::parse(&issuer).ok_or(AdapterError::Unauthenticated(
+            "the device token's iss is not a device id",
+        ))?;
+        let device = device::find(self.store(), &device_id)
+            .await?
+            .ok_or(AdapterError::Unauthenticated("unknown or unpaired device"))?;
+        let now = SystemTime::now();
+        let claims = device_key::verify_token(token, &device.public_key, device_id.as_str(), now)
+            .map_err(AdapterError::Unauthenticated)?;
+        // Remember the jti until the token could no longer be accepted anyway.
+        let keep =
+            claims.expires_at.duration_since(now).unwrap_or_default() + device_key::CLOCK_SKEW;
+        let jti_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            claims.jti.as_bytes(),
+        ));
+        if !self
+            .store()
+            .insert(
+                &keys::device_jti(&device_id, &jti_hash),
+                b"",
+                Ttl::Set(keep),
+            )
+            .await?
+        {
+            return Err(AdapterError::Unauthenticated(
+                "the device token was already used",
+            ));
+        }
+        Ok(device)
+    }
+
+    /// The requests waiting for `device`; when there are none, waits up to `wait` for one.
+    pub async fn pending_requests(
+        &self,
+        device: &Device,
+        wait: Duration,
+    ) -> Result<Vec<DeviceRequest>, AdapterError> {
+        let mut subscription = self.store().subscribe(&keys::device_channel(&device.id));
+        let requests = self.list_pending(device).await?;
+        let wait = wait.min(self.long_poll_cap());
+        if !requests.is_empty() || wait.is_zero() {
+            return Ok(requests);
+        }
+        let _open = self.metrics().long_poll_started();
+        subscription.wait(wait).await;
+        self.list_pending(device).await
+    }
+
+    async fn list_pending(&self, device: &Device) -> Result<Vec<DeviceRequest>, AdapterError> {
+        let store = self.store();
+        let index = keys::device_pending(&device.id);
+        let now = now_ms();
+        let mut requests = Vec::new();
+        for member in store.index_members(&index).await? {
+            let waiting = match AuthId::parse(&member) {
+                Some(auth_id) => match store.get(&keys::flow(&auth_id.flow())).await? {
+                    Some(record) => {
+                        let flow = decode(&record.value)?;
+                        match flow.push() {
+                            Some(push)
+                                if push.auth_id == auth_id
+                                    && push.device_id == device.id
+                                    && flow.status(now) == Status::PushConfirmationWaiting =>
+                            {
+                                Some(DeviceRequest {
+                                    auth_id,
+                                    kind: flow.kind.as_str().to_owned(),
+                                    user_id: flow.user_id.clone(),
+                                    title: flow.message.title.clone(),
+                                    body: flow.message.body.clone(),
+                                    application: flow.application.clone(),
+                                    client_ip: flow.client_ip.clone(),
+                                    dynamic_params: flow.params.clone(),
+                                    expires_at: push.expires_at_ms / 1000,
+                                })
+                            }
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            match waiting {
+                Some(request) => requests.push(request),
+                // Answered, replaced, expired: no longer pending.
+                None => {
+                    store.index_remove(&index, &member).await?;
+                }
+            }
+        }
+        requests.sort_by_key(|request| request.expires_at);
+        Ok(requests)
+    }
+
+    /// The device's answer, bound by its proof to the request, the decision and the
+    /// parameters shown. Of concurrent answers exactly one wins; the others get a conflict.
+    pub async fn decide(
+        &self,
+        device: &Device,
+        auth_id: &str,
+        decision: Decision,
+        proof: &str,
+    ) -> Result<Flow, AdapterError> {
+        let auth_id = AuthId::parse(auth_id).ok_or(AdapterError::NotFound("request"))?;
+        let claims = device_key::verify_proof(proof, &device.public_key)
+            .map_err(|reason| AdapterError::Invalid(reason.to_owned()))?;
+        if claims.auth_id != auth_id.as_str() || claims.decision != decision.as_str() {
+            return Err(AdapterError::Invalid(
+                "the proof does not bind this request and this decision".to_owned(),
+            ));
+        }
+        let flow = self
+            .update_flow(&auth_id.flow(), |flow| {
+                if flow.push().is_none_or(|push| push.auth_id != auth_id) {
+                    return Err(FlowError::NotPending.into());
+                }
+                if claims.params_hash != flow.params.digest() {
+                    return Err(AdapterError::Invalid(
+                        "the proof covers other parameters than the request shows".to_owned(),
+                    ));
+                }
+                Ok(Event::Decision {
+                    auth_id: auth_id.clone(),
+                    device: device.id.clone(),
+                    approve: decision == Decision::Approve,
+                })
+            })
+            .await
+            .map_err(|error| match error {
+                AdapterError::NotFound(_) => AdapterError::NotFound("request"),
+                other => other,
+            })?;
+        self.store()
+            .index_remove(&keys::device_pending(&device.id), auth_id.as_str())
+            .await?;
+        let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
+        self.metrics()
+            .decision_seconds
+            .with_label_values(&[flow.kind.as_str(), decision.as_str()])
+            .observe(elapsed);
+        Ok(flow)
+    }
+
+    /// Issues a one-time pairing key for a known user.
+    pub async fn issue_pairing_key(
+        &self,
+        user_id: &UserId,
+    ) -> Result<(crate::ids::PairingKey, u64), AdapterError> {
+        self.user(user_id).await?;
+        let ttl = self.config().policy.pairing_key_ttl_secs;
+        let key = crate::pairing::issue(self.store(), user_id, Duration::from_secs(ttl)).await?;
+        Ok((key, device::unix_now() + ttl))
+    }
+
+    /// Pairs a device with the user its pairing key was issued for.
+    pub async fn pair_device(
+        &self,
+        request: crate::pairing::PairingRequest,
+    ) -> Result<Device, AdapterError> {
+        crate::pairing::pair(self.store(), request).await
+    }
+}
+
+fn validate_application(application: &Application) -> Result<(), AdapterError> {
+    validate_label("application.name", &application.name)?;
+    if let Some(id) = &application.id {
+        validate_label("application.id", id)?;
+    }
+    if let Some(icon) = &application.icon_url
+        && (!icon.starts_with("https://") && !icon.starts_with("http://")
+            || icon.len() > MAX_URL_LEN)
+    {
+        return Err(AdapterError::Invalid(
+            "application.iconUrl must be an http(s) URL".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Pairing: the operator (or a registration flow) issues a one-time pairing key for a
+//! user; the app consumes it with its public key and becomes a trusted device.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::device::{self, Device, unix_now, validate_label};
+use crate::device_key::PublicDeviceKey;
+use crate::error::AdapterError;
+use crate::ids::{DeviceId, PairingKey};
+use crate::keys;
+use crate::store::{Store, Ttl};
+use crate::user::UserId;
+
+/// What a pairing key is good for, stored under the key's hash.
+#[derive(Serialize, Deserialize)]
+struct PairingGrant {
+    user_id: UserId,
+}
+
+/// A device's request to pair, already parsed.
+pub struct PairingRequest {
+    /// The one-time key.
+    pub pairing_key: String,
+    /// The device's public key.
+    pub public_key: PublicDeviceKey,
+    /// Name the app reports.
+    pub name: String,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Issues a one-time pairing key for `user`, valid for `ttl`. Only its hash is stored.
+pub async fn issue(
+    store: &dyn Store,
+    user: &UserId,
+    ttl: Duration,
+) -> Result<PairingKey, AdapterError> {
+    let key = PairingKey::generate();
+    let grant = serde_json::to_vec(&PairingGrant {
+        user_id: user.clone(),
+    })
+    .map_err(AdapterError::internal)?;
+    if !store
+        .insert(
+            &keys::pairing_key(&key_hash(key.as_str())),
+            &grant,
+            Ttl::Set(ttl),
+        )
+        .await?
+    {
+        return Err(AdapterError::internal("pairing key collision"));
+    }
+    Ok(key)
+}
+
+/// Consumes a pairing key (once, atomically) and pairs the device. Everything is checked
+/// before the key is consumed, so a malformed request leaves the key usable.
+pub async fn pair(store: &dyn Store, request: PairingRequest) -> Result<Device, AdapterError> {
+    for (field, value) in [
+        ("name", &request.name),
+        ("os", &request.os),
+        ("osVersion", &request.os_version),
+        ("model", &request.model),
+    ] {
+        validate_label(field, value)?;
+    }
+    let Some(key) = PairingKey::parse(&request.pairing_key) else {
+        return Err(AdapterError::NotFound("pairing key"));
+    };
+    let grant = store
+        .consume(&keys::pairing_key(&key_hash(key.as_str())))
+        .await?
+        .ok_or(AdapterError::NotFound("pairing key"))?;
+    let grant: PairingGrant = serde_json::from_slice(&grant).map_err(AdapterError::internal)?;
+    let device = Device {
+        id: DeviceId::generate(),
+        user_id: grant.user_id,
+        name: request.name,
+        os: request.os,
+        os_version: request.os_version,
+        model: request.model,
+        nickname: None,
+        public_key: request.public_key,
+        paired_at: unix_now(),
+    };
+    device::save(store, &device).await?;
+    Ok(device)
+}

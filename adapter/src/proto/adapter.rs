@@ -1,0 +1,102 @@
+//! The Adapter API: what a federation server sends and receives.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::flow::{Application, FlowKind, StartFlow};
+use crate::user::{UserId, UserProfile};
+
+/// `POST /adapter/v1/flows`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartFlowRequest {
+    /// `oob` or `transaction`.
+    pub kind: FlowKind,
+    /// Who.
+    pub user: UserInput,
+    /// The application signed in to.
+    pub application: Application,
+    /// The browser's IP address.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// Flat map of strings (amount, payee...).
+    #[serde(default)]
+    pub dynamic_params: BTreeMap<String, String>,
+    /// The message template for the device.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// Where the browser returns when done.
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+/// The user, as the federation server knows them.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserInput {
+    /// Stable id.
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Email.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Mobile number (E.164).
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// Voice number (E.164).
+    #[serde(default)]
+    pub voice_number: Option<String>,
+    /// Directory groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Free attributes.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<StartFlowRequest> for StartFlow {
+    fn from(request: StartFlowRequest) -> Self {
+        let user = request.user;
+        Self {
+            kind: request.kind,
+            user: UserProfile {
+                id: user.id,
+                username: user.username,
+                first_name: user.first_name,
+                last_name: user.last_name,
+                email: user.email,
+                phone: user.phone,
+                voice: user.voice_number,
+                groups: user.groups,
+                attributes: user.attributes,
+            },
+            application: request.application,
+            client_ip: request.client_ip,
+            dynamic_params: request.dynamic_params,
+            template_id: request.template_id,
+            return_url: request.return_url,
+        }
+    }
+}
+
+/// `201` answer to a flow start.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowCreated {
+    /// The flow id.
+    pub flow_id: String,
+    /// Where the browser drives it.
+    pub authn_api_url: String,
+    /// Its status now.
+    pub status: String,
+    /// When it expires (seconds since the epoch).
+    pub expires_at: u64,
+}

@@ -1,0 +1,73 @@
+//! The Device API: what the native app (or `assent device`) sends and receives.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use crate::flow::DeviceRequest as PendingRequest;
+
+/// `201` answer of `POST /admin/v1/users/{userId}/pairing-keys`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairingKeyIssued {
+    /// The one-time key.
+    pub pairing_key: String,
+    /// For whom.
+    pub user_id: String,
+    /// When it stops working (seconds since the epoch).
+    pub expires_at: u64,
+}
+
+/// `POST /device/v1/pairings`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PairRequest {
+    /// The one-time key.
+    pub pairing_key: String,
+    /// The device's EC P-256 public JWK.
+    pub public_jwk: Map<String, Value>,
+    /// A name for the device.
+    pub name: String,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+}
+
+/// `201` answer to a pairing.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paired {
+    /// The new device's id (the `iss` of its JWTs).
+    pub device_id: String,
+    /// The user it is paired with.
+    pub user_id: String,
+}
+
+/// `GET /device/v1/pending`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct PendingList {
+    /// Requests waiting for this device, soonest expiry first.
+    pub requests: Vec<PendingRequest>,
+}
+
+/// `POST /device/v1/authentications/{authId}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// Compact JWS by the device key over `{authId, decision, paramsHash}`.
+    pub proof: String,
+}
+
+/// Answer to a decision.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionAccepted {
+    /// The request answered.
+    pub auth_id: String,
+    /// The flow's status now.
+    pub status: String,
+}

@@ -1,0 +1,184 @@
+//! The Ping error model — `{code, message, details:[{code, message, userMessage, target}]}`
+//! — and the one place where errors become Authentication API responses. Error bodies
+//! never carry a `status` field: the widget reads any body with one as a flow state.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use assent_adapter::AdapterError;
+use assent_adapter::error::FlowError;
+use serde::Serialize;
+
+/// Why an Authentication API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// From the domain.
+    #[error(transparent)]
+    Domain(#[from] AdapterError),
+    /// A POST without `X-XSRF-Header`.
+    #[error("the X-XSRF-Header header is required")]
+    MissingXsrf,
+    /// No action id, an unknown one, or one the flow does not offer now.
+    #[error("{0}")]
+    InvalidActionId(String),
+    /// Neither `application/vnd.pingidentity.<action>+json` nor `application/json`.
+    #[error("{0}")]
+    UnsupportedContentType(String),
+    /// The body is not a JSON object.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// The body is larger than allowed.
+    #[error("the request body is too large")]
+    TooLarge,
+    /// A field is missing or wrong.
+    #[error("{message}")]
+    Validation {
+        /// Detail code, e.g. `INVALID_VALUE`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+        /// The field.
+        target: &'static str,
+    },
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(rename = "userMessage")]
+    user_message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: Vec<Detail<'a>>,
+}
+
+impl AuthnError {
+    /// Status, top-level code, detail code, detail target.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&'static str>) {
+        use StatusCode as S;
+        match self {
+            Self::MissingXsrf => (S::FORBIDDEN, "INVALID_REQUEST", "MISSING_XSRF_HEADER", None),
+            Self::InvalidActionId(_) => (
+                S::BAD_REQUEST,
+                "INVALID_ACTION_ID",
+                "INVALID_ACTION_ID",
+                None,
+            ),
+            Self::UnsupportedContentType(_) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "INVALID_REQUEST",
+                "INVALID_CONTENT_TYPE",
+                None,
+            ),
+            Self::InvalidJson(_) => (S::BAD_REQUEST, "INVALID_REQUEST", "INVALID_JSON", None),
+            Self::TooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "INVALID_REQUEST",
+                "REQUEST_TOO_LARGE",
+                None,
+            ),
+            Self::Validation { code, target, .. } => {
+                (S::BAD_REQUEST, "VALIDATION_ERROR", code, Some(target))
+            }
+            Self::Domain(error) => match error {
+                AdapterError::NotFound(_) => (
+                    S::NOT_FOUND,
+                    "RESOURCE_NOT_FOUND",
+                    "RESOURCE_NOT_FOUND",
+                    None,
+                ),
+                AdapterError::Flow(FlowError::NotAllowed { .. }) => (
+                    S::BAD_REQUEST,
+                    "INVALID_ACTION_ID",
+                    "INVALID_ACTION_ID",
+                    None,
+                ),
+                AdapterError::Flow(FlowError::UnknownDevice) => (
+                    S::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "INVALID_DEVICE",
+                    Some("deviceRef.id"),
+                ),
+                AdapterError::Invalid(_) => {
+                    (S::BAD_REQUEST, "VALIDATION_ERROR", "INVALID_VALUE", None)
+                }
+                AdapterError::Flow(_) | AdapterError::Conflict(_) => {
+                    (S::CONFLICT, "REQUEST_FAILED", "CONFLICT", None)
+                }
+                AdapterError::Unauthenticated(_) => {
+                    (S::UNAUTHORIZED, "INVALID_REQUEST", "UNAUTHENTICATED", None)
+                }
+                AdapterError::Unavailable(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "REQUEST_FAILED",
+                    "SERVICE_UNAVAILABLE",
+                    None,
+                ),
+                AdapterError::Internal(_) => (
+                    S::INTERNAL_SERVER_ERROR,
+                    "UNEXPECTED_ERROR",
+                    "UNEXPECTED_ERROR",
+                    None,
+                ),
+            },
+        }
+    }
+
+    fn user_message(&self) -> &'static str {
+        match self {
+            Self::Domain(AdapterError::Unavailable(_)) => {
+                "The service is temporarily unavailable. Please try again."
+            }
+            Self::Domain(AdapterError::NotFound(_)) => {
+                "This sign-in has expired. Please start again."
+            }
+            Self::Domain(AdapterError::Flow(FlowError::UnknownDevice)) => {
+                "That device is not one of yours."
+            }
+            Self::Validation { .. } | Self::Domain(AdapterError::Invalid(_)) => {
+                "Please check what you entered."
+            }
+            _ => "Something went wrong. Please try again.",
+        }
+    }
+}
+
+impl ResponseError for AuthnError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code, detail_code, target) = self.parts();
+        let message = match self {
+            Self::Domain(AdapterError::Internal(reason)) => {
+                tracing::error!(%reason, "internal error");
+                "An unexpected error occurred".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(Body {
+                code,
+                message: &message,
+                details: vec![Detail {
+                    code: detail_code,
+                    message: &message,
+                    user_message: self.user_message(),
+                    target,
+                }],
+            })
+    }
+}

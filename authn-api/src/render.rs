@@ -1,0 +1,89 @@
+//! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
+//! with exactly the fields the widget's templates read for that status.
+
+use assent_adapter::flow::{DeviceSummary, Flow, FlowState, Status};
+use serde_json::{Map, Value, json};
+
+/// The plugin type reported in every state.
+pub const PLUGIN_TYPE_ID: &str = "assent";
+
+fn device_json(device: &DeviceSummary) -> Value {
+    json!({
+        "id": device.id.as_str(),
+        "type": device.kind,
+        "name": device.name,
+        "nickname": device.nickname,
+        "target": device.target,
+        "default": device.default,
+        "defaultDevice": device.default,
+        "usable": true,
+        "otpEnabled": false,
+        "pushEnabled": true,
+    })
+}
+
+/// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted.
+pub fn render(flow: &Flow, now_ms: u64, flow_url: &str) -> Value {
+    let status = flow.status(now_ms);
+    let links: Map<String, Value> = flow
+        .allowed_actions(now_ms)
+        .iter()
+        .map(|action| (action.id().to_owned(), json!({ "href": flow_url })))
+        .collect();
+    let mut state = json!({
+        "id": flow.id.as_str(),
+        "pluginTypeId": PLUGIN_TYPE_ID,
+        "status": status.as_str(),
+        "_links": links,
+    });
+    let fields = fields(flow, status);
+    if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
+        state.extend(fields);
+    }
+    state
+}
+
+fn fields(flow: &Flow, status: Status) -> Value {
+    let devices: Vec<Value> = flow.devices.iter().map(device_json).collect();
+    let selected = flow.selected_device();
+    let selected_json = selected.map(|id| json!({ "id": id.as_str() }));
+    let device = selected
+        .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
+        .map(device_json);
+    let change_permitted = flow.devices.len() > 1;
+    match status {
+        Status::DeviceSelectionRequired => json!({
+            "devices": devices,
+            "selectedDeviceRef": selected_json,
+            "changeDevicePermitted": true,
+            "manageDevicesAllowed": true,
+            "userSelectedDefault": flow.devices.iter().any(|device| device.default),
+        }),
+        Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut => json!({
+            "devices": devices,
+            "selectedDeviceRef": selected_json,
+            "device": device,
+            "changeDevicePermitted": change_permitted,
+            "applicationName": flow.application.name,
+        }),
+        Status::PushConfirmationRejected => json!({
+            "devices": devices,
+            "selectedDeviceRef": selected_json,
+            "device": device,
+        }),
+        Status::MfaFailed | Status::Failed => {
+            let reason = flow.failure_reason().unwrap_or("the second factor failed");
+            json!({ "reason": reason, "userMessage": reason })
+        }
+        Status::Resume => json!({ "resumeUrl": flow.return_url }),
+        Status::Completed => match &flow.state {
+            FlowState::Completed { approval } => json!({
+                "outcome": "APPROVED",
+                "authorizeResponse": { "deviceId": approval.device_id.as_str() },
+            }),
+            _ => json!({}),
+        },
+        Status::Canceled => json!({ "outcome": "CANCELED" }),
+        Status::MfaCompleted => json!({}),
+    }
+}

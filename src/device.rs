@@ -1,0 +1,237 @@
+//! `assent device`: a device simulator that acts as the native app — pairs with a key
+//! pair kept in a local file, lists pending requests, and answers them with signed proofs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assent_adapter::device_key::{DeviceSigner, ProofClaims};
+use assent_adapter::proto::device::{
+    DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList, PendingRequest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Why a simulator command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The state file could not be read or written.
+    #[error("device file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Key generation or signing failed.
+    #[error("crypto: {0}")]
+    Crypto(#[from] josekit::JoseError),
+    /// The server could not be reached.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server refused the request.
+    #[error("server answered {status}: {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The problem body.
+        body: String,
+    },
+    /// The request to answer is not pending on this device.
+    #[error("no pending request {0} on this device")]
+    NotPending(String),
+}
+
+/// What the simulator keeps between runs: the pairing and the private key.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceState {
+    /// The assent base URL.
+    pub server: String,
+    /// The device id the server assigned.
+    pub device_id: String,
+    /// The user paired with.
+    pub user_id: String,
+    /// The device's private JWK (keep this file private).
+    pub private_jwk: Map<String, Value>,
+}
+
+/// A paired device talking to a server.
+pub struct Device {
+    state: DeviceState,
+    signer: DeviceSigner,
+    http: reqwest::Client,
+}
+
+async fn checked(response: reqwest::Response) -> Result<reqwest::Response, DeviceError> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(DeviceError::Refused {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap_or_default(),
+        })
+    }
+}
+
+fn client() -> Result<reqwest::Client, DeviceError> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+impl Device {
+    /// Generates a key pair and pairs it with the user `pairing_key` was issued for.
+    pub async fn pair(server: &str, pairing_key: &str, name: &str) -> Result<Self, DeviceError> {
+        let (private_jwk, public_jwk) = DeviceSigner::generate_key()?;
+        let (private_jwk, public_jwk): (Map<String, Value>, Map<String, Value>) =
+            (private_jwk.into(), public_jwk.into());
+        let http = client()?;
+        let server = server.trim_end_matches('/').to_owned();
+        let request = PairRequest {
+            pairing_key: pairing_key.to_owned(),
+            public_jwk,
+            name: name.to_owned(),
+            os: "Android".to_owned(),
+            os_version: "15".to_owned(),
+            model: "assent simulator".to_owned(),
+        };
+        let response = http
+            .post(format!("{server}/device/v1/pairings"))
+            .json(&request)
+            .send()
+            .await?;
+        let paired: Paired = checked(response).await?.json().await?;
+        let signer = DeviceSigner::new(&paired.device_id, private_jwk.clone())?;
+        Ok(Self {
+            state: DeviceState {
+                server,
+                device_id: paired.device_id,
+                user_id: paired.user_id,
+                private_jwk,
+            },
+            signer,
+            http,
+        })
+    }
+
+    /// Loads a paired device from its state file.
+    pub fn load(path: &Path) -> Result<Self, DeviceError> {
+        let file_error = |reason: String| DeviceError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let state: DeviceState =
+            serde_json::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+        let signer = DeviceSigner::new(&state.device_id, state.private_jwk.clone())?;
+        Ok(Self {
+            state,
+            signer,
+            http: client()?,
+        })
+    }
+
+    /// Writes the state file, readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), DeviceError> {
+        let file_error = |reason: String| DeviceError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let text =
+            serde_json::to_string_pretty(&self.state).map_err(|e| file_error(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| file_error(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| file_error(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The device id.
+    pub fn id(&self) -> &str {
+        &self.state.device_id
+    }
+
+    /// The user it is paired with.
+    pub fn user_id(&self) -> &str {
+        &self.state.user_id
+    }
+
+    fn authorization(&self) -> Result<String, DeviceError> {
+        Ok(format!("Device {}", self.signer.token()?))
+    }
+
+    /// The requests waiting for this device, long-polling up to `wait` seconds.
+    pub async fn pending(&self, wait: u64) -> Result<Vec<PendingRequest>, DeviceError> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/device/v1/pending?wait={wait}",
+                self.state.server
+            ))
+            .header("Authorization", self.authorization()?)
+            .send()
+            .await?;
+        let list: PendingList = checked(response).await?.json().await?;
+        Ok(list.requests)
+    }
+
+    /// Answers a pending request: signs the decision over what the request showed.
+    pub async fn answer(
+        &self,
+        request: &PendingRequest,
+        approve: bool,
+    ) -> Result<DecisionAccepted, DeviceError> {
+        let decision = if approve { "approve" } else { "deny" };
+        let proof = self.signer.proof(&ProofClaims {
+            auth_id: request.auth_id.to_string(),
+            decision: decision.to_owned(),
+            params_hash: request.dynamic_params.digest(),
+        })?;
+        let response = self
+            .http
+            .post(format!(
+                "{}/device/v1/authentications/{}",
+                self.state.server, request.auth_id
+            ))
+            .header("Authorization", self.authorization()?)
+            .json(&DecisionRequest {
+                decision: decision.to_owned(),
+                proof,
+            })
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    /// Answers the pending request `auth_id`.
+    pub async fn answer_id(
+        &self,
+        auth_id: &str,
+        approve: bool,
+    ) -> Result<DecisionAccepted, DeviceError> {
+        let pending = self.pending(0).await?;
+        let request = pending
+            .iter()
+            .find(|request| request.auth_id.as_str() == auth_id)
+            .ok_or_else(|| DeviceError::NotPending(auth_id.to_owned()))?;
+        self.answer(request, approve).await
+    }
+}
+
+/// Prints a pending request the way a phone would show it.
+pub fn describe(request: &PendingRequest) -> String {
+    let mut text = format!(
+        "{}  [{}] {} — {}\n    {}",
+        request.auth_id, request.kind, request.application.name, request.title, request.body
+    );
+    for (name, value) in request.dynamic_params.as_map() {
+        text.push_str(&format!("\n    {name} = {value}"));
+    }
+    if let Some(ip) = &request.client_ip {
+        text.push_str(&format!("\n    from {ip}"));
+    }
+    text
+}

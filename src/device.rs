@@ -159,6 +159,16 @@ impl Device {
         &self.state.user_id
     }
 
+    /// Its signing key.
+    pub fn signer(&self) -> &DeviceSigner {
+        &self.signer
+    }
+
+    /// The server it talks to.
+    pub fn server(&self) -> &str {
+        &self.state.server
+    }
+
     fn authorization(&self) -> Result<String, DeviceError> {
         Ok(format!("Device {}", self.signer.token()?))
     }

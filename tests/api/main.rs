@@ -2,6 +2,9 @@
 //! `redis-server` on a free port) and talks to it over HTTP like a client would.
 //! All modules compile into this one test binary.
 
+mod support;
+
+mod bad_input;
+mod oob;
 mod ops;
 mod store;
-mod support;

@@ -341,3 +341,211 @@ impl Drop for AssentProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The demo federation server's credentials.
+pub const FEDERATION: (&str, &str) = ("demo-federation", "demo-federation-secret");
+
+/// A flow start for `user` (an existing or new user id) with no dynamic parameters.
+pub fn oob_request(user: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "oob",
+        "user": { "id": user, "username": user, "email": format!("{user}@example.com") },
+        "application": { "name": "Demo Bank", "id": "bank", "iconUrl": "https://bank.example/icon.png" },
+        "clientIp": "203.0.113.7",
+    })
+}
+
+/// A transaction approval for `user` using the demo `transfer` template.
+pub fn transfer_request(user: &str, amount: &str, payee: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "transaction",
+        "templateId": "transfer",
+        "user": { "id": user, "username": user },
+        "application": { "name": "Demo Bank" },
+        "dynamicParams": { "amount": amount, "payee": payee },
+    })
+}
+
+/// A device paired through the real Device API (by the simulator's own code).
+pub struct TestDevice {
+    /// The simulator's device.
+    pub device: assent::device::Device,
+}
+
+impl TestDevice {
+    /// Its id.
+    pub fn id(&self) -> &str {
+        self.device.id()
+    }
+
+    /// The requests waiting for it, after long-polling up to `wait` seconds.
+    pub async fn pending(&self, wait: u64) -> Vec<assent_adapter::proto::device::PendingRequest> {
+        self.device.pending(wait).await.expect("pending requests")
+    }
+
+    /// The one request waiting for it (waits up to 10 s for it to arrive).
+    pub async fn one_pending(&self) -> assent_adapter::proto::device::PendingRequest {
+        let mut pending = self.pending(10).await;
+        assert_eq!(pending.len(), 1, "exactly one pending request: {pending:?}");
+        pending.remove(0)
+    }
+
+    /// Approves (or denies) the one pending request.
+    pub async fn answer_pending(&self, approve: bool) -> String {
+        let request = self.one_pending().await;
+        self.device
+            .answer(&request, approve)
+            .await
+            .expect("the answer is accepted")
+            .status
+    }
+
+    /// A fresh `Authorization` header value.
+    pub fn authorization(&self) -> String {
+        format!("Device {}", self.device.signer().token().expect("a token"))
+    }
+}
+
+impl TestApp {
+    /// `POST path` with the admin token.
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// A pairing key for `user` from the Admin API.
+    pub async fn pairing_key(&self, user: &str) -> String {
+        let response = self
+            .admin_post(&format!("/admin/v1/users/{user}/pairing-keys"))
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["pairingKey"].as_str().unwrap().to_owned()
+    }
+
+    /// Pairs a new simulated device with `user`.
+    pub async fn pair_device(&self, user: &str) -> TestDevice {
+        let key = self.pairing_key(user).await;
+        let device = assent::device::Device::pair(&self.address, &key, "test phone")
+            .await
+            .expect("pairing succeeds");
+        TestDevice { device }
+    }
+
+    /// `POST /adapter/v1/flows` as the demo federation server.
+    pub async fn start_flow_raw(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/adapter/v1/flows"))
+            .basic_auth(FEDERATION.0, Some(FEDERATION.1))
+            .json(body)
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// Starts a flow and returns its id.
+    pub async fn start_flow(&self, body: &serde_json::Value) -> String {
+        let response = self.start_flow_raw(body).await;
+        assert_eq!(response.status(), 201, "flow started");
+        let created: serde_json::Value = response.json().await.unwrap();
+        assert!(created["authnApiUrl"].as_str().unwrap().ends_with(&format!(
+            "/pf-ws/authn/flows/{}",
+            created["flowId"].as_str().unwrap()
+        )));
+        created["flowId"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /adapter/v1/flows/{id}/result` as the demo federation server.
+    pub async fn result(&self, flow: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/adapter/v1/flows/{flow}/result")))
+            .basic_auth(FEDERATION.0, Some(FEDERATION.1))
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// The flow's state, as the widget's GET sees it.
+    pub async fn state(&self, flow: &str) -> serde_json::Value {
+        let response = self.get(&format!("/pf-ws/authn/flows/{flow}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Posts an action the way PingFederate's widget does (action id in the content type,
+    /// `X-XSRF-Header: PingFederate`); `None` sends no body, as the widget does for
+    /// parameterless actions.
+    pub async fn act(
+        &self,
+        flow: &str,
+        action: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/pf-ws/authn/flows/{flow}")))
+            .header("X-XSRF-Header", "PingFederate")
+            .header("Accept", "application/json")
+            .header(
+                "Content-Type",
+                format!("application/vnd.pingidentity.{action}+json"),
+            );
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        request
+            .send()
+            .await
+            .expect("the request reaches the server")
+    }
+
+    /// [`Self::act`], expecting a new state.
+    pub async fn act_ok(
+        &self,
+        flow: &str,
+        action: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let response = self.act(flow, action, body).await;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{action} accepted: {body}");
+        body
+    }
+}
+
+/// The action ids a state offers in `_links`, sorted.
+pub fn links(state: &serde_json::Value) -> Vec<String> {
+    let mut links: Vec<String> = state["_links"]
+        .as_object()
+        .expect("_links")
+        .keys()
+        .cloned()
+        .collect();
+    links.sort();
+    links
+}
+
+/// Runs each named `async fn(Backend<'_>)` as two tests: on memory and on a real Redis.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                super::$check($crate::support::Backend::Memory).await;
+            })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let redis = $crate::support::RedisServer::start();
+                super::$check($crate::support::Backend::Redis(&redis)).await;
+            })*
+        }
+    };
+}
+pub(crate) use on_both_backends;

@@ -1,0 +1,465 @@
+//! Out-of-band push and transaction approval, end to end: the federation server starts a
+//! flow, the browser drives it as PingFederate's widget would, the device answers.
+
+use std::time::{Duration, Instant};
+
+use figment::Figment;
+use serde_json::json;
+
+use crate::support::{
+    Backend, RedisServer, TestApp, links, on_both_backends, oob_request, problem, transfer_request,
+    unique,
+};
+
+on_both_backends!(
+    whole_oob_flow_completes_and_the_result_is_picked_up_once,
+    a_denial_is_rejected_and_final,
+    with_two_devices_the_person_selects_and_manages_them,
+    cancel_ends_the_flow,
+    a_user_without_device_gets_mfa_failed,
+    a_return_url_resumes,
+    transaction_shows_the_rendered_template_and_binds_the_parameters,
+    concurrent_answers_have_exactly_one_winner,
+    a_replayed_device_token_is_refused,
+);
+
+async fn whole_oob_flow_completes_and_the_result_is_picked_up_once(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+
+    let waiting = app.state(&flow).await;
+    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(waiting["id"], flow.as_str());
+    assert_eq!(waiting["selectedDeviceRef"]["id"], phone.id());
+    assert_eq!(
+        links(&waiting),
+        ["cancelAuthentication", "poll", "selectDevice"]
+    );
+
+    // Before the flow ends the federation server is told where it stands.
+    let early = app.result(&flow).await;
+    assert_eq!(early.status(), 409);
+    assert_eq!(
+        problem(early).await["flowStatus"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+
+    let request = phone.one_pending().await;
+    assert_eq!(request.application.name, "Demo Bank");
+    assert_eq!(request.client_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(request.kind, "oob");
+    assert_eq!(
+        phone.device.answer(&request, true).await.unwrap().status,
+        "MFA_COMPLETED"
+    );
+    assert!(
+        phone.pending(0).await.is_empty(),
+        "answered requests leave the list"
+    );
+
+    let completed = app.act_ok(&flow, "poll", None).await;
+    assert_eq!(completed["status"], "MFA_COMPLETED");
+    assert_eq!(links(&completed), ["continueAuthentication"]);
+    // The widget sends `{}` for continueAuthentication.
+    let done = app
+        .act_ok(&flow, "continueAuthentication", Some(json!({})))
+        .await;
+    assert_eq!(done["status"], "COMPLETED");
+    assert!(links(&done).is_empty());
+
+    let result = app.result(&flow).await;
+    assert_eq!(result.status(), 200);
+    let result: serde_json::Value = result.json().await.unwrap();
+    assert_eq!(result["status"], "COMPLETED");
+    assert_eq!(result["subject"], "alice");
+    assert_eq!(result["method"], "push");
+    assert_eq!(result["deviceId"], phone.id());
+    assert_eq!(result["amr"], json!(["mfa", "swk", "user"]));
+    assert!(result["acr"].as_str().is_some());
+    assert!(result["completedAt"].as_u64().is_some());
+    assert_eq!(
+        app.result(&flow).await.status(),
+        404,
+        "a second pickup finds nothing"
+    );
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"assent_flows_started_total{kind="oob"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"assent_flows_finished_total{kind="oob",outcome="completed"} 1"#));
+    assert!(
+        metrics.contains(r#"assent_flow_decision_seconds_count{decision="approve",kind="oob"} 1"#)
+    );
+}
+
+async fn a_denial_is_rejected_and_final(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    assert_eq!(
+        phone.answer_pending(false).await,
+        "PUSH_CONFIRMATION_REJECTED"
+    );
+
+    let rejected = app.state(&flow).await;
+    assert_eq!(rejected["status"], "PUSH_CONFIRMATION_REJECTED");
+    assert_eq!(links(&rejected), ["cancelAuthentication"]);
+    let retry = app
+        .act(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": phone.id() } })),
+        )
+        .await;
+    assert_eq!(retry.status(), 400);
+    assert_eq!(
+        retry.json::<serde_json::Value>().await.unwrap()["code"],
+        "INVALID_ACTION_ID"
+    );
+
+    let failed = app.act_ok(&flow, "cancelAuthentication", None).await;
+    assert_eq!(failed["status"], "FAILED");
+    let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(result["amr"], json!([]));
+    assert!(result["reason"].as_str().unwrap().contains("denied"));
+}
+
+async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.pair_device("bob").await;
+    let second = app.pair_device("bob").await;
+    let flow = app.start_flow(&oob_request("bob")).await;
+
+    let selection = app.state(&flow).await;
+    assert_eq!(selection["status"], "DEVICE_SELECTION_REQUIRED");
+    let devices = selection["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    for device in devices {
+        assert_eq!(device["type"], "Android");
+        assert_eq!(device["usable"], true);
+        assert!(device["target"].as_str().is_some());
+    }
+    assert!(
+        first.pending(0).await.is_empty(),
+        "nothing is pushed before a choice"
+    );
+
+    let renamed = app
+        .act_ok(
+            &flow,
+            "updateDeviceNickname",
+            Some(json!({ "id": second.id(), "nickname": "Work phone" })),
+        )
+        .await;
+    let device = |state: &serde_json::Value, id: &str| {
+        state["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(device(&renamed, second.id())["nickname"], "Work phone");
+    let defaulted = app
+        .act_ok(
+            &flow,
+            "setDefaultDevice",
+            Some(json!({ "deviceRef": { "id": second.id() } })),
+        )
+        .await;
+    assert_eq!(device(&defaulted, second.id())["default"], true);
+    assert_eq!(device(&defaulted, first.id())["default"], false);
+
+    let waiting = app
+        .act_ok(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": second.id() } })),
+        )
+        .await;
+    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(waiting["selectedDeviceRef"]["id"], second.id());
+    assert_eq!(waiting["changeDevicePermitted"], true);
+    assert!(
+        first.pending(0).await.is_empty(),
+        "only the chosen device is asked"
+    );
+    // Changing device moves the request: the first push is withdrawn.
+    app.act_ok(
+        &flow,
+        "selectDevice",
+        Some(json!({ "deviceRef": { "id": first.id() } })),
+    )
+    .await;
+    assert!(second.pending(0).await.is_empty());
+    assert_eq!(first.answer_pending(true).await, "MFA_COMPLETED");
+
+    // Removing a device from a fresh flow unpairs it for good.
+    let again = app.start_flow(&oob_request("bob")).await;
+    let removed = app
+        .act_ok(
+            &again,
+            "removeDevice",
+            Some(json!({ "deviceRef": { "id": first.id() } })),
+        )
+        .await;
+    assert_eq!(removed["devices"].as_array().unwrap().len(), 1);
+    let unpaired = app
+        .http
+        .get(app.url("/device/v1/pending"))
+        .header("Authorization", first.authorization())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unpaired.status(), 401);
+}
+
+async fn cancel_ends_the_flow(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    // The widget posts cancelAuthentication with no body at all.
+    let canceled = app.act_ok(&flow, "cancelAuthentication", None).await;
+    assert_eq!(canceled["status"], "CANCELED");
+    assert!(
+        phone.pending(0).await.is_empty(),
+        "a canceled request is withdrawn"
+    );
+    let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "CANCELED");
+}
+
+async fn a_user_without_device_gets_mfa_failed(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let newcomer = unique("carol");
+    let flow = app.start_flow(&oob_request(&newcomer)).await;
+    let failed = app.state(&flow).await;
+    assert_eq!(failed["status"], "MFA_FAILED");
+    assert!(
+        failed["userMessage"]
+            .as_str()
+            .unwrap()
+            .contains("no paired device")
+    );
+    assert_eq!(links(&failed), ["cancelAuthentication"]);
+    // The user was created just in time.
+    let user: serde_json::Value = app
+        .admin_get(&format!("/admin/v1/users/{newcomer}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["email"], format!("{newcomer}@example.com"));
+}
+
+async fn a_return_url_resumes(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let mut request = oob_request("alice");
+    request["returnUrl"] = json!("https://idp.example/resume/abc");
+    let flow = app.start_flow(&request).await;
+    phone.answer_pending(true).await;
+    let resumed = app
+        .act_ok(&flow, "continueAuthentication", Some(json!({})))
+        .await;
+    assert_eq!(resumed["status"], "RESUME");
+    assert_eq!(resumed["resumeUrl"], "https://idp.example/resume/abc");
+    assert_eq!(app.result(&flow).await.status(), 200);
+}
+
+async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app
+        .start_flow(&transfer_request("alice", "€1,000", "Mallory Ltd"))
+        .await;
+    let request = phone.one_pending().await;
+    assert_eq!(request.kind, "transaction");
+    assert_eq!(request.title, "Approve transfer");
+    assert_eq!(request.body, "Approve transfer of €1,000 to Mallory Ltd?");
+
+    // A proof over other parameters (what a tampered app would have shown) is refused.
+    let mut altered = request.clone();
+    let mut params = altered.dynamic_params.as_map().clone();
+    params.insert("amount".into(), "€1".into());
+    altered.dynamic_params = assent_adapter::params::DynamicParams::parse(params).unwrap();
+    let refused = phone
+        .device
+        .answer(&altered, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("400") && refused.contains("parameters"),
+        "{refused}"
+    );
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "PUSH_CONFIRMATION_WAITING",
+        "flow untouched"
+    );
+
+    assert_eq!(
+        phone.device.answer(&request, true).await.unwrap().status,
+        "MFA_COMPLETED"
+    );
+    app.act_ok(&flow, "continueAuthentication", None).await;
+    let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(
+        result["dynamicParams"],
+        json!({ "amount": "€1,000", "payee": "Mallory Ltd" })
+    );
+}
+
+async fn concurrent_answers_have_exactly_one_winner(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    for decisions in [[true, true], [true, false]] {
+        let flow = app.start_flow(&oob_request("alice")).await;
+        let request = phone.one_pending().await;
+        let (a, b) = tokio::join!(
+            phone.device.answer(&request, decisions[0]),
+            phone.device.answer(&request, decisions[1])
+        );
+        let outcomes = [a.is_ok(), b.is_ok()];
+        assert_eq!(
+            outcomes.iter().filter(|ok| **ok).count(),
+            1,
+            "one winner: {a:?} {b:?}"
+        );
+        let loser = if outcomes[0] {
+            b.unwrap_err()
+        } else {
+            a.unwrap_err()
+        }
+        .to_string();
+        assert!(loser.contains("409"), "the loser gets a conflict: {loser}");
+        let winner = if outcomes[0] {
+            decisions[0]
+        } else {
+            decisions[1]
+        };
+        let expected = if winner {
+            "MFA_COMPLETED"
+        } else {
+            "PUSH_CONFIRMATION_REJECTED"
+        };
+        assert_eq!(app.state(&flow).await["status"], expected);
+        app.act(&flow, "cancelAuthentication", None).await;
+    }
+}
+
+async fn a_replayed_device_token_is_refused(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let authorization = phone.authorization();
+    let pending = |authorization: String| {
+        app.http
+            .get(app.url("/device/v1/pending"))
+            .header("Authorization", authorization)
+            .send()
+    };
+    assert_eq!(pending(authorization.clone()).await.unwrap().status(), 200);
+    let replay = pending(authorization).await.unwrap();
+    assert_eq!(replay.status(), 401);
+    assert!(
+        problem(replay).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_times_out_and_the_person_may_retry() {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        Figment::new().merge(("policy.push_timeout_secs", 1)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let request = phone.one_pending().await;
+    // A long poll returns by the push's own time-out, not the requested wait.
+    let started = Instant::now();
+    let timed_out = app
+        .http
+        .post(app.url(&format!("/pf-ws/authn/flows/{flow}?wait=20")))
+        .header("X-XSRF-Header", "PingFederate")
+        .header("Content-Type", "application/vnd.pingidentity.poll+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(timed_out["status"], "PUSH_CONFIRMATION_TIMED_OUT");
+    assert_eq!(links(&timed_out), ["cancelAuthentication", "selectDevice"]);
+
+    let late = phone
+        .device
+        .answer(&request, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(late.contains("409"), "{late}");
+    assert!(
+        phone.pending(0).await.is_empty(),
+        "expired requests leave the list"
+    );
+
+    let retried = app
+        .act_ok(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": phone.id() } })),
+        )
+        .await;
+    assert_eq!(retried["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_is_woken_by_an_approval_through_another_instance() {
+    let redis = RedisServer::start();
+    let prefix = unique("shared");
+    let browser_side = TestApp::spawn_with(Backend::Redis(&redis), &prefix, Figment::new()).await;
+    let device_side = TestApp::spawn_with(Backend::Redis(&redis), &prefix, Figment::new()).await;
+    let phone = device_side.pair_device("alice").await;
+    let flow = browser_side.start_flow(&oob_request("alice")).await;
+
+    let poll = async {
+        let started = Instant::now();
+        let state = browser_side
+            .http
+            .post(browser_side.url(&format!("/pf-ws/authn/flows/{flow}?action=poll&wait=25")))
+            .header("X-XSRF-Header", "x")
+            .header("Content-Type", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        (state, started.elapsed())
+    };
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        phone.answer_pending(true).await
+    };
+    let ((state, waited), answer) = tokio::join!(poll, approve);
+    assert_eq!(answer, "MFA_COMPLETED");
+    assert_eq!(state["status"], "MFA_COMPLETED");
+    assert!(
+        waited < Duration::from_secs(10),
+        "woken by the approval, not the deadline: {waited:?}"
+    );
+}

@@ -50,7 +50,11 @@ enum DeviceCommand {
         #[arg(long)]
         key: String,
         /// The assent base URL.
-        #[arg(long, default_value = "http://127.0.0.1:9031")]
+        #[arg(
+            long,
+            env = "ASSENT_DEVICE_SERVER",
+            default_value = "http://127.0.0.1:9031"
+        )]
         server: String,
         /// The device's name.
         #[arg(long, default_value = "assent simulator")]

@@ -8,3 +8,4 @@ mod bad_input;
 mod oob;
 mod ops;
 mod store;
+mod walkthrough;

@@ -1,0 +1,135 @@
+//! The README's walk-through, run as written (with the binary and address of this test),
+//! and the device simulator driven from the command line.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{AssentProcess, repo_root, unique};
+
+/// The first ```sh block after `heading` in the README.
+fn readme_block(heading: &str) -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .expect("the README has the section");
+    let block = section.split("```sh").nth(1).expect("a shell block");
+    block.split("```").next().unwrap().to_owned()
+}
+
+fn scratch_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("assent-walk"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_works_as_written() {
+    let process = AssentProcess::serve(&[], &[]).await;
+    let host = process.address.trim_start_matches("http://").to_owned();
+    let script = readme_block("## Walk-through")
+        .replace("localhost:9031", &host)
+        .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"))
+        .replace(
+            "cargo run -q -- device",
+            &format!("{} device", env!("CARGO_BIN_EXE_assent")),
+        );
+    let dir = scratch_dir();
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&dir)
+        .env("ASSENT_DEVICE_SERVER", &process.address)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("paired device"), "{stdout}");
+    assert!(
+        stdout.contains(r#""status":"PUSH_CONFIRMATION_WAITING""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Approve transfer of €100 to Bob?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
+    assert!(stdout.contains(r#""status":"COMPLETED""#), "{stdout}");
+    assert!(stdout.contains(r#""subject":"alice""#), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_watches_and_answers_from_the_command_line() {
+    let process = AssentProcess::serve(&[], &[]).await;
+    let http = reqwest::Client::new();
+    let dir = scratch_dir();
+    let assent = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_assent"));
+        command.current_dir(&dir);
+        command
+    };
+    let key: serde_json::Value = http
+        .post(format!(
+            "{}/admin/v1/users/bob/pairing-keys",
+            process.address
+        ))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paired = assent()
+        .args(["device", "pair", "--server", &process.address, "--key"])
+        .arg(key["pairingKey"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(paired.status.success());
+    let empty = assent().args(["device", "pending"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("no pending requests"));
+
+    let watcher = assent()
+        .args(["device", "watch", "--auto", "deny", "--count", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let created: serde_json::Value = http
+        .post(format!("{}/adapter/v1/flows", process.address))
+        .basic_auth("demo-federation", Some("demo-federation-secret"))
+        .json(&crate::support::oob_request("bob"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flow = created["flowId"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: serde_json::Value = http
+            .get(format!("{}/pf-ws/authn/flows/{flow}", process.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if state["status"] == "PUSH_CONFIRMATION_REJECTED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher denies the request: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = watcher.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("denied"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -90,6 +90,7 @@ pub async fn save(store: &dyn Store, device: &Device) -> Result<(), AdapterError
             &keys::user_devices(&device.user_id),
             device.id.as_str(),
             Ttl::Persist,
+            None,
         )
         .await?;
     Ok(())

@@ -463,3 +463,39 @@ async fn a_long_poll_is_woken_by_an_approval_through_another_instance() {
         "woken by the approval, not the deadline: {waited:?}"
     );
 }
+
+/// DESIGN.md: "a completed out-of-band flow should cost about ten Redis commands". Counted
+/// (not timed) with `INFO commandstats`, over the whole flow through the real APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_flow_costs_few_redis_round_trips() {
+    let redis = RedisServer::start();
+    let app = TestApp::spawn(Backend::Redis(&redis)).await;
+    let phone = app.pair_device("alice").await;
+    redis.command(&["CONFIG", "RESETSTAT"]);
+
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let request = phone.device.pending(0).await.unwrap().remove(0);
+    phone.device.answer(&request, true).await.unwrap();
+    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
+    app.act_ok(&flow, "continueAuthentication", None).await;
+    assert_eq!(app.result(&flow).await.status(), 200);
+
+    let stats: Vec<(String, u64)> = redis
+        .command_stats()
+        .into_iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat" | "ping"))
+        .collect();
+    // Round trips: the commands assent sends itself; a script's inner calls (HSET,
+    // PEXPIRE, PUBLISH...) ride inside its EVALSHA.
+    let top_level = ["evalsha", "hmget", "smembers", "srem", "script|load"];
+    let round_trips: u64 = stats
+        .iter()
+        .filter(|(name, _)| top_level.contains(&name.as_str()))
+        .map(|(_, calls)| calls)
+        .sum();
+    let total: u64 = stats.iter().map(|(_, calls)| calls).sum();
+    println!("redis commands for one completed OOB flow: {stats:?}");
+    println!("round trips ≈ {round_trips}, commands including script internals = {total}");
+    // 20 in steady state, plus one SCRIPT LOAD and its retried EVALSHA on first use.
+    assert!(round_trips <= 22, "the hot path stays lean: {stats:?}");
+}

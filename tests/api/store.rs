@@ -65,6 +65,7 @@ conformance!(
     waiter_is_woken_by_a_write_through_a_second_client,
     waiter_without_write_times_out,
     notify_wakes_waiters,
+    index_add_wakes_waiters,
 );
 
 async fn records_carry_versions(pair: Pair) {
@@ -263,15 +264,15 @@ async fn indexes_hold_members(pair: Pair) {
             .is_empty()
     );
     store
-        .index_add("devices:{u:a}", "d1", Ttl::Persist)
+        .index_add("devices:{u:a}", "d1", Ttl::Persist, None)
         .await
         .unwrap();
     store
-        .index_add("devices:{u:a}", "d2", Ttl::Persist)
+        .index_add("devices:{u:a}", "d2", Ttl::Persist, None)
         .await
         .unwrap();
     pair.second
-        .index_add("devices:{u:a}", "d2", Ttl::Persist)
+        .index_add("devices:{u:a}", "d2", Ttl::Persist, None)
         .await
         .unwrap();
     let mut members = store.index_members("devices:{u:a}").await.unwrap();
@@ -285,7 +286,12 @@ async fn indexes_hold_members(pair: Pair) {
 async fn indexes_expire(pair: Pair) {
     let store = pair.first;
     store
-        .index_add("pending:{d}", "a1", Ttl::Set(Duration::from_millis(300)))
+        .index_add(
+            "pending:{d}",
+            "a1",
+            Ttl::Set(Duration::from_millis(300)),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.index_members("pending:{d}").await.unwrap(), ["a1"]);
@@ -332,4 +338,22 @@ async fn notify_wakes_waiters(pair: Pair) {
     pair.second.notify("device:n").await.unwrap();
     assert!(early.wait(Duration::from_secs(5)).await);
     assert!(other.wait(Duration::from_secs(5)).await);
+}
+
+async fn index_add_wakes_waiters(pair: Pair) {
+    let mut subscription = pair.first.subscribe("device:i");
+    pair.second
+        .index_add(
+            "pending:{d:i}",
+            "a1",
+            Ttl::Set(Duration::from_secs(5)),
+            Some("device:i"),
+        )
+        .await
+        .unwrap();
+    assert!(subscription.wait(Duration::from_secs(5)).await);
+    assert_eq!(
+        pair.first.index_members("pending:{d:i}").await.unwrap(),
+        ["a1"]
+    );
 }

@@ -115,6 +115,51 @@ impl RedisServer {
             && &reply == b"+PONG\r\n"
     }
 
+    /// Sends one command over a fresh connection and returns the raw RESP reply.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Redis is up");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .write_all(request.as_bytes())
+            .expect("write to Redis");
+        let mut reply = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    reply.extend_from_slice(&buffer[..read]);
+                    if reply_complete(&reply) {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    /// Calls per command since the last `CONFIG RESETSTAT`, from `INFO commandstats`.
+    pub fn command_stats(&self) -> Vec<(String, u64)> {
+        self.command(&["INFO", "commandstats"])
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("cmdstat_")?;
+                let (name, stats) = rest.split_once(':')?;
+                let calls = stats
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
     /// Stops the server cleanly (SIGTERM: the AOF is flushed) and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -144,6 +189,18 @@ impl RedisServer {
                 .await
                 .expect("cannot connect to the test Redis"),
         )
+    }
+}
+
+/// Whether a RESP reply (a simple line, or one bulk string) has fully arrived.
+fn reply_complete(reply: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(reply);
+    match text.strip_prefix('$') {
+        Some(bulk) => bulk
+            .split_once("\r\n")
+            .and_then(|(len, body)| len.parse::<usize>().ok().map(|len| body.len() >= len + 2))
+            .unwrap_or(false),
+        None => text.ends_with("\r\n"),
     }
 }
 

@@ -163,6 +163,9 @@ pub struct FlowResult {
     pub reason: Option<String>,
 }
 
+/// A flow and the version a compare-and-set must name to replace it.
+type Versioned = (Flow, u64);
+
 fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
     serde_json::from_slice(bytes).map_err(AdapterError::internal)
 }
@@ -338,9 +341,9 @@ impl Adapter {
                 &keys::device_pending(&push.device_id),
                 push.auth_id.as_str(),
                 ttl,
+                Some(&keys::device_channel(&push.device_id)),
             )
             .await?;
-        store.notify(&keys::device_channel(&push.device_id)).await?;
         Ok(())
     }
 
@@ -351,12 +354,16 @@ impl Adapter {
     }
 
     async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
+        Ok(self.load_versioned(id).await?.0)
+    }
+
+    async fn load_versioned(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
         let record = self
             .store()
             .get(&keys::flow(id))
             .await?
             .ok_or(AdapterError::NotFound("flow"))?;
-        decode(&record.value)
+        Ok((decode(&record.value)?, record.version))
     }
 
     /// Applies the event `make_event` derives from the current flow, with one
@@ -365,26 +372,21 @@ impl Adapter {
     async fn update_flow(
         &self,
         id: &FlowId,
+        mut current: Option<Versioned>,
         mut make_event: impl FnMut(&Flow) -> Result<Event, AdapterError>,
     ) -> Result<Flow, AdapterError> {
         let store = self.store();
         let key = keys::flow(id);
         for _ in 0..CAS_ATTEMPTS {
-            let record = store
-                .get(&key)
-                .await?
-                .ok_or(AdapterError::NotFound("flow"))?;
-            let flow = decode(&record.value)?;
+            // The caller's fresh read serves the first attempt; a lost race re-reads.
+            let (flow, version) = match current.take() {
+                Some(current) => current,
+                None => self.load_versioned(id).await?,
+            };
             let next = apply(&flow, make_event(&flow)?, now_ms())?;
             let channel = keys::flow_channel(id);
             match store
-                .transition(
-                    &key,
-                    record.version,
-                    &encode(&next)?,
-                    Ttl::Keep,
-                    Some(&channel),
-                )
+                .transition(&key, version, &encode(&next)?, Ttl::Keep, Some(&channel))
                 .await
             {
                 Ok(_) => {
@@ -423,7 +425,7 @@ impl Adapter {
     /// Performs an Authentication API action.
     pub async fn act(&self, id: &str, action: FlowAction) -> Result<Flow, AdapterError> {
         let id = parse_flow_id(id)?;
-        let flow = self.load_flow(&id).await?;
+        let (flow, version) = self.load_versioned(&id).await?;
         let status = flow.status(now_ms());
         // Refuse before any side effect (device management writes devices).
         if !flow.allowed_actions(now_ms()).contains(&action.action()) {
@@ -438,7 +440,7 @@ impl Adapter {
                 let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
                 let timeout_ms = self.push_timeout_ms();
                 let flow = self
-                    .update_flow(&id, |flow| {
+                    .update_flow(&id, Some((flow, version)), |flow| {
                         Ok(Event::SelectDevice {
                             device: device.clone(),
                             auth_id: AuthId::generate(&flow.id),
@@ -470,8 +472,15 @@ impl Adapter {
                 device::remove(self.store(), &device).await?;
                 self.refresh_devices(&flow).await
             }
-            FlowAction::Continue => self.update_flow(&id, |_| Ok(Event::Continue)).await,
-            FlowAction::Cancel => self.update_flow(&id, |_| Ok(Event::Cancel)).await,
+            FlowAction::Continue => {
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| Ok(Event::Continue))
+                    .await
+            }
+            FlowAction::Cancel => {
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
+            }
         }
     }
 
@@ -491,7 +500,7 @@ impl Adapter {
         let devices = device::list_for_user(store, &flow.user_id).await?;
         let default = device::default_for_user(store, &flow.user_id).await?;
         let devices = summaries(&devices, default.as_ref());
-        self.update_flow(&flow.id, |_| {
+        self.update_flow(&flow.id, None, |_| {
             Ok(Event::DevicesChanged {
                 devices: devices.clone(),
             })
@@ -529,11 +538,12 @@ impl Adapter {
         id: &str,
     ) -> Result<FlowResult, AdapterError> {
         let id = parse_flow_id(id)?;
-        let flow = self.load_flow(&id).await?;
+        let (flow, version) = self.load_versioned(&id).await?;
         if flow.client_id != client_id {
             return Err(AdapterError::NotFound("flow"));
         }
-        let flow = match self.update_flow(&id, |_| Ok(Event::PickUp)).await {
+        let current = Some((flow, version));
+        let flow = match self.update_flow(&id, current, |_| Ok(Event::PickUp)).await {
             Err(AdapterError::Flow(FlowError::AlreadyPickedUp)) => {
                 return Err(AdapterError::NotFound("result"));
             }
@@ -685,7 +695,7 @@ impl Adapter {
             ));
         }
         let flow = self
-            .update_flow(&auth_id.flow(), |flow| {
+            .update_flow(&auth_id.flow(), None, |flow| {
                 if flow.push().is_none_or(|push| push.auth_id != auth_id) {
                     return Err(FlowError::NotPending.into());
                 }

@@ -195,23 +195,34 @@ impl Store for MemoryStore {
         Ok(existed)
     }
 
-    async fn index_add(&self, index: &str, member: &str, ttl: Ttl) -> Result<(), StoreError> {
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut state = self.state();
-        match state.index(index, now) {
-            Some(entry) => {
-                entry.data.insert(member.to_owned());
-                entry.apply_ttl(ttl, now);
+        {
+            let mut state = self.state();
+            match state.index(index, now) {
+                Some(entry) => {
+                    entry.data.insert(member.to_owned());
+                    entry.apply_ttl(ttl, now);
+                }
+                None => {
+                    let entry = Entry {
+                        data: HashSet::from([member.to_owned()]),
+                        expires: fresh_expiry(ttl, now),
+                    };
+                    state.indexes.insert(index.to_owned(), entry);
+                }
             }
-            None => {
-                let entry = Entry {
-                    data: HashSet::from([member.to_owned()]),
-                    expires: fresh_expiry(ttl, now),
-                };
-                state.indexes.insert(index.to_owned(), entry);
-            }
+            state.wrote(now);
         }
-        state.wrote(now);
+        if let Some(channel) = notify {
+            self.waiters.wake(channel);
+        }
         Ok(())
     }
 

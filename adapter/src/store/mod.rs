@@ -85,8 +85,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a record; `true` when it existed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
-    /// Adds `member` to the set at `index` (created on demand).
-    async fn index_add(&self, index: &str, member: &str, ttl: Ttl) -> Result<(), StoreError>;
+    /// Adds `member` to the set at `index` (created on demand), then publishes on `notify`
+    /// in the same atomic step.
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<(), StoreError>;
 
     /// Removes `member` from the set at `index`; `true` when it was there.
     async fn index_remove(&self, index: &str, member: &str) -> Result<bool, StoreError>;

@@ -59,6 +59,7 @@ return d
 const INDEX_ADD: &str = r"
 redis.call('SADD', KEYS[1], ARGV[1])
 apply_ttl(KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '1') end
 return 1
 ";
 
@@ -346,14 +347,24 @@ impl Store for RedisStore {
         Ok(deleted > 0)
     }
 
-    async fn index_add(&self, index: &str, member: &str, ttl: Ttl) -> Result<(), StoreError> {
+    async fn index_add(
+        &self,
+        index: &str,
+        member: &str,
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
+        let channel = notify
+            .map(|channel| self.channel(channel))
+            .unwrap_or_default();
         self.call(
             self.scripts
                 .index_add
                 .key(self.key(index))
                 .arg(member)
                 .arg(ttl_arg(ttl))
+                .arg(channel)
                 .invoke_async::<()>(&mut connection),
         )
         .await

@@ -90,7 +90,10 @@ pub struct Config {
     pub adapter_clients: Vec<ClientConfig>,
     /// Relying parties allowed to use CIBA.
     #[serde(default)]
-    pub ciba_clients: Vec<ClientConfig>,
+    pub ciba_clients: Vec<CibaClientConfig>,
+    /// The CIBA provider.
+    #[serde(default)]
+    pub ciba: CibaConfig,
     /// Users known before any federation server mentions them (demo data).
     #[serde(default)]
     pub users: Vec<UserProfile>,
@@ -187,15 +190,134 @@ pub struct ClientConfig {
     pub id: String,
     /// SHA-256 of the client secret (secrets are generated, high-entropy values).
     pub secret_sha256: SecretHash,
-    /// A display name, shown on the device.
+    /// A display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// CIBA token delivery mode: `poll`, `ping` or `push`.
+}
+
+/// How a CIBA client authenticates to the backchannel, token and introspection endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// HTTP Basic with id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A JWT assertion signed with one of the client's keys (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl ClientAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+/// How a CIBA client learns the outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// The client polls the token endpoint.
+    Poll,
+    /// assent calls the client's endpoint, then the client calls the token endpoint.
+    Ping,
+    /// assent sends the tokens to the client's endpoint.
+    Push,
+}
+
+impl DeliveryMode {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Ping => "ping",
+            Self::Push => "push",
+        }
+    }
+}
+
+/// A relying party allowed to use CIBA.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CibaClientConfig {
+    /// The client id.
+    pub id: String,
+    /// Shown on the device ("<name> asks you to sign in").
+    pub name: String,
+    /// How it authenticates.
+    pub auth_method: ClientAuthMethod,
+    /// SHA-256 of its secret, for the `client_secret_*` methods.
     #[serde(default)]
-    pub delivery_mode: Option<String>,
-    /// CIBA notification endpoint, for ping and push.
+    pub secret_sha256: Option<SecretHash>,
+    /// Its public keys (a JWK set), for `private_key_jwt` and signed request objects.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// Token delivery mode.
+    pub delivery_mode: DeliveryMode,
+    /// Where pings and pushes go (ping and push modes).
     #[serde(default)]
     pub notification_endpoint: Option<String>,
+    /// Authentication requests must come as signed request objects.
+    #[serde(default)]
+    pub require_signed_request: bool,
+    /// Authentication requests must carry the user's `user_code`.
+    #[serde(default)]
+    pub require_user_code: bool,
+    /// The scopes it may ask for.
+    pub scopes: Vec<String>,
+    /// ID token signing algorithm: `RS256` (default), `PS256` or `ES256`.
+    #[serde(default = "default_id_token_alg")]
+    pub id_token_signed_response_alg: String,
+}
+
+fn default_id_token_alg() -> String {
+    "RS256".to_owned()
+}
+
+/// The CIBA provider.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CibaConfig {
+    /// Minimum seconds between two token polls (the `interval` answered).
+    pub poll_interval_secs: u64,
+    /// How long a request waits for the person when the client does not say.
+    pub default_expiry_secs: u64,
+    /// The longest `requested_expiry` honoured.
+    pub max_expiry_secs: u64,
+    /// ID token lifetime.
+    pub id_token_lifetime_secs: u64,
+    /// Access token lifetime.
+    pub access_token_lifetime_secs: u64,
+    /// Refresh token lifetime.
+    pub refresh_token_lifetime_secs: u64,
+    /// A JWK set file holding the signing keys; when absent, keys are generated on first
+    /// start and kept in the store, shared by every instance.
+    pub signing_jwk_file: Option<std::path::PathBuf>,
+    /// How often an instance reloads the signing keys from the store (after a rotation).
+    pub key_refresh_secs: u64,
+    /// Ping and push: attempts before giving up.
+    pub notification_attempts: u32,
+}
+
+impl Default for CibaConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_secs: 5,
+            default_expiry_secs: 300,
+            max_expiry_secs: 1800,
+            id_token_lifetime_secs: 600,
+            access_token_lifetime_secs: 600,
+            refresh_token_lifetime_secs: 30 * 24 * 3600,
+            signing_jwk_file: None,
+            key_refresh_secs: 30,
+            notification_attempts: 4,
+        }
+    }
 }
 
 /// Global policy; later issues extend it.
@@ -317,6 +439,11 @@ impl Config {
                 .validate()
                 .map_err(|reason| invalid(&format!("templates.{id}"), &reason))?;
         }
+        for (index, client) in self.ciba_clients.iter().enumerate() {
+            client
+                .validate()
+                .map_err(|reason| invalid(&format!("ciba_clients[{index}]"), &reason))?;
+        }
         for (index, user) in self.users.iter().enumerate() {
             user.validate()
                 .map_err(|reason| invalid(&format!("users[{index}]"), &reason))?;
@@ -350,10 +477,55 @@ impl Config {
         if self
             .ciba_clients
             .iter()
-            .any(|client| is_demo(&client.secret_sha256))
+            .filter_map(|client| client.secret_sha256.as_ref())
+            .any(is_demo)
         {
             return Some("ciba_clients.secret_sha256");
         }
         None
+    }
+}
+
+impl CibaClientConfig {
+    fn validate(&self) -> Result<(), String> {
+        match self.auth_method {
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+                if self.secret_sha256.is_none() =>
+            {
+                return Err(format!("{} needs secret_sha256", self.auth_method.as_str()));
+            }
+            ClientAuthMethod::PrivateKeyJwt if self.jwks.is_none() => {
+                return Err("private_key_jwt needs jwks".to_owned());
+            }
+            _ => {}
+        }
+        if self.require_signed_request && self.jwks.is_none() {
+            return Err("require_signed_request needs jwks".to_owned());
+        }
+        if let Some(jwks) = &self.jwks
+            && !jwks.get("keys").is_some_and(serde_json::Value::is_array)
+        {
+            return Err("jwks must be a JWK set: {\"keys\": [...]}".to_owned());
+        }
+        let endpoint_ok = self
+            .notification_endpoint
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://") || url.starts_with("http://"));
+        if self.delivery_mode != DeliveryMode::Poll && !endpoint_ok {
+            return Err(format!(
+                "{} mode needs an http(s) notification_endpoint",
+                self.delivery_mode.as_str()
+            ));
+        }
+        if !self.scopes.iter().any(|scope| scope == "openid") {
+            return Err("scopes must include openid".to_owned());
+        }
+        if !matches!(
+            self.id_token_signed_response_alg.as_str(),
+            "RS256" | "PS256" | "ES256"
+        ) {
+            return Err("id_token_signed_response_alg is RS256, PS256 or ES256".to_owned());
+        }
+        Ok(())
     }
 }

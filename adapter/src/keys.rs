@@ -12,6 +12,14 @@ pub fn user(user: &UserId) -> String {
     format!("user:{{u:{user}}}")
 }
 
+/// The user id behind a login hint (`kind` is username, email or phone; the value is
+/// normalised and hashed, so any text is safe in a key).
+pub fn login(kind: &str, value: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+    format!("login:{{{kind}:{digest}}}")
+}
+
 /// The set of a user's device ids.
 pub fn user_devices(user: &UserId) -> String {
     format!("devices:{{u:{user}}}")

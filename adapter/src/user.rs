@@ -83,6 +83,9 @@ pub struct UserProfile {
     /// Free attributes from the federation server.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// Argon2 hash (PHC string) of the user's CIBA `user_code`, if they set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_code_hash: Option<String>,
 }
 
 impl UserProfile {
@@ -145,13 +148,81 @@ fn is_e164(phone: &str) -> bool {
     })
 }
 
-/// Creates or replaces a user's profile. Profiles are long-lived: no TTL.
+/// Creates or updates a user's profile, and the login-hint index (username, email,
+/// phone). Nothing is written when the profile is unchanged, so that a returning user
+/// costs one read. A user code set earlier is kept unless a new one is given.
 pub async fn upsert(store: &dyn Store, profile: &UserProfile) -> Result<(), AdapterError> {
-    let value = serde_json::to_vec(profile).map_err(AdapterError::internal)?;
+    let existing = find(store, &profile.id).await?;
+    let mut profile = profile.clone();
+    if profile.user_code_hash.is_none() {
+        profile.user_code_hash = existing
+            .as_ref()
+            .and_then(|existing| existing.user_code_hash.clone());
+    }
+    if existing.as_ref() == Some(&profile) {
+        return Ok(());
+    }
+    let value = serde_json::to_vec(&profile).map_err(AdapterError::internal)?;
     store
         .put(&keys::user(&profile.id), &value, Ttl::Persist)
         .await?;
+    for (kind, login) in logins(&profile) {
+        store
+            .put(
+                &keys::login(kind, &login),
+                profile.id.as_str().as_bytes(),
+                Ttl::Persist,
+            )
+            .await?;
+    }
     Ok(())
+}
+
+/// The identifiers a person may give as a login hint, normalised.
+fn logins(profile: &UserProfile) -> Vec<(&'static str, String)> {
+    let mut logins = vec![("username", profile.username.to_lowercase())];
+    if let Some(email) = &profile.email {
+        logins.push(("email", email.to_lowercase()));
+    }
+    if let Some(phone) = &profile.phone {
+        logins.push(("phone", phone.clone()));
+    }
+    logins
+}
+
+/// Finds a user by username, email or phone. The index may be stale after a change, so
+/// the profile found must still carry the identifier.
+pub async fn find_by_login(
+    store: &dyn Store,
+    hint: &str,
+) -> Result<Option<UserProfile>, AdapterError> {
+    let kind = if hint.contains('@') {
+        "email"
+    } else if hint.starts_with('+') {
+        "phone"
+    } else {
+        "username"
+    };
+    let normalised = if kind == "phone" {
+        hint.to_owned()
+    } else {
+        hint.to_lowercase()
+    };
+    if normalised.is_empty() || normalised.len() > MAX_FIELD_LEN {
+        return Ok(None);
+    }
+    let Some(record) = store.get(&keys::login(kind, &normalised)).await? else {
+        return Ok(None);
+    };
+    let Some(id) = String::from_utf8(record.value)
+        .ok()
+        .and_then(|id| UserId::parse(&id).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(find(store, &id)
+        .await?
+        .filter(|profile| logins(profile).contains(&(kind, normalised.clone()))))
 }
 
 /// Reads a user's profile.

@@ -77,6 +77,7 @@ impl From<StartFlowRequest> for StartFlow {
                 voice: user.voice_number,
                 groups: user.groups,
                 attributes: user.attributes,
+                user_code_hash: None,
             },
             application: request.application,
             client_ip: request.client_ip,

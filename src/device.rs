@@ -139,13 +139,14 @@ impl Device {
         };
         let text =
             serde_json::to_string_pretty(&self.state).map_err(|e| file_error(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| file_error(e.to_string()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // The private key never sits on disk with wider permissions, not even briefly.
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| file_error(e.to_string()))?;
-        }
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(|e| file_error(e.to_string()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .map_err(|e| file_error(e.to_string()))?;
         Ok(())
     }
 

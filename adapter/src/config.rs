@@ -106,12 +106,22 @@ pub struct Config {
 }
 
 /// Which backend holds the state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// In this process only.
     Memory,
     /// A `redis://` or `rediss://` URL.
     Redis(String),
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            // The URL may carry a password.
+            Self::Redis(_) => f.write_str("redis://(redacted)"),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for StoreUrl {
@@ -122,8 +132,9 @@ impl<'de> Deserialize<'de> for StoreUrl {
         } else if raw.starts_with("redis://") || raw.starts_with("rediss://") {
             Ok(Self::Redis(raw))
         } else {
+            // The value is not echoed: it may be a URL with a password in it.
             Err(serde::de::Error::invalid_value(
-                serde::de::Unexpected::Str(&raw),
+                serde::de::Unexpected::Other("another value"),
                 &"`memory` or a redis:// URL",
             ))
         }
@@ -219,7 +230,7 @@ impl ClientAuthMethod {
 }
 
 /// How a CIBA client learns the outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryMode {
     /// The client polls the token endpoint.
@@ -330,6 +341,12 @@ pub struct PolicyConfig {
     pub push_timeout_secs: u64,
     /// How long an admin-issued pairing key stays usable.
     pub pairing_key_ttl_secs: u64,
+    /// How many pushes one flow may send (the first and the retries), against push fatigue.
+    pub max_pushes_per_flow: u32,
+    /// Whether the person may rename, remove and choose a default device while choosing
+    /// one. Off by default: the flow id alone (a password's worth of trust) should not
+    /// manage a user's devices.
+    pub manage_devices_in_flow: bool,
 }
 
 impl Default for PolicyConfig {
@@ -338,6 +355,8 @@ impl Default for PolicyConfig {
             flow_ttl_secs: 600,
             push_timeout_secs: 120,
             pairing_key_ttl_secs: 600,
+            max_pushes_per_flow: 5,
+            manage_devices_in_flow: false,
         }
     }
 }
@@ -434,6 +453,72 @@ impl Config {
         if self.http.long_poll_max_secs == 0 || self.http.long_poll_max_secs > 300 {
             return Err(invalid("http.long_poll_max_secs", "between 1 and 300"));
         }
+        for origin in &self.http.cors_origins {
+            if !is_origin(origin) {
+                return Err(invalid(
+                    "http.cors_origins",
+                    "exact origins such as https://app.example.com (scheme, host, optional \
+                     port; no path, no wildcard)",
+                ));
+            }
+        }
+        let day = 24 * 3600;
+        for (key, value, max) in [
+            ("policy.flow_ttl_secs", self.policy.flow_ttl_secs, day),
+            (
+                "policy.push_timeout_secs",
+                self.policy.push_timeout_secs,
+                3600,
+            ),
+            (
+                "policy.pairing_key_ttl_secs",
+                self.policy.pairing_key_ttl_secs,
+                7 * day,
+            ),
+            (
+                "policy.max_pushes_per_flow",
+                u64::from(self.policy.max_pushes_per_flow),
+                100,
+            ),
+            ("ciba.poll_interval_secs", self.ciba.poll_interval_secs, 60),
+            (
+                "ciba.default_expiry_secs",
+                self.ciba.default_expiry_secs,
+                day,
+            ),
+            ("ciba.max_expiry_secs", self.ciba.max_expiry_secs, day),
+            (
+                "ciba.id_token_lifetime_secs",
+                self.ciba.id_token_lifetime_secs,
+                day,
+            ),
+            (
+                "ciba.access_token_lifetime_secs",
+                self.ciba.access_token_lifetime_secs,
+                day,
+            ),
+            (
+                "ciba.refresh_token_lifetime_secs",
+                self.ciba.refresh_token_lifetime_secs,
+                365 * day,
+            ),
+            ("ciba.key_refresh_secs", self.ciba.key_refresh_secs, 3600),
+            (
+                "ciba.notification_attempts",
+                u64::from(self.ciba.notification_attempts),
+                10,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(key, &format!("between 1 and {max}")));
+            }
+        }
+        if self.policy.push_timeout_secs >= self.policy.flow_ttl_secs {
+            return Err(invalid(
+                "policy.push_timeout_secs",
+                "shorter than policy.flow_ttl_secs",
+            ));
+        }
         for (id, template) in &self.templates {
             template
                 .validate()
@@ -528,4 +613,16 @@ impl CibaClientConfig {
         }
         Ok(())
     }
+}
+
+/// `scheme://host[:port]`, nothing more.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

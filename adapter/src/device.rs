@@ -53,7 +53,9 @@ impl Device {
 
 /// Checks a free-text label (name, nickname, OS...).
 pub fn validate_label(field: &str, value: &str) -> Result<(), AdapterError> {
-    if value.trim().is_empty() || value.len() > MAX_LABEL_LEN || value.chars().any(char::is_control)
+    if value.trim().is_empty()
+        || value.len() > MAX_LABEL_LEN
+        || value.chars().any(crate::params::is_deceptive)
     {
         return Err(AdapterError::Invalid(format!(
             "`{field}` must be 1 to {MAX_LABEL_LEN} bytes of printable text"
@@ -71,11 +73,34 @@ pub fn unix_now() -> u64 {
 
 /// Reads a device.
 pub async fn find(store: &dyn Store, id: &DeviceId) -> Result<Option<Device>, AdapterError> {
+    Ok(find_versioned(store, id).await?.map(|(device, _)| device))
+}
+
+/// Reads a device and the version an update must name.
+pub async fn find_versioned(
+    store: &dyn Store,
+    id: &DeviceId,
+) -> Result<Option<(Device, u64)>, AdapterError> {
     match store.get(&keys::device(id)).await? {
-        Some(record) => Ok(Some(
+        Some(record) => Ok(Some((
             serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
-        )),
+            record.version,
+        ))),
         None => Ok(None),
+    }
+}
+
+/// Changes a device only if it is still the version read: an unpairing that raced the
+/// change wins, and the device is not brought back.
+pub async fn update(store: &dyn Store, device: &Device, version: u64) -> Result<(), AdapterError> {
+    let value = serde_json::to_vec(device).map_err(AdapterError::internal)?;
+    match store
+        .transition(&keys::device(&device.id), version, &value, Ttl::Keep, None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(crate::store::StoreError::NotFound) => Err(AdapterError::NotFound("device")),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -141,11 +166,13 @@ pub async fn set_default(
     Ok(())
 }
 
-/// Unpairs a device: it can no longer authenticate or answer.
+/// Unpairs a device: it can no longer authenticate or answer. The record goes first, so
+/// that a failure half-way leaves a device that cannot authenticate, never one that can
+/// but is hidden from its user's list.
 pub async fn remove(store: &dyn Store, device: &Device) -> Result<(), AdapterError> {
+    store.delete(&keys::device(&device.id)).await?;
     store
         .index_remove(&keys::user_devices(&device.user_id), device.id.as_str())
         .await?;
-    store.delete(&keys::device(&device.id)).await?;
     Ok(())
 }

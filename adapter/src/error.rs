@@ -29,6 +29,12 @@ pub enum FlowError {
     /// The result was already picked up.
     #[error("the result was already picked up")]
     AlreadyPickedUp,
+    /// The flow sent as many pushes as policy allows.
+    #[error("too many push notifications for this sign-in")]
+    TooManyPushes,
+    /// The user has no device that can receive the request.
+    #[error("the user has no paired mobile device")]
+    NoUsableDevice,
 }
 
 /// Why a domain operation failed.

@@ -61,11 +61,34 @@ random_id!(
     20
 );
 
-random_id!(
-    /// A one-time pairing key (119 bits), typed or scanned by the person pairing a device.
-    PairingKey,
-    20
-);
+/// A one-time pairing key (119 bits), typed or scanned by the person pairing a device.
+/// Its `Debug` hides the value, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PairingKey(String);
+
+impl PairingKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        Self(random_alphanumeric(20))
+    }
+
+    /// Accepts exactly what [`Self::generate`] produces.
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 20 && raw.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| Self(raw.to_owned()))
+    }
+
+    /// The key itself, to hand to the person pairing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PairingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairingKey(..)")
+    }
+}
 
 /// A request sent to a device: the flow it belongs to and the attempt within it, so that
 /// the request and its flow share one record (and one Redis hash tag).

@@ -53,7 +53,7 @@ pub async fn issue(
     .map_err(AdapterError::internal)?;
     if !store
         .insert(
-            &keys::pairing_key(&key_hash(key.as_str())),
+            &keys::pairing_key(&key_hash(key.expose())),
             &grant,
             Ttl::Set(ttl),
         )
@@ -79,7 +79,7 @@ pub async fn pair(store: &dyn Store, request: PairingRequest) -> Result<Device, 
         return Err(AdapterError::NotFound("pairing key"));
     };
     let grant = store
-        .consume(&keys::pairing_key(&key_hash(key.as_str())))
+        .consume(&keys::pairing_key(&key_hash(key.expose())))
         .await?
         .ok_or(AdapterError::NotFound("pairing key"))?;
     let grant: PairingGrant = serde_json::from_slice(&grant).map_err(AdapterError::internal)?;

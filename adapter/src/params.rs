@@ -18,6 +18,24 @@ const MAX_VALUE_LEN: usize = 256;
 /// Longest rendered title or body.
 const MAX_RENDERED_LEN: usize = 2048;
 
+/// Characters that would make what a device shows differ from what it signs: controls,
+/// bidirectional overrides and isolates, zero-width and other invisible format characters.
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
 /// Validated dynamic parameters, kept sorted so their canonical form is stable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -46,9 +64,9 @@ impl DynamicParams {
                     "dynamic parameter `{name}` is longer than {MAX_VALUE_LEN} bytes"
                 ));
             }
-            if value.chars().any(char::is_control) {
+            if value.chars().any(is_deceptive) {
                 return Err(format!(
-                    "dynamic parameter `{name}` holds control characters"
+                    "dynamic parameter `{name}` holds control or invisible formatting characters"
                 ));
             }
         }
@@ -196,6 +214,8 @@ mod tests {
             ("", "1"),
             ("ok", long.as_str()),
             ("ok", "a\u{0}b"),
+            ("payee", "Bob\u{202E}evil"),
+            ("amount", "1\u{200B}000"),
         ] {
             let raw = BTreeMap::from([(name.to_owned(), value.to_owned())]);
             assert!(DynamicParams::parse(raw).is_err(), "{name:?}");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AdapterError;
 use crate::keys;
-use crate::store::{Store, Ttl};
+use crate::store::{Store, StoreError, Ttl};
 
 /// Longest accepted user id.
 const MAX_ID_LEN: usize = 128;
@@ -101,7 +101,7 @@ impl UserProfile {
         ];
         for (name, value) in fields {
             if value.is_some_and(|value| {
-                value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control)
+                value.len() > MAX_FIELD_LEN || value.chars().any(crate::params::is_deceptive)
             }) {
                 return Err(format!(
                     "`{name}` is longer than {MAX_FIELD_LEN} bytes or holds control characters"
@@ -167,15 +167,52 @@ pub async fn upsert(store: &dyn Store, profile: &UserProfile) -> Result<(), Adap
         .put(&keys::user(&profile.id), &value, Ttl::Persist)
         .await?;
     for (kind, login) in logins(&profile) {
-        store
-            .put(
-                &keys::login(kind, &login),
-                profile.id.as_str().as_bytes(),
-                Ttl::Persist,
-            )
-            .await?;
+        claim_login(store, &profile.id, kind, &login).await?;
     }
     Ok(())
+}
+
+/// Points a login hint at `user`, unless another user still holds it: the first owner
+/// keeps it, so a new profile cannot take over someone else's email or phone.
+async fn claim_login(
+    store: &dyn Store,
+    user: &UserId,
+    kind: &str,
+    login: &str,
+) -> Result<(), AdapterError> {
+    let key = keys::login(kind, login);
+    let id = user.as_str().as_bytes();
+    if store.insert(&key, id, Ttl::Persist).await? {
+        return Ok(());
+    }
+    let Some(record) = store.get(&key).await? else {
+        store.put(&key, id, Ttl::Persist).await?;
+        return Ok(());
+    };
+    if record.value == id {
+        return Ok(());
+    }
+    let owner = String::from_utf8(record.value)
+        .ok()
+        .and_then(|owner| UserId::parse(&owner).ok());
+    let still_held = match &owner {
+        Some(owner) => find(store, owner)
+            .await?
+            .is_some_and(|profile| logins(&profile).contains(&(kind, login.to_owned()))),
+        None => false,
+    };
+    if still_held {
+        tracing::warn!(user = %user, kind, "login hint belongs to another user; not indexed");
+        return Ok(());
+    }
+    // The previous owner let it go: compare-and-set, so a concurrent claim wins cleanly.
+    match store
+        .transition(&key, record.version, id, Ttl::Keep, None)
+        .await
+    {
+        Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The identifiers a person may give as a login hint, normalised.

@@ -37,15 +37,19 @@ pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<Action, Au
                 .next()
                 .unwrap_or_default()
                 .trim()
-                .to_ascii_lowercase()
+                .to_owned()
         });
+    const VENDOR_PREFIX: &str = "application/vnd.pingidentity.";
     let from_type = match content_type.as_deref() {
+        // The media type is case-insensitive; the action id inside it is not.
         Some(media) => match media
-            .strip_prefix("application/vnd.pingidentity.")
+            .get(..VENDOR_PREFIX.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(VENDOR_PREFIX))
+            .and(media.get(VENDOR_PREFIX.len()..))
             .and_then(|rest| rest.strip_suffix("+json"))
         {
             Some(id) => Some(id.to_owned()),
-            None if media == "application/json" => None,
+            None if media.eq_ignore_ascii_case("application/json") => None,
             None => {
                 return Err(AuthnError::UnsupportedContentType(format!(
                     "content type `{}` is neither application/vnd.pingidentity.<actionId>+json \
@@ -57,7 +61,7 @@ pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<Action, Au
         None => None,
     };
     let id = match (from_type, query.action.as_deref()) {
-        (Some(from_type), Some(from_query)) if !from_type.eq_ignore_ascii_case(from_query) => {
+        (Some(from_type), Some(from_query)) if from_type != from_query => {
             return Err(AuthnError::InvalidActionId(
                 "the content type and ?action= name different actions".to_owned(),
             ));
@@ -72,13 +76,9 @@ pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<Action, Au
             ));
         }
     };
-    // Action ids are camelCase; the media type is case-insensitive.
-    Action::ALL
-        .into_iter()
-        .find(|action| action.id().eq_ignore_ascii_case(&id))
-        .ok_or_else(|| {
-            AuthnError::InvalidActionId(format!("unknown action id `{}`", id.escape_default()))
-        })
+    Action::parse(&id).ok_or_else(|| {
+        AuthnError::InvalidActionId(format!("unknown action id `{}`", id.escape_default()))
+    })
 }
 
 /// The body as a JSON object; an empty body is an empty object, as the widget sends

@@ -56,7 +56,7 @@ fn fields(flow: &Flow, status: Status) -> Value {
             "devices": devices,
             "selectedDeviceRef": selected_json,
             "changeDevicePermitted": true,
-            "manageDevicesAllowed": true,
+            "manageDevicesAllowed": flow.manage_devices,
             "userSelectedDefault": flow.devices.iter().any(|device| device.default),
         }),
         Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut => json!({

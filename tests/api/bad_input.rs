@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use assent_adapter::config::SecretHash;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -205,7 +206,17 @@ async fn authentication_api_allows_configured_origins_with_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapter_api_refuses_bad_requests_and_creates_nothing() {
-    let app = TestApp::spawn(Backend::Memory).await;
+    let other_secret = "other-federation-secret-0123456789";
+    let clients = json!([
+        { "id": FEDERATION.0, "secret_sha256": SecretHash::of(FEDERATION.1).to_hex() },
+        { "id": "other-federation", "secret_sha256": SecretHash::of(other_secret).to_hex() },
+    ]);
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        figment::Figment::new().merge(("adapter_clients", clients)),
+    )
+    .await;
     let newcomer = unique("dave");
     let flows = app.url("/adapter/v1/flows");
     let body = oob_request(&newcomer);
@@ -232,6 +243,16 @@ async fn adapter_api_refuses_bad_requests_and_creates_nothing() {
         problem(response).await;
     }
     let response = app.http.post(&flows).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // Credentials are checked before the body: a stranger learns nothing of its shape.
+    let response = app
+        .http
+        .post(&flows)
+        .header("Content-Type", "text/plain")
+        .body("{garbage")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     let response = app
         .http
@@ -318,14 +339,30 @@ async fn adapter_api_refuses_bad_requests_and_creates_nothing() {
     assert_eq!(app.result("AAAAAAAAAAAAAAAAAAAAAAAA").await.status(), 404);
     assert_eq!(app.result("..%2F..%2Fetc").await.status(), 404);
     let flow = app.start_flow(&oob_request("alice")).await;
+    app.act_ok(&flow, "cancelAuthentication", None).await;
+    let result_url = app.url(&format!("/adapter/v1/flows/{flow}/result"));
     let response = app
         .http
-        .get(app.url(&format!("/adapter/v1/flows/{flow}/result")))
+        .get(&result_url)
         .basic_auth("demo-federation", Some("wrong"))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    // Another federation server cannot read (or consume) this flow's result.
+    let response = app
+        .http
+        .get(&result_url)
+        .basic_auth("other-federation", Some(other_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        app.result(&flow).await.status(),
+        200,
+        "still there for its owner"
+    );
 }
 
 /// A JWT with the given header and claims, signed (or not) as asked.
@@ -380,7 +417,25 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
         json!({ "iss": phone.id(), "exp": exp, "jti": "hs-jti" }),
         "c2lnbmF0dXJl",
     );
+    let huge_exp = phone
+        .device
+        .signer()
+        .sign_jwt(json!({ "iss": phone.id(), "exp": 1e20, "jti": "huge" }))
+        .unwrap();
+    let negative_nbf = phone
+        .device
+        .signer()
+        .sign_jwt(json!({ "iss": phone.id(), "exp": exp, "nbf": -1e30, "jti": "neg" }))
+        .unwrap();
+    let text_exp = phone
+        .device
+        .signer()
+        .sign_jwt(json!({ "iss": phone.id(), "exp": "soon", "jti": "text" }))
+        .unwrap();
     let cases = [
+        ("huge exp", format!("Device {huge_exp}")),
+        ("negative nbf", format!("Device {negative_nbf}")),
+        ("text exp", format!("Device {text_exp}")),
         (
             "another key",
             format!("Device {}", impostor.token().unwrap()),
@@ -483,6 +538,27 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    let raw_decide = |content_type: &str, body: String| {
+        app.http
+            .post(app.url(&format!("/device/v1/authentications/{auth_id}")))
+            .header("Authorization", phone.authorization())
+            .header("Content-Type", content_type.to_owned())
+            .body(body)
+            .send()
+    };
+    for (content_type, body, status) in [
+        ("application/json", "{nope".to_owned(), 400),
+        ("text/plain", "approve".to_owned(), 415),
+        (
+            "application/json",
+            format!("{{\"proof\":\"{}\"}}", "x".repeat(64 * 1024)),
+            413,
+        ),
+    ] {
+        let response = raw_decide(content_type, body).await.unwrap();
+        assert_eq!(response.status(), status);
+        problem(response).await;
+    }
 
     assert_eq!(
         app.state(&flow).await["status"],
@@ -528,6 +604,33 @@ async fn pairing_refuses_bad_keys_and_works_once() {
     assert_eq!(pair(bad_name).await.unwrap().status(), 400);
     let response = pair(json!({ "pairingKey": key })).await.unwrap();
     assert_eq!(response.status(), 400);
+    let raw_pair = |content_type: &str, body: String| {
+        app.http
+            .post(app.url("/device/v1/pairings"))
+            .header("Content-Type", content_type.to_owned())
+            .body(body)
+            .send()
+    };
+    for (content_type, body, status) in [
+        ("application/json", "{\"pairingKey\":".to_owned(), 400),
+        (
+            "application/x-www-form-urlencoded",
+            format!("pairingKey={key}"),
+            415,
+        ),
+        (
+            "application/json",
+            format!("{{\"name\":\"{}\"}}", "x".repeat(64 * 1024)),
+            413,
+        ),
+    ] {
+        let response = raw_pair(content_type, body).await.unwrap();
+        assert_eq!(response.status(), status);
+        problem(response).await;
+    }
+    // None of that paired anything for alice (a flow still finds no device).
+    let flow = app.start_flow(&oob_request("alice")).await;
+    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
 
     let response = pair(body(&key, &public)).await.unwrap();
     assert_eq!(response.status(), 201);
@@ -545,6 +648,14 @@ async fn pairing_refuses_bad_keys_and_works_once() {
             .status(),
         404
     );
+    let wrong_token = app
+        .http
+        .post(app.url("/admin/v1/users/alice/pairing-keys"))
+        .bearer_auth("not-the-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_token.status(), 401);
     let anonymous = app
         .http
         .post(app.url("/admin/v1/users/alice/pairing-keys"))

@@ -21,7 +21,73 @@ on_both_backends!(
     transaction_shows_the_rendered_template_and_binds_the_parameters,
     concurrent_answers_have_exactly_one_winner,
     a_replayed_device_token_is_refused,
+    no_answer_times_out_and_the_person_may_retry,
+    a_long_poll_is_capped_and_woken_by_the_answer,
 );
+
+/// Waits until the instance reports `n` open long polls (so the test knows its poll is
+/// really waiting before it acts).
+async fn until_open_long_polls(app: &TestApp, n: u32) {
+    let needle = format!("assent_open_long_polls {n}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&needle)
+    {
+        assert!(Instant::now() < deadline, "{needle}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_long_poll_is_capped_and_woken_by_the_answer(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("http.long_poll_max_secs", 2)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let poll = || async {
+        let started = Instant::now();
+        let state = app
+            .http
+            .post(app.url(&format!("/pf-ws/authn/flows/{flow}?wait=60")))
+            .header("X-XSRF-Header", "PingFederate")
+            .header("Content-Type", "application/vnd.pingidentity.poll+json")
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        (state, started.elapsed())
+    };
+    // Nobody answers: the configured cap (2 s), not the asked 60 s, ends the wait.
+    let (state, waited) = poll().await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+
+    // The device answers while the poll waits: the poll returns at once.
+    let approve = async {
+        until_open_long_polls(&app, 1).await;
+        phone.answer_pending(true).await
+    };
+    let ((state, waited), answer) = tokio::join!(poll(), approve);
+    assert_eq!(answer, "MFA_COMPLETED");
+    assert_eq!(state["status"], "MFA_COMPLETED");
+    assert!(
+        waited < Duration::from_millis(1900),
+        "woken, not timed out: {waited:?}"
+    );
+}
 
 async fn whole_oob_flow_completes_and_the_result_is_picked_up_once(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
@@ -107,6 +173,10 @@ async fn a_denial_is_rejected_and_final(backend: Backend<'_>) {
     let rejected = app.state(&flow).await;
     assert_eq!(rejected["status"], "PUSH_CONFIRMATION_REJECTED");
     assert_eq!(links(&rejected), ["cancelAuthentication"]);
+    // A denial is final: the federation server can read it without waiting for the browser.
+    let early: serde_json::Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(early["status"], "FAILED");
+    assert!(early["reason"].as_str().unwrap().contains("denied"));
     let retry = app
         .act(
             &flow,
@@ -122,20 +192,43 @@ async fn a_denial_is_rejected_and_final(backend: Backend<'_>) {
 
     let failed = app.act_ok(&flow, "cancelAuthentication", None).await;
     assert_eq!(failed["status"], "FAILED");
-    let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
-    assert_eq!(result["status"], "FAILED");
-    assert_eq!(result["amr"], json!([]));
-    assert!(result["reason"].as_str().unwrap().contains("denied"));
+    assert_eq!(app.result(&flow).await.status(), 404, "picked up once");
+    assert_eq!(early["amr"], json!([]));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"assent_flows_finished_total{kind="oob",outcome="rejected"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"outcome="failed""#),
+        "the cancel after a denial is not a second outcome"
+    );
 }
 
 async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'_>) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("policy.manage_devices_in_flow", true)),
+    )
+    .await;
     let first = app.pair_device("bob").await;
     let second = app.pair_device("bob").await;
     let flow = app.start_flow(&oob_request("bob")).await;
 
     let selection = app.state(&flow).await;
     assert_eq!(selection["status"], "DEVICE_SELECTION_REQUIRED");
+    assert_eq!(selection["manageDevicesAllowed"], true);
+    assert_eq!(
+        links(&selection),
+        [
+            "cancelAuthentication",
+            "removeDevice",
+            "selectDevice",
+            "setDefaultDevice",
+            "updateDeviceNickname"
+        ]
+    );
     let devices = selection["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2);
     for device in devices {
@@ -375,10 +468,9 @@ async fn a_replayed_device_token_is_refused(backend: Backend<'_>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_answer_times_out_and_the_person_may_retry() {
+async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     let app = TestApp::spawn_with(
-        Backend::Memory,
+        backend,
         &unique("t"),
         Figment::new().merge(("policy.push_timeout_secs", 1)),
     )
@@ -452,7 +544,8 @@ async fn a_long_poll_is_woken_by_an_approval_through_another_instance() {
         (state, started.elapsed())
     };
     let approve = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Only once the poll is really waiting on the other instance.
+        until_open_long_polls(&browser_side, 1).await;
         phone.answer_pending(true).await
     };
     let ((state, waited), answer) = tokio::join!(poll, approve);
@@ -489,16 +582,76 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
         .into_iter()
         .filter(|(name, _)| !matches!(name.as_str(), "info" | "config|resetstat" | "ping"))
         .collect();
-    // Round trips: the commands assent sends itself; a script's inner calls (HSET,
-    // PEXPIRE, PUBLISH...) ride inside its EVALSHA.
-    let top_level = ["evalsha", "hmget", "smembers", "srem", "script|load"];
+    // Round trips: everything but what only runs inside our scripts (each script is one
+    // EVALSHA). A new top-level command of any name is counted.
+    let script_internal = [
+        "hset", "hget", "hincrby", "exists", "pexpire", "persist", "sadd", "publish",
+    ];
     let round_trips: u64 = stats
         .iter()
-        .filter(|(name, _)| top_level.contains(&name.as_str()))
+        .filter(|(name, _)| !script_internal.contains(&name.as_str()))
         .map(|(_, calls)| calls)
         .sum();
     let total: u64 = stats.iter().map(|(_, calls)| calls).sum();
     println!("redis commands for one completed OOB flow: {stats:?}");
     println!("round trips ≈ {round_trips}, commands including script internals = {total}");
     assert!(round_trips <= 20, "the hot path stays lean: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_a_flow_cannot_manage_devices() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    let first = app.pair_device("bob").await;
+    let _second = app.pair_device("bob").await;
+    let flow = app.start_flow(&oob_request("bob")).await;
+    let selection = app.state(&flow).await;
+    assert_eq!(selection["manageDevicesAllowed"], false);
+    assert_eq!(links(&selection), ["cancelAuthentication", "selectDevice"]);
+    let remove = app
+        .act(
+            &flow,
+            "removeDevice",
+            Some(json!({ "deviceRef": { "id": first.id() } })),
+        )
+        .await;
+    assert_eq!(remove.status(), 400);
+    assert_eq!(
+        remove.json::<serde_json::Value>().await.unwrap()["code"],
+        "INVALID_ACTION_ID"
+    );
+    assert_eq!(
+        app.state(&flow).await["devices"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_per_flow_are_capped() {
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        Figment::new().merge(("policy.max_pushes_per_flow", 2)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let select = || {
+        app.act(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": phone.id() } })),
+        )
+    };
+    assert_eq!(select().await.status(), 200, "the second push");
+    let third = select().await;
+    assert_eq!(third.status(), 409);
+    assert_eq!(
+        third.json::<serde_json::Value>().await.unwrap()["code"],
+        "REQUEST_FAILED"
+    );
+    assert_eq!(
+        phone.pending(0).await.len(),
+        1,
+        "still one request on the phone"
+    );
 }

@@ -196,7 +196,69 @@ async fn quick_start_binary_serves_and_stops_on_sigterm() {
         .expect("the request id is on the request's log line");
     let line: serde_json::Value = serde_json::from_str(line).expect("JSON log lines");
     assert_eq!(line["span"]["request_id"], "quickstart-1");
-    assert!(!logs.contains("demo-admin-token"), "no secret in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs() {
+    let process = AssentProcess::serve(
+        &["--log-format", "json"],
+        &[("ASSENT_LOG", "debug".to_owned())],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", process.address);
+    let issued: serde_json::Value = http
+        .post(url("/admin/v1/users/alice/pairing-keys"))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pairing_key = issued["pairingKey"].as_str().unwrap().to_owned();
+    let phone = assent::device::Device::pair(&process.address, &pairing_key, "phone")
+        .await
+        .unwrap();
+    let token = phone.signer().token().unwrap();
+    http.get(url("/device/v1/pending"))
+        .header("Authorization", format!("Device {token}"))
+        .send()
+        .await
+        .unwrap();
+    let created: serde_json::Value = http
+        .post(url("/adapter/v1/flows"))
+        .basic_auth("demo-federation", Some("demo-federation-secret"))
+        .json(&crate::support::oob_request("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["flowId"].is_string());
+    // Wrong credentials are not logged either.
+    http.get(url("/admin/v1/users/alice"))
+        .bearer_auth("a-wrong-guess-at-the-token")
+        .send()
+        .await
+        .unwrap();
+
+    let (_, logs) = process.terminate();
+    assert!(
+        logs.contains("request completed"),
+        "the requests were logged: {logs}"
+    );
+    for secret in [
+        "demo-admin-token",
+        "a-wrong-guess-at-the-token",
+        "demo-federation-secret",
+        "ZGVtby1mZWRlcmF0aW9uOmRlbW8tZmVkZXJhdGlvbi1zZWNyZXQ", // Basic credentials
+        pairing_key.as_str(),
+        token.as_str(),
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+    }
 }
 
 #[tokio::test]

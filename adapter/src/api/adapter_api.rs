@@ -23,12 +23,14 @@ fn client(adapter: &Adapter, request: &HttpRequest) -> Result<String, ProblemErr
 async fn start_flow(
     adapter: web::Data<Adapter>,
     request: HttpRequest,
-    body: web::Json<StartFlowRequest>,
-) -> Result<HttpResponse, ProblemError> {
+    body: Result<web::Json<StartFlowRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // Credentials first: an unauthenticated caller learns nothing about the body's shape.
     let client_id = client(&adapter, &request)?;
     let flow = adapter
-        .start_flow(&client_id, body.into_inner().into())
-        .await?;
+        .start_flow(&client_id, body?.into_inner().into())
+        .await
+        .map_err(ProblemError::from)?;
     let url = format!(
         "{}/pf-ws/authn/flows/{}",
         adapter.config().public_url.trim_end_matches('/'),

@@ -47,7 +47,7 @@ async fn issue_pairing_key(
     let id = UserId::parse(&path).map_err(bad_request)?;
     let (key, expires_at) = adapter.issue_pairing_key(&id).await?;
     Ok(HttpResponse::Created().json(PairingKeyIssued {
-        pairing_key: key.to_string(),
+        pairing_key: key.expose().to_owned(),
         user_id: id.to_string(),
         expires_at,
     }))

@@ -82,14 +82,16 @@ async fn decide(
     adapter: web::Data<Adapter>,
     request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<DecisionRequest>,
-) -> Result<HttpResponse, ProblemError> {
+    body: Result<web::Json<DecisionRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
     let device = device(&adapter, &request).await?;
+    let body = body?;
     let decision = Decision::parse(&body.decision)
         .ok_or_else(|| bad_request("decision must be `approve` or `deny`"))?;
     let flow = adapter
         .decide(&device, &path, decision, &body.proof)
-        .await?;
+        .await
+        .map_err(ProblemError::from)?;
     Ok(HttpResponse::Ok().json(DecisionAccepted {
         auth_id: path.into_inner(),
         status: flow.status(now_ms()).as_str().to_owned(),

@@ -3,6 +3,7 @@
 //! A flow is one record (one Redis hash tag): the request sent to the device lives inside
 //! it, so the device's answer and the flow's transition are one atomic compare-and-set.
 
+pub mod ciba;
 mod oob;
 pub mod service;
 
@@ -22,6 +23,8 @@ pub enum FlowKind {
     Oob,
     /// Transaction approval: the device shows and signs the dynamic parameters.
     Transaction,
+    /// A CIBA request: no browser, a relying party waits for tokens.
+    Ciba,
 }
 
 impl FlowKind {
@@ -30,6 +33,7 @@ impl FlowKind {
         match self {
             Self::Oob => "oob",
             Self::Transaction => "transaction",
+            Self::Ciba => "ciba",
         }
     }
 }
@@ -171,12 +175,26 @@ impl Status {
         }
     }
 
-    /// Whether the flow's outcome is settled, so the federation server may pick it up.
+    /// Whether the flow's outcome is settled, so the federation server may pick it up. A
+    /// denial and a failure are final even while the browser still shows them.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Completed | Self::Resume | Self::Failed | Self::Canceled
+            Self::Completed
+                | Self::Resume
+                | Self::Failed
+                | Self::Canceled
+                | Self::PushConfirmationRejected
+                | Self::MfaFailed
         )
+    }
+
+    /// The outcome as the federation server reads it: a denial or a failure is `FAILED`.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::PushConfirmationRejected | Self::MfaFailed => "FAILED",
+            other => other.as_str(),
+        }
     }
 }
 
@@ -257,8 +275,18 @@ pub struct Flow {
     pub devices: Vec<DeviceSummary>,
     /// Where it stands.
     pub state: FlowState,
-    /// Whether the federation server has picked the result up.
+    /// Whether the federation server has picked the result up (for CIBA: whether the
+    /// tokens were issued).
     pub result_picked_up: bool,
+    /// What a CIBA request adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciba: Option<ciba::CibaRequest>,
+    /// Whether the person may manage devices from this flow (policy at flow start).
+    #[serde(default)]
+    pub manage_devices: bool,
+    /// Pushes sent so far (first and retries), capped by policy.
+    #[serde(default)]
+    pub pushes_sent: u32,
 }
 
 impl Flow {
@@ -284,13 +312,14 @@ impl Flow {
     pub fn allowed_actions(&self, now_ms: u64) -> &'static [Action] {
         use Action::*;
         match self.status(now_ms) {
-            Status::DeviceSelectionRequired => &[
+            Status::DeviceSelectionRequired if self.manage_devices => &[
                 SelectDevice,
                 SetDefaultDevice,
                 UpdateDeviceNickname,
                 RemoveDevice,
                 CancelAuthentication,
             ],
+            Status::DeviceSelectionRequired => &[SelectDevice, CancelAuthentication],
             Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
             Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
             Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],

@@ -17,6 +17,8 @@ pub enum Event {
         auth_id: AuthId,
         /// How long the device has to answer.
         timeout_ms: u64,
+        /// How many pushes the flow may send in all.
+        max_pushes: u32,
     },
     /// The person managed their devices while choosing one.
     DevicesChanged {
@@ -66,6 +68,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             device,
             auth_id,
             timeout_ms,
+            max_pushes,
         } => {
             if !matches!(
                 status,
@@ -81,6 +84,10 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             if !flow.devices.iter().any(|known| known.id == device) {
                 return Err(FlowError::UnknownDevice);
             }
+            if flow.pushes_sent >= max_pushes {
+                return Err(FlowError::TooManyPushes);
+            }
+            next.pushes_sent += 1;
             next.state = FlowState::PushWaiting {
                 push: Push {
                     auth_id,
@@ -205,6 +212,9 @@ mod tests {
             devices: devices.iter().map(device).collect(),
             state: FlowState::DeviceSelectionRequired,
             result_picked_up: false,
+            ciba: None,
+            manage_devices: true,
+            pushes_sent: 0,
         }
     }
 
@@ -214,6 +224,7 @@ mod tests {
             device: device.clone(),
             auth_id: auth_id.clone(),
             timeout_ms: 1000,
+            max_pushes: 3,
         };
         (apply(flow, event, now).unwrap(), auth_id)
     }
@@ -221,7 +232,7 @@ mod tests {
     #[test]
     fn approve_then_continue_completes_once() {
         let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
         assert_eq!(waiting.status(10), Status::PushConfirmationWaiting);
         let decided = apply(
             &waiting,
@@ -250,7 +261,7 @@ mod tests {
     #[test]
     fn with_a_return_url_the_browser_resumes() {
         let phone = DeviceId::generate();
-        let mut done = flow(&[phone.clone()], Some("https://sp.example/back"));
+        let mut done = flow(std::slice::from_ref(&phone), Some("https://sp.example/back"));
         done.state = FlowState::Completed {
             approval: Approval {
                 device_id: phone,
@@ -265,7 +276,7 @@ mod tests {
     #[test]
     fn a_push_times_out_by_the_clock_and_can_be_retried() {
         let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
         assert_eq!(waiting.status(1000), Status::PushConfirmationTimedOut);
         let late = Event::Decision {
             auth_id,
@@ -283,7 +294,7 @@ mod tests {
     #[test]
     fn a_denial_is_final() {
         let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(&[phone.clone()], None), &phone, 0);
+        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
         let denied = apply(
             &waiting,
             Event::Decision {
@@ -303,6 +314,7 @@ mod tests {
             device: phone,
             auth_id: AuthId::generate(&denied.id),
             timeout_ms: 1000,
+            max_pushes: 3,
         };
         assert!(matches!(
             apply(&denied, retry, 6),
@@ -338,6 +350,22 @@ mod tests {
     }
 
     #[test]
+    fn pushes_are_capped_per_flow() {
+        let phone = DeviceId::generate();
+        let mut current = flow(std::slice::from_ref(&phone), None);
+        for _ in 0..3 {
+            current = select(&current, &phone, 0).0;
+        }
+        let fourth = Event::SelectDevice {
+            device: phone,
+            auth_id: AuthId::generate(&current.id),
+            timeout_ms: 1000,
+            max_pushes: 3,
+        };
+        assert_eq!(apply(&current, fourth, 0), Err(FlowError::TooManyPushes));
+    }
+
+    #[test]
     fn unknown_devices_cannot_be_selected() {
         let phone = DeviceId::generate();
         let start = flow(&[phone], None);
@@ -345,6 +373,7 @@ mod tests {
             device: DeviceId::generate(),
             auth_id: AuthId::generate(&start.id),
             timeout_ms: 1000,
+            max_pushes: 3,
         };
         assert!(matches!(
             apply(&start, event, 0),

@@ -269,6 +269,9 @@ impl Adapter {
             devices: summaries(&devices, default.as_ref()),
             state: FlowState::DeviceSelectionRequired,
             result_picked_up: false,
+            ciba: None,
+            manage_devices: self.config().policy.manage_devices_in_flow,
+            pushes_sent: 0,
         };
         match devices.as_slice() {
             [] => {
@@ -281,6 +284,7 @@ impl Adapter {
                     device: only.id.clone(),
                     auth_id: AuthId::generate(&flow.id),
                     timeout_ms: self.push_timeout_ms(),
+                    max_pushes: self.config().policy.max_pushes_per_flow,
                 };
                 flow = apply(&flow, event, now)?;
             }
@@ -297,6 +301,9 @@ impl Adapter {
             .flows_started
             .with_label_values(&[flow.kind.as_str()])
             .inc();
+        if flow.status(now) == Status::MfaFailed {
+            self.count_finished(flow.kind.as_str(), "failed");
+        }
         self.send_push(&flow).await?;
         Ok(flow)
     }
@@ -347,7 +354,8 @@ impl Adapter {
         Ok(())
     }
 
-    /// Reads a flow (404 for malformed, unknown or expired ids).
+    /// Reads a browser-driven flow (404 for malformed, unknown or expired ids, and for
+    /// CIBA requests, which no browser may see or drive).
     pub async fn flow(&self, id: &str) -> Result<Flow, AdapterError> {
         let id = parse_flow_id(id)?;
         self.load_flow(&id).await
@@ -357,7 +365,17 @@ impl Adapter {
         Ok(self.load_versioned(id).await?.0)
     }
 
+    /// A browser-driven flow and its version.
     async fn load_versioned(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
+        let (flow, version) = self.load_any(id).await?;
+        if flow.kind == FlowKind::Ciba {
+            return Err(AdapterError::NotFound("flow"));
+        }
+        Ok((flow, version))
+    }
+
+    /// Any flow and its version.
+    pub(crate) async fn load_any(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
         let record = self
             .store()
             .get(&keys::flow(id))
@@ -372,26 +390,42 @@ impl Adapter {
     async fn update_flow(
         &self,
         id: &FlowId,
-        mut current: Option<Versioned>,
+        current: Option<Versioned>,
         mut make_event: impl FnMut(&Flow) -> Result<Event, AdapterError>,
     ) -> Result<Flow, AdapterError> {
+        let now = now_ms();
+        self.step_flow(id, current, |flow| {
+            Ok((apply(flow, make_event(flow)?, now)?, ()))
+        })
+        .await
+        .map(|(flow, ())| flow)
+    }
+
+    /// The compare-and-set loop under every change: `step` computes the next flow (and an
+    /// answer) from the current one; a lost race re-reads and steps again.
+    pub(crate) async fn step_flow<T>(
+        &self,
+        id: &FlowId,
+        mut current: Option<Versioned>,
+        mut step: impl FnMut(&Flow) -> Result<(Flow, T), AdapterError>,
+    ) -> Result<(Flow, T), AdapterError> {
         let store = self.store();
         let key = keys::flow(id);
+        let channel = keys::flow_channel(id);
         for _ in 0..CAS_ATTEMPTS {
             // The caller's fresh read serves the first attempt; a lost race re-reads.
             let (flow, version) = match current.take() {
                 Some(current) => current,
-                None => self.load_versioned(id).await?,
+                None => self.load_any(id).await?,
             };
-            let next = apply(&flow, make_event(&flow)?, now_ms())?;
-            let channel = keys::flow_channel(id);
+            let (next, answer) = step(&flow)?;
             match store
                 .transition(&key, version, &encode(&next)?, Ttl::Keep, Some(&channel))
                 .await
             {
                 Ok(_) => {
                     self.count_outcome(&flow, &next);
-                    return Ok(next);
+                    return Ok((next, answer));
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(AdapterError::NotFound("flow")),
@@ -412,10 +446,22 @@ impl Adapter {
         let kind = after.kind.as_str();
         let outcome = match is {
             Status::Completed | Status::Resume => "completed",
+            Status::PushConfirmationRejected => "rejected",
+            Status::MfaFailed => "failed",
+            // Canceling after a denial or a failure was counted when it happened.
+            Status::Failed
+                if matches!(was, Status::PushConfirmationRejected | Status::MfaFailed) =>
+            {
+                return;
+            }
             Status::Failed => "failed",
             Status::Canceled => "canceled",
             _ => return,
         };
+        self.count_finished(kind, outcome);
+    }
+
+    fn count_finished(&self, kind: &str, outcome: &str) {
         self.metrics()
             .flows_finished
             .with_label_values(&[kind, outcome])
@@ -439,12 +485,14 @@ impl Adapter {
             FlowAction::SelectDevice(device) => {
                 let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
                 let timeout_ms = self.push_timeout_ms();
+                let max_pushes = self.config().policy.max_pushes_per_flow;
                 let flow = self
                     .update_flow(&id, Some((flow, version)), |flow| {
                         Ok(Event::SelectDevice {
                             device: device.clone(),
                             auth_id: AuthId::generate(&flow.id),
                             timeout_ms,
+                            max_pushes,
                         })
                     })
                     .await?;
@@ -462,12 +510,20 @@ impl Adapter {
             } => {
                 let nickname = nickname.trim().to_owned();
                 validate_label("nickname", &nickname)?;
-                let mut device = self.flow_device(&flow, &device).await?;
+                let device = self.flow_device(&flow, &device).await?;
+                let (mut device, version) = device::find_versioned(self.store(), &device.id)
+                    .await?
+                    .ok_or(FlowError::UnknownDevice)?;
                 device.nickname = Some(nickname);
-                device::save(self.store(), &device).await?;
+                device::update(self.store(), &device, version).await?;
                 self.refresh_devices(&flow).await
             }
             FlowAction::RemoveDevice(device) => {
+                if flow.devices.len() <= 1 {
+                    return Err(AdapterError::Invalid(
+                        "the last device cannot be removed during sign-in".to_owned(),
+                    ));
+                }
                 let device = self.flow_device(&flow, &device).await?;
                 device::remove(self.store(), &device).await?;
                 self.refresh_devices(&flow).await
@@ -515,6 +571,9 @@ impl Adapter {
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
         let flow = self.load_flow(&id).await?;
         let now = now_ms();
+        // `poll` is a read: accepted in any state, so that a poll racing the device's
+        // answer sees the answer (the "device approves → poll sees MFA_COMPLETED")
+        // instead of an error; `_links` offers it only while there is something to wait for.
         let Some(push) = flow.push() else {
             return Ok(flow);
         };
@@ -556,7 +615,7 @@ impl Adapter {
         };
         Ok(FlowResult {
             flow_id: flow.id.clone(),
-            status: status.as_str(),
+            status: status.outcome(),
             subject: flow.user_id.clone(),
             method: approval.map(|approval| approval.method.clone()),
             device_id: approval.map(|approval| approval.device_id.clone()),

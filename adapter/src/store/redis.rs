@@ -93,7 +93,7 @@ fn ttl_arg(ttl: Ttl) -> String {
 }
 
 /// Where and how to reach Redis.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// A `redis://` or `rediss://` URL.
     pub url: String,
@@ -102,6 +102,16 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// Upper bound on any one store call, connection attempts included.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &"(redacted)")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Aborts the pub/sub feed when the store goes away.

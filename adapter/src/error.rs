@@ -46,6 +46,9 @@ pub enum AdapterError {
     /// Credentials missing or wrong; the text says which check failed.
     #[error("authentication failed: {0}")]
     Unauthenticated(&'static str),
+    /// Authenticated, or holding an id, but not allowed to act on this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The named thing does not exist (or is no longer there).
     #[error("{0} not found")]
     NotFound(&'static str),

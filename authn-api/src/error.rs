@@ -94,6 +94,12 @@ impl AuthnError {
                     "RESOURCE_NOT_FOUND",
                     None,
                 ),
+                AdapterError::Forbidden(_) => (
+                    S::FORBIDDEN,
+                    "INVALID_REQUEST",
+                    "FLOW_BOUND_TO_ANOTHER_CLIENT",
+                    None,
+                ),
                 AdapterError::Flow(FlowError::NotAllowed { .. }) => (
                     S::BAD_REQUEST,
                     "INVALID_ACTION_ID",

@@ -5,8 +5,8 @@ use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_adapter::Adapter;
-use assent_adapter::flow::Action;
 use assent_adapter::flow::service::now_ms;
+use assent_adapter::flow::{Action, Flow};
 
 use crate::action::{self, AuthnQuery, XSRF_HEADER};
 use crate::error::AuthnError;
@@ -44,20 +44,66 @@ fn flow_url(adapter: &Adapter, flow_id: &str) -> String {
     )
 }
 
-fn state_response(adapter: &Adapter, flow: &assent_adapter::flow::Flow) -> HttpResponse {
-    let now = now_ms();
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(render(flow, now, &flow_url(adapter, flow.id.as_str())))
+/// The header a cookieless client echoes `_pf_authn_api_state` in.
+const STATE_HEADER: &str = "x-pf-authn-api-state";
+/// The cookie a browser carries the same secret in.
+const STATE_COOKIE: &str = "assent_authn_state";
+
+/// The binding secret the caller presents: the header, else the cookie.
+fn presented_state(request: &HttpRequest) -> Option<String> {
+    if let Some(value) = request.headers().get(STATE_HEADER) {
+        return value.to_str().ok().map(str::to_owned);
+    }
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .find(|(name, _)| *name == STATE_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
-/// The flow's current state. Never changes the flow.
+/// The state as JSON, with the binding secret for a cookieless client to echo.
+fn state_response(adapter: &Adapter, flow: &Flow, state: Option<&str>) -> HttpResponse {
+    let mut body = render(flow, now_ms(), &flow_url(adapter, flow.id.as_str()));
+    if let (Some(state), Some(object)) = (state, body.as_object_mut()) {
+        object.insert("_pf_authn_api_state".to_owned(), state.into());
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// The cookie that carries the binding for browsers; scoped to this one flow.
+fn state_cookie(adapter: &Adapter, flow: &Flow, secret: &str) -> String {
+    let secure = adapter.config().public_url.starts_with("https://");
+    // Cross-site widgets need SameSite=None, which browsers only accept with Secure.
+    let same_site = if secure { "None; Secure" } else { "Lax" };
+    format!(
+        "{STATE_COOKIE}={secret}; Path=/pf-ws/authn/flows/{}; HttpOnly; SameSite={same_site}",
+        flow.id
+    )
+}
+
+/// The flow's current state. The first GET binds the flow to its caller; after that a GET
+/// must present the binding, and never changes the flow.
 async fn get_flow(
     adapter: web::Data<Adapter>,
+    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AuthnError> {
-    let flow = adapter.flow(&path).await?;
-    Ok(state_response(&adapter, &flow))
+    let presented = presented_state(&request);
+    let (flow, secret) = adapter
+        .flow_for_browser(&path, presented.as_deref())
+        .await?;
+    let mut response = state_response(&adapter, &flow, Some(&secret));
+    if presented.as_deref() != Some(secret.as_str())
+        && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, &secret))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// Performs one action and answers the next state.
@@ -74,13 +120,16 @@ async fn post_flow(
     let action = action::action_id(&request, &query)?;
     let body = body.map_err(|_| AuthnError::TooLarge)?;
     let body = action::body_object(&body)?;
+    let presented = presented_state(&request);
     let flow = if action == Action::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
-        adapter.wait_for_flow(&path, wait).await?
-    } else {
         adapter
-            .act(&path, action::flow_action(action, &body)?)
+            .wait_for_flow(&path, presented.as_deref(), wait)
             .await?
+    } else {
+        let action = action::flow_action(action, &body)?;
+        adapter.act(&path, presented.as_deref(), action).await?
     };
-    Ok(state_response(&adapter, &flow))
+    let state = presented.filter(|_| flow.browser_binding.is_some());
+    Ok(state_response(&adapter, &flow, state.as_deref()))
 }

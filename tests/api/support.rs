@@ -254,6 +254,9 @@ pub struct TestApp {
     pub key_prefix: String,
     /// A client with no cookies and no redirects, as an API client would be.
     pub http: reqwest::Client,
+    /// The `_pf_authn_api_state` of each flow this client bound, echoed as a cookieless
+    /// client does.
+    states: std::sync::Mutex<std::collections::HashMap<String, String>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -286,6 +289,7 @@ impl TestApp {
             adapter,
             key_prefix,
             http,
+            states: Default::default(),
             handle,
         }
     }
@@ -526,9 +530,48 @@ impl TestApp {
             .expect("the request reaches the server")
     }
 
-    /// The flow's state, as the widget's GET sees it.
+    /// The binding secret this client holds for `flow`, if it bound it.
+    pub fn binding(&self, flow: &str) -> Option<String> {
+        self.states.lock().unwrap().get(flow).cloned()
+    }
+
+    fn with_binding(
+        &self,
+        request: reqwest::RequestBuilder,
+        flow: &str,
+    ) -> reqwest::RequestBuilder {
+        match self.binding(flow) {
+            Some(state) => request.header("X-PF-Authn-API-State", state),
+            None => request,
+        }
+    }
+
+    /// The flow's state, as the widget's GET sees it (the first GET binds the flow to this
+    /// client, which then echoes `_pf_authn_api_state` as a cookieless client does).
     pub async fn state(&self, flow: &str) -> serde_json::Value {
-        let response = self.get(&format!("/pf-ws/authn/flows/{flow}")).await;
+        let request = self
+            .http
+            .get(self.url(&format!("/pf-ws/authn/flows/{flow}")));
+        let response = self.with_binding(request, flow).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let state: serde_json::Value = response.json().await.unwrap();
+        if let Some(secret) = state["_pf_authn_api_state"].as_str() {
+            self.states
+                .lock()
+                .unwrap()
+                .insert(flow.to_owned(), secret.to_owned());
+        }
+        state
+    }
+
+    /// `poll` with `?wait=`, as this client.
+    pub async fn poll(&self, flow: &str, wait: u64) -> serde_json::Value {
+        let request = self
+            .http
+            .post(self.url(&format!("/pf-ws/authn/flows/{flow}?wait={wait}")))
+            .header("X-XSRF-Header", "PingFederate")
+            .header("Content-Type", "application/vnd.pingidentity.poll+json");
+        let response = self.with_binding(request, flow).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -554,7 +597,7 @@ impl TestApp {
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
-        request
+        self.with_binding(request, flow)
             .send()
             .await
             .expect("the request reaches the server")

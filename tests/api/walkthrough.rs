@@ -117,9 +117,11 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
         .unwrap();
     let flow = created["flowId"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut binding = String::new();
     loop {
         let state: serde_json::Value = http
             .get(format!("{}/pf-ws/authn/flows/{flow}", process.address))
+            .header("X-PF-Authn-API-State", binding.clone())
             .send()
             .await
             .unwrap()
@@ -129,6 +131,7 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
         if state["status"] == "PUSH_CONFIRMATION_REJECTED" {
             break;
         }
+        binding = state["_pf_authn_api_state"].as_str().unwrap().to_owned();
         assert!(
             Instant::now() < deadline,
             "the watcher denies the request: {state}"
@@ -136,6 +139,7 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let output = watcher.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(dir.join("jar"));
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("denied"));
     let _ = std::fs::remove_dir_all(dir);

@@ -64,6 +64,11 @@ impl ProblemError {
                 "urn:assent:problem:unauthenticated",
                 "Authentication required",
             ),
+            AdapterError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "urn:assent:problem:forbidden",
+                "Forbidden",
+            ),
             AdapterError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
                 "urn:assent:problem:not-found",

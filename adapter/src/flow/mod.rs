@@ -3,6 +3,7 @@
 //! A flow is one record (one Redis hash tag): the request sent to the device lives inside
 //! it, so the device's answer and the flow's transition are one atomic compare-and-set.
 
+mod binding;
 pub mod ciba;
 mod oob;
 pub mod service;
@@ -287,6 +288,9 @@ pub struct Flow {
     /// Pushes sent so far (first and retries), capped by policy.
     #[serde(default)]
     pub pushes_sent: u32,
+    /// SHA-256 (hex) of the secret binding the flow to its browser, once bound.
+    #[serde(default)]
+    pub browser_binding: Option<String>,
 }
 
 impl Flow {

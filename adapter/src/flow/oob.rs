@@ -215,6 +215,7 @@ mod tests {
             ciba: None,
             manage_devices: true,
             pushes_sent: 0,
+            browser_binding: None,
         }
     }
 
@@ -261,7 +262,10 @@ mod tests {
     #[test]
     fn with_a_return_url_the_browser_resumes() {
         let phone = DeviceId::generate();
-        let mut done = flow(std::slice::from_ref(&phone), Some("https://sp.example/back"));
+        let mut done = flow(
+            std::slice::from_ref(&phone),
+            Some("https://sp.example/back"),
+        );
         done.state = FlowState::Completed {
             approval: Approval {
                 device_id: phone,

@@ -164,13 +164,13 @@ pub struct FlowResult {
 }
 
 /// A flow and the version a compare-and-set must name to replace it.
-type Versioned = (Flow, u64);
+pub(crate) type Versioned = (Flow, u64);
 
 fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
     serde_json::from_slice(bytes).map_err(AdapterError::internal)
 }
 
-fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
+pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
     serde_json::to_vec(flow).map_err(AdapterError::internal)
 }
 
@@ -272,6 +272,7 @@ impl Adapter {
             ciba: None,
             manage_devices: self.config().policy.manage_devices_in_flow,
             pushes_sent: 0,
+            browser_binding: None,
         };
         match devices.as_slice() {
             [] => {
@@ -354,15 +355,13 @@ impl Adapter {
         Ok(())
     }
 
-    /// Reads a browser-driven flow (404 for malformed, unknown or expired ids, and for
-    /// CIBA requests, which no browser may see or drive).
-    pub async fn flow(&self, id: &str) -> Result<Flow, AdapterError> {
-        let id = parse_flow_id(id)?;
-        self.load_flow(&id).await
-    }
-
     async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
         Ok(self.load_versioned(id).await?.0)
+    }
+
+    /// A browser-driven flow and its version.
+    pub(crate) async fn browser_flow(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
+        self.load_versioned(id).await
     }
 
     /// A browser-driven flow and its version.
@@ -469,9 +468,15 @@ impl Adapter {
     }
 
     /// Performs an Authentication API action.
-    pub async fn act(&self, id: &str, action: FlowAction) -> Result<Flow, AdapterError> {
+    pub async fn act(
+        &self,
+        id: &str,
+        presented: Option<&str>,
+        action: FlowAction,
+    ) -> Result<Flow, AdapterError> {
         let id = parse_flow_id(id)?;
         let (flow, version) = self.load_versioned(&id).await?;
+        flow.check_binding(presented)?;
         let status = flow.status(now_ms());
         // Refuse before any side effect (device management writes devices).
         if !flow.allowed_actions(now_ms()).contains(&action.action()) {
@@ -566,10 +571,16 @@ impl Adapter {
 
     /// The `poll` action: returns at once unless a push is waiting, else waits (at most
     /// `wait`, the configured cap, and the push's time-out) for the flow to change.
-    pub async fn wait_for_flow(&self, id: &str, wait: Duration) -> Result<Flow, AdapterError> {
+    pub async fn wait_for_flow(
+        &self,
+        id: &str,
+        presented: Option<&str>,
+        wait: Duration,
+    ) -> Result<Flow, AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
         let flow = self.load_flow(&id).await?;
+        flow.check_binding(presented)?;
         let now = now_ms();
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer (the "device approves → poll sees MFA_COMPLETED")

@@ -1,0 +1,74 @@
+//! Binding a flow to the browser (or cookieless client) that drives it. The first `GET`
+//! binds: it mints a secret, keeps only its hash in the flow, and hands the secret back
+//! (`_pf_authn_api_state`, and a cookie). From then on the flow id alone is not enough:
+//! every request must present the secret. This is the one write a `GET` may make; it
+//! never changes the flow's state.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::Flow;
+use super::service::{Versioned, encode};
+use crate::error::AdapterError;
+use crate::ids::{FlowId, random_alphanumeric};
+use crate::store::{StoreError, Ttl};
+use crate::{Adapter, keys};
+
+/// Length of a binding secret (190 bits).
+const SECRET_LEN: usize = 32;
+
+fn hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether `presented` opens a flow bound with `binding` (constant time).
+fn matches(binding: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|secret| bool::from(hash(secret).as_bytes().ct_eq(binding.as_bytes())))
+}
+
+impl Flow {
+    /// Refuses a request that does not carry the secret of a bound flow.
+    pub fn check_binding(&self, presented: Option<&str>) -> Result<(), AdapterError> {
+        match &self.browser_binding {
+            Some(binding) if !matches(binding, presented) => Err(AdapterError::Forbidden(
+                "this flow is bound to another client: present its X-PF-Authn-API-State",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Adapter {
+    /// The flow for a browser's `GET`: checks the binding, or binds an unbound flow to this
+    /// caller. Returns the flow and the secret this caller must present from now on.
+    pub async fn flow_for_browser(
+        &self,
+        id: &str,
+        presented: Option<&str>,
+    ) -> Result<(Flow, String), AdapterError> {
+        let id = FlowId::parse(id).ok_or(AdapterError::NotFound("flow"))?;
+        let (flow, version) = self.browser_flow(&id).await?;
+        if flow.browser_binding.is_some() {
+            flow.check_binding(presented)?;
+            return Ok((flow, presented.unwrap_or_default().to_owned()));
+        }
+        let secret = random_alphanumeric(SECRET_LEN);
+        let mut bound = flow.clone();
+        bound.browser_binding = Some(hash(&secret));
+        match self
+            .store()
+            .transition(&keys::flow(&id), version, &encode(&bound)?, Ttl::Keep, None)
+            .await
+        {
+            Ok(_) => Ok((bound, secret)),
+            // Someone else's request won: bound to them, unless this caller is them.
+            Err(StoreError::Conflict) => {
+                let (flow, _): Versioned = self.browser_flow(&id).await?;
+                flow.check_binding(presented)?;
+                Ok((flow, presented.unwrap_or_default().to_owned()))
+            }
+            Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
+            Err(error) => Err(error.into()),
+        }
+    }
+}

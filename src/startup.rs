@@ -17,6 +17,9 @@ pub enum StartError {
     /// The store could not be reached or seeded.
     #[error("store: {0}")]
     Store(#[from] AdapterError),
+    /// The token signing keys could not be loaded.
+    #[error("signing keys: {0}")]
+    Signing(#[from] assent_ciba::SigningError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -41,6 +44,7 @@ impl Application {
         let listen = config.listen;
         let workers = config.http.workers;
         let adapter = Adapter::start(config, metrics).await?;
+        let provider = web::Data::new(assent_ciba::Provider::start(adapter.clone()).await?);
         let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
             address: listen,
             source,
@@ -57,6 +61,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(observe))
                 .app_data(data.clone())
+                .app_data(provider.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(
                     web::JsonConfig::default()
@@ -65,6 +70,7 @@ impl Application {
                 )
                 .configure(assent_adapter::api::configure)
                 .configure(assent_authn_api::configure(&cors_origins))
+                .configure(assent_ciba::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)

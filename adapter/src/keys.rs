@@ -64,3 +64,22 @@ pub fn flow_channel(flow: &FlowId) -> String {
 pub fn device_channel(device: &DeviceId) -> String {
     format!("device:{device}")
 }
+
+/// The token signing keys shared by every instance.
+pub fn signing_keys() -> String {
+    "signing-keys:{sk}".to_owned()
+}
+
+/// A client assertion or request object `jti` already used (replay marker), by client.
+pub fn client_jti(client_id: &str, jti: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(
+        format!("{client_id}\u{0}{jti}").as_bytes(),
+    ));
+    format!("client-jti:{{{digest}}}")
+}
+
+/// A refresh token, by the SHA-256 of its value.
+pub fn refresh_token(token_sha256: &str) -> String {
+    format!("refresh:{{{token_sha256}}}")
+}

@@ -39,6 +39,7 @@ pub struct Adapter {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     metrics: Metrics,
+    decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
 }
 
 impl Adapter {
@@ -55,11 +56,22 @@ impl Adapter {
             config: Arc::new(config),
             store,
             metrics,
+            decision_hook: Arc::default(),
         };
         for profile in &adapter.config.users {
             user::upsert(adapter.store(), profile).await?;
         }
         Ok(adapter)
+    }
+
+    /// Registers what runs after a device's decision (the CIBA provider's notifications).
+    /// Set once at start-up; later calls are ignored.
+    pub fn on_decision(&self, hook: Arc<dyn flow::DecisionHook>) {
+        let _ = self.decision_hook.set(hook);
+    }
+
+    pub(crate) fn decision_hook(&self) -> Option<&Arc<dyn flow::DecisionHook>> {
+        self.decision_hook.get()
     }
 
     /// The configuration this instance runs with.

@@ -5,12 +5,20 @@
 
 mod binding;
 pub mod ciba;
+mod ciba_service;
 mod oob;
 pub mod service;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::ciba_service::StartCiba;
 pub use self::oob::{Event, apply};
+
+/// What runs after a device's decision, without delaying the device's answer.
+pub trait DecisionHook: Send + Sync {
+    /// The flow just decided (approved or denied). Must not block: spawn any I/O.
+    fn decided(&self, flow: &Flow);
+}
 pub use self::service::{Decision, DeviceRequest, FlowAction, FlowResult, StartFlow};
 use crate::ids::{AuthId, DeviceId, FlowId};
 use crate::params::{DynamicParams, Message};

@@ -178,7 +178,7 @@ fn parse_flow_id(raw: &str) -> Result<FlowId, AdapterError> {
     FlowId::parse(raw).ok_or(AdapterError::NotFound("flow"))
 }
 
-fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<DeviceSummary> {
+pub(crate) fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<DeviceSummary> {
     devices
         .iter()
         .map(|device| DeviceSummary {
@@ -338,7 +338,7 @@ impl Adapter {
     }
 
     /// Puts a freshly sent push on its device's pending list and wakes the device.
-    async fn send_push(&self, flow: &Flow) -> Result<(), AdapterError> {
+    pub(crate) async fn send_push(&self, flow: &Flow) -> Result<(), AdapterError> {
         let FlowState::PushWaiting { push } = &flow.state else {
             return Ok(());
         };
@@ -793,6 +793,9 @@ impl Adapter {
             .decision_seconds
             .with_label_values(&[flow.kind.as_str(), decision.as_str()])
             .observe(elapsed);
+        if let Some(hook) = self.decision_hook() {
+            hook.decided(&flow);
+        }
         Ok(flow)
     }
 

@@ -1,0 +1,159 @@
+//! CIBA requests against the store: started for a known user on their mobile device,
+//! answered through the same device requests and proofs as out-of-band flows, redeemed
+//! for tokens once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::ciba::{CibaRequest, Grant, token_request};
+use super::service::{encode, now_ms};
+use super::{Application, Event, Flow, FlowKind, FlowState, apply};
+use crate::config::DeliveryMode;
+use crate::error::{AdapterError, FlowError};
+use crate::ids::{AuthId, FlowId};
+use crate::params::{DynamicParams, Message};
+use crate::store::Ttl;
+use crate::user::UserId;
+use crate::{Adapter, device, keys};
+
+/// How long an expired request stays readable, so that the client is told
+/// `expired_token` rather than `invalid_grant`.
+const EXPIRED_GRACE: Duration = Duration::from_secs(600);
+
+/// A validated backchannel authentication request.
+pub struct StartCiba {
+    /// The client.
+    pub client_id: String,
+    /// Its display name, shown on the device.
+    pub client_name: String,
+    /// The user, already resolved from the hint.
+    pub user: UserId,
+    /// Scopes granted to the request.
+    pub scopes: Vec<String>,
+    /// Shown on the device.
+    pub binding_message: Option<String>,
+    /// Requested ACRs.
+    pub acr_values: Option<String>,
+    /// How the client learns the outcome.
+    pub delivery_mode: DeliveryMode,
+    /// Bearer token for the client's notification endpoint.
+    pub notification_token: Option<String>,
+    /// How long the request waits for the person.
+    pub expiry: Duration,
+    /// Minimum seconds between token polls.
+    pub interval_secs: u64,
+}
+
+impl Adapter {
+    /// Starts a CIBA request: pushes it to the user's default mobile device, else their
+    /// first one. The auth_req_id is the flow id (142 random bits).
+    pub async fn start_ciba(&self, request: StartCiba) -> Result<Flow, AdapterError> {
+        let store = self.store();
+        self.user(&request.user).await?;
+        let devices = device::list_for_user(store, &request.user).await?;
+        let default = device::default_for_user(store, &request.user).await?;
+        let target = devices
+            .iter()
+            .find(|device| Some(&device.id) == default.as_ref())
+            .or_else(|| devices.first())
+            .ok_or(FlowError::NoUsableDevice)?;
+
+        let mut shown = BTreeMap::from([("scope".to_owned(), request.scopes.join(" "))]);
+        if let Some(message) = &request.binding_message {
+            shown.insert("binding_message".to_owned(), message.clone());
+        }
+        let params = DynamicParams::parse(shown).map_err(AdapterError::Invalid)?;
+        let body = match &request.binding_message {
+            Some(message) => format!("{} asks you to sign in: {message}", request.client_name),
+            None => format!("{} asks you to sign in", request.client_name),
+        };
+        let now = now_ms();
+        let flow = Flow {
+            id: FlowId::generate(),
+            kind: FlowKind::Ciba,
+            client_id: request.client_id.clone(),
+            user_id: request.user,
+            application: Application {
+                name: request.client_name.clone(),
+                id: Some(request.client_id.clone()),
+                icon_url: None,
+            },
+            client_ip: None,
+            params,
+            message: Message {
+                title: request.client_name,
+                body,
+            },
+            return_url: None,
+            created_at_ms: now,
+            devices: Vec::new(),
+            state: FlowState::DeviceSelectionRequired,
+            result_picked_up: false,
+            ciba: Some(CibaRequest {
+                client_id: request.client_id,
+                scopes: request.scopes,
+                binding_message: request.binding_message,
+                acr_values: request.acr_values,
+                delivery_mode: request.delivery_mode,
+                notification_token: request.notification_token,
+                interval_secs: request.interval_secs,
+                last_poll_ms: None,
+            }),
+            manage_devices: false,
+            pushes_sent: 0,
+            browser_binding: None,
+        };
+        // The state machine pushes only to the flow's known devices: this one.
+        let mut flow = flow;
+        flow.devices = super::service::summaries(std::slice::from_ref(target), default.as_ref());
+        let expiry_ms = u64::try_from(request.expiry.as_millis()).unwrap_or(u64::MAX);
+        let event = Event::SelectDevice {
+            device: target.id.clone(),
+            auth_id: AuthId::generate(&flow.id),
+            timeout_ms: expiry_ms,
+            max_pushes: 1,
+        };
+        let flow = apply(&flow, event, now)?;
+        let ttl = Ttl::Set(request.expiry + EXPIRED_GRACE);
+        if !store
+            .insert(&keys::flow(&flow.id), &encode(&flow)?, ttl)
+            .await?
+        {
+            return Err(AdapterError::internal("flow id collision"));
+        }
+        self.metrics()
+            .flows_started
+            .with_label_values(&["ciba"])
+            .inc();
+        self.send_push(&flow).await?;
+        Ok(flow)
+    }
+
+    /// A token request for `auth_req_id` by `client_id`: records the poll (for
+    /// `slow_down`) and, once approved, redeems the request exactly once.
+    pub async fn ciba_token(
+        &self,
+        auth_req_id: &str,
+        client_id: &str,
+    ) -> Result<(Flow, Grant), AdapterError> {
+        let id = FlowId::parse(auth_req_id).ok_or(AdapterError::NotFound("auth_req_id"))?;
+        let (flow, version) = self.load_any(&id).await?;
+        if flow.kind != FlowKind::Ciba || flow.client_id != client_id {
+            return Err(AdapterError::NotFound("auth_req_id"));
+        }
+        let now = now_ms();
+        self.step_flow(&id, Some((flow, version)), |flow| {
+            Ok(token_request(flow, now)?)
+        })
+        .await
+    }
+
+    /// A decided CIBA request, for notifications: its current state, unredeemed.
+    pub async fn ciba_request(&self, auth_req_id: &FlowId) -> Result<Flow, AdapterError> {
+        let (flow, _) = self.load_any(auth_req_id).await?;
+        if flow.kind != FlowKind::Ciba {
+            return Err(AdapterError::NotFound("auth_req_id"));
+        }
+        Ok(flow)
+    }
+}

@@ -1,0 +1,118 @@
+//! The routes: discovery, JWKS, backchannel authentication, token, introspection. Each
+//! handler parses the form, calls one provider function, and answers JSON.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use crate::Provider;
+use crate::error::OAuthError;
+use crate::form::Form;
+use crate::jose::ALGORITHMS;
+
+/// Registers the CIBA provider's routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(discovery),
+        )
+        .route("/pf/JWKS", web::get().to(jwks))
+        .route("/as/bc-auth.ciba", web::post().to(backchannel))
+        .route("/as/token.oauth2", web::post().to(token))
+        .route("/as/introspect.oauth2", web::post().to(introspect));
+}
+
+fn no_store(body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+fn parts(request: &HttpRequest, body: &[u8]) -> Result<(Option<String>, Form), OAuthError> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let form = Form::parse(header(header::CONTENT_TYPE).as_deref(), body)?;
+    Ok((header(header::AUTHORIZATION), form))
+}
+
+fn body_or_error(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
+    body.map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))
+}
+
+async fn discovery(provider: web::Data<std::sync::Arc<Provider>>) -> HttpResponse {
+    let issuer = provider.issuer();
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/pf/JWKS"),
+        "token_endpoint": format!("{issuer}/as/token.oauth2"),
+        "backchannel_authentication_endpoint": format!("{issuer}/as/bc-auth.ciba"),
+        "introspection_endpoint": format!("{issuer}/as/introspect.oauth2"),
+        "grant_types_supported": ["urn:openid:params:grant-type:ciba", "refresh_token"],
+        "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
+        "backchannel_authentication_request_signing_alg_values_supported": ALGORITHMS,
+        "backchannel_user_code_parameter_supported": true,
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "id_token_signing_alg_values_supported": ALGORITHMS,
+        "subject_types_supported": ["public"],
+        "response_types_supported": [],
+        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
+            "preferred_username", "given_name", "family_name", "email", "phone_number"],
+    }))
+}
+
+async fn jwks(provider: web::Data<std::sync::Arc<Provider>>) -> Result<HttpResponse, OAuthError> {
+    // Read fresh: a rotation on any instance shows at once.
+    let keys = provider
+        .keys
+        .reload()
+        .await
+        .map_err(|_| OAuthError::new("temporarily_unavailable", "keys unavailable"))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/jwk-set+json")
+        .insert_header((header::CACHE_CONTROL, "max-age=60"))
+        .json(keys.jwks().as_ref()))
+}
+
+async fn backchannel(
+    provider: web::Data<std::sync::Arc<Provider>>,
+    request: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let (authorization, form) = parts(&request, &body_or_error(body)?)?;
+    let acknowledgement = provider
+        .backchannel(authorization.as_deref(), &form)
+        .await?;
+    Ok(no_store(acknowledgement))
+}
+
+async fn token(
+    provider: web::Data<std::sync::Arc<Provider>>,
+    request: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let (authorization, form) = parts(&request, &body_or_error(body)?)?;
+    let tokens = provider.token(authorization.as_deref(), &form).await?;
+    Ok(no_store(tokens))
+}
+
+async fn introspect(
+    provider: web::Data<std::sync::Arc<Provider>>,
+    request: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let (authorization, form) = parts(&request, &body_or_error(body)?)?;
+    let answer = provider.introspect(authorization.as_deref(), &form).await?;
+    Ok(no_store(answer))
+}

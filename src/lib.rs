@@ -9,6 +9,7 @@
 )]
 
 pub mod device;
+pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 

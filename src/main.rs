@@ -32,6 +32,9 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage the token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Act as the native app of a paired device (a simulator for trying flows).
     Device {
         /// Where the device's pairing and private key are kept.
@@ -39,6 +42,17 @@ enum Command {
         state: PathBuf,
         #[command(subcommand)]
         command: DeviceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add new current signing keys; the previous ones stay in the JWKS until the tokens
+    /// they signed have expired. Needs the shared (Redis) store the servers use.
+    Rotate {
+        /// The configuration file (its `store` names the Redis to rotate in).
+        #[arg(long, env = "ASSENT_CONFIG", default_value = "conf/assent.toml")]
+        config: PathBuf,
     },
 }
 
@@ -104,6 +118,8 @@ enum ConfigCommand {
     },
     /// Print the SHA-256 form of a secret read from standard input, for the configuration.
     HashSecret,
+    /// Print the Argon2 hash of a user's CIBA user code read from standard input.
+    HashUserCode,
 }
 
 fn main() -> ExitCode {
@@ -121,6 +137,24 @@ fn main() -> ExitCode {
             }
         },
         Command::Device { state, command } => device(&state, command),
+        Command::Keys(KeysCommand::Rotate { config }) => rotate_keys(&config),
+        Command::Config(ConfigCommand::HashUserCode) => {
+            let mut code = String::new();
+            if std::io::stdin().read_line(&mut code).is_err() || code.trim().is_empty() {
+                eprintln!("give the user code on standard input");
+                return ExitCode::FAILURE;
+            }
+            match assent::secrets::hash_user_code(code.trim_end_matches(['\r', '\n'])) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config(ConfigCommand::HashSecret) => {
             let mut secret = String::new();
             if std::io::stdin().read_line(&mut secret).is_err() || secret.trim().is_empty() {
@@ -244,4 +278,34 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
         }
     }
     Ok(())
+}
+
+fn rotate_keys(config_path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{}: {error}", config_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(assent::secrets::rotate_signing_keys(config)) {
+        Ok(kids) => {
+            println!("new current signing keys: {}", kids.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -234,8 +234,11 @@ pub fn test_config(backend: Backend<'_>, key_prefix: &str, overrides: Figment) -
         Backend::Memory => "memory".to_owned(),
         Backend::Redis(redis) => redis.url(),
     };
+    // A known port, so that the public URL (the OpenID issuer) is the real address.
+    let port = free_port();
     let figment = Config::figment(&repo_root().join("conf/assent.toml"))
-        .merge(("listen", "127.0.0.1:0"))
+        .merge(("listen", format!("127.0.0.1:{port}")))
+        .merge(("public_url", format!("http://127.0.0.1:{port}")))
         .merge(("store", store))
         .merge(("store_options.key_prefix", key_prefix))
         .merge(("store_options.timeout_ms", 500))
@@ -649,3 +652,79 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// One notification a [`Receiver`] got.
+#[derive(Debug)]
+pub struct Notification {
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
+    /// Its JSON body.
+    pub body: serde_json::Value,
+}
+
+/// A relying party's notification endpoint: a real HTTP server on a free port that
+/// records what it is sent and answers 204.
+pub struct Receiver {
+    /// Where to send notifications.
+    pub url: String,
+    received: tokio::sync::mpsc::UnboundedReceiver<Notification>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    /// Starts one.
+    pub async fn start() -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let (sender, received) = tokio::sync::mpsc::unbounded_channel::<Notification>();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ciba/notify", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let sender = sender.clone();
+            App::new().route(
+                "/ciba/notify",
+                web::post().to(move |request: HttpRequest, body: web::Bytes| {
+                    let sender = sender.clone();
+                    async move {
+                        let authorization = request
+                            .headers()
+                            .get("authorization")
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned);
+                        let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                        let _ = sender.send(Notification {
+                            authorization,
+                            body,
+                        });
+                        HttpResponse::NoContent().finish()
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            url,
+            received,
+            handle,
+        }
+    }
+
+    /// The next notification (waits up to 15 s).
+    pub async fn next(&mut self) -> Notification {
+        tokio::time::timeout(Duration::from_secs(15), self.received.recv())
+            .await
+            .expect("a notification arrives")
+            .expect("the receiver is running")
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}

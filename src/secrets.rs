@@ -1,0 +1,41 @@
+//! Operator tools around secrets: hashing user codes, rotating the signing keys.
+
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, SaltString};
+use assent_adapter::config::StoreUrl;
+use assent_adapter::{Adapter, Config, Metrics};
+
+/// The Argon2id hash (PHC string) of a user code, for `user_code_hash` in the config.
+pub fn hash_user_code(code: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(code.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
+/// Rotates the signing keys in the configured store; returns the new current kids.
+pub async fn rotate_signing_keys(config: Config) -> Result<Vec<String>, String> {
+    if config.store == StoreUrl::Memory {
+        return Err(
+            "the memory store lives inside the serving process: rotate with a Redis store \\
+             (ASSENT_STORE=redis://...)"
+                .to_owned(),
+        );
+    }
+    let lifetime = config
+        .ciba
+        .id_token_lifetime_secs
+        .max(config.ciba.access_token_lifetime_secs);
+    let metrics = Metrics::new().map_err(|error| error.to_string())?;
+    let adapter = Adapter::start(config, metrics)
+        .await
+        .map_err(|error| error.to_string())?;
+    // Keep retired keys until every token they signed has expired, with a margin.
+    let retain = Duration::from_secs(lifetime + 60);
+    assent_ciba::signing::rotate(adapter.store(), retain)
+        .await
+        .map_err(|error| error.to_string())
+}

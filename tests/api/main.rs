@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod interop;
 mod ciba;
 mod oob;
 mod ops;

@@ -5,8 +5,8 @@
 mod support;
 
 mod bad_input;
-mod interop;
 mod ciba;
+mod interop;
 mod oob;
 mod ops;
 mod store;

@@ -144,3 +144,43 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("denied"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_ciba_walk_through_works_as_written() {
+    let process = AssentProcess::serve(&[], &[]).await;
+    let host = process.address.trim_start_matches("http://").to_owned();
+    let binary = env!("CARGO_BIN_EXE_assent");
+    let dir = scratch_dir();
+    // The CIBA walk-through starts with the simulator paired, as the first one leaves it.
+    let pairing = readme_block("## Walk-through: a second factor by push")
+        .lines()
+        .take_while(|line| !line.contains("The federation server"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let script = format!(
+        "{pairing}\n{}",
+        readme_block("## Walk-through: CIBA in poll mode")
+    )
+    .replace("localhost:9031", &host)
+    .replace("cargo run -q --", binary);
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&dir)
+        .env("ASSENT_DEVICE_SERVER", &process.address)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(r#""error":"authorization_pending""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
+    assert!(stdout.contains(r#""token_type":"Bearer""#), "{stdout}");
+    assert!(stdout.contains(r#""refresh_token""#), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -104,7 +104,11 @@ impl Provider {
             ));
         }
         if client.require_user_code {
-            check_user_code(&user, params.get("user_code").as_deref())?;
+            let (hash, given) = (user.user_code_hash.clone(), params.get("user_code"));
+            // Argon2 is deliberately slow: keep it off the request-serving thread.
+            tokio::task::spawn_blocking(move || check_user_code(hash.as_deref(), given.as_deref()))
+                .await
+                .map_err(|_| OAuthError::new("server_error", "user code check failed"))??;
         }
         let config = &self.adapter.config().ciba;
         let expiry = match params.get("requested_expiry") {
@@ -300,11 +304,11 @@ impl Provider {
 }
 
 /// The user's code, checked against its Argon2 hash.
-fn check_user_code(user: &UserProfile, given: Option<&str>) -> Result<(), OAuthError> {
+fn check_user_code(hash: Option<&str>, given: Option<&str>) -> Result<(), OAuthError> {
     let given =
         given.ok_or_else(|| OAuthError::new("missing_user_code", "user_code is required"))?;
     let wrong = || OAuthError::new("invalid_user_code", "the user_code is wrong");
-    let hash = user.user_code_hash.as_deref().ok_or_else(wrong)?;
+    let hash = hash.ok_or_else(wrong)?;
     let hash = PasswordHash::new(hash).map_err(|_| wrong())?;
     argon2::Argon2::default()
         .verify_password(given.as_bytes(), &hash)

@@ -867,3 +867,46 @@ async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() {
     assert_ne!(kid(&old_tokens), kid(&new_tokens));
     ciba.verify(new_tokens["id_token"].as_str().unwrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_notification_endpoint_is_retried_then_counted() {
+    let key = ClientKey::generate();
+    // Nothing listens there: every attempt fails fast.
+    let dead = format!(
+        "http://127.0.0.1:{}/ciba/notify",
+        crate::support::free_port()
+    );
+    let overrides = Figment::new()
+        .merge(("ciba_clients", clients(&dead, &key)))
+        .merge(("ciba.notification_attempts", 3));
+    let app = TestApp::spawn_with(Backend::Memory, &unique("t"), overrides).await;
+    let phone = app.pair_device("alice").await;
+    let response = app
+        .http
+        .post(app.url("/as/bc-auth.ciba"))
+        .basic_auth("rp-ping", Some(SECRET))
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("client_notification_token", "t0123456789"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let started = Instant::now();
+    assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the device is not held up"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"assent_ciba_notifications_total{mode="ping",outcome="failed"} 1"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -6,6 +6,7 @@
 mod binding;
 pub mod ciba;
 mod ciba_service;
+mod device_side;
 mod oob;
 pub mod service;
 
@@ -19,7 +20,8 @@ pub trait DecisionHook: Send + Sync {
     /// The flow just decided (approved or denied). Must not block: spawn any I/O.
     fn decided(&self, flow: &Flow);
 }
-pub use self::service::{Decision, DeviceRequest, FlowAction, FlowResult, StartFlow};
+pub use self::device_side::{Decision, DeviceRequest};
+pub use self::service::{FlowAction, FlowResult, StartFlow};
 use crate::ids::{AuthId, DeviceId, FlowId};
 use crate::params::{DynamicParams, Message};
 use crate::user::UserId;

@@ -14,7 +14,7 @@ use crate::ids::{AuthId, DeviceId, FlowId};
 use crate::params::{DynamicParams, Message};
 use crate::store::{StoreError, Ttl};
 use crate::user::{self, UserId, UserProfile};
-use crate::{Adapter, device_key, keys};
+use crate::{Adapter, keys};
 
 /// How many times a change is retried when a concurrent write moved the flow on.
 const CAS_ATTEMPTS: usize = 4;
@@ -85,58 +85,6 @@ impl FlowAction {
     }
 }
 
-/// A device's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Yes, it's me.
-    Approve,
-    /// No.
-    Deny,
-}
-
-impl Decision {
-    /// Parses `approve` / `deny`.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "approve" => Some(Self::Approve),
-            "deny" => Some(Self::Deny),
-            _ => None,
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-/// A request as the device sees it (the Device API's wire shape too).
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceRequest {
-    /// The id to answer.
-    pub auth_id: AuthId,
-    /// `oob` or `transaction`.
-    pub kind: String,
-    /// The user asked (a device may serve several).
-    pub user_id: UserId,
-    /// Title to show.
-    pub title: String,
-    /// Body to show.
-    pub body: String,
-    /// The application signed in to.
-    pub application: Application,
-    /// The browser's address.
-    pub client_ip: Option<String>,
-    /// The parameters shown, which the proof binds.
-    pub dynamic_params: DynamicParams,
-    /// When the request times out (seconds since the epoch).
-    pub expires_at: u64,
-}
-
 /// The outcome a federation server picks up, once.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -166,7 +114,7 @@ pub struct FlowResult {
 /// A flow and the version a compare-and-set must name to replace it.
 pub(crate) type Versioned = (Flow, u64);
 
-fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
     serde_json::from_slice(bytes).map_err(AdapterError::internal)
 }
 
@@ -386,7 +334,7 @@ impl Adapter {
     /// Applies the event `make_event` derives from the current flow, with one
     /// compare-and-set that also wakes the flow's waiters; retried when it loses a race,
     /// re-deriving the event from the new state each time.
-    async fn update_flow(
+    pub(crate) async fn update_flow(
         &self,
         id: &FlowId,
         current: Option<Versioned>,
@@ -645,177 +593,6 @@ impl Adapter {
             },
             reason: flow.failure_reason().map(str::to_owned),
         })
-    }
-
-    /// Authenticates a device by its JWT: signature by its key, claims, single use.
-    pub async fn authenticate_device(&self, token: &str) -> Result<Device, AdapterError> {
-        let issuer = device_key::token_issuer(token).ok_or(AdapterError::Unauthenticated(
-            "the device token is not a JWT with an iss",
-        ))?;
-        let device_id = DeviceId::parse(&issuer).ok_or(AdapterError::Unauthenticated(
-            "the device token's iss is not a device id",
-        ))?;
-        let device = device::find(self.store(), &device_id)
-            .await?
-            .ok_or(AdapterError::Unauthenticated("unknown or unpaired device"))?;
-        let now = SystemTime::now();
-        let claims = device_key::verify_token(token, &device.public_key, device_id.as_str(), now)
-            .map_err(AdapterError::Unauthenticated)?;
-        // Remember the jti until the token could no longer be accepted anyway.
-        let keep =
-            claims.expires_at.duration_since(now).unwrap_or_default() + device_key::CLOCK_SKEW;
-        let jti_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            claims.jti.as_bytes(),
-        ));
-        if !self
-            .store()
-            .insert(
-                &keys::device_jti(&device_id, &jti_hash),
-                b"",
-                Ttl::Set(keep),
-            )
-            .await?
-        {
-            return Err(AdapterError::Unauthenticated(
-                "the device token was already used",
-            ));
-        }
-        Ok(device)
-    }
-
-    /// The requests waiting for `device`; when there are none, waits up to `wait` for one.
-    pub async fn pending_requests(
-        &self,
-        device: &Device,
-        wait: Duration,
-    ) -> Result<Vec<DeviceRequest>, AdapterError> {
-        let mut subscription = self.store().subscribe(&keys::device_channel(&device.id));
-        let requests = self.list_pending(device).await?;
-        let wait = wait.min(self.long_poll_cap());
-        if !requests.is_empty() || wait.is_zero() {
-            return Ok(requests);
-        }
-        let _open = self.metrics().long_poll_started();
-        subscription.wait(wait).await;
-        self.list_pending(device).await
-    }
-
-    async fn list_pending(&self, device: &Device) -> Result<Vec<DeviceRequest>, AdapterError> {
-        let store = self.store();
-        let index = keys::device_pending(&device.id);
-        let now = now_ms();
-        let mut requests = Vec::new();
-        for member in store.index_members(&index).await? {
-            let waiting = match AuthId::parse(&member) {
-                Some(auth_id) => match store.get(&keys::flow(&auth_id.flow())).await? {
-                    Some(record) => {
-                        let flow = decode(&record.value)?;
-                        match flow.push() {
-                            Some(push)
-                                if push.auth_id == auth_id
-                                    && push.device_id == device.id
-                                    && flow.status(now) == Status::PushConfirmationWaiting =>
-                            {
-                                Some(DeviceRequest {
-                                    auth_id,
-                                    kind: flow.kind.as_str().to_owned(),
-                                    user_id: flow.user_id.clone(),
-                                    title: flow.message.title.clone(),
-                                    body: flow.message.body.clone(),
-                                    application: flow.application.clone(),
-                                    client_ip: flow.client_ip.clone(),
-                                    dynamic_params: flow.params.clone(),
-                                    expires_at: push.expires_at_ms / 1000,
-                                })
-                            }
-                            _ => None,
-                        }
-                    }
-                    None => None,
-                },
-                None => None,
-            };
-            match waiting {
-                Some(request) => requests.push(request),
-                // Answered, replaced, expired: no longer pending.
-                None => {
-                    store.index_remove(&index, &member).await?;
-                }
-            }
-        }
-        requests.sort_by_key(|request| request.expires_at);
-        Ok(requests)
-    }
-
-    /// The device's answer, bound by its proof to the request, the decision and the
-    /// parameters shown. Of concurrent answers exactly one wins; the others get a conflict.
-    pub async fn decide(
-        &self,
-        device: &Device,
-        auth_id: &str,
-        decision: Decision,
-        proof: &str,
-    ) -> Result<Flow, AdapterError> {
-        let auth_id = AuthId::parse(auth_id).ok_or(AdapterError::NotFound("request"))?;
-        let claims = device_key::verify_proof(proof, &device.public_key)
-            .map_err(|reason| AdapterError::Invalid(reason.to_owned()))?;
-        if claims.auth_id != auth_id.as_str() || claims.decision != decision.as_str() {
-            return Err(AdapterError::Invalid(
-                "the proof does not bind this request and this decision".to_owned(),
-            ));
-        }
-        let flow = self
-            .update_flow(&auth_id.flow(), None, |flow| {
-                if flow.push().is_none_or(|push| push.auth_id != auth_id) {
-                    return Err(FlowError::NotPending.into());
-                }
-                if claims.params_hash != flow.params.digest() {
-                    return Err(AdapterError::Invalid(
-                        "the proof covers other parameters than the request shows".to_owned(),
-                    ));
-                }
-                Ok(Event::Decision {
-                    auth_id: auth_id.clone(),
-                    device: device.id.clone(),
-                    approve: decision == Decision::Approve,
-                })
-            })
-            .await
-            .map_err(|error| match error {
-                AdapterError::NotFound(_) => AdapterError::NotFound("request"),
-                other => other,
-            })?;
-        self.store()
-            .index_remove(&keys::device_pending(&device.id), auth_id.as_str())
-            .await?;
-        let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
-        self.metrics()
-            .decision_seconds
-            .with_label_values(&[flow.kind.as_str(), decision.as_str()])
-            .observe(elapsed);
-        if let Some(hook) = self.decision_hook() {
-            hook.decided(&flow);
-        }
-        Ok(flow)
-    }
-
-    /// Issues a one-time pairing key for a known user.
-    pub async fn issue_pairing_key(
-        &self,
-        user_id: &UserId,
-    ) -> Result<(crate::ids::PairingKey, u64), AdapterError> {
-        self.user(user_id).await?;
-        let ttl = self.config().policy.pairing_key_ttl_secs;
-        let key = crate::pairing::issue(self.store(), user_id, Duration::from_secs(ttl)).await?;
-        Ok((key, device::unix_now() + ttl))
-    }
-
-    /// Pairs a device with the user its pairing key was issued for.
-    pub async fn pair_device(
-        &self,
-        request: crate::pairing::PairingRequest,
-    ) -> Result<Device, AdapterError> {
-        crate::pairing::pair(self.store(), request).await
     }
 }
 

@@ -204,15 +204,8 @@ fn serve(config_path: PathBuf, log_format: LogFormat) -> ExitCode {
 }
 
 fn device(state: &std::path::Path, command: DeviceCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = client_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run_device(state, command)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -288,15 +281,8 @@ fn rotate_keys(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = client_runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(assent::secrets::rotate_signing_keys(config)) {
         Ok(kids) => {
@@ -308,4 +294,13 @@ fn rotate_keys(config_path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A single-threaded runtime for the client commands.
+fn client_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| eprintln!("cannot start the runtime: {error}"))
+        .ok()
 }

@@ -23,17 +23,14 @@ fn scratch_dir() -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_walk_through_works_as_written() {
+/// Runs README shell lines against a fresh `assent serve` (its own port, the binary
+/// under test for `cargo run -q --`), in a scratch directory; returns what they printed.
+async fn run_as_written(script: &str) -> String {
     let process = AssentProcess::serve(&[], &[]).await;
     let host = process.address.trim_start_matches("http://").to_owned();
-    let script = readme_block("## Walk-through")
+    let script = script
         .replace("localhost:9031", &host)
-        .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"))
-        .replace(
-            "cargo run -q -- device",
-            &format!("{} device", env!("CARGO_BIN_EXE_assent")),
-        );
+        .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"));
     let dir = scratch_dir();
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
@@ -41,12 +38,19 @@ async fn the_readme_walk_through_works_as_written() {
         .env("ASSENT_DEVICE_SERVER", &process.address)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let _ = std::fs::remove_dir_all(dir);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_through_works_as_written() {
+    let stdout = run_as_written(&readme_block("## Walk-through")).await;
     assert!(stdout.contains("paired device"), "{stdout}");
     assert!(
         stdout.contains(r#""status":"PUSH_CONFIRMATION_WAITING""#),
@@ -66,7 +70,6 @@ async fn the_readme_walk_through_works_as_written() {
         stdout.contains(r#""status":"COMPLETED","subject":"alice""#),
         "{stdout}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +150,6 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_ciba_walk_through_works_as_written() {
-    let process = AssentProcess::serve(&[], &[]).await;
-    let host = process.address.trim_start_matches("http://").to_owned();
-    let binary = env!("CARGO_BIN_EXE_assent");
-    let dir = scratch_dir();
     // The CIBA walk-through starts with the simulator paired, as the first one leaves it.
     let pairing = readme_block("## Walk-through: a second factor by push")
         .lines()
@@ -160,21 +159,8 @@ async fn the_readme_ciba_walk_through_works_as_written() {
     let script = format!(
         "{pairing}\n{}",
         readme_block("## Walk-through: CIBA in poll mode")
-    )
-    .replace("localhost:9031", &host)
-    .replace("cargo run -q --", binary);
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(&dir)
-        .env("ASSENT_DEVICE_SERVER", &process.address)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
     );
+    let stdout = run_as_written(&script).await;
     assert!(
         stdout.contains(r#""error":"authorization_pending""#),
         "{stdout}"
@@ -182,5 +168,4 @@ async fn the_readme_ciba_walk_through_works_as_written() {
     assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
     assert!(stdout.contains(r#""token_type":"Bearer""#), "{stdout}");
     assert!(stdout.contains(r#""refresh_token""#), "{stdout}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,15 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ciba::{CibaRequest, Grant, token_request};
-use super::service::{encode, now_ms};
+use super::service::now_ms;
 use super::{Application, Event, Flow, FlowKind, FlowState, apply};
 use crate::config::DeliveryMode;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, FlowId};
 use crate::params::{DynamicParams, Message};
-use crate::store::Ttl;
 use crate::user::UserId;
-use crate::{Adapter, device, keys};
+use crate::{Adapter, device};
 
 /// How long an expired request stays readable, so that the client is told
 /// `expired_token` rather than `invalid_grant`.
@@ -114,17 +113,8 @@ impl Adapter {
             max_pushes: 1,
         };
         let flow = apply(&flow, event, now)?;
-        let ttl = Ttl::Set(request.expiry + EXPIRED_GRACE);
-        if !store
-            .insert(&keys::flow(&flow.id), &encode(&flow)?, ttl)
-            .await?
-        {
-            return Err(AdapterError::internal("flow id collision"));
-        }
-        self.metrics()
-            .flows_started
-            .with_label_values(&["ciba"])
-            .inc();
+        self.insert_flow(&flow, request.expiry + EXPIRED_GRACE)
+            .await?;
         self.send_push(&flow).await?;
         Ok(flow)
     }

@@ -239,9 +239,20 @@ impl Adapter {
             }
             _ => {}
         }
-        let ttl = Ttl::Set(Duration::from_secs(self.config().policy.flow_ttl_secs));
-        if !store
-            .insert(&keys::flow(&flow.id), &encode(&flow)?, ttl)
+        let ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
+        self.insert_flow(&flow, ttl).await?;
+        if flow.status(now) == Status::MfaFailed {
+            self.count_finished(flow.kind.as_str(), "failed");
+        }
+        self.send_push(&flow).await?;
+        Ok(flow)
+    }
+
+    /// Stores a new flow (its id is fresh: an existing record is a collision) and counts it.
+    pub(crate) async fn insert_flow(&self, flow: &Flow, ttl: Duration) -> Result<(), AdapterError> {
+        if !self
+            .store()
+            .insert(&keys::flow(&flow.id), &encode(flow)?, Ttl::Set(ttl))
             .await?
         {
             return Err(AdapterError::internal("flow id collision"));
@@ -250,11 +261,7 @@ impl Adapter {
             .flows_started
             .with_label_values(&[flow.kind.as_str()])
             .inc();
-        if flow.status(now) == Status::MfaFailed {
-            self.count_finished(flow.kind.as_str(), "failed");
-        }
-        self.send_push(&flow).await?;
-        Ok(flow)
+        Ok(())
     }
 
     fn message(

@@ -910,3 +910,35 @@ async fn an_unreachable_notification_endpoint_is_retried_then_counted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_can_come_from_a_jwk_file() {
+    let mut rsa = josekit::jws::RS256
+        .generate_key_pair(2048)
+        .unwrap()
+        .to_jwk_private_key();
+    rsa.set_key_id("file-rsa");
+    let mut ec = ES256.generate_key_pair().unwrap().to_jwk_private_key();
+    ec.set_key_id("file-ec");
+    let path = std::env::temp_dir().join(format!("{}.jwks.json", unique("keys")));
+    let set = json!({ "keys": [Value::Object(rsa.as_ref().clone()), Value::Object(ec.as_ref().clone())] });
+    std::fs::write(&path, set.to_string()).unwrap();
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        Figment::new().merge(("ciba.signing_jwk_file", path.display().to_string())),
+    )
+    .await;
+    let jwks: Value = app.get("/pf/JWKS").await.json().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, ["file-rsa", "file-ec"]);
+    for key in jwks["keys"].as_array().unwrap() {
+        assert!(key.get("d").is_none(), "no private part is published");
+    }
+    let _ = std::fs::remove_file(path);
+}

@@ -19,22 +19,24 @@ pub fn hash_user_code(code: &str) -> Result<String, String> {
 /// Rotates the signing keys in the configured store; returns the new current kids.
 pub async fn rotate_signing_keys(config: Config) -> Result<Vec<String>, String> {
     if config.store == StoreUrl::Memory {
-        return Err(
-            "the memory store lives inside the serving process: rotate with a Redis store \\
-             (ASSENT_STORE=redis://...)"
-                .to_owned(),
-        );
+        return Err(concat!(
+            "the memory store lives inside the serving process: ",
+            "rotate with a Redis store (ASSENT_STORE=redis://...)"
+        )
+        .to_owned());
     }
     let lifetime = config
         .ciba
         .id_token_lifetime_secs
         .max(config.ciba.access_token_lifetime_secs);
+    let config_refresh = config.ciba.key_refresh_secs;
     let metrics = Metrics::new().map_err(|error| error.to_string())?;
     let adapter = Adapter::start(config, metrics)
         .await
         .map_err(|error| error.to_string())?;
-    // Keep retired keys until every token they signed has expired, with a margin.
-    let retain = Duration::from_secs(lifetime + 60);
+    // Keep retired keys until every token they signed has expired: instances may sign
+    // with a retired key until their next refresh, and JWKS readers cache for a minute.
+    let retain = Duration::from_secs(lifetime + config_refresh + 120);
     assent_ciba::signing::rotate(adapter.store(), retain)
         .await
         .map_err(|error| error.to_string())

@@ -592,13 +592,16 @@ impl CibaClientConfig {
         {
             return Err("jwks must be a JWK set: {\"keys\": [...]}".to_owned());
         }
-        let endpoint_ok = self
-            .notification_endpoint
-            .as_deref()
-            .is_some_and(|url| url.starts_with("https://") || url.starts_with("http://"));
+        // CIBA §4: an HTTPS URL; plain HTTP only to this machine (development, tests).
+        let endpoint_ok = self.notification_endpoint.as_deref().is_some_and(|url| {
+            url.starts_with("https://")
+                || ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+                    .iter()
+                    .any(|local| url.starts_with(local))
+        });
         if self.delivery_mode != DeliveryMode::Poll && !endpoint_ok {
             return Err(format!(
-                "{} mode needs an http(s) notification_endpoint",
+                "{} mode needs an https notification_endpoint (http only on loopback)",
                 self.delivery_mode.as_str()
             ));
         }

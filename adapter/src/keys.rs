@@ -65,6 +65,11 @@ pub fn device_channel(device: &DeviceId) -> String {
     format!("device:{device}")
 }
 
+/// Recent wrong CIBA user codes of a user (one member per failure).
+pub fn user_code_failures(user: &UserId) -> String {
+    format!("user-code-failures:{{u:{user}}}")
+}
+
 /// The token signing keys shared by every instance.
 pub fn signing_keys() -> String {
     "signing-keys:{sk}".to_owned()

@@ -94,6 +94,7 @@ impl Provider {
         let binding_message = params.get("binding_message");
         if let Some(message) = &binding_message
             && (message.chars().count() > MAX_BINDING_MESSAGE
+                || message.len() > 4 * MAX_BINDING_MESSAGE
                 || message.chars().any(assent_adapter::params::is_deceptive))
         {
             return Err(OAuthError::new(
@@ -104,25 +105,31 @@ impl Provider {
             ));
         }
         if client.require_user_code {
+            self.user_code_attempt_allowed(&user.id).await?;
             let (hash, given) = (user.user_code_hash.clone(), params.get("user_code"));
             // Argon2 is deliberately slow: keep it off the request-serving thread.
             tokio::task::spawn_blocking(move || check_user_code(hash.as_deref(), given.as_deref()))
                 .await
-                .map_err(|_| OAuthError::new("server_error", "user code check failed"))??;
+                .map_err(|_| OAuthError::new("server_error", "user code check failed"))?
+                .inspect_err(|error| {
+                    if error.code == "invalid_user_code" {
+                        self.user_code_failed(&user.id);
+                    }
+                })?;
         }
         let config = &self.adapter.config().ciba;
+        // CIBA §7.1: requested_expiry only influences the lifetime; longer asks are cut
+        // to the maximum, and the acknowledgement tells the real one.
         let expiry = match params.get("requested_expiry") {
             None => config.default_expiry_secs,
             Some(raw) => raw
                 .parse::<u64>()
                 .ok()
-                .filter(|secs| (1..=config.max_expiry_secs).contains(secs))
+                .filter(|secs| *secs > 0)
                 .ok_or_else(|| {
-                    OAuthError::invalid_request(format!(
-                        "requested_expiry must be a positive integer of at most {}",
-                        config.max_expiry_secs
-                    ))
-                })?,
+                    OAuthError::invalid_request("requested_expiry must be a positive integer")
+                })?
+                .min(config.max_expiry_secs),
         };
         let notification_token = params.get("client_notification_token");
         if client.delivery_mode != DeliveryMode::Poll {
@@ -300,6 +307,49 @@ impl Provider {
                 "exactly one of login_hint, id_token_hint and login_hint_token is required",
             )),
         }
+    }
+}
+
+/// Wrong user codes tolerated per user within [`USER_CODE_WINDOW`].
+const USER_CODE_TRIES: usize = 5;
+/// How long wrong user codes are remembered.
+const USER_CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl Provider {
+    /// Refuses once a user's code was given wrong too often (a short PIN must not be
+    /// guessable by any client that can call the endpoint).
+    async fn user_code_attempt_allowed(&self, user: &UserId) -> Result<(), OAuthError> {
+        let failures = self
+            .adapter
+            .store()
+            .index_members(&assent_adapter::keys::user_code_failures(user))
+            .await
+            .map_err(AdapterError::from)?;
+        if failures.len() >= USER_CODE_TRIES {
+            return Err(OAuthError::new(
+                "invalid_user_code",
+                "too many wrong user codes; try again later",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Remembers a wrong code (one member per failure, in a set that expires).
+    fn user_code_failed(&self, user: &UserId) {
+        let adapter = self.adapter.clone();
+        let key = assent_adapter::keys::user_code_failures(user);
+        let member = assent_adapter::ids::random_alphanumeric(12);
+        tokio::spawn(async move {
+            let _ = adapter
+                .store()
+                .index_add(
+                    &key,
+                    &member,
+                    assent_adapter::store::Ttl::Set(USER_CODE_WINDOW),
+                    None,
+                )
+                .await;
+        });
     }
 }
 

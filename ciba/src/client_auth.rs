@@ -42,6 +42,20 @@ impl Provider {
         authorization: Option<&str>,
         form: &Form,
     ) -> Result<&CibaClientConfig, OAuthError> {
+        let basic = authorization.is_some_and(|value| {
+            value
+                .get(..6)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("Basic "))
+        });
+        let methods = usize::from(basic)
+            + usize::from(form.get("client_secret").is_some())
+            + usize::from(form.get("client_assertion").is_some());
+        if methods > 1 {
+            // RFC 6749 §2.3: a client must not use more than one method per request.
+            return Err(OAuthError::invalid_request(
+                "more than one client authentication method in one request",
+            ));
+        }
         if let Some(credentials) = authorization
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"))

@@ -99,8 +99,12 @@ impl Provider {
                     Err(_) => failed("tokens could not be issued"),
                 }
             }
-            // Redeemed already (a retry after a lost response) or not approved: nothing to push.
-            _ => None,
+            // Redeemed already: another delivery owns it.
+            Err(assent_adapter::AdapterError::Flow(
+                assent_adapter::error::FlowError::AlreadyPickedUp,
+            )) => None,
+            // A push client cannot poll: it must hear that the transaction failed.
+            Ok(_) | Err(_) => failed("the approved request could not be redeemed"),
         }
     }
 

@@ -73,12 +73,9 @@ async fn discovery(provider: web::Data<std::sync::Arc<Provider>>) -> HttpRespons
 }
 
 async fn jwks(provider: web::Data<std::sync::Arc<Provider>>) -> Result<HttpResponse, OAuthError> {
-    // Read fresh: a rotation on any instance shows at once.
-    let keys = provider
-        .keys
-        .reload()
-        .await
-        .map_err(|_| OAuthError::new("temporarily_unavailable", "keys unavailable"))?;
+    // From this instance's cache, refreshed every `ciba.key_refresh_secs`: no store trip
+    // per request for a public, unauthenticated endpoint.
+    let keys = provider.keys.keys().await;
     Ok(HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header((header::CACHE_CONTROL, "max-age=60"))

@@ -151,6 +151,24 @@ impl KeySet {
         set
     }
 
+    /// Refuses a set that cannot sign every token kind: an RSA key of at least 2048 bits
+    /// (access tokens are RS256) and an EC P-256 key.
+    fn check_usable(&self) -> Result<(), SigningError> {
+        let rsa = self
+            .current("RSA")
+            .ok_or_else(|| SigningError::File("an RSA signing key is required".into()))?;
+        RS256.signer_from_jwk(&rsa.private).map_err(|_| {
+            SigningError::File("the RSA key must be a private key of at least 2048 bits".into())
+        })?;
+        let ec = self
+            .current("EC")
+            .ok_or_else(|| SigningError::File("an EC P-256 signing key is required".into()))?;
+        ES256
+            .signer_from_jwk(&ec.private)
+            .map_err(|_| SigningError::File("the EC key must be a private P-256 key".into()))?;
+        Ok(())
+    }
+
     /// The kid of the current key of each type (RSA first).
     pub fn current_kids(&self) -> Vec<String> {
         ["RSA", "EC"]
@@ -196,7 +214,9 @@ impl KeyRing {
                         retired_at: None,
                     })
                     .collect::<Vec<_>>();
-                (Source::File, KeySet::load(&keys)?)
+                let set = KeySet::load(&keys)?;
+                set.check_usable()?;
+                (Source::File, set)
             }
             None => (
                 Source::Store,
@@ -274,11 +294,15 @@ async fn load_or_create(store: &dyn Store) -> Result<StoredKeys, SigningError> {
 pub async fn rotate(store: &dyn Store, retain: Duration) -> Result<Vec<String>, SigningError> {
     let key = keys::signing_keys();
     for _ in 0..4 {
-        let current = load_or_create(store).await?;
+        load_or_create(store).await?;
         let record = store
             .get(&key)
             .await?
             .ok_or_else(|| SigningError::File("signing keys vanished".into()))?;
+        // The keys and the version come from the same read, so the compare-and-set below
+        // cannot overwrite a rotation it did not see.
+        let current: StoredKeys = serde_json::from_slice(&record.value)
+            .map_err(|error| SigningError::File(format!("stored keys: {error}")))?;
         let now = unix_now();
         let mut keys: Vec<StoredKey> = current
             .keys

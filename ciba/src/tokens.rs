@@ -51,6 +51,8 @@ struct RefreshGrant {
     scopes: Vec<String>,
     auth_time: u64,
     acr: Option<String>,
+    /// The absolute end of the session: rotation hands it on, never extends it.
+    expires_at: u64,
 }
 
 /// The authentication behind a set of tokens.
@@ -65,6 +67,8 @@ pub struct Authentication<'a> {
     pub acr: Option<&'a str>,
     /// Push mode binds the ID token to the request and the tokens (CIBA §10.3.1).
     pub push_auth_req_id: Option<&'a str>,
+    /// When a refresh session started by this authentication ends (set on refresh).
+    pub session_ends_at: Option<u64>,
 }
 
 /// Left half of the SHA-256 of a token, base64url: `at_hash` / `rt_hash` for RS256,
@@ -123,16 +127,20 @@ impl Provider {
 
         let refresh_token = if auth.scopes.iter().any(|scope| scope == "offline_access") {
             let token = assent_adapter::ids::random_alphanumeric(43);
+            let expires_at = auth
+                .session_ends_at
+                .unwrap_or(now + config.refresh_token_lifetime_secs);
             let grant = RefreshGrant {
                 client_id: client.id.clone(),
                 subject: auth.subject.clone(),
                 scopes: auth.scopes.to_vec(),
                 auth_time: auth.auth_time,
                 acr: auth.acr.map(str::to_owned),
+                expires_at,
             };
             let value = serde_json::to_vec(&grant)
                 .map_err(|_| OAuthError::new("server_error", "encoding"))?;
-            let ttl = Ttl::Set(Duration::from_secs(config.refresh_token_lifetime_secs));
+            let ttl = Ttl::Set(Duration::from_secs(expires_at.saturating_sub(now).max(1)));
             self.adapter
                 .store()
                 .insert(&keys::refresh_token(&hash_hex(&token)), &value, ttl)
@@ -231,6 +239,7 @@ impl Provider {
             auth_time: approval.decided_at_ms / 1000,
             acr: Some(assent_adapter::flow::service::ACR_MOBILE_PUSH),
             push_auth_req_id: push.then_some(flow.id.as_str()),
+            session_ends_at: None,
         })
     }
 
@@ -338,6 +347,7 @@ impl Provider {
             auth_time: grant.auth_time,
             acr: grant.acr.as_deref(),
             push_auth_req_id: None,
+            session_ends_at: Some(grant.expires_at),
         };
         self.mint(client, &auth).await
     }
@@ -384,6 +394,7 @@ impl Provider {
                 "sub": grant.subject,
                 "scope": grant.scopes.join(" "),
                 "iss": self.issuer(),
+                "exp": grant.expires_at,
             })),
             _ => Ok(inactive),
         }

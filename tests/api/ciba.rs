@@ -74,6 +74,9 @@ fn clients(receiver: &str, key: &ClientKey) -> Value {
         { "id": "rp-signed", "name": "Signed RP", "auth_method": "client_secret_basic",
           "secret_sha256": secret, "jwks": key.jwks(), "require_signed_request": true,
           "delivery_mode": "poll", "scopes": scopes },
+        { "id": "rp-ps", "name": "PS RP", "auth_method": "client_secret_basic",
+          "secret_sha256": secret, "delivery_mode": "poll", "scopes": scopes,
+          "id_token_signed_response_alg": "PS256" },
         { "id": "rp-code", "name": "Code RP", "auth_method": "client_secret_basic",
           "secret_sha256": secret, "require_user_code": true, "delivery_mode": "poll",
           "scopes": scopes },
@@ -93,7 +96,8 @@ async fn spawn(backend: Backend<'_>) -> Ciba {
     let key = ClientKey::generate();
     let overrides = Figment::new()
         .merge(("ciba_clients", clients(&receiver.url, &key)))
-        .merge(("ciba.poll_interval_secs", 1));
+        .merge(("ciba.poll_interval_secs", 1))
+        .merge(("ciba.key_refresh_secs", 1));
     let app = TestApp::spawn_with(backend, &unique("t"), overrides).await;
     let phone = app.pair_device("alice").await;
     Ciba {
@@ -153,7 +157,17 @@ on_both_backends!(
     poll_mode_end_to_end,
     ping_mode_end_to_end,
     push_mode_end_to_end,
+    every_backchannel_error_code_is_answered,
+    private_key_jwt_and_signed_requests_refuse_replays,
 );
+
+/// `at_hash` / `rt_hash`: base64url of the left half of the token's SHA-256.
+fn half_hash(token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
 
 async fn poll_mode_end_to_end(backend: Backend<'_>) {
     let ciba = spawn(backend).await;
@@ -201,9 +215,13 @@ async fn poll_mode_end_to_end(backend: Backend<'_>) {
     assert_eq!(id_token.subject(), Some("alice"));
     assert_eq!(id_token.audience(), Some(vec!["rp-poll"]));
     assert_eq!(id_token.issuer(), Some(ciba.app.address.as_str()));
-    for claim in ["exp", "iat", "auth_time", "amr", "acr", "at_hash"] {
+    for claim in ["exp", "iat", "auth_time", "amr", "acr"] {
         assert!(id_token.claim(claim).is_some(), "{claim}");
     }
+    assert_eq!(
+        id_token.claim("at_hash").unwrap(),
+        half_hash(tokens["access_token"].as_str().unwrap()).as_str()
+    );
     assert_eq!(id_token.claim("email").unwrap(), "alice@example.com");
     let access = ciba.verify(tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(access.claim("client_id").unwrap(), "rp-poll");
@@ -277,6 +295,7 @@ async fn ping_mode_end_to_end(backend: Backend<'_>) {
         Some("Bearer ping-token-0123456789")
     );
     assert_eq!(ping.body, json!({ "auth_req_id": id }));
+    assert_eq!(ping.content_type.as_deref(), Some("application/json"));
     let (status, tokens) = ciba.token("rp-ping", &id).await;
     assert_eq!(status, 200, "{tokens}");
     assert!(
@@ -327,13 +346,17 @@ async fn push_mode_end_to_end(backend: Backend<'_>) {
             .unwrap(),
         id.as_str()
     );
-    assert!(id_token.claim("at_hash").is_some());
-    assert!(
+    assert_eq!(
+        id_token.claim("at_hash").unwrap(),
+        half_hash(push.body["access_token"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(
         id_token
             .claim("urn:openid:params:jwt:claim:rt_hash")
-            .is_some()
+            .unwrap(),
+        half_hash(push.body["refresh_token"].as_str().unwrap()).as_str()
     );
-    assert!(push.body["refresh_token"].is_string());
+    assert_eq!(push.content_type.as_deref(), Some("application/json"));
 
     let id = ciba.start("rp-push", &form).await;
     ciba.phone.answer_pending(false).await;
@@ -342,9 +365,8 @@ async fn push_mode_end_to_end(backend: Backend<'_>) {
     assert_eq!(push.body["auth_req_id"], id.as_str());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_backchannel_error_code_is_answered() {
-    let ciba = spawn(Backend::Memory).await;
+async fn every_backchannel_error_code_is_answered(backend: Backend<'_>) {
+    let ciba = spawn(backend).await;
     let bc = |client: &'static str, form: Vec<(&'static str, String)>| {
         let ciba = &ciba;
         async move {
@@ -537,6 +559,70 @@ async fn every_backchannel_error_code_is_answered() {
         "{body}"
     );
     let _ = form;
+    let good = ciba
+        .key
+        .sign(json!({ "login_hint": "alice@example.com", "exp": now() + 60 }));
+    let (status, body) = ciba.post("/as/bc-auth.ciba", Some("rp-signed"), &[("request", &ciba.key.sign(json!({
+        "iss": "rp-signed", "aud": ciba.app.address, "exp": now() + 60, "iat": now(), "nbf": now(),
+        "jti": unique("j"), "scope": "openid", "login_hint_token": good,
+    })))]).await;
+    assert_eq!(status, 200, "a valid login_hint_token: {body}");
+
+    // One client authentication method per request (RFC 6749 §2.3).
+    let (status, body) = ciba
+        .post(
+            "/as/bc-auth.ciba",
+            Some("rp-poll"),
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("client_secret", SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
+    // A short user code cannot be guessed: wrong tries lock it out, even for the right code.
+    for _ in 0..5 {
+        let (_, body) = ciba
+            .post(
+                "/as/bc-auth.ciba",
+                Some("rp-code"),
+                &[
+                    ("scope", "openid"),
+                    ("login_hint", "alice"),
+                    ("user_code", "1111"),
+                ],
+            )
+            .await;
+        assert_eq!(body["error"], "invalid_user_code");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = ciba
+        .post(
+            "/as/bc-auth.ciba",
+            Some("rp-code"),
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("user_code", "4711"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_user_code")),
+        "locked out"
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many")
+    );
 
     // A form body of another type, and a repeated parameter.
     let response = ciba
@@ -607,9 +693,8 @@ async fn token_errors_expired_and_wrong_client() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_key_jwt_and_signed_requests_refuse_replays() {
-    let ciba = spawn(Backend::Memory).await;
+async fn private_key_jwt_and_signed_requests_refuse_replays(backend: Backend<'_>) {
+    let ciba = spawn(backend).await;
     let assertion = |jti: &str| {
         ciba.key.sign(json!({
             "iss": "rp-jwt", "sub": "rp-jwt", "aud": format!("{}/as/token.oauth2", ciba.app.address),
@@ -704,7 +789,12 @@ async fn private_key_jwt_and_signed_requests_refuse_replays() {
         "eyJhbGciOiJub25lIn0.{}.",
         base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            json!({ "iss": "rp-signed", "aud": ciba.app.address, "scope": "openid", "login_hint": "alice" }).to_string()
+            // Complete, valid claims: only the missing signature can make it fail.
+            json!({
+                "iss": "rp-signed", "aud": ciba.app.address, "exp": now() + 60, "iat": now(),
+                "nbf": now(), "jti": unique("none"), "scope": "openid", "login_hint": "alice",
+            })
+            .to_string()
         )
     );
     let (status, _) = ciba
@@ -836,6 +926,8 @@ async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Instances pick the new keys up within `ciba.key_refresh_secs` (1 s here).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let after: Value = ciba.app.get("/pf/JWKS").await.json().await.unwrap();
     assert_eq!(
         after["keys"].as_array().unwrap().len(),
@@ -844,8 +936,7 @@ async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() {
     );
     ciba.verify(old_tokens["id_token"].as_str().unwrap()).await;
 
-    // New tokens (after this instance's key refresh) carry a new kid.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // New tokens carry a new kid.
     let id = ciba.start("rp-poll", &form).await;
     ciba.phone.answer_pending(true).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -869,15 +960,11 @@ async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_notification_endpoint_is_retried_then_counted() {
+async fn a_refused_notification_is_retried_then_counted() {
     let key = ClientKey::generate();
-    // Nothing listens there: every attempt fails fast.
-    let dead = format!(
-        "http://127.0.0.1:{}/ciba/notify",
-        crate::support::free_port()
-    );
+    let mut refusing = Receiver::answering(500).await;
     let overrides = Figment::new()
-        .merge(("ciba_clients", clients(&dead, &key)))
+        .merge(("ciba_clients", clients(&refusing.url, &key)))
         .merge(("ciba.notification_attempts", 3));
     let app = TestApp::spawn_with(Backend::Memory, &unique("t"), overrides).await;
     let phone = app.pair_device("alice").await;
@@ -900,15 +987,13 @@ async fn an_unreachable_notification_endpoint_is_retried_then_counted() {
         started.elapsed() < Duration::from_millis(500),
         "the device is not held up"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let metrics = app.get("/metrics").await.text().await.unwrap();
-        if metrics.contains(r#"assent_ciba_notifications_total{mode="ping",outcome="failed"} 1"#) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Three attempts (with backoff), then no more.
+    assert_eq!(refusing.count_until_quiet(Duration::from_secs(3)).await, 3);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"assent_ciba_notifications_total{mode="ping",outcome="failed"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -941,4 +1026,117 @@ async fn signing_keys_can_come_from_a_jwk_file() {
         assert!(key.get("d").is_none(), "no private part is published");
     }
     let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_jwts_need_our_audience_and_a_live_exp() {
+    let ciba = spawn(Backend::Memory).await;
+    let assertion = |aud: &str, exp: u64| {
+        ciba.key.sign(json!({
+            "iss": "rp-jwt", "sub": "rp-jwt", "aud": aud, "exp": exp, "iat": now(), "jti": unique("a"),
+        }))
+    };
+    let try_assertion = |assertion: String| {
+        let ciba = &ciba;
+        async move {
+            ciba.post(
+                "/as/bc-auth.ciba",
+                None,
+                &[
+                    ("scope", "openid"),
+                    ("login_hint", "alice"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ],
+            )
+            .await
+            .0
+        }
+    };
+    let issuer = ciba.app.address.clone();
+    assert_eq!(
+        try_assertion(assertion(&issuer, now() + 60)).await,
+        200,
+        "the issuer as aud"
+    );
+    let backchannel = format!("{issuer}/as/bc-auth.ciba");
+    assert_eq!(
+        try_assertion(assertion(&backchannel, now() + 60)).await,
+        200,
+        "the endpoint as aud"
+    );
+    assert_eq!(
+        try_assertion(assertion("https://elsewhere.example", now() + 60)).await,
+        401
+    );
+    assert_eq!(
+        try_assertion(assertion(&issuer, now() - 5)).await,
+        401,
+        "expired"
+    );
+    assert_eq!(
+        try_assertion(assertion(&issuer, now() + 7200)).await,
+        401,
+        "too long-lived"
+    );
+
+    let request = |claims: Value| {
+        let ciba = &ciba;
+        let token = ciba.key.sign(claims);
+        async move {
+            ciba.post(
+                "/as/bc-auth.ciba",
+                Some("rp-signed"),
+                &[("request", &token)],
+            )
+            .await
+            .0
+        }
+    };
+    let good = |jti: &str| {
+        json!({
+            "iss": "rp-signed", "aud": issuer, "exp": now() + 60, "iat": now(), "nbf": now(),
+            "jti": jti, "scope": "openid", "login_hint": "alice",
+        })
+    };
+    assert_eq!(request(good("r1")).await, 200);
+    for (claim, value) in [
+        ("iss", json!("rp-poll")),
+        ("aud", json!("https://elsewhere.example")),
+        ("exp", json!(now() - 5)),
+        ("nbf", json!(now() + 600)),
+        ("iat", json!(now() + 600)),
+    ] {
+        let mut claims = good(&unique("r"));
+        claims[claim] = value;
+        assert_eq!(request(claims).await, 400, "{claim}");
+    }
+    for claim in ["exp", "iat", "nbf", "jti"] {
+        let mut claims = good(&unique("r"));
+        claims.as_object_mut().unwrap().remove(claim);
+        assert_eq!(request(claims).await, 400, "without {claim}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps256_id_tokens_verify() {
+    let ciba = spawn(Backend::Memory).await;
+    let id = ciba
+        .start("rp-ps", &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    ciba.phone.answer_pending(true).await;
+    let (status, tokens) = ciba.token("rp-ps", &id).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header = jwt::decode_header(id_token).unwrap();
+    assert_eq!(header.claim("alg").unwrap(), "PS256");
+    let jwks: Value = ciba.app.get("/pf/JWKS").await.json().await.unwrap();
+    let set = JwkSet::from_map(jwks.as_object().unwrap().clone()).unwrap();
+    let jwk = set.get(header.claim("kid").unwrap().as_str().unwrap())[0];
+    let verifier = josekit::jws::PS256.verifier_from_jwk(jwk).unwrap();
+    let (claims, _) = jwt::decode_with_verifier(id_token, &verifier).unwrap();
+    assert_eq!(claims.subject(), Some("alice"));
 }

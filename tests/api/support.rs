@@ -658,6 +658,8 @@ pub(crate) use on_both_backends;
 pub struct Notification {
     /// Its `Authorization` header.
     pub authorization: Option<String>,
+    /// Its `Content-Type` header.
+    pub content_type: Option<String>,
     /// Its JSON body.
     pub body: serde_json::Value,
 }
@@ -672,8 +674,13 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts one.
+    /// Starts one that accepts everything (204).
     pub async fn start() -> Self {
+        Self::answering(204).await
+    }
+
+    /// Starts one that answers every notification with `status` (500 to test retries).
+    pub async fn answering(status: u16) -> Self {
         use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
         let (sender, received) = tokio::sync::mpsc::unbounded_channel::<Notification>();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -685,17 +692,24 @@ impl Receiver {
                 web::post().to(move |request: HttpRequest, body: web::Bytes| {
                     let sender = sender.clone();
                     async move {
-                        let authorization = request
-                            .headers()
-                            .get("authorization")
-                            .and_then(|value| value.to_str().ok())
-                            .map(str::to_owned);
+                        let header = |name: &str| {
+                            request
+                                .headers()
+                                .get(name)
+                                .and_then(|value| value.to_str().ok())
+                                .map(str::to_owned)
+                        };
                         let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                         let _ = sender.send(Notification {
-                            authorization,
+                            authorization: header("authorization"),
+                            content_type: header("content-type"),
                             body,
                         });
-                        HttpResponse::NoContent().finish()
+                        HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(status)
+                                .unwrap_or(actix_web::http::StatusCode::NO_CONTENT),
+                        )
+                        .finish()
                     }
                 }),
             )
@@ -711,6 +725,20 @@ impl Receiver {
             received,
             handle,
         }
+    }
+
+    /// How many notifications arrive until none came for `quiet`.
+    pub async fn count_until_quiet(&mut self, quiet: Duration) -> usize {
+        let mut count = 0;
+        while tokio::time::timeout(quiet, self.received.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            count += 1;
+        }
+        count
     }
 
     /// The next notification (waits up to 15 s).

@@ -298,7 +298,14 @@ impl Adapter {
             return Ok(());
         };
         let store = self.store();
-        let ttl = Ttl::Set(Duration::from_millis(self.push_timeout_ms() + 60_000));
+        // The list outlives the longest request it can hold (an out-of-band push or a CIBA
+        // request), so that re-setting its expiry on each add never drops a live one.
+        let longest = self
+            .config()
+            .policy
+            .push_timeout_secs
+            .max(self.config().ciba.max_expiry_secs);
+        let ttl = Ttl::Set(Duration::from_secs(longest + 60));
         store
             .index_add(
                 &keys::device_pending(&push.device_id),

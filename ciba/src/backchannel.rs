@@ -108,14 +108,17 @@ impl Provider {
             self.user_code_attempt_allowed(&user.id).await?;
             let (hash, given) = (user.user_code_hash.clone(), params.get("user_code"));
             // Argon2 is deliberately slow: keep it off the request-serving thread.
-            tokio::task::spawn_blocking(move || check_user_code(hash.as_deref(), given.as_deref()))
-                .await
-                .map_err(|_| OAuthError::new("server_error", "user code check failed"))?
-                .inspect_err(|error| {
-                    if error.code == "invalid_user_code" {
-                        self.user_code_failed(&user.id);
-                    }
-                })?;
+            let checked = tokio::task::spawn_blocking(move || {
+                check_user_code(hash.as_deref(), given.as_deref())
+            })
+            .await
+            .map_err(|_| OAuthError::new("server_error", "user code check failed"))?;
+            if let Err(error) = checked {
+                if error.code == "invalid_user_code" {
+                    self.user_code_failed(&user.id).await;
+                }
+                return Err(error);
+            }
         }
         let config = &self.adapter.config().ciba;
         // CIBA §7.1: requested_expiry only influences the lifetime; longer asks are cut
@@ -335,21 +338,18 @@ impl Provider {
     }
 
     /// Remembers a wrong code (one member per failure, in a set that expires).
-    fn user_code_failed(&self, user: &UserId) {
-        let adapter = self.adapter.clone();
+    async fn user_code_failed(&self, user: &UserId) {
         let key = assent_adapter::keys::user_code_failures(user);
         let member = assent_adapter::ids::random_alphanumeric(12);
-        tokio::spawn(async move {
-            let _ = adapter
-                .store()
-                .index_add(
-                    &key,
-                    &member,
-                    assent_adapter::store::Ttl::Set(USER_CODE_WINDOW),
-                    None,
-                )
-                .await;
-        });
+        let ttl = assent_adapter::store::Ttl::Set(USER_CODE_WINDOW);
+        if let Err(error) = self
+            .adapter
+            .store()
+            .index_add(&key, &member, ttl, None)
+            .await
+        {
+            tracing::warn!(%error, "could not record a wrong user code");
+        }
     }
 }
 

@@ -727,6 +727,15 @@ impl Receiver {
         }
     }
 
+    /// How many notifications have arrived and not been read yet (no waiting).
+    pub fn received_now(&mut self) -> usize {
+        let mut count = 0;
+        while self.received.try_recv().is_ok() {
+            count += 1;
+        }
+        count
+    }
+
     /// How many notifications arrive until none came for `quiet`.
     pub async fn count_until_quiet(&mut self, quiet: Duration) -> usize {
         let mut count = 0;

@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod device;
 pub mod device_key;
+pub mod device_management;
 pub mod error;
 pub mod flow;
 pub mod ids;

@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod ciba;
+mod devices;
 mod interop;
 mod oob;
 mod ops;

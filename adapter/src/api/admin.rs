@@ -1,16 +1,22 @@
 //! The Admin API: the operator's view of users and devices, behind the admin token.
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 
 use super::auth;
 use super::problem::{ProblemError, bad_request};
 use crate::Adapter;
+use crate::device_management::DeviceUpdate;
 use crate::error::AdapterError;
 use crate::proto::device::PairingKeyIssued;
 use crate::user::UserId;
 
 pub(super) fn configure(config: &mut web::ServiceConfig) {
-    config.service(get_user).service(issue_pairing_key);
+    config
+        .service(get_user)
+        .service(issue_pairing_key)
+        .service(list_devices)
+        .service(update_device)
+        .service(unpair_device);
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -51,4 +57,48 @@ async fn issue_pairing_key(
         user_id: id.to_string(),
         expires_at,
     }))
+}
+
+/// A user's devices.
+#[get("/admin/v1/users/{userId}/devices")]
+async fn list_devices(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ProblemError> {
+    authorize(&adapter, &request)?;
+    let user = UserId::parse(&path).map_err(bad_request)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": adapter.devices_of(&user).await? })))
+}
+
+/// Renames a device or makes it the user's primary one.
+#[patch("/admin/v1/users/{userId}/devices/{deviceId}")]
+async fn update_device(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Result<web::Json<DeviceUpdate>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    authorize(&adapter, &request)?;
+    let (user, device) = path.into_inner();
+    let user = UserId::parse(&user).map_err(bad_request)?;
+    let view = adapter
+        .update_device(&user, &device, body?.into_inner())
+        .await
+        .map_err(ProblemError::from)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Unpairs a device; requests waiting for it fail.
+#[delete("/admin/v1/users/{userId}/devices/{deviceId}")]
+async fn unpair_device(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ProblemError> {
+    authorize(&adapter, &request)?;
+    let (user, device) = path.into_inner();
+    let user = UserId::parse(&user).map_err(bad_request)?;
+    adapter.unpair(&user, &device).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 
 use super::auth;
@@ -16,7 +16,12 @@ use crate::pairing::PairingRequest;
 use crate::proto::device::{DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList};
 
 pub(super) fn configure(config: &mut web::ServiceConfig) {
-    config.service(pair).service(pending).service(decide);
+    config
+        .service(pair)
+        .service(pending)
+        .service(decide)
+        .service(own_devices)
+        .service(unpair_self);
 }
 
 async fn device(adapter: &Adapter, request: &HttpRequest) -> Result<Device, ProblemError> {
@@ -96,4 +101,32 @@ async fn decide(
         auth_id: path.into_inner(),
         status: flow.status(now_ms()).as_str().to_owned(),
     }))
+}
+
+/// The devices of this device's user.
+#[get("/device/v1/devices")]
+async fn own_devices(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ProblemError> {
+    let device = device(&adapter, &request).await?;
+    let devices = adapter.devices_of(&device.user_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": devices })))
+}
+
+/// Unpairs this device (a device may remove only itself).
+#[delete("/device/v1/devices/{deviceId}")]
+async fn unpair_self(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ProblemError> {
+    let device = device(&adapter, &request).await?;
+    if device.id.as_str() != path.as_str() {
+        return Err(
+            crate::error::AdapterError::Forbidden("a device may only unpair itself").into(),
+        );
+    }
+    adapter.unpair(&device.user_id, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -40,6 +40,11 @@ pub enum Event {
     Cancel,
     /// The federation server takes the result (once).
     PickUp,
+    /// A device was unpaired: a request waiting on it can no longer be answered.
+    DeviceUnpaired {
+        /// The device.
+        device: DeviceId,
+    },
 }
 
 impl Event {
@@ -51,6 +56,7 @@ impl Event {
             Self::Continue => "continueAuthentication",
             Self::Cancel => "cancelAuthentication",
             Self::PickUp => "result pickup",
+            Self::DeviceUnpaired { .. } => "device unpairing",
         }
     }
 }
@@ -160,6 +166,20 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                         .to_owned(),
                 },
                 _ => return Err(not_allowed(&Event::Cancel)),
+            };
+        }
+        Event::DeviceUnpaired { device } => {
+            let waiting_on_it = flow.push().is_some_and(|push| push.device_id == device)
+                && matches!(
+                    status,
+                    Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut
+                );
+            if !waiting_on_it {
+                return Err(FlowError::NotPending);
+            }
+            next.devices.retain(|known| known.id != device);
+            next.state = FlowState::MfaFailed {
+                reason: "the device was unpaired while the request waited for it".to_owned(),
             };
         }
         Event::PickUp => {

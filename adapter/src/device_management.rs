@@ -1,0 +1,135 @@
+//! Managing a user's devices: list, rename, choose the primary, unpair. Unpairing cancels
+//! the requests still waiting for that device.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::{self, Device, validate_label};
+use crate::error::{AdapterError, FlowError};
+use crate::flow::Event;
+use crate::ids::{AuthId, DeviceId};
+use crate::user::UserId;
+use crate::{Adapter, keys};
+
+/// A device as its user and the operator see it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceView {
+    /// Device id.
+    pub id: String,
+    /// The name the app reported.
+    pub name: String,
+    /// The user's name for it.
+    pub nickname: Option<String>,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+    /// When it was paired (seconds since the epoch).
+    pub paired_at: u64,
+    /// The user's primary device.
+    pub primary: bool,
+}
+
+/// A change to a device.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceUpdate {
+    /// A new nickname.
+    #[serde(default)]
+    pub nickname: Option<String>,
+    /// `true` makes it the primary device.
+    #[serde(default)]
+    pub primary: Option<bool>,
+}
+
+impl Adapter {
+    /// A user's devices, oldest first.
+    pub async fn devices_of(&self, user: &UserId) -> Result<Vec<DeviceView>, AdapterError> {
+        self.user(user).await?;
+        let store = self.store();
+        let primary = device::default_for_user(store, user).await?;
+        let devices = device::list_for_user(store, user).await?;
+        Ok(devices
+            .into_iter()
+            .map(|device| DeviceView {
+                primary: primary.as_ref() == Some(&device.id),
+                id: device.id.to_string(),
+                name: device.name,
+                nickname: device.nickname,
+                os: device.os,
+                os_version: device.os_version,
+                model: device.model,
+                paired_at: device.paired_at,
+            })
+            .collect())
+    }
+
+    async fn owned_device(&self, user: &UserId, id: &str) -> Result<(Device, u64), AdapterError> {
+        let id = DeviceId::parse(id).ok_or(AdapterError::NotFound("device"))?;
+        match device::find_versioned(self.store(), &id).await? {
+            Some((device, version)) if device.user_id == *user => Ok((device, version)),
+            _ => Err(AdapterError::NotFound("device")),
+        }
+    }
+
+    /// Renames a device and/or makes it primary.
+    pub async fn update_device(
+        &self,
+        user: &UserId,
+        id: &str,
+        update: DeviceUpdate,
+    ) -> Result<DeviceView, AdapterError> {
+        let (mut device, version) = self.owned_device(user, id).await?;
+        if update.primary == Some(false) {
+            return Err(AdapterError::Invalid(
+                "make another device primary instead".to_owned(),
+            ));
+        }
+        if let Some(nickname) = update.nickname {
+            let nickname = nickname.trim().to_owned();
+            validate_label("nickname", &nickname)?;
+            device.nickname = Some(nickname);
+            device::update(self.store(), &device, version).await?;
+        }
+        if update.primary == Some(true) {
+            device::set_default(self.store(), user, &device.id).await?;
+        }
+        self.devices_of(user)
+            .await?
+            .into_iter()
+            .find(|view| view.id == device.id.as_str())
+            .ok_or(AdapterError::NotFound("device"))
+    }
+
+    /// Unpairs a device; the requests waiting for it fail at once (`MFA_FAILED`).
+    pub async fn unpair(&self, user: &UserId, id: &str) -> Result<(), AdapterError> {
+        let (device, _) = self.owned_device(user, id).await?;
+        let store = self.store();
+        device::remove(store, &device).await?;
+        let pending = keys::device_pending(&device.id);
+        for member in store.index_members(&pending).await? {
+            let Some(auth_id) = AuthId::parse(&member) else {
+                continue;
+            };
+            let unpaired = Event::DeviceUnpaired {
+                device: device.id.clone(),
+            };
+            match self
+                .update_flow(&auth_id.flow(), None, |_| Ok(unpaired.clone()))
+                .await
+            {
+                Ok(_)
+                | Err(AdapterError::NotFound(_))
+                | Err(AdapterError::Flow(FlowError::NotPending)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        store.delete(&pending).await?;
+        if device::default_for_user(store, user).await? == Some(device.id.clone()) {
+            store.delete(&keys::default_device(user)).await?;
+        }
+        Ok(())
+    }
+}

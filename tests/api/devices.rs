@@ -1,0 +1,182 @@
+//! Device management: the operator (Admin API) and the device itself (Device API) list,
+//! rename, choose the primary and unpair; unpairing fails the requests waiting for it.
+
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, on_both_backends, oob_request, problem};
+
+on_both_backends!(
+    the_operator_manages_a_users_devices,
+    unpairing_fails_the_requests_waiting_for_the_device,
+    a_device_lists_its_users_devices_and_unpairs_only_itself,
+);
+
+async fn devices(app: &TestApp, user: &str) -> Vec<Value> {
+    let response = app
+        .admin_get(&format!("/admin/v1/users/{user}/devices"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["devices"].as_array().unwrap().clone()
+}
+
+async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.pair_device("bob").await;
+    let second = app.pair_device("bob").await;
+    let listed = devices(&app, "bob").await;
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|device| device["primary"] == false));
+    assert_eq!(listed[0]["model"], "assent simulator");
+
+    let url = |device: &str| app.url(&format!("/admin/v1/users/bob/devices/{device}"));
+    let patch = |device: &str, body: Value| {
+        app.http
+            .patch(url(device))
+            .bearer_auth(crate::support::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let updated: Value = patch(
+        second.id(),
+        json!({ "nickname": "Work phone", "primary": true }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(updated["nickname"], "Work phone");
+    assert_eq!(updated["primary"], true);
+    let listed = devices(&app, "bob").await;
+    let primary: Vec<&Value> = listed
+        .iter()
+        .filter(|device| device["primary"] == true)
+        .collect();
+    assert_eq!(primary.len(), 1);
+    assert_eq!(primary[0]["id"], second.id());
+    // A new flow for bob lists the primary as the default device.
+    let flow = app.start_flow(&oob_request("bob")).await;
+    let state = app.state(&flow).await;
+    let default = state["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["default"] == true)
+        .unwrap();
+    assert_eq!(default["id"], second.id());
+
+    for (device, body, status) in [
+        (first.id(), json!({ "nickname": "x".repeat(200) }), 400),
+        (first.id(), json!({ "nickname": "evil\u{202E}" }), 400),
+        (first.id(), json!({ "primary": false }), 400),
+        (first.id(), json!({ "colour": "red" }), 400),
+        ("AAAAAAAAAAAAAAAAAAAA", json!({ "nickname": "ghost" }), 404),
+    ] {
+        let response = patch(device, body.clone()).await.unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        problem(response).await;
+    }
+    // Another user's device is not found under bob... nor bob's under alice.
+    let alice_phone = app.pair_device("alice").await;
+    assert_eq!(
+        patch(alice_phone.id(), json!({ "nickname": "mine" }))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let anonymous = app
+        .http
+        .get(app.url("/admin/v1/users/bob/devices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let removed = app
+        .http
+        .delete(url(first.id()))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert_eq!(devices(&app, "bob").await.len(), 1);
+    let again = app
+        .http
+        .delete(url(first.id()))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+}
+
+async fn unpairing_fails_the_requests_waiting_for_the_device(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    assert_eq!(phone.pending(0).await.len(), 1);
+    let response = app
+        .http
+        .delete(app.url(&format!("/admin/v1/users/alice/devices/{}", phone.id())))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "MFA_FAILED");
+    assert!(state["userMessage"].as_str().unwrap().contains("unpaired"));
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "FAILED");
+    let refused = app
+        .http
+        .get(app.url("/device/v1/pending"))
+        .header("Authorization", phone.authorization())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "an unpaired device cannot authenticate"
+    );
+}
+
+async fn a_device_lists_its_users_devices_and_unpairs_only_itself(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let first = app.pair_device("bob").await;
+    let second = app.pair_device("bob").await;
+    let listed: Value = app
+        .http
+        .get(app.url("/device/v1/devices"))
+        .header("Authorization", first.authorization())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 2);
+    let delete = |target: &str, by: &crate::support::TestDevice| {
+        app.http
+            .delete(app.url(&format!("/device/v1/devices/{target}")))
+            .header("Authorization", by.authorization())
+            .send()
+    };
+    let other = delete(second.id(), &first).await.unwrap();
+    assert_eq!(other.status(), 403);
+    problem(other).await;
+    assert_eq!(delete(first.id(), &first).await.unwrap().status(), 204);
+    assert_eq!(devices(&app, "bob").await.len(), 1);
+    let gone = app
+        .http
+        .get(app.url("/device/v1/devices"))
+        .header("Authorization", first.authorization())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 401);
+}

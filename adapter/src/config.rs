@@ -343,6 +343,9 @@ pub struct PolicyConfig {
     pub pairing_key_ttl_secs: u64,
     /// How many pushes one flow may send (the first and the retries), against push fatigue.
     pub max_pushes_per_flow: u32,
+    /// Whether an out-of-band flow for a user without any device offers to register one
+    /// on the spot (`MOBILE_ACTIVATION_REQUIRED`) instead of failing.
+    pub enrol_on_the_spot: bool,
     /// Whether the person may rename, remove and choose a default device while choosing
     /// one. Off by default: the flow id alone (a password's worth of trust) should not
     /// manage a user's devices.
@@ -356,6 +359,7 @@ impl Default for PolicyConfig {
             push_timeout_secs: 120,
             pairing_key_ttl_secs: 600,
             max_pushes_per_flow: 5,
+            enrol_on_the_spot: false,
             manage_devices_in_flow: false,
         }
     }

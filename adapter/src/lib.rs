@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pairing;
 pub mod params;
 pub mod proto;
+pub mod qr;
 pub mod store;
 pub mod user;
 

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::device::{self, Device, unix_now, validate_label};
 use crate::device_key::PublicDeviceKey;
 use crate::error::AdapterError;
-use crate::ids::{DeviceId, PairingKey};
+use crate::ids::{DeviceId, FlowId, PairingKey};
 use crate::keys;
 use crate::store::{Store, Ttl};
 use crate::user::UserId;
@@ -18,6 +18,9 @@ use crate::user::UserId;
 #[derive(Serialize, Deserialize)]
 struct PairingGrant {
     user_id: UserId,
+    /// The registration flow that issued the key, if any: pairing completes it.
+    #[serde(default)]
+    flow_id: Option<FlowId>,
 }
 
 /// A device's request to pair, already parsed.
@@ -44,11 +47,13 @@ fn key_hash(key: &str) -> String {
 pub async fn issue(
     store: &dyn Store,
     user: &UserId,
+    flow: Option<&FlowId>,
     ttl: Duration,
 ) -> Result<PairingKey, AdapterError> {
     let key = PairingKey::generate();
     let grant = serde_json::to_vec(&PairingGrant {
         user_id: user.clone(),
+        flow_id: flow.cloned(),
     })
     .map_err(AdapterError::internal)?;
     if !store
@@ -66,7 +71,10 @@ pub async fn issue(
 
 /// Consumes a pairing key (once, atomically) and pairs the device. Everything is checked
 /// before the key is consumed, so a malformed request leaves the key usable.
-pub async fn pair(store: &dyn Store, request: PairingRequest) -> Result<Device, AdapterError> {
+pub async fn pair(
+    store: &dyn Store,
+    request: PairingRequest,
+) -> Result<(Device, Option<FlowId>), AdapterError> {
     for (field, value) in [
         ("name", &request.name),
         ("os", &request.os),
@@ -83,6 +91,7 @@ pub async fn pair(store: &dyn Store, request: PairingRequest) -> Result<Device, 
         .await?
         .ok_or(AdapterError::NotFound("pairing key"))?;
     let grant: PairingGrant = serde_json::from_slice(&grant).map_err(AdapterError::internal)?;
+    let grant_flow = grant.flow_id.clone();
     let device = Device {
         id: DeviceId::generate(),
         user_id: grant.user_id,
@@ -95,5 +104,11 @@ pub async fn pair(store: &dyn Store, request: PairingRequest) -> Result<Device, 
         paired_at: unix_now(),
     };
     device::save(store, &device).await?;
-    Ok(device)
+    Ok((device, grant_flow))
+}
+
+/// Withdraws a pairing key that was not used (its registration flow was canceled).
+pub async fn withdraw(store: &dyn Store, key: &str) -> Result<(), AdapterError> {
+    store.delete(&keys::pairing_key(&key_hash(key))).await?;
+    Ok(())
 }

@@ -85,5 +85,17 @@ fn fields(flow: &Flow, status: Status) -> Value {
         },
         Status::Canceled => json!({ "outcome": "CANCELED" }),
         Status::MfaCompleted => json!({}),
+        Status::MobileActivationRequired => match &flow.state {
+            FlowState::MobileActivationRequired {
+                pairing_key,
+                expires_at_ms,
+            } => json!({
+                "pairingKey": pairing_key,
+                "applicationName": flow.application.name,
+                "qrCode": assent_adapter::qr::images(pairing_key),
+                "expiresAt": expires_at_ms / 1000,
+            }),
+            _ => json!({}),
+        },
     }
 }

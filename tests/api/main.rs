@@ -10,5 +10,6 @@ mod devices;
 mod interop;
 mod oob;
 mod ops;
+mod registration;
 mod store;
 mod walkthrough;

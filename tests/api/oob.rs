@@ -362,7 +362,8 @@ async fn a_return_url_resumes(backend: Backend<'_>) {
         .await;
     assert_eq!(resumed["status"], "RESUME");
     assert_eq!(resumed["resumeUrl"], "https://idp.example/resume/abc");
-    assert_eq!(app.result(&flow).await.status(), 200);
+    let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "COMPLETED");
 }
 
 async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backend: Backend<'_>) {

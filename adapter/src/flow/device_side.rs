@@ -227,7 +227,8 @@ impl Adapter {
     ) -> Result<(crate::ids::PairingKey, u64), AdapterError> {
         self.user(user_id).await?;
         let ttl = self.config().policy.pairing_key_ttl_secs;
-        let key = crate::pairing::issue(self.store(), user_id, Duration::from_secs(ttl)).await?;
+        let key =
+            crate::pairing::issue(self.store(), user_id, None, Duration::from_secs(ttl)).await?;
         Ok((key, device::unix_now() + ttl))
     }
 
@@ -236,6 +237,25 @@ impl Adapter {
         &self,
         request: crate::pairing::PairingRequest,
     ) -> Result<Device, AdapterError> {
-        crate::pairing::pair(self.store(), request).await
+        let (device, flow) = crate::pairing::pair(self.store(), request).await?;
+        if let Some(flow) = flow {
+            let default = device::default_for_user(self.store(), &device.user_id).await?;
+            let summary =
+                super::service::summaries(std::slice::from_ref(&device), default.as_ref())
+                    .remove(0);
+            // The device is trusted either way; a flow canceled meanwhile just stays so.
+            match self
+                .update_flow(&flow, None, |_| {
+                    Ok(Event::DevicePaired {
+                        device: summary.clone(),
+                    })
+                })
+                .await
+            {
+                Ok(_) | Err(AdapterError::NotFound(_)) | Err(AdapterError::Flow(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(device)
     }
 }

@@ -36,6 +36,8 @@ pub enum FlowKind {
     Transaction,
     /// A CIBA request: no browser, a relying party waits for tokens.
     Ciba,
+    /// Automatic device registration: the authenticated user pairs a new device.
+    Registration,
 }
 
 impl FlowKind {
@@ -45,6 +47,7 @@ impl FlowKind {
             Self::Oob => "oob",
             Self::Transaction => "transaction",
             Self::Ciba => "ciba",
+            Self::Registration => "registration",
         }
     }
 }
@@ -110,6 +113,13 @@ pub struct Approval {
 pub enum FlowState {
     /// The user has several devices and must pick one.
     DeviceSelectionRequired,
+    /// A one-time pairing key waits for the app (shown as text and QR code).
+    MobileActivationRequired {
+        /// The key, shown to the person while the flow lives (and only then).
+        pairing_key: String,
+        /// When the key stops working (ms since the epoch).
+        expires_at_ms: u64,
+    },
     /// A request is on the device.
     PushWaiting {
         /// The request.
@@ -149,6 +159,8 @@ pub enum FlowState {
 pub enum Status {
     /// `DEVICE_SELECTION_REQUIRED`
     DeviceSelectionRequired,
+    /// `MOBILE_ACTIVATION_REQUIRED`
+    MobileActivationRequired,
     /// `PUSH_CONFIRMATION_WAITING`
     PushConfirmationWaiting,
     /// `PUSH_CONFIRMATION_REJECTED`
@@ -174,6 +186,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::DeviceSelectionRequired => "DEVICE_SELECTION_REQUIRED",
+            Self::MobileActivationRequired => "MOBILE_ACTIVATION_REQUIRED",
             Self::PushConfirmationWaiting => "PUSH_CONFIRMATION_WAITING",
             Self::PushConfirmationRejected => "PUSH_CONFIRMATION_REJECTED",
             Self::PushConfirmationTimedOut => "PUSH_CONFIRMATION_TIMED_OUT",
@@ -204,6 +217,8 @@ impl Status {
     pub fn outcome(self) -> &'static str {
         match self {
             Self::PushConfirmationRejected | Self::MfaFailed => "FAILED",
+            // RESUME is what the browser is told; for the federation server it completed.
+            Self::Resume => "COMPLETED",
             other => other.as_str(),
         }
     }
@@ -226,11 +241,13 @@ pub enum Action {
     ContinueAuthentication,
     /// `cancelAuthentication`
     CancelAuthentication,
+    /// `cancelDevicePairing`: what the widget sends to abandon a registration.
+    CancelDevicePairing,
 }
 
 impl Action {
     /// Every action, in the order `_links` lists them.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::SelectDevice,
         Self::SetDefaultDevice,
         Self::UpdateDeviceNickname,
@@ -238,6 +255,7 @@ impl Action {
         Self::Poll,
         Self::ContinueAuthentication,
         Self::CancelAuthentication,
+        Self::CancelDevicePairing,
     ];
 
     /// The action id.
@@ -250,6 +268,7 @@ impl Action {
             Self::Poll => "poll",
             Self::ContinueAuthentication => "continueAuthentication",
             Self::CancelAuthentication => "cancelAuthentication",
+            Self::CancelDevicePairing => "cancelDevicePairing",
         }
     }
 
@@ -308,6 +327,13 @@ impl Flow {
     pub fn status(&self, now_ms: u64) -> Status {
         match &self.state {
             FlowState::DeviceSelectionRequired => Status::DeviceSelectionRequired,
+            // An expired pairing key cannot be used any more: the registration failed.
+            FlowState::MobileActivationRequired { expires_at_ms, .. }
+                if now_ms >= *expires_at_ms =>
+            {
+                Status::MfaFailed
+            }
+            FlowState::MobileActivationRequired { .. } => Status::MobileActivationRequired,
             FlowState::PushWaiting { push } if now_ms >= push.expires_at_ms => {
                 Status::PushConfirmationTimedOut
             }
@@ -334,6 +360,7 @@ impl Flow {
                 CancelAuthentication,
             ],
             Status::DeviceSelectionRequired => &[SelectDevice, CancelAuthentication],
+            Status::MobileActivationRequired => &[Poll, CancelAuthentication, CancelDevicePairing],
             Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
             Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
             Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],
@@ -367,6 +394,9 @@ impl Flow {
     pub fn failure_reason(&self) -> Option<&str> {
         match &self.state {
             FlowState::MfaFailed { reason } | FlowState::Failed { reason } => Some(reason),
+            FlowState::MobileActivationRequired { .. } => {
+                Some("the pairing key expired before a device used it")
+            }
             FlowState::PushRejected { .. } => Some("the request was denied on the device"),
             _ => None,
         }

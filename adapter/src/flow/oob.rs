@@ -40,6 +40,11 @@ pub enum Event {
     Cancel,
     /// The federation server takes the result (once).
     PickUp,
+    /// A device was paired with the flow's pairing key.
+    DevicePaired {
+        /// The new device.
+        device: DeviceSummary,
+    },
     /// A device was unpaired: a request waiting on it can no longer be answered.
     DeviceUnpaired {
         /// The device.
@@ -57,6 +62,7 @@ impl Event {
             Self::Cancel => "cancelAuthentication",
             Self::PickUp => "result pickup",
             Self::DeviceUnpaired { .. } => "device unpairing",
+            Self::DevicePaired { .. } => "device pairing",
         }
     }
 }
@@ -155,6 +161,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
         Event::Cancel => {
             next.state = match status {
                 Status::DeviceSelectionRequired
+                | Status::MobileActivationRequired
                 | Status::PushConfirmationWaiting
                 | Status::PushConfirmationTimedOut => FlowState::Canceled,
                 // Canceling after a denial or a failure ends the flow as failed: the
@@ -167,6 +174,24 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 },
                 _ => return Err(not_allowed(&Event::Cancel)),
             };
+        }
+        Event::DevicePaired { device } => {
+            if status != Status::MobileActivationRequired {
+                return Err(not_allowed(&Event::DevicePaired { device }));
+            }
+            let approval = Approval {
+                device_id: device.id.clone(),
+                method: "registration".to_owned(),
+                decided_at_ms: now_ms,
+            };
+            // A registration is done once the device is trusted; an out-of-band flow that
+            // enrolled on the spot goes on through the browser's continue.
+            next.state = if flow.kind == super::FlowKind::Registration {
+                FlowState::Completed { approval }
+            } else {
+                FlowState::MfaCompleted { approval }
+            };
+            next.devices.push(device);
         }
         Event::DeviceUnpaired { device } => {
             let waiting_on_it = flow.push().is_some_and(|push| push.device_id == device)

@@ -70,6 +70,8 @@ pub enum FlowAction {
     Continue,
     /// Give up.
     Cancel,
+    /// Abandon a device registration (the widget's `cancelDevicePairing`).
+    CancelPairing,
 }
 
 impl FlowAction {
@@ -81,6 +83,7 @@ impl FlowAction {
             Self::RemoveDevice(_) => Action::RemoveDevice,
             Self::Continue => Action::ContinueAuthentication,
             Self::Cancel => Action::CancelAuthentication,
+            Self::CancelPairing => Action::CancelDevicePairing,
         }
     }
 }
@@ -141,10 +144,22 @@ pub(crate) fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<D
 }
 
 fn validate_return_url(url: &str) -> Result<(), AdapterError> {
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    // http(s), or an app's own scheme (registration returns control to the app); never a
+    // scheme that runs or embeds content where the browser lands.
+    let scheme_ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme
+                .chars()
+                .next()
+                .is_some_and(|first| first.is_ascii_lowercase())
+            && scheme.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+            })
+            && !matches!(scheme, "javascript" | "data" | "vbscript" | "file" | "blob")
+    });
     if !scheme_ok || url.len() > MAX_URL_LEN || url.chars().any(|c| c.is_control() || c == ' ') {
         return Err(AdapterError::Invalid(format!(
-            "returnUrl must be an http(s) URL of at most {MAX_URL_LEN} bytes"
+            "returnUrl must be an http(s) or app-scheme URL of at most {MAX_URL_LEN} bytes"
         )));
     }
     Ok(())
@@ -180,6 +195,11 @@ impl Adapter {
         client_id: &str,
         request: StartFlow,
     ) -> Result<Flow, AdapterError> {
+        if request.kind == FlowKind::Ciba {
+            return Err(AdapterError::Invalid(
+                "CIBA requests start at the backchannel authentication endpoint".to_owned(),
+            ));
+        }
         request.user.validate().map_err(AdapterError::Invalid)?;
         let params = DynamicParams::parse(request.dynamic_params).map_err(AdapterError::Invalid)?;
         let message = self.message(
@@ -222,7 +242,23 @@ impl Adapter {
             pushes_sent: 0,
             browser_binding: None,
         };
+        let enrol_now = request.kind == FlowKind::Registration
+            || (devices.is_empty() && self.config().policy.enrol_on_the_spot);
         match devices.as_slice() {
+            _ if enrol_now => {
+                let ttl = self.config().policy.pairing_key_ttl_secs;
+                let key = crate::pairing::issue(
+                    store,
+                    &flow.user_id,
+                    Some(&flow.id),
+                    Duration::from_secs(ttl),
+                )
+                .await?;
+                flow.state = FlowState::MobileActivationRequired {
+                    pairing_key: key.expose().to_owned(),
+                    expires_at_ms: now + ttl * 1000,
+                };
+            }
             [] => {
                 flow.state = FlowState::MfaFailed {
                     reason: "the user has no paired device: register one first".to_owned(),
@@ -500,9 +536,22 @@ impl Adapter {
                 self.update_flow(&id, current, |_| Ok(Event::Continue))
                     .await
             }
-            FlowAction::Cancel => {
+            FlowAction::Cancel | FlowAction::CancelPairing => {
+                let unused_key = match &flow.state {
+                    FlowState::MobileActivationRequired { pairing_key, .. } => {
+                        Some(pairing_key.clone())
+                    }
+                    _ => None,
+                };
                 let current = Some((flow, version));
-                self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
+                let flow = self
+                    .update_flow(&id, current, |_| Ok(Event::Cancel))
+                    .await?;
+                // A canceled registration's key must not pair a device later.
+                if let Some(key) = unused_key {
+                    crate::pairing::withdraw(self.store(), &key).await?;
+                }
+                Ok(flow)
             }
         }
     }
@@ -547,13 +596,18 @@ impl Adapter {
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer (the issue's "device approves → poll sees MFA_COMPLETED")
         // instead of an error; `_links` offers it only while there is something to wait for.
-        let Some(push) = flow.push() else {
-            return Ok(flow);
+        // Something to wait for: the device's answer, or a device pairing.
+        let deadline_ms = match (&flow.state, flow.status(now)) {
+            (FlowState::PushWaiting { push }, Status::PushConfirmationWaiting) => {
+                push.expires_at_ms
+            }
+            (
+                FlowState::MobileActivationRequired { expires_at_ms, .. },
+                Status::MobileActivationRequired,
+            ) => *expires_at_ms,
+            _ => return Ok(flow),
         };
-        if flow.status(now) != Status::PushConfirmationWaiting {
-            return Ok(flow);
-        }
-        let until_timeout = Duration::from_millis(push.expires_at_ms.saturating_sub(now));
+        let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));
         let wait = wait.min(self.long_poll_cap()).min(until_timeout);
         if wait.is_zero() {
             return Ok(flow);
@@ -592,13 +646,16 @@ impl Adapter {
             subject: flow.user_id.clone(),
             method: approval.map(|approval| approval.method.clone()),
             device_id: approval.map(|approval| approval.device_id.clone()),
-            // Possession of the device key plus the person's approval on it.
-            amr: if approval.is_some() {
-                vec!["mfa", "swk", "user"]
-            } else {
-                vec![]
+            // A push: possession of the device key plus the person's approval on it. A
+            // registration: only that a new key was enrolled.
+            amr: match approval.map(|approval| approval.method.as_str()) {
+                Some("push") => vec!["mfa", "swk", "user"],
+                Some(_) => vec!["swk"],
+                None => vec![],
             },
-            acr: approval.map(|_| ACR_MOBILE_PUSH),
+            acr: approval
+                .filter(|approval| approval.method == "push")
+                .map(|_| ACR_MOBILE_PUSH),
             completed_at: approval.map(|approval| approval.decided_at_ms / 1000),
             dynamic_params: if approval.is_some() {
                 flow.params.clone()

@@ -217,6 +217,24 @@ impl Device {
         Ok(checked(response).await?.json().await?)
     }
 
+    /// The `mobilePayload` answering a flow's `serverPayload` (device authorization).
+    pub fn authorize(&self, server_payload: &str) -> Result<String, DeviceError> {
+        use base64::Engine;
+        let invalid = || DeviceError::Refused {
+            status: 0,
+            body: "not a server payload".to_owned(),
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(server_payload.trim())
+            .map_err(|_| invalid())?;
+        let challenge: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+        let (Some(flow), Some(nonce)) = (challenge["flowId"].as_str(), challenge["nonce"].as_str())
+        else {
+            return Err(invalid());
+        };
+        Ok(self.signer.mobile_payload(flow, nonce)?)
+    }
+
     /// Answers the pending request `auth_id`.
     pub async fn answer_id(
         &self,

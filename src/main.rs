@@ -90,6 +90,11 @@ enum DeviceCommand {
         /// The request's auth id.
         auth_id: String,
     },
+    /// Sign a flow's serverPayload (device authorization) and print the mobilePayload.
+    Authorize {
+        /// The flow's `serverPayload`.
+        server_payload: String,
+    },
     /// Wait for requests and answer each as told.
     Watch {
         /// The answer to give every request.
@@ -245,6 +250,9 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
         DeviceCommand::Deny { auth_id } => {
             let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
             println!("denied {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Authorize { server_payload } => {
+            println!("{}", Device::load(state)?.authorize(&server_payload)?);
         }
         DeviceCommand::Watch { auto, count } => {
             let device = Device::load(state)?;

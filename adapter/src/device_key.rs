@@ -152,6 +152,41 @@ pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &
         .map_err(|_| "the proof's payload is not {authId, decision, paramsHash}")
 }
 
+/// What a trusted app signs to authorize a flow: the server's challenge, and who it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MobileClaims {
+    /// The signing device.
+    pub device_id: String,
+    /// The flow it authorizes.
+    pub flow_id: String,
+    /// The flow's one-time nonce.
+    pub nonce: String,
+}
+
+/// The device a mobile payload claims to come from, before verifying it.
+pub fn mobile_payload_device(payload: &str) -> Option<String> {
+    use base64::Engine;
+    let body = payload.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .ok()?;
+    let claims: MobileClaims = serde_json::from_slice(&bytes).ok()?;
+    Some(claims.device_id)
+}
+
+/// Verifies a mobile payload (a compact JWS, ES256, by the device key).
+pub fn verify_mobile_payload(
+    payload: &str,
+    key: &PublicDeviceKey,
+) -> Result<MobileClaims, &'static str> {
+    let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
+    let (bytes, _) = josekit::jws::deserialize_compact(payload, &verifier)
+        .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| "the mobile payload is not {deviceId, flowId, nonce}")
+}
+
 /// The device's side: a private key and the id the server gave it.
 pub struct DeviceSigner {
     device_id: String,
@@ -209,6 +244,19 @@ impl DeviceSigner {
         header.set_token_type("JWT");
         let signer = ES256.signer_from_jwk(&self.private_jwk)?;
         josekit::jws::serialize_compact(claims.to_string().as_bytes(), &header, &signer)
+    }
+
+    /// The mobile payload answering a flow's server payload (`{flowId, nonce}`).
+    pub fn mobile_payload(&self, flow_id: &str, nonce: &str) -> Result<String, josekit::JoseError> {
+        let claims = MobileClaims {
+            device_id: self.device_id.clone(),
+            flow_id: flow_id.to_owned(),
+            nonce: nonce.to_owned(),
+        };
+        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
+        let payload =
+            serde_json::to_vec(&claims).map_err(|e| josekit::JoseError::InvalidJson(e.into()))?;
+        josekit::jws::serialize_compact(&payload, &JwsHeader::new(), &signer)
     }
 
     /// A decision proof.

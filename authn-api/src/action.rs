@@ -134,6 +134,9 @@ pub fn flow_action(action: Action, body: &Map<String, Value>) -> Result<FlowActi
         Action::ContinueAuthentication => FlowAction::Continue,
         Action::CancelAuthentication => FlowAction::Cancel,
         Action::CancelDevicePairing => FlowAction::CancelPairing,
+        Action::Authenticate => FlowAction::Authenticate {
+            mobile_payload: string_field(body, &["mobilePayload"], "mobilePayload")?,
+        },
         Action::Poll => {
             return Err(AuthnError::InvalidActionId(
                 "poll is handled by waiting, not as a flow action".to_owned(),

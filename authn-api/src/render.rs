@@ -85,6 +85,14 @@ fn fields(flow: &Flow, status: Status) -> Value {
         },
         Status::Canceled => json!({ "outcome": "CANCELED" }),
         Status::MfaCompleted => json!({}),
+        // Opaque to the federation server and the page: the app's SDK signs it.
+        Status::MobilePairingRequired => match &flow.state {
+            FlowState::MobilePayloadRequired { nonce } => {
+                let payload = json!({ "flowId": flow.id.as_str(), "nonce": nonce }).to_string();
+                json!({ "serverPayload": base64_url(payload.as_bytes()) })
+            }
+            _ => json!({}),
+        },
         Status::MobileActivationRequired => match &flow.state {
             FlowState::MobileActivationRequired {
                 pairing_key,
@@ -98,4 +106,9 @@ fn fields(flow: &Flow, status: Status) -> Value {
             _ => json!({}),
         },
     }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -38,6 +38,9 @@ pub enum FlowKind {
     Ciba,
     /// Automatic device registration: the authenticated user pairs a new device.
     Registration,
+    /// Device authorization: a trusted app proves itself with its device key, no
+    /// interaction.
+    DeviceAuthorization,
 }
 
 impl FlowKind {
@@ -48,6 +51,7 @@ impl FlowKind {
             Self::Transaction => "transaction",
             Self::Ciba => "ciba",
             Self::Registration => "registration",
+            Self::DeviceAuthorization => "device_authorization",
         }
     }
 }
@@ -113,6 +117,11 @@ pub struct Approval {
 pub enum FlowState {
     /// The user has several devices and must pick one.
     DeviceSelectionRequired,
+    /// The app must sign the server payload with its device key.
+    MobilePayloadRequired {
+        /// The one-time challenge.
+        nonce: String,
+    },
     /// A one-time pairing key waits for the app (shown as text and QR code).
     MobileActivationRequired {
         /// The key, shown to the person while the flow lives (and only then).
@@ -161,6 +170,8 @@ pub enum Status {
     DeviceSelectionRequired,
     /// `MOBILE_ACTIVATION_REQUIRED`
     MobileActivationRequired,
+    /// `MOBILE_PAIRING_REQUIRED`: the app in the web view answers `serverPayload`.
+    MobilePairingRequired,
     /// `PUSH_CONFIRMATION_WAITING`
     PushConfirmationWaiting,
     /// `PUSH_CONFIRMATION_REJECTED`
@@ -187,6 +198,7 @@ impl Status {
         match self {
             Self::DeviceSelectionRequired => "DEVICE_SELECTION_REQUIRED",
             Self::MobileActivationRequired => "MOBILE_ACTIVATION_REQUIRED",
+            Self::MobilePairingRequired => "MOBILE_PAIRING_REQUIRED",
             Self::PushConfirmationWaiting => "PUSH_CONFIRMATION_WAITING",
             Self::PushConfirmationRejected => "PUSH_CONFIRMATION_REJECTED",
             Self::PushConfirmationTimedOut => "PUSH_CONFIRMATION_TIMED_OUT",
@@ -243,11 +255,13 @@ pub enum Action {
     CancelAuthentication,
     /// `cancelDevicePairing`: what the widget sends to abandon a registration.
     CancelDevicePairing,
+    /// `authenticate {mobilePayload}`: a trusted app's signed answer.
+    Authenticate,
 }
 
 impl Action {
     /// Every action, in the order `_links` lists them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::SelectDevice,
         Self::SetDefaultDevice,
         Self::UpdateDeviceNickname,
@@ -256,6 +270,7 @@ impl Action {
         Self::ContinueAuthentication,
         Self::CancelAuthentication,
         Self::CancelDevicePairing,
+        Self::Authenticate,
     ];
 
     /// The action id.
@@ -269,6 +284,7 @@ impl Action {
             Self::ContinueAuthentication => "continueAuthentication",
             Self::CancelAuthentication => "cancelAuthentication",
             Self::CancelDevicePairing => "cancelDevicePairing",
+            Self::Authenticate => "authenticate",
         }
     }
 
@@ -334,6 +350,7 @@ impl Flow {
                 Status::MfaFailed
             }
             FlowState::MobileActivationRequired { .. } => Status::MobileActivationRequired,
+            FlowState::MobilePayloadRequired { .. } => Status::MobilePairingRequired,
             FlowState::PushWaiting { push } if now_ms >= push.expires_at_ms => {
                 Status::PushConfirmationTimedOut
             }
@@ -361,6 +378,7 @@ impl Flow {
             ],
             Status::DeviceSelectionRequired => &[SelectDevice, CancelAuthentication],
             Status::MobileActivationRequired => &[Poll, CancelAuthentication, CancelDevicePairing],
+            Status::MobilePairingRequired => &[Authenticate, CancelAuthentication],
             Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
             Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
             Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],

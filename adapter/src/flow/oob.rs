@@ -40,6 +40,13 @@ pub enum Event {
     Cancel,
     /// The federation server takes the result (once).
     PickUp,
+    /// A trusted device signed the flow's challenge.
+    DeviceAuthorized {
+        /// The device.
+        device: DeviceSummary,
+        /// The nonce it signed.
+        nonce: String,
+    },
     /// A device was paired with the flow's pairing key.
     DevicePaired {
         /// The new device.
@@ -63,6 +70,7 @@ impl Event {
             Self::PickUp => "result pickup",
             Self::DeviceUnpaired { .. } => "device unpairing",
             Self::DevicePaired { .. } => "device pairing",
+            Self::DeviceAuthorized { .. } => "authenticate",
         }
     }
 }
@@ -162,6 +170,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             next.state = match status {
                 Status::DeviceSelectionRequired
                 | Status::MobileActivationRequired
+                | Status::MobilePairingRequired
                 | Status::PushConfirmationWaiting
                 | Status::PushConfirmationTimedOut => FlowState::Canceled,
                 // Canceling after a denial or a failure ends the flow as failed: the
@@ -173,6 +182,21 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                         .to_owned(),
                 },
                 _ => return Err(not_allowed(&Event::Cancel)),
+            };
+        }
+        Event::DeviceAuthorized { device, nonce } => {
+            let FlowState::MobilePayloadRequired { nonce: expected } = &flow.state else {
+                return Err(not_allowed(&Event::DeviceAuthorized { device, nonce }));
+            };
+            if *expected != nonce {
+                return Err(FlowError::NotPending);
+            }
+            next.state = FlowState::Completed {
+                approval: Approval {
+                    device_id: device.id.clone(),
+                    method: "device_authorization".to_owned(),
+                    decided_at_ms: now_ms,
+                },
             };
         }
         Event::DevicePaired { device } => {

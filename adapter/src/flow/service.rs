@@ -72,6 +72,11 @@ pub enum FlowAction {
     Cancel,
     /// Abandon a device registration (the widget's `cancelDevicePairing`).
     CancelPairing,
+    /// A trusted app's signed answer to the server payload.
+    Authenticate {
+        /// The compact JWS by the device key.
+        mobile_payload: String,
+    },
 }
 
 impl FlowAction {
@@ -84,6 +89,7 @@ impl FlowAction {
             Self::Continue => Action::ContinueAuthentication,
             Self::Cancel => Action::CancelAuthentication,
             Self::CancelPairing => Action::CancelDevicePairing,
+            Self::Authenticate { .. } => Action::Authenticate,
         }
     }
 }
@@ -245,6 +251,11 @@ impl Adapter {
         let enrol_now = request.kind == FlowKind::Registration
             || (devices.is_empty() && self.config().policy.enrol_on_the_spot);
         match devices.as_slice() {
+            _ if request.kind == FlowKind::DeviceAuthorization => {
+                flow.state = FlowState::MobilePayloadRequired {
+                    nonce: crate::ids::random_alphanumeric(24),
+                };
+            }
             _ if enrol_now => {
                 let ttl = self.config().policy.pairing_key_ttl_secs;
                 let key = crate::pairing::issue(
@@ -530,6 +541,43 @@ impl Adapter {
                 let device = self.flow_device(&flow, &device).await?;
                 device::remove(self.store(), &device).await?;
                 self.refresh_devices(&flow).await
+            }
+            FlowAction::Authenticate { mobile_payload } => {
+                let untrusted = || {
+                    AdapterError::Invalid(
+                        "the mobile payload is not from a device trusted for this user".to_owned(),
+                    )
+                };
+                let device_id = crate::device_key::mobile_payload_device(&mobile_payload)
+                    .and_then(|id| DeviceId::parse(&id))
+                    .ok_or_else(untrusted)?;
+                let device = device::find(self.store(), &device_id)
+                    .await?
+                    .filter(|device| device.user_id == flow.user_id)
+                    .ok_or_else(untrusted)?;
+                let claims =
+                    crate::device_key::verify_mobile_payload(&mobile_payload, &device.public_key)
+                        .map_err(|reason| AdapterError::Invalid(reason.to_owned()))?;
+                if claims.flow_id != flow.id.as_str() || claims.device_id != device.id.as_str() {
+                    return Err(AdapterError::Invalid(
+                        "the mobile payload was signed for another flow".to_owned(),
+                    ));
+                }
+                let summary = summaries(std::slice::from_ref(&device), None).remove(0);
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| {
+                    Ok(Event::DeviceAuthorized {
+                        device: summary.clone(),
+                        nonce: claims.nonce.clone(),
+                    })
+                })
+                .await
+                .map_err(|error| match error {
+                    AdapterError::Flow(FlowError::NotPending) => AdapterError::Invalid(
+                        "the mobile payload answers another challenge".to_owned(),
+                    ),
+                    other => other,
+                })
             }
             FlowAction::Continue => {
                 let current = Some((flow, version));

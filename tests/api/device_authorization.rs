@@ -1,0 +1,96 @@
+//! Device authorization (seed 004): a trusted app in a web view signs the flow's server
+//! payload with its device key and is signed in with no interaction.
+
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, links, on_both_backends, oob_request};
+
+on_both_backends!(a_trusted_app_is_authorized_and_others_are_refused);
+
+fn authorization(user: &str) -> Value {
+    let mut request = oob_request(user);
+    request["kind"] = json!("device_authorization");
+    request
+}
+
+async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let alice_phone = app.pair_device("alice").await;
+    let bob_phone = app.pair_device("bob").await;
+    let flow = app.start_flow(&authorization("alice")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "MOBILE_PAIRING_REQUIRED");
+    assert_eq!(links(&state), ["authenticate", "cancelAuthentication"]);
+    let server_payload = state["serverPayload"].as_str().unwrap().to_owned();
+
+    let authenticate = |mobile_payload: String| {
+        app.act(
+            &flow,
+            "authenticate",
+            Some(json!({ "mobilePayload": mobile_payload })),
+        )
+    };
+    let refused = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+    };
+    // Another user's trusted device, an unpaired key, another flow's challenge, garbage.
+    refused(authenticate(bob_phone.device.authorize(&server_payload).unwrap()).await).await;
+    let (stranger, _) = assent_adapter::device_key::DeviceSigner::generate_key().unwrap();
+    let stranger =
+        assent_adapter::device_key::DeviceSigner::new(alice_phone.id(), stranger.into()).unwrap();
+    let nonce: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &server_payload,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let nonce = nonce["nonce"].as_str().unwrap();
+    refused(authenticate(stranger.mobile_payload(&flow, nonce).unwrap()).await).await;
+    let other_flow = app.start_flow(&authorization("alice")).await;
+    refused(
+        authenticate(
+            alice_phone
+                .device
+                .signer()
+                .mobile_payload(&other_flow, nonce)
+                .unwrap(),
+        )
+        .await,
+    )
+    .await;
+    refused(
+        authenticate(
+            alice_phone
+                .device
+                .signer()
+                .mobile_payload(&flow, "wrong-nonce")
+                .unwrap(),
+        )
+        .await,
+    )
+    .await;
+    refused(authenticate("not.a.jws".to_owned()).await).await;
+    let missing = app.act(&flow, "authenticate", Some(json!({}))).await;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "MOBILE_PAIRING_REQUIRED",
+        "untouched"
+    );
+
+    let done = authenticate(alice_phone.device.authorize(&server_payload).unwrap()).await;
+    assert_eq!(done.status(), 200);
+    assert_eq!(done.json::<Value>().await.unwrap()["status"], "COMPLETED");
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["method"], "device_authorization");
+    assert_eq!(result["deviceId"], alice_phone.id());
+    assert_eq!(result["amr"], json!(["swk"]));
+    assert!(
+        alice_phone.pending(0).await.is_empty(),
+        "no interaction was asked"
+    );
+}

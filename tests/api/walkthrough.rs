@@ -169,3 +169,18 @@ async fn the_readme_ciba_walk_through_works_as_written() {
     assert!(stdout.contains(r#""token_type":"Bearer""#), "{stdout}");
     assert!(stdout.contains(r#""refresh_token""#), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_registration_walk_through_works_as_written() {
+    let stdout = run_as_written(&readme_block(
+        "## Walk-through: registering a device, and device authorization",
+    ))
+    .await;
+    assert!(stdout.contains("paired device"), "{stdout}");
+    assert!(stdout.contains("with user bob"), "{stdout}");
+    assert!(
+        stdout.contains(r#""resumeUrl":"demobank://assent/registered""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""status":"COMPLETED""#), "{stdout}");
+}

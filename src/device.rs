@@ -235,6 +235,27 @@ impl Device {
         Ok(self.signer.mobile_payload(flow, nonce)?)
     }
 
+    /// Pairs this device with one more user (a shared device); returns its users.
+    pub async fn join(&self, pairing_key: &str) -> Result<Vec<String>, DeviceError> {
+        let response = self
+            .http
+            .post(format!("{}/device/v1/users", self.state.server))
+            .header("Authorization", self.authorization()?)
+            .json(&serde_json::json!({ "pairingKey": pairing_key }))
+            .send()
+            .await?;
+        let body: Value = checked(response).await?.json().await?;
+        Ok(body["users"]
+            .as_array()
+            .map(|users| {
+                users
+                    .iter()
+                    .filter_map(|user| user.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Answers the pending request `auth_id`.
     pub async fn answer_id(
         &self,

@@ -90,6 +90,12 @@ enum DeviceCommand {
         /// The request's auth id.
         auth_id: String,
     },
+    /// Pair this device with one more user (a shared device).
+    Join {
+        /// A pairing key issued for that user.
+        #[arg(long)]
+        key: String,
+    },
     /// Sign a flow's serverPayload (device authorization) and print the mobilePayload.
     Authorize {
         /// The flow's `serverPayload`.
@@ -250,6 +256,10 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
         DeviceCommand::Deny { auth_id } => {
             let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
             println!("denied {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Join { key } => {
+            let users = Device::load(state)?.join(&key).await?;
+            println!("device now paired with: {}", users.join(", "));
         }
         DeviceCommand::Authorize { server_payload } => {
             println!("{}", Device::load(state)?.authorize(&server_payload)?);

@@ -35,9 +35,22 @@ pub struct Device {
     pub public_key: PublicDeviceKey,
     /// When it was paired (seconds since the epoch).
     pub paired_at: u64,
+    /// Further users of a shared device (a family tablet, a branch's phone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_paired: Vec<UserId>,
 }
 
 impl Device {
+    /// Whether the device is paired with `user`.
+    pub fn serves(&self, user: &UserId) -> bool {
+        self.user_id == *user || self.also_paired.contains(user)
+    }
+
+    /// Every user the device is paired with, the first pairing first.
+    pub fn users(&self) -> impl Iterator<Item = &UserId> {
+        std::iter::once(&self.user_id).chain(self.also_paired.iter())
+    }
+
     /// The device type PingFederate's widget knows: `iPhone`, `Android`, or `Mobile`.
     pub fn widget_type(&self) -> &'static str {
         let os = self.os.to_ascii_lowercase();
@@ -129,7 +142,7 @@ pub async fn list_for_user(store: &dyn Store, user: &UserId) -> Result<Vec<Devic
             continue;
         };
         if let Some(device) = find(store, &id).await?
-            && device.user_id == *user
+            && device.serves(user)
         {
             devices.push(device);
         }

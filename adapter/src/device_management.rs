@@ -69,7 +69,7 @@ impl Adapter {
     async fn owned_device(&self, user: &UserId, id: &str) -> Result<(Device, u64), AdapterError> {
         let id = DeviceId::parse(id).ok_or(AdapterError::NotFound("device"))?;
         match device::find_versioned(self.store(), &id).await? {
-            Some((device, version)) if device.user_id == *user => Ok((device, version)),
+            Some((device, version)) if device.serves(user) => Ok((device, version)),
             _ => Err(AdapterError::NotFound("device")),
         }
     }
@@ -103,11 +103,26 @@ impl Adapter {
             .ok_or(AdapterError::NotFound("device"))
     }
 
-    /// Unpairs a device; the requests waiting for it fail at once (`MFA_FAILED`).
+    /// Unpairs a device from a user; the user's requests waiting for it fail at once
+    /// (`MFA_FAILED`). A shared device stays paired with its other users.
     pub async fn unpair(&self, user: &UserId, id: &str) -> Result<(), AdapterError> {
-        let (device, _) = self.owned_device(user, id).await?;
+        let (device, version) = self.owned_device(user, id).await?;
         let store = self.store();
-        device::remove(store, &device).await?;
+        let shared = device.users().count() > 1;
+        if shared {
+            let mut remaining = device.clone();
+            if remaining.user_id == *user {
+                remaining.user_id = remaining.also_paired.remove(0);
+            } else {
+                remaining.also_paired.retain(|other| other != user);
+            }
+            device::update(store, &remaining, version).await?;
+            store
+                .index_remove(&keys::user_devices(user), device.id.as_str())
+                .await?;
+        } else {
+            device::remove(store, &device).await?;
+        }
         let pending = keys::device_pending(&device.id);
         for member in store.index_members(&pending).await? {
             let Some(auth_id) = AuthId::parse(&member) else {
@@ -117,7 +132,13 @@ impl Adapter {
                 device: device.id.clone(),
             };
             match self
-                .update_flow(&auth_id.flow(), None, |_| Ok(unpaired.clone()))
+                .update_flow(&auth_id.flow(), None, |flow| {
+                    if flow.user_id != *user {
+                        // Another user's request on a shared device stays.
+                        return Err(FlowError::NotPending.into());
+                    }
+                    Ok(unpaired.clone())
+                })
                 .await
             {
                 Ok(_)
@@ -126,7 +147,9 @@ impl Adapter {
                 Err(error) => return Err(error),
             }
         }
-        store.delete(&pending).await?;
+        if !shared {
+            store.delete(&pending).await?;
+        }
         if device::default_for_user(store, user).await? == Some(device.id.clone()) {
             store.delete(&keys::default_device(user)).await?;
         }

@@ -102,6 +102,7 @@ pub async fn pair(
         nickname: None,
         public_key: request.public_key,
         paired_at: unix_now(),
+        also_paired: Vec::new(),
     };
     device::save(store, &device).await?;
     Ok((device, grant_flow))
@@ -111,4 +112,59 @@ pub async fn pair(
 pub async fn withdraw(store: &dyn Store, key: &str) -> Result<(), AdapterError> {
     store.delete(&keys::pairing_key(&key_hash(key))).await?;
     Ok(())
+}
+
+/// Pairs an already trusted device with one more user (a shared device), with a pairing
+/// key issued for that user.
+pub async fn join(
+    store: &dyn Store,
+    device_id: &DeviceId,
+    pairing_key: &str,
+) -> Result<(Device, Option<FlowId>), AdapterError> {
+    let Some(key) = PairingKey::parse(pairing_key) else {
+        return Err(AdapterError::NotFound("pairing key"));
+    };
+    let record = keys::pairing_key(&key_hash(key.expose()));
+    // Read first: a key for a user the device already serves is refused without spending it.
+    let grant: PairingGrant = match store.get(&record).await? {
+        Some(found) => serde_json::from_slice(&found.value).map_err(AdapterError::internal)?,
+        None => return Err(AdapterError::NotFound("pairing key")),
+    };
+    let (device, _) = device::find_versioned(store, device_id)
+        .await?
+        .ok_or(AdapterError::NotFound("device"))?;
+    if device.serves(&grant.user_id) {
+        return Err(AdapterError::Conflict(
+            "the device is already paired with this user".to_owned(),
+        ));
+    }
+    if store.consume(&record).await?.is_none() {
+        return Err(AdapterError::NotFound("pairing key"));
+    }
+    for _ in 0..4 {
+        let (mut device, version) = device::find_versioned(store, device_id)
+            .await?
+            .ok_or(AdapterError::NotFound("device"))?;
+        if !device.serves(&grant.user_id) {
+            device.also_paired.push(grant.user_id.clone());
+        }
+        match device::update(store, &device, version).await {
+            Ok(()) => {
+                store
+                    .index_add(
+                        &keys::user_devices(&grant.user_id),
+                        device.id.as_str(),
+                        Ttl::Persist,
+                        None,
+                    )
+                    .await?;
+                return Ok((device, grant.flow_id));
+            }
+            Err(AdapterError::Conflict(_)) => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(AdapterError::Conflict(
+        "the device changed concurrently; retry".to_owned(),
+    ))
 }

@@ -9,6 +9,7 @@ on_both_backends!(
     the_operator_manages_a_users_devices,
     unpairing_fails_the_requests_waiting_for_the_device,
     a_device_lists_its_users_devices_and_unpairs_only_itself,
+    a_shared_device_serves_each_of_its_users,
 );
 
 async fn devices(app: &TestApp, user: &str) -> Vec<Value> {
@@ -179,4 +180,54 @@ async fn a_device_lists_its_users_devices_and_unpairs_only_itself(backend: Backe
         .await
         .unwrap();
     assert_eq!(gone.status(), 401);
+}
+
+async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let tablet = app.pair_device("alice").await;
+    let users = tablet
+        .device
+        .join(&app.pairing_key("bob").await)
+        .await
+        .unwrap();
+    assert_eq!(users, ["alice", "bob"]);
+    // A second key for a user it already serves is refused, and not spent.
+    let key = app.pairing_key("bob").await;
+    let again = tablet.device.join(&key).await.unwrap_err().to_string();
+    assert!(again.contains("409"), "{again}");
+    assert_eq!(devices(&app, "bob").await.len(), 1);
+
+    // Each user's requests reach it, labelled with the user.
+    let alice_flow = app.start_flow(&oob_request("alice")).await;
+    let bob_flow = app.start_flow(&oob_request("bob")).await;
+    let mut pending = tablet.pending(5).await;
+    pending.sort_by(|a, b| a.user_id.as_str().cmp(b.user_id.as_str()));
+    let labels: Vec<&str> = pending
+        .iter()
+        .map(|request| request.user_id.as_str())
+        .collect();
+    assert_eq!(labels, ["alice", "bob"]);
+    tablet.device.answer(&pending[1], true).await.unwrap();
+    assert_eq!(app.state(&bob_flow).await["status"], "MFA_COMPLETED");
+
+    // Unpairing bob keeps alice's pairing and her waiting request.
+    let response = app
+        .http
+        .delete(app.url(&format!("/admin/v1/users/bob/devices/{}", tablet.id())))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(devices(&app, "bob").await.is_empty());
+    assert_eq!(devices(&app, "alice").await.len(), 1);
+    assert_eq!(
+        app.state(&alice_flow).await["status"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+    assert_eq!(
+        tablet.pending(0).await.len(),
+        1,
+        "alice's request is still there"
+    );
 }

@@ -20,6 +20,7 @@ pub(super) fn configure(config: &mut web::ServiceConfig) {
         .service(pair)
         .service(pending)
         .service(decide)
+        .service(join)
         .service(own_devices)
         .service(unpair_self);
 }
@@ -129,4 +130,29 @@ async fn unpair_self(
     }
     adapter.unpair(&device.user_id, &path).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /device/v1/users`: a pairing key for one more user of this (shared) device.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JoinRequest {
+    pairing_key: String,
+}
+
+/// Pairs this trusted device with one more user.
+#[post("/device/v1/users")]
+async fn join(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    body: Result<web::Json<JoinRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let device = device(&adapter, &request).await?;
+    let body = body?;
+    let device = adapter
+        .join_device(&device, &body.pairing_key)
+        .await
+        .map_err(ProblemError::from)?;
+    let users: Vec<&str> = device.users().map(|user| user.as_str()).collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "deviceId": device.id.as_str(), "users": users })))
 }

@@ -232,17 +232,37 @@ impl Adapter {
         Ok((key, device::unix_now() + ttl))
     }
 
+    /// Pairs an already trusted device with one more user (a shared device).
+    pub async fn join_device(
+        &self,
+        device: &Device,
+        pairing_key: &str,
+    ) -> Result<Device, AdapterError> {
+        let (device, flow) = crate::pairing::join(self.store(), &device.id, pairing_key).await?;
+        self.complete_registration(&device, flow).await?;
+        Ok(device)
+    }
+
     /// Pairs a device with the user its pairing key was issued for.
     pub async fn pair_device(
         &self,
         request: crate::pairing::PairingRequest,
     ) -> Result<Device, AdapterError> {
         let (device, flow) = crate::pairing::pair(self.store(), request).await?;
+        self.complete_registration(&device, flow).await?;
+        Ok(device)
+    }
+
+    /// Completes the registration flow a pairing key came from, if any.
+    async fn complete_registration(
+        &self,
+        device: &Device,
+        flow: Option<crate::ids::FlowId>,
+    ) -> Result<(), AdapterError> {
         if let Some(flow) = flow {
             let default = device::default_for_user(self.store(), &device.user_id).await?;
             let summary =
-                super::service::summaries(std::slice::from_ref(&device), default.as_ref())
-                    .remove(0);
+                super::service::summaries(std::slice::from_ref(device), default.as_ref()).remove(0);
             // The device is trusted either way; a flow canceled meanwhile just stays so.
             match self
                 .update_flow(&flow, None, |_| {
@@ -256,6 +276,6 @@ impl Adapter {
                 Err(error) => return Err(error),
             }
         }
-        Ok(device)
+        Ok(())
     }
 }

@@ -553,7 +553,7 @@ impl Adapter {
                     .ok_or_else(untrusted)?;
                 let device = device::find(self.store(), &device_id)
                     .await?
-                    .filter(|device| device.user_id == flow.user_id)
+                    .filter(|device| device.serves(&flow.user_id))
                     .ok_or_else(untrusted)?;
                 let claims =
                     crate::device_key::verify_mobile_payload(&mobile_payload, &device.public_key)
@@ -610,7 +610,7 @@ impl Adapter {
             return Err(FlowError::UnknownDevice.into());
         }
         match device::find(self.store(), &id).await? {
-            Some(device) if device.user_id == flow.user_id => Ok(device),
+            Some(device) if device.serves(&flow.user_id) => Ok(device),
             _ => Err(FlowError::UnknownDevice.into()),
         }
     }

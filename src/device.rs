@@ -256,6 +256,31 @@ impl Device {
             .unwrap_or_default())
     }
 
+    /// Scans a QR sign-on code (the token, or the whole URI the code encodes).
+    pub async fn scan(&self, code: &str) -> Result<Value, DeviceError> {
+        let token = qr_token(code);
+        let response = self
+            .http
+            .post(format!("{}/device/v1/qr/{token}", self.state.server))
+            .header("Authorization", self.authorization()?)
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    /// Picks the user to sign in as, after scanning with a shared device.
+    pub async fn select(&self, code: &str, user: &str) -> Result<Value, DeviceError> {
+        let token = qr_token(code);
+        let response = self
+            .http
+            .post(format!("{}/device/v1/qr/{token}/select", self.state.server))
+            .header("Authorization", self.authorization()?)
+            .json(&serde_json::json!({ "userId": user }))
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
     /// Answers the pending request `auth_id`.
     pub async fn answer_id(
         &self,
@@ -284,4 +309,11 @@ pub fn describe(request: &PendingRequest) -> String {
         text.push_str(&format!("\n    from {ip}"));
     }
     text
+}
+
+/// The token of a QR sign-on code, given the token or the URI that carries it.
+fn qr_token(code: &str) -> &str {
+    code.split_once("authentication_token=")
+        .map_or(code, |(_, token)| token)
+        .trim()
 }

@@ -90,6 +90,18 @@ enum DeviceCommand {
         /// The request's auth id.
         auth_id: String,
     },
+    /// Scan a QR sign-on code (its token, or the URI it encodes).
+    Scan {
+        /// The token or URI.
+        code: String,
+    },
+    /// After a scan with a shared device, sign in as one of its users.
+    Select {
+        /// The token or URI scanned.
+        code: String,
+        /// The user id to sign in as.
+        user: String,
+    },
     /// Pair this device with one more user (a shared device).
     Join {
         /// A pairing key issued for that user.
@@ -256,6 +268,12 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
         DeviceCommand::Deny { auth_id } => {
             let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
             println!("denied {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Scan { code } => {
+            println!("{}", Device::load(state)?.scan(&code).await?);
+        }
+        DeviceCommand::Select { code, user } => {
+            println!("{}", Device::load(state)?.select(&code, &user).await?);
         }
         DeviceCommand::Join { key } => {
             let users = Device::load(state)?.join(&key).await?;

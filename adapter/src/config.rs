@@ -343,6 +343,12 @@ pub struct PolicyConfig {
     pub pairing_key_ttl_secs: u64,
     /// How many pushes one flow may send (the first and the retries), against push fatigue.
     pub max_pushes_per_flow: u32,
+    /// How long a QR sign-on code works (a poll after that shows a new one).
+    pub qr_token_ttl_secs: u64,
+    /// The app's URI scheme the QR code uses (`<scheme>://assent?authentication_token=`).
+    pub qr_app_scheme: String,
+    /// After a QR scan, also ask the selected user to approve on the device.
+    pub qr_user_approval: bool,
     /// Whether an out-of-band flow for a user without any device offers to register one
     /// on the spot (`MOBILE_ACTIVATION_REQUIRED`) instead of failing.
     pub enrol_on_the_spot: bool,
@@ -360,6 +366,9 @@ impl Default for PolicyConfig {
             pairing_key_ttl_secs: 600,
             max_pushes_per_flow: 5,
             enrol_on_the_spot: false,
+            qr_token_ttl_secs: 60,
+            qr_app_scheme: "assent".to_owned(),
+            qr_user_approval: false,
             manage_devices_in_flow: false,
         }
     }

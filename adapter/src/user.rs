@@ -20,7 +20,21 @@ const MAX_FIELD_LEN: usize = 256;
 #[serde(transparent)]
 pub struct UserId(String);
 
+/// The user of a flow that does not know its user yet (QR sign-on before the scan). It
+/// cannot be parsed from input, so no real user can ever have it.
+const ANONYMOUS: &str = "~anonymous";
+
 impl UserId {
+    /// The placeholder user of a flow whose user is not known yet.
+    pub fn anonymous() -> Self {
+        Self(ANONYMOUS.to_owned())
+    }
+
+    /// Whether this is [`UserId::anonymous`].
+    pub fn is_anonymous(&self) -> bool {
+        self.0 == ANONYMOUS
+    }
+
     /// Parses a user id, naming what is wrong with it.
     pub fn parse(raw: &str) -> Result<Self, String> {
         if raw.is_empty() || raw.len() > MAX_ID_LEN {
@@ -50,6 +64,10 @@ impl fmt::Display for UserId {
 impl<'de> Deserialize<'de> for UserId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
+        if raw == ANONYMOUS {
+            // Only stored flows carry it; validate() refuses it in any profile.
+            return Ok(Self(raw));
+        }
         Self::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
@@ -91,6 +109,9 @@ pub struct UserProfile {
 impl UserProfile {
     /// Checks sizes and formats; the message says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
+        if self.id.is_anonymous() {
+            return Err("`id` is reserved".to_owned());
+        }
         let fields = [
             ("username", Some(&self.username)),
             ("first_name", self.first_name.as_ref()),

@@ -23,7 +23,7 @@ fn device_json(device: &DeviceSummary) -> Value {
 }
 
 /// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted.
-pub fn render(flow: &Flow, now_ms: u64, flow_url: &str) -> Value {
+pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str) -> Value {
     let status = flow.status(now_ms);
     let links: Map<String, Value> = flow
         .allowed_actions(now_ms)
@@ -36,14 +36,14 @@ pub fn render(flow: &Flow, now_ms: u64, flow_url: &str) -> Value {
         "status": status.as_str(),
         "_links": links,
     });
-    let fields = fields(flow, status);
+    let fields = fields(flow, status, qr_scheme);
     if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
         state.extend(fields);
     }
     state
 }
 
-fn fields(flow: &Flow, status: Status) -> Value {
+fn fields(flow: &Flow, status: Status, qr_scheme: &str) -> Value {
     let devices: Vec<Value> = flow.devices.iter().map(device_json).collect();
     let selected = flow.selected_device();
     let selected_json = selected.map(|id| json!({ "id": id.as_str() }));
@@ -85,6 +85,22 @@ fn fields(flow: &Flow, status: Status) -> Value {
         },
         Status::Canceled => json!({ "outcome": "CANCELED" }),
         Status::MfaCompleted => json!({}),
+        Status::AuthenticationCodeResponseRequired => match &flow.state {
+            FlowState::QrCodeShown {
+                token,
+                expires_at_ms,
+            } => {
+                let uri = format!("{qr_scheme}://assent?authentication_token={token}");
+                json!({
+                    "uri": uri,
+                    "qrCode": assent_adapter::qr::images(&uri),
+                    "expiresAt": expires_at_ms / 1000,
+                    "applicationName": flow.application.name,
+                    "claimed": false,
+                })
+            }
+            _ => json!({ "applicationName": flow.application.name, "claimed": true }),
+        },
         // Opaque to the federation server and the page: the app's SDK signs it.
         Status::MobilePairingRequired => match &flow.state {
             FlowState::MobilePayloadRequired { nonce } => {

@@ -66,7 +66,12 @@ fn presented_state(request: &HttpRequest) -> Option<String> {
 
 /// The state as JSON, with the binding secret for a cookieless client to echo.
 fn state_response(adapter: &Adapter, flow: &Flow, state: Option<&str>) -> HttpResponse {
-    let mut body = render(flow, now_ms(), &flow_url(adapter, flow.id.as_str()));
+    let mut body = render(
+        flow,
+        now_ms(),
+        &flow_url(adapter, flow.id.as_str()),
+        &adapter.config().policy.qr_app_scheme,
+    );
     if let (Some(state), Some(object)) = (state, body.as_object_mut()) {
         object.insert("_pf_authn_api_state".to_owned(), state.into());
     }

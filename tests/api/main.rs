@@ -11,6 +11,7 @@ mod devices;
 mod interop;
 mod oob;
 mod ops;
+mod qr;
 mod registration;
 mod store;
 mod walkthrough;

@@ -21,6 +21,8 @@ pub(super) fn configure(config: &mut web::ServiceConfig) {
         .service(pending)
         .service(decide)
         .service(join)
+        .service(scan_qr)
+        .service(select_qr_user)
         .service(own_devices)
         .service(unpair_self);
 }
@@ -155,4 +157,39 @@ async fn join(
     let users: Vec<&str> = device.users().map(|user| user.as_str()).collect();
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({ "deviceId": device.id.as_str(), "users": users })))
+}
+
+/// A trusted device scanned a QR sign-on code.
+#[post("/device/v1/qr/{token}")]
+async fn scan_qr(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ProblemError> {
+    let device = device(&adapter, &request).await?;
+    Ok(HttpResponse::Ok().json(adapter.scan_qr(&device, &path).await?))
+}
+
+/// `POST /device/v1/qr/{token}/select`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SelectUser {
+    user_id: String,
+}
+
+/// The person picked which of a shared device's users they are.
+#[post("/device/v1/qr/{token}/select")]
+async fn select_qr_user(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: Result<web::Json<SelectUser>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let device = device(&adapter, &request).await?;
+    let body = body?;
+    let outcome = adapter
+        .select_qr_user_by_token(&device, &path, &body.user_id)
+        .await
+        .map_err(ProblemError::from)?;
+    Ok(HttpResponse::Ok().json(outcome))
 }

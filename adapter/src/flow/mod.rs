@@ -8,6 +8,7 @@ pub mod ciba;
 mod ciba_service;
 mod device_side;
 mod oob;
+pub mod qr;
 pub mod service;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,8 @@ pub enum FlowKind {
     /// Device authorization: a trusted app proves itself with its device key, no
     /// interaction.
     DeviceAuthorization,
+    /// QR code sign-on: no user known until a trusted device scans the code.
+    Qr,
 }
 
 impl FlowKind {
@@ -52,6 +55,7 @@ impl FlowKind {
             Self::Ciba => "ciba",
             Self::Registration => "registration",
             Self::DeviceAuthorization => "device_authorization",
+            Self::Qr => "qr",
         }
     }
 }
@@ -117,6 +121,20 @@ pub struct Approval {
 pub enum FlowState {
     /// The user has several devices and must pick one.
     DeviceSelectionRequired,
+    /// A QR code waits for a trusted device to scan it.
+    QrCodeShown {
+        /// The one-time token the code carries (`<flowId>.<secret>`).
+        token: String,
+        /// When it stops working; a poll after that shows a new one.
+        expires_at_ms: u64,
+    },
+    /// A shared device scanned the code; the person picks which of its users they are.
+    QrUserSelection {
+        /// The device that scanned.
+        device: DeviceId,
+        /// Its users to choose from.
+        users: Vec<UserId>,
+    },
     /// The app must sign the server payload with its device key.
     MobilePayloadRequired {
         /// The one-time challenge.
@@ -172,6 +190,8 @@ pub enum Status {
     MobileActivationRequired,
     /// `MOBILE_PAIRING_REQUIRED`: the app in the web view answers `serverPayload`.
     MobilePairingRequired,
+    /// `AUTHENTICATION_CODE_RESPONSE_REQUIRED`: a QR code waits to be scanned.
+    AuthenticationCodeResponseRequired,
     /// `PUSH_CONFIRMATION_WAITING`
     PushConfirmationWaiting,
     /// `PUSH_CONFIRMATION_REJECTED`
@@ -199,6 +219,7 @@ impl Status {
             Self::DeviceSelectionRequired => "DEVICE_SELECTION_REQUIRED",
             Self::MobileActivationRequired => "MOBILE_ACTIVATION_REQUIRED",
             Self::MobilePairingRequired => "MOBILE_PAIRING_REQUIRED",
+            Self::AuthenticationCodeResponseRequired => "AUTHENTICATION_CODE_RESPONSE_REQUIRED",
             Self::PushConfirmationWaiting => "PUSH_CONFIRMATION_WAITING",
             Self::PushConfirmationRejected => "PUSH_CONFIRMATION_REJECTED",
             Self::PushConfirmationTimedOut => "PUSH_CONFIRMATION_TIMED_OUT",
@@ -351,6 +372,9 @@ impl Flow {
             }
             FlowState::MobileActivationRequired { .. } => Status::MobileActivationRequired,
             FlowState::MobilePayloadRequired { .. } => Status::MobilePairingRequired,
+            FlowState::QrCodeShown { .. } | FlowState::QrUserSelection { .. } => {
+                Status::AuthenticationCodeResponseRequired
+            }
             FlowState::PushWaiting { push } if now_ms >= push.expires_at_ms => {
                 Status::PushConfirmationTimedOut
             }
@@ -379,6 +403,7 @@ impl Flow {
             Status::DeviceSelectionRequired => &[SelectDevice, CancelAuthentication],
             Status::MobileActivationRequired => &[Poll, CancelAuthentication, CancelDevicePairing],
             Status::MobilePairingRequired => &[Authenticate, CancelAuthentication],
+            Status::AuthenticationCodeResponseRequired => &[Poll, CancelAuthentication],
             Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
             Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
             Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],

@@ -171,6 +171,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 Status::DeviceSelectionRequired
                 | Status::MobileActivationRequired
                 | Status::MobilePairingRequired
+                | Status::AuthenticationCodeResponseRequired
                 | Status::PushConfirmationWaiting
                 | Status::PushConfirmationTimedOut => FlowState::Canceled,
                 // Canceling after a denial or a failure ends the flow as failed: the

@@ -36,8 +36,8 @@ pub fn now_ms() -> u64 {
 pub struct StartFlow {
     /// `oob` or `transaction`.
     pub kind: FlowKind,
-    /// The user, created on first sight and updated afterwards.
-    pub user: UserProfile,
+    /// The user, created on first sight and updated afterwards (absent for QR sign-on).
+    pub user: Option<UserProfile>,
     /// The application signed in to.
     pub application: Application,
     /// The browser's address.
@@ -206,7 +206,19 @@ impl Adapter {
                 "CIBA requests start at the backchannel authentication endpoint".to_owned(),
             ));
         }
-        request.user.validate().map_err(AdapterError::Invalid)?;
+        let user = match (request.kind, request.user) {
+            (FlowKind::Qr, None) => None,
+            (FlowKind::Qr, Some(_)) => {
+                return Err(AdapterError::Invalid(
+                    "a QR sign-on starts without a user: the scanning device tells who".to_owned(),
+                ));
+            }
+            (_, Some(user)) => {
+                user.validate().map_err(AdapterError::Invalid)?;
+                Some(user)
+            }
+            (_, None) => return Err(AdapterError::Invalid("user is required".to_owned())),
+        };
         let params = DynamicParams::parse(request.dynamic_params).map_err(AdapterError::Invalid)?;
         let message = self.message(
             request.kind,
@@ -225,15 +237,21 @@ impl Adapter {
         validate_application(&request.application)?;
 
         let store = self.store();
-        user::upsert(store, &request.user).await?;
-        let devices = device::list_for_user(store, &request.user.id).await?;
-        let default = device::default_for_user(store, &request.user.id).await?;
+        let (user_id, devices, default) = match &user {
+            Some(user) => {
+                user::upsert(store, user).await?;
+                let devices = device::list_for_user(store, &user.id).await?;
+                let default = device::default_for_user(store, &user.id).await?;
+                (user.id.clone(), devices, default)
+            }
+            None => (UserId::anonymous(), Vec::new(), None),
+        };
         let now = now_ms();
         let mut flow = Flow {
             id: FlowId::generate(),
             kind: request.kind,
             client_id: client_id.to_owned(),
-            user_id: request.user.id,
+            user_id,
             application: request.application,
             client_ip: request.client_ip,
             params,
@@ -251,6 +269,9 @@ impl Adapter {
         let enrol_now = request.kind == FlowKind::Registration
             || (devices.is_empty() && self.config().policy.enrol_on_the_spot);
         match devices.as_slice() {
+            _ if request.kind == FlowKind::Qr => {
+                flow.state = self.fresh_qr_code(&flow.id, now);
+            }
             _ if request.kind == FlowKind::DeviceAuthorization => {
                 flow.state = FlowState::MobilePayloadRequired {
                     nonce: crate::ids::random_alphanumeric(24),
@@ -638,9 +659,14 @@ impl Adapter {
     ) -> Result<Flow, AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
-        let flow = self.load_flow(&id).await?;
+        let mut flow = self.load_flow(&id).await?;
         flow.check_binding(presented)?;
         let now = now_ms();
+        // "A new one on poll once expired": the page shows a fresh QR code.
+        if matches!(&flow.state, FlowState::QrCodeShown { expires_at_ms, .. } if *expires_at_ms <= now)
+        {
+            flow = self.renew_qr_code(&flow).await?;
+        }
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer (the "device approves → poll sees MFA_COMPLETED")
         // instead of an error; `_links` offers it only while there is something to wait for.
@@ -653,6 +679,8 @@ impl Adapter {
                 FlowState::MobileActivationRequired { expires_at_ms, .. },
                 Status::MobileActivationRequired,
             ) => *expires_at_ms,
+            (FlowState::QrCodeShown { expires_at_ms, .. }, _) => *expires_at_ms,
+            (FlowState::QrUserSelection { .. }, _) => now + self.long_poll_cap().as_millis() as u64,
             _ => return Ok(flow),
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));

@@ -14,7 +14,8 @@ pub struct StartFlowRequest {
     /// `oob` or `transaction`.
     pub kind: FlowKind,
     /// Who.
-    pub user: UserInput,
+    #[serde(default)]
+    pub user: Option<UserInput>,
     /// The application signed in to.
     pub application: Application,
     /// The browser's IP address.
@@ -64,10 +65,9 @@ pub struct UserInput {
 
 impl From<StartFlowRequest> for StartFlow {
     fn from(request: StartFlowRequest) -> Self {
-        let user = request.user;
         Self {
             kind: request.kind,
-            user: UserProfile {
+            user: request.user.map(|user| UserProfile {
                 id: user.id,
                 username: user.username,
                 first_name: user.first_name,
@@ -78,7 +78,7 @@ impl From<StartFlowRequest> for StartFlow {
                 groups: user.groups,
                 attributes: user.attributes,
                 user_code_hash: None,
-            },
+            }),
             application: request.application,
             client_ip: request.client_ip,
             dynamic_params: request.dynamic_params,

@@ -1,0 +1,202 @@
+//! QR code sign-on (seed 004): the page shows a one-time code, a trusted device scans it,
+//! a shared device picks its user, and the flow completes as that user.
+
+use std::time::Duration;
+
+use figment::Figment;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, links, on_both_backends, unique};
+
+on_both_backends!(
+    a_trusted_device_signs_in_by_scanning,
+    replayed_expired_and_untrusted_scans_are_refused,
+    a_shared_device_picks_its_user,
+    policy_may_ask_the_user_to_approve_after_the_scan,
+);
+
+fn qr_request() -> Value {
+    json!({ "kind": "qr", "application": { "name": "Demo Bank" }, "clientIp": "203.0.113.7" })
+}
+
+fn token(state: &Value) -> String {
+    let uri = state["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("assent://assent?authentication_token="),
+        "{uri}"
+    );
+    uri.split_once("authentication_token=")
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+async fn a_trusted_device_signs_in_by_scanning(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "AUTHENTICATION_CODE_RESPONSE_REQUIRED");
+    assert_eq!(links(&state), ["cancelAuthentication", "poll"]);
+    assert!(
+        state["qrCode"]["png"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let scanned = phone
+        .device
+        .scan(state["uri"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(scanned["status"], "COMPLETED");
+    assert_eq!(scanned["applicationName"], "Demo Bank");
+    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["subject"], "alice");
+    assert_eq!(result["method"], "qr");
+    assert_eq!(result["deviceId"], phone.id());
+
+    // A QR flow starts without a user; naming one is refused.
+    let mut with_user = qr_request();
+    with_user["user"] = json!({ "id": "alice", "username": "alice" });
+    assert_eq!(app.start_flow_raw(&with_user).await.status(), 400);
+}
+
+async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("policy.qr_token_ttl_secs", 1)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let other = app.pair_device("bob").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let code = token(&app.state(&flow).await);
+    phone.device.scan(&code).await.unwrap();
+    let replay = other.device.scan(&code).await.unwrap_err().to_string();
+    assert!(replay.contains("409"), "{replay}");
+    assert_eq!(
+        app.result(&flow).await.json::<Value>().await.unwrap()["subject"],
+        "alice"
+    );
+
+    // An unpaired key cannot even authenticate.
+    let flow = app.start_flow(&qr_request()).await;
+    let code = token(&app.state(&flow).await);
+    let response = app
+        .http
+        .post(app.url(&format!("/device/v1/qr/{code}")))
+        .header("Authorization", "Device not.a.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // A forged secret for a real flow is not found.
+    let forged = format!("{flow}.{}", "A".repeat(24));
+    assert!(
+        phone
+            .device
+            .scan(&forged)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("404")
+    );
+    // Expired: refused, and the page's poll shows a new code that works.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        phone
+            .device
+            .scan(&code)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("409")
+    );
+    let renewed = app.poll(&flow, 0).await;
+    let fresh = token(&renewed);
+    assert_ne!(fresh, code);
+    assert_eq!(
+        phone.device.scan(&fresh).await.unwrap()["status"],
+        "COMPLETED"
+    );
+}
+
+async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let tablet = app.pair_device("alice").await;
+    tablet
+        .device
+        .join(&app.pairing_key("bob").await)
+        .await
+        .unwrap();
+    let stranger = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let code = token(&app.state(&flow).await);
+    let scanned = tablet.device.scan(&code).await.unwrap();
+    assert_eq!(scanned["status"], "USER_SELECTION_REQUIRED");
+    let users: Vec<&str> = scanned["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(app.state(&flow).await["claimed"], true);
+
+    let intruder = stranger
+        .device
+        .select(&code, "alice")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        intruder.contains("403"),
+        "only the scanning device selects: {intruder}"
+    );
+    let outsider = tablet
+        .device
+        .select(&code, "carol")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(outsider.contains("400"), "{outsider}");
+    let selected = tablet.device.select(&code, "bob").await.unwrap();
+    assert_eq!(selected["status"], "COMPLETED");
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(
+        result["subject"], "bob",
+        "the flow completes as the selected user"
+    );
+}
+
+async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("policy.qr_user_approval", true)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let code = token(&app.state(&flow).await);
+    assert_eq!(
+        phone.device.scan(&code).await.unwrap()["status"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+    let request = phone.one_pending().await;
+    assert_eq!(request.user_id.as_str(), "alice");
+    phone.device.answer(&request, true).await.unwrap();
+    let done = app.act_ok(&flow, "continueAuthentication", None).await;
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(
+        app.result(&flow).await.json::<Value>().await.unwrap()["subject"],
+        "alice"
+    );
+}

@@ -343,6 +343,9 @@ pub struct PolicyConfig {
     pub pairing_key_ttl_secs: u64,
     /// How many pushes one flow may send (the first and the retries), against push fatigue.
     pub max_pushes_per_flow: u32,
+    /// How a user's additional devices become trusted (seed 001 "additional trusted
+    /// devices").
+    pub additional_trusted_devices: AdditionalTrustedDevices,
     /// How long a QR sign-on code works (a poll after that shows a new one).
     pub qr_token_ttl_secs: u64,
     /// The app's URI scheme the QR code uses (`<scheme>://assent?authentication_token=`).
@@ -366,6 +369,7 @@ impl Default for PolicyConfig {
             pairing_key_ttl_secs: 600,
             max_pushes_per_flow: 5,
             enrol_on_the_spot: false,
+            additional_trusted_devices: AdditionalTrustedDevices::VerifyWithPrimary,
             qr_token_ttl_secs: 60,
             qr_app_scheme: "assent".to_owned(),
             qr_user_approval: false,
@@ -641,4 +645,14 @@ fn is_origin(origin: &str) -> bool {
         && rest
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// How a user's additional devices become trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdditionalTrustedDevices {
+    /// The primary device must approve before the new one is paired.
+    VerifyWithPrimary,
+    /// Each device is paired on its own, through the registration flow.
+    PairIndividually,
 }

@@ -9,6 +9,7 @@ mod ciba;
 mod device_authorization;
 mod devices;
 mod interop;
+mod new_device;
 mod oob;
 mod ops;
 mod qr;

@@ -217,6 +217,14 @@ impl Adapter {
         if let Some(hook) = self.decision_hook() {
             hook.decided(&flow);
         }
+        // The primary approved a new device: now the new device may pair.
+        let flow = if flow.kind == super::FlowKind::NewDevice
+            && matches!(flow.state, super::FlowState::MfaCompleted { .. })
+        {
+            self.admit_new_device(&flow).await?
+        } else {
+            flow
+        };
         Ok(flow)
     }
 

@@ -44,6 +44,8 @@ pub enum FlowKind {
     DeviceAuthorization,
     /// QR code sign-on: no user known until a trusted device scans the code.
     Qr,
+    /// A new, untrusted device of a known user wants to pair (seed 004, OOB from mobile).
+    NewDevice,
 }
 
 impl FlowKind {
@@ -56,6 +58,7 @@ impl FlowKind {
             Self::Registration => "registration",
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
+            Self::NewDevice => "new_device",
         }
     }
 }

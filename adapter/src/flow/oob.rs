@@ -211,7 +211,10 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             };
             // A registration is done once the device is trusted; an out-of-band flow that
             // enrolled on the spot goes on through the browser's continue.
-            next.state = if flow.kind == super::FlowKind::Registration {
+            next.state = if matches!(
+                flow.kind,
+                super::FlowKind::Registration | super::FlowKind::NewDevice
+            ) {
                 FlowState::Completed { approval }
             } else {
                 FlowState::MfaCompleted { approval }

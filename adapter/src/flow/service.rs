@@ -266,9 +266,34 @@ impl Adapter {
             pushes_sent: 0,
             browser_binding: None,
         };
-        let enrol_now = request.kind == FlowKind::Registration
+        let verify_with_primary = request.kind == FlowKind::NewDevice
+            && self.config().policy.additional_trusted_devices
+                == crate::config::AdditionalTrustedDevices::VerifyWithPrimary;
+        let enrol_now = matches!(request.kind, FlowKind::Registration | FlowKind::NewDevice)
+            && !verify_with_primary
             || (devices.is_empty() && self.config().policy.enrol_on_the_spot);
         match devices.as_slice() {
+            [] if verify_with_primary => {
+                flow.state = FlowState::MfaFailed {
+                    reason: "the user has no primary device to verify the new one with".to_owned(),
+                };
+            }
+            _ if verify_with_primary => {
+                // Only the primary (the default device, else the first paired) may approve.
+                let primary = devices
+                    .iter()
+                    .find(|device| Some(&device.id) == default.as_ref())
+                    .or_else(|| devices.first())
+                    .ok_or(FlowError::NoUsableDevice)?;
+                flow.devices = summaries(std::slice::from_ref(primary), default.as_ref());
+                let event = Event::SelectDevice {
+                    device: primary.id.clone(),
+                    auth_id: AuthId::generate(&flow.id),
+                    timeout_ms: self.push_timeout_ms(),
+                    max_pushes: self.config().policy.max_pushes_per_flow,
+                };
+                flow = apply(&flow, event, now)?;
+            }
             _ if request.kind == FlowKind::Qr => {
                 flow.state = self.fresh_qr_code(&flow.id, now);
             }
@@ -316,6 +341,33 @@ impl Adapter {
         Ok(flow)
     }
 
+    /// After the primary device approved a new device: a pairing key for the new one.
+    pub(crate) async fn admit_new_device(&self, flow: &Flow) -> Result<Flow, AdapterError> {
+        let ttl = self.config().policy.pairing_key_ttl_secs;
+        let key = crate::pairing::issue(
+            self.store(),
+            &flow.user_id,
+            Some(&flow.id),
+            Duration::from_secs(ttl),
+        )
+        .await?;
+        let now = now_ms();
+        let (flow, ()) = self
+            .step_flow(&flow.id, None, |current| {
+                if !matches!(current.state, FlowState::MfaCompleted { .. }) {
+                    return Err(FlowError::NotPending.into());
+                }
+                let mut next = current.clone();
+                next.state = FlowState::MobileActivationRequired {
+                    pairing_key: key.expose().to_owned(),
+                    expires_at_ms: now + ttl * 1000,
+                };
+                Ok((next, ()))
+            })
+            .await?;
+        Ok(flow)
+    }
+
     /// Stores a new flow (its id is fresh: an existing record is a collision) and counts it.
     pub(crate) async fn insert_flow(&self, flow: &Flow, ttl: Duration) -> Result<(), AdapterError> {
         if !self
@@ -349,6 +401,13 @@ impl Adapter {
             None if kind == FlowKind::Transaction => Err(AdapterError::Invalid(
                 "a transaction flow needs a templateId".into(),
             )),
+            None if kind == FlowKind::NewDevice => Ok(Message {
+                title: "New device".to_owned(),
+                body: format!(
+                    "Someone wants to add a new device to your {} account. Approve?",
+                    application.name
+                ),
+            }),
             None => Ok(Message {
                 title: "Sign-in request".to_owned(),
                 body: format!("Approve sign-in to {}?", application.name),

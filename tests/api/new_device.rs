@@ -1,0 +1,118 @@
+//! A new device verified by the primary one (seed 004, "out of band from mobile"): the
+//! primary approves before the new device may pair; or, by policy, each device pairs on
+//! its own.
+
+use figment::Figment;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, TestApp, on_both_backends, oob_request, unique};
+
+on_both_backends!(
+    the_primary_approves_and_the_new_device_pairs,
+    the_primary_denies_and_nothing_is_paired,
+    pair_individually_goes_straight_to_registration,
+);
+
+fn new_device(user: &str) -> Value {
+    let mut request = oob_request(user);
+    request["kind"] = json!("new_device");
+    request
+}
+
+async fn devices_of(app: &TestApp, user: &str) -> usize {
+    let body: Value = app
+        .admin_get(&format!("/admin/v1/users/{user}/devices"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["devices"].as_array().unwrap().len()
+}
+
+async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let old_phone = app.pair_device("alice").await;
+    let primary = app.pair_device("alice").await;
+    // The primary is the default device, not merely the first.
+    let response = app
+        .http
+        .patch(app.url(&format!("/admin/v1/users/alice/devices/{}", primary.id())))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .json(&json!({ "primary": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let flow = app.start_flow(&new_device("alice")).await;
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+    assert!(
+        old_phone.pending(0).await.is_empty(),
+        "only the primary is asked"
+    );
+    let request = primary.one_pending().await;
+    assert_eq!(request.kind, "new_device");
+    assert_eq!(request.title, "New device");
+    primary.device.answer(&request, true).await.unwrap();
+
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
+    let newcomer = assent::device::Device::pair(
+        &app.address,
+        state["pairingKey"].as_str().unwrap(),
+        "new phone",
+    )
+    .await
+    .unwrap();
+    assert_eq!(newcomer.user_id(), "alice");
+    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "COMPLETED");
+    assert_eq!(result["deviceId"], newcomer.id());
+    assert_eq!(devices_of(&app, "alice").await, 3);
+}
+
+async fn the_primary_denies_and_nothing_is_paired(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let primary = app.pair_device("alice").await;
+    let flow = app.start_flow(&new_device("alice")).await;
+    primary.answer_pending(false).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_REJECTED");
+    assert!(state.get("pairingKey").is_none());
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(devices_of(&app, "alice").await, 1);
+
+    // A user with no device at all has no primary to ask.
+    let flow = app.start_flow(&new_device(&unique("fay"))).await;
+    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
+}
+
+async fn pair_individually_goes_straight_to_registration(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("policy.additional_trusted_devices", "pair_individually")),
+    )
+    .await;
+    let primary = app.pair_device("alice").await;
+    let flow = app.start_flow(&new_device("alice")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
+    assert!(
+        primary.pending(0).await.is_empty(),
+        "the primary is not asked"
+    );
+    assent::device::Device::pair(
+        &app.address,
+        state["pairingKey"].as_str().unwrap(),
+        "tablet",
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+}

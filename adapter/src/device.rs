@@ -38,6 +38,10 @@ pub struct Device {
     /// Further users of a shared device (a family tablet, a branch's phone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_paired: Vec<UserId>,
+    /// Trusted for one flow only (seed 001 one-time device authentication): never listed
+    /// among the user's devices, gone when the flow is.
+    #[serde(default)]
+    pub one_time: bool,
 }
 
 impl Device {
@@ -131,6 +135,23 @@ pub async fn save(store: &dyn Store, device: &Device) -> Result<(), AdapterError
             None,
         )
         .await?;
+    Ok(())
+}
+
+/// Writes a device trusted for one flow: not listed under its user, and expiring with the
+/// flow.
+pub async fn save_one_time(
+    store: &dyn Store,
+    device: &Device,
+    ttl: std::time::Duration,
+) -> Result<(), AdapterError> {
+    let value = serde_json::to_vec(device).map_err(AdapterError::internal)?;
+    if !store
+        .insert(&keys::device(&device.id), &value, Ttl::Set(ttl))
+        .await?
+    {
+        return Err(AdapterError::internal("device id collision"));
+    }
     Ok(())
 }
 

@@ -103,6 +103,7 @@ pub async fn pair(
         public_key: request.public_key,
         paired_at: unix_now(),
         also_paired: Vec::new(),
+        one_time: false,
     };
     device::save(store, &device).await?;
     Ok((device, grant_flow))

@@ -10,6 +10,7 @@ mod device_authorization;
 mod devices;
 mod interop;
 mod new_device;
+mod one_time_device;
 mod oob;
 mod ops;
 mod qr;

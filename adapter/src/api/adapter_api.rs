@@ -44,6 +44,7 @@ async fn start_flow(
             authn_api_url: url,
             status: flow.status(now_ms()).as_str().to_owned(),
             expires_at,
+            one_time_device_id: flow.one_time_device.as_ref().map(ToString::to_string),
         }))
 }
 

@@ -101,6 +101,7 @@ impl Adapter {
             manage_devices: false,
             pushes_sent: 0,
             browser_binding: None,
+            one_time_device: None,
         };
         // The state machine pushes only to the flow's known devices: this one.
         let mut flow = flow;

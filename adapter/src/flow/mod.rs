@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::ciba_service::StartCiba;
 pub use self::oob::{Event, apply};
+pub use self::service::OneTimeDevice;
 
 /// What runs after a device's decision, without delaying the device's answer.
 pub trait DecisionHook: Send + Sync {
@@ -360,6 +361,9 @@ pub struct Flow {
     /// SHA-256 (hex) of the secret binding the flow to its browser, once bound.
     #[serde(default)]
     pub browser_binding: Option<String>,
+    /// The device trusted for this flow only, if the flow brought one.
+    #[serde(default)]
+    pub one_time_device: Option<DeviceId>,
 }
 
 impl Flow {

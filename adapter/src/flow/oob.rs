@@ -289,6 +289,7 @@ mod tests {
             manage_devices: true,
             pushes_sent: 0,
             browser_binding: None,
+            one_time_device: None,
         }
     }
 

@@ -48,6 +48,22 @@ pub struct StartFlow {
     pub template_id: Option<String>,
     /// Where the browser returns when done.
     pub return_url: Option<String>,
+    /// A device to authenticate with for this flow only.
+    pub one_time_device: Option<OneTimeDevice>,
+}
+
+/// A device trusted for one flow only (raw; validated at flow start).
+pub struct OneTimeDevice {
+    /// EC P-256 public JWK.
+    pub public_jwk: serde_json::Map<String, serde_json::Value>,
+    /// A name for it.
+    pub name: String,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
 }
 
 /// An Authentication API action with its parameters.
@@ -235,9 +251,32 @@ impl Adapter {
             })?;
         }
         validate_application(&request.application)?;
+        let one_time_key = match &request.one_time_device {
+            Some(_) if !matches!(request.kind, FlowKind::Oob | FlowKind::Transaction) => {
+                return Err(AdapterError::Invalid(
+                    "oneTimeDevice is for oob and transaction flows".to_owned(),
+                ));
+            }
+            Some(one_time) => {
+                for (field, value) in [
+                    ("oneTimeDevice.name", &one_time.name),
+                    ("oneTimeDevice.os", &one_time.os),
+                    ("oneTimeDevice.osVersion", &one_time.os_version),
+                    ("oneTimeDevice.model", &one_time.model),
+                ] {
+                    validate_label(field, value)?;
+                }
+                Some(
+                    crate::device_key::PublicDeviceKey::parse(&one_time.public_jwk)
+                        .map_err(AdapterError::Invalid)?,
+                )
+            }
+            None => None,
+        };
 
         let store = self.store();
-        let (user_id, devices, default) = match &user {
+        let flow_ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
+        let (user_id, mut devices, mut default) = match &user {
             Some(user) => {
                 user::upsert(store, user).await?;
                 let devices = device::list_for_user(store, &user.id).await?;
@@ -245,6 +284,29 @@ impl Adapter {
                 (user.id.clone(), devices, default)
             }
             None => (UserId::anonymous(), Vec::new(), None),
+        };
+        // A one-time device is the only device of its flow, and lives as long as the flow.
+        let one_time_device = match (request.one_time_device, one_time_key) {
+            (Some(one_time), Some(public_key)) => {
+                let one_time = Device {
+                    id: DeviceId::generate(),
+                    user_id: user_id.clone(),
+                    name: one_time.name,
+                    os: one_time.os,
+                    os_version: one_time.os_version,
+                    model: one_time.model,
+                    nickname: None,
+                    public_key,
+                    paired_at: device::unix_now(),
+                    also_paired: Vec::new(),
+                    one_time: true,
+                };
+                device::save_one_time(store, &one_time, flow_ttl).await?;
+                devices = vec![one_time.clone()];
+                default = None;
+                Some(one_time.id)
+            }
+            _ => None,
         };
         let now = now_ms();
         let mut flow = Flow {
@@ -265,6 +327,7 @@ impl Adapter {
             manage_devices: self.config().policy.manage_devices_in_flow,
             pushes_sent: 0,
             browser_binding: None,
+            one_time_device,
         };
         let verify_with_primary = request.kind == FlowKind::NewDevice
             && self.config().policy.additional_trusted_devices
@@ -332,8 +395,7 @@ impl Adapter {
             }
             _ => {}
         }
-        let ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
-        self.insert_flow(&flow, ttl).await?;
+        self.insert_flow(&flow, flow_ttl).await?;
         if flow.status(now) == Status::MfaFailed {
             self.count_finished(flow.kind.as_str(), "failed");
         }

@@ -30,6 +30,25 @@ pub struct StartFlowRequest {
     /// Where the browser returns when done.
     #[serde(default)]
     pub return_url: Option<String>,
+    /// A device to authenticate with for this flow only, without pairing it.
+    #[serde(default)]
+    pub one_time_device: Option<OneTimeDeviceInput>,
+}
+
+/// A device trusted for one flow: its public key and what it reports.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OneTimeDeviceInput {
+    /// EC P-256 public JWK.
+    pub public_jwk: serde_json::Map<String, serde_json::Value>,
+    /// A name for it.
+    pub name: String,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
 }
 
 /// The user, as the federation server knows them.
@@ -84,6 +103,15 @@ impl From<StartFlowRequest> for StartFlow {
             dynamic_params: request.dynamic_params,
             template_id: request.template_id,
             return_url: request.return_url,
+            one_time_device: request
+                .one_time_device
+                .map(|device| crate::flow::OneTimeDevice {
+                    public_jwk: device.public_jwk,
+                    name: device.name,
+                    os: device.os,
+                    os_version: device.os_version,
+                    model: device.model,
+                }),
         }
     }
 }
@@ -100,4 +128,7 @@ pub struct FlowCreated {
     pub status: String,
     /// When it expires (seconds since the epoch).
     pub expires_at: u64,
+    /// The id a one-time device authenticates with (the `iss` of its JWTs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_time_device_id: Option<String>,
 }

@@ -1,0 +1,109 @@
+//! One-time device authentication (seed 001): a flow brings a device's public key and
+//! details; that device answers for this flow only and is never paired.
+
+use serde_json::{Value, json};
+
+use assent_adapter::device_key::{DeviceSigner, ProofClaims};
+
+use crate::support::{Backend, TestApp, on_both_backends, oob_request};
+
+on_both_backends!(a_one_time_device_answers_once_and_is_never_paired);
+
+async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let paired = app.pair_device("alice").await;
+    let (private, public) = DeviceSigner::generate_key().unwrap();
+    let public: serde_json::Map<String, Value> = public.into();
+    let mut request = oob_request("alice");
+    request["oneTimeDevice"] = json!({
+        "publicJwk": public, "name": "Kiosk", "os": "Android", "osVersion": "14", "model": "Kiosk 1",
+    });
+    let response = app.start_flow_raw(&request).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let flow = created["flowId"].as_str().unwrap().to_owned();
+    let device_id = created["oneTimeDeviceId"].as_str().unwrap().to_owned();
+
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(state["selectedDeviceRef"]["id"], device_id.as_str());
+    assert!(
+        paired.pending(0).await.is_empty(),
+        "the paired phone is not asked"
+    );
+
+    let kiosk = DeviceSigner::new(&device_id, private.into()).unwrap();
+    let pending: Value = app
+        .http
+        .get(app.url("/device/v1/pending"))
+        .header(
+            "Authorization",
+            format!("Device {}", kiosk.token().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request = &pending["requests"][0];
+    let auth_id = request["authId"].as_str().unwrap();
+    let params: assent_adapter::params::DynamicParams =
+        serde_json::from_value(request["dynamicParams"].clone()).unwrap();
+    let proof = kiosk
+        .proof(&ProofClaims {
+            auth_id: auth_id.to_owned(),
+            decision: "approve".to_owned(),
+            params_hash: params.digest(),
+        })
+        .unwrap();
+    let answer = app
+        .http
+        .post(app.url(&format!("/device/v1/authentications/{auth_id}")))
+        .header(
+            "Authorization",
+            format!("Device {}", kiosk.token().unwrap()),
+        )
+        .json(&json!({ "decision": "approve", "proof": proof }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
+
+    // Never listed among alice's devices, and it cannot start anything new.
+    let devices: Value = app
+        .admin_get("/admin/v1/users/alice/devices")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [paired.id()]);
+    let next = app.start_flow(&oob_request("alice")).await;
+    assert_eq!(
+        app.state(&next).await["selectedDeviceRef"]["id"],
+        paired.id()
+    );
+
+    // A bad key or a flow kind that cannot carry one is refused, leaving nothing behind.
+    let mut bad = oob_request("alice");
+    bad["oneTimeDevice"] = json!({ "publicJwk": { "kty": "EC" }, "name": "x", "os": "x", "osVersion": "1", "model": "x" });
+    assert_eq!(app.start_flow_raw(&bad).await.status(), 400);
+    let mut wrong_kind = request_for_registration(&public);
+    wrong_kind["kind"] = json!("registration");
+    assert_eq!(app.start_flow_raw(&wrong_kind).await.status(), 400);
+}
+
+fn request_for_registration(public: &serde_json::Map<String, Value>) -> Value {
+    let mut request = oob_request("alice");
+    request["oneTimeDevice"] = json!({
+        "publicJwk": public, "name": "Kiosk", "os": "Android", "osVersion": "14", "model": "Kiosk 1",
+    });
+    request
+}

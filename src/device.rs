@@ -114,6 +114,32 @@ impl Device {
         })
     }
 
+    /// A key pair for a one-time device (not paired): the state to keep, with no device id
+    /// yet, and the public JWK to give the federation server.
+    pub fn keygen(server: &str) -> Result<(Self, Map<String, Value>), DeviceError> {
+        let (private_jwk, public_jwk) = DeviceSigner::generate_key()?;
+        let (private_jwk, public_jwk): (Map<String, Value>, Map<String, Value>) =
+            (private_jwk.into(), public_jwk.into());
+        let device = Self {
+            signer: DeviceSigner::new("", private_jwk.clone())?,
+            state: DeviceState {
+                server: server.trim_end_matches('/').to_owned(),
+                device_id: String::new(),
+                user_id: String::new(),
+                private_jwk,
+            },
+            http: client()?,
+        };
+        Ok((device, public_jwk))
+    }
+
+    /// Takes the id the server gave a one-time device (`oneTimeDeviceId`).
+    pub fn adopt(mut self, device_id: &str) -> Result<Self, DeviceError> {
+        self.signer = DeviceSigner::new(device_id, self.state.private_jwk.clone())?;
+        self.state.device_id = device_id.to_owned();
+        Ok(self)
+    }
+
     /// Loads a paired device from its state file.
     pub fn load(path: &Path) -> Result<Self, DeviceError> {
         let file_error = |reason: String| DeviceError::File {

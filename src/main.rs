@@ -90,6 +90,21 @@ enum DeviceCommand {
         /// The request's auth id.
         auth_id: String,
     },
+    /// Make a key pair for a one-time device and print its public JWK (no pairing).
+    Keygen {
+        /// The assent base URL.
+        #[arg(
+            long,
+            env = "ASSENT_DEVICE_SERVER",
+            default_value = "http://127.0.0.1:9031"
+        )]
+        server: String,
+    },
+    /// Take the id a flow gave this one-time device (`oneTimeDeviceId`).
+    Adopt {
+        /// The device id.
+        id: String,
+    },
     /// Scan a QR sign-on code (its token, or the URI it encodes).
     Scan {
         /// The token or URI.
@@ -268,6 +283,16 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
         DeviceCommand::Deny { auth_id } => {
             let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
             println!("denied {}: flow is {}", answer.auth_id, answer.status);
+        }
+        DeviceCommand::Keygen { server } => {
+            let (device, public_jwk) = Device::keygen(&server)?;
+            device.save(state)?;
+            println!("{}", serde_json::Value::Object(public_jwk));
+        }
+        DeviceCommand::Adopt { id } => {
+            let device = Device::load(state)?.adopt(&id)?;
+            device.save(state)?;
+            println!("one-time device {id} ready");
         }
         DeviceCommand::Scan { code } => {
             println!("{}", Device::load(state)?.scan(&code).await?);

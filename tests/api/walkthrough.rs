@@ -184,3 +184,32 @@ async fn the_readme_registration_walk_through_works_as_written() {
     );
     assert!(stdout.contains(r#""status":"COMPLETED""#), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_device_flows_walk_through_works_as_written() {
+    let stdout = run_as_written(&readme_block(
+        "## Walk-through: QR sign-on, shared devices, new devices, one-time devices",
+    ))
+    .await;
+    assert!(stdout.contains(r#""subject":"alice""#), "{stdout}");
+    assert!(stdout.contains("USER_SELECTION_REQUIRED"), "{stdout}");
+    assert!(
+        stdout.contains("device now paired with: alice, bob"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches(r#""status":"COMPLETED""#).count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("flow is MFA_COMPLETED"),
+        "the primary and the kiosk approve: {stdout}"
+    );
+    assert!(stdout.contains("one-time device"), "{stdout}");
+    assert_eq!(
+        stdout.matches("with user alice").count(),
+        2,
+        "the phone, then the tablet the phone approved: {stdout}"
+    );
+}

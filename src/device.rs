@@ -324,9 +324,15 @@ impl Device {
 
 /// Prints a pending request the way a phone would show it.
 pub fn describe(request: &PendingRequest) -> String {
+    let silent = if request.silent { " silent" } else { "" };
     let mut text = format!(
-        "{}  [{}] {} — {}\n    {}",
-        request.auth_id, request.kind, request.application.name, request.title, request.body
+        "{}  [{}{silent}] {} — {} (for {})\n    {}",
+        request.auth_id,
+        request.kind,
+        request.application.name,
+        request.title,
+        request.user_id,
+        request.body
     );
     for (name, value) in request.dynamic_params.as_map() {
         text.push_str(&format!("\n    {name} = {value}"));

@@ -350,7 +350,8 @@ pub struct PolicyConfig {
     pub qr_token_ttl_secs: u64,
     /// The app's URI scheme the QR code uses (`<scheme>://assent?authentication_token=`).
     pub qr_app_scheme: String,
-    /// After a QR scan, also ask the selected user to approve on the device.
+    /// Extra verification after a QR scan: a silent push the app answers with its key,
+    /// then an approval request to the selected user.
     pub qr_user_approval: bool,
     /// Whether an out-of-band flow for a user without any device offers to register one
     /// on the spot (`MOBILE_ACTIVATION_REQUIRED`) instead of failing.

@@ -190,8 +190,19 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
         app.state(&flow).await["status"],
         "PUSH_CONFIRMATION_WAITING"
     );
+    // First a silent push, answered by the device key alone...
+    let silent = phone.one_pending().await;
+    assert!(silent.silent);
+    assert_eq!(silent.user_id.as_str(), "alice");
+    phone.device.answer(&silent, true).await.unwrap();
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "PUSH_CONFIRMATION_WAITING"
+    );
+    // ...then the person's approval.
     let request = phone.one_pending().await;
-    assert_eq!(request.user_id.as_str(), "alice");
+    assert!(!request.silent);
+    assert_ne!(request.auth_id, silent.auth_id);
     phone.device.answer(&request, true).await.unwrap();
     let done = app.act_ok(&flow, "continueAuthentication", None).await;
     assert_eq!(done["status"], "COMPLETED");

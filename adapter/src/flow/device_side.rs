@@ -65,6 +65,9 @@ pub struct DeviceRequest {
     pub dynamic_params: DynamicParams,
     /// When the request times out (seconds since the epoch).
     pub expires_at: u64,
+    /// A silent request: the app answers with its key, without asking the person.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 impl Adapter {
@@ -147,6 +150,7 @@ impl Adapter {
                                     client_ip: flow.client_ip.clone(),
                                     dynamic_params: flow.params.clone(),
                                     expires_at: push.expires_at_ms / 1000,
+                                    silent: push.silent,
                                 })
                             }
                             _ => None,
@@ -195,6 +199,14 @@ impl Adapter {
                         "the proof covers other parameters than the request shows".to_owned(),
                     ));
                 }
+                let silent = flow.push().is_some_and(|push| push.silent);
+                if silent && decision == Decision::Approve {
+                    return Ok(Event::SilentVerified {
+                        auth_id: auth_id.clone(),
+                        device: device.id.clone(),
+                        follow_up: AuthId::generate(&flow.id),
+                    });
+                }
                 Ok(Event::Decision {
                     auth_id: auth_id.clone(),
                     device: device.id.clone(),
@@ -217,6 +229,8 @@ impl Adapter {
         if let Some(hook) = self.decision_hook() {
             hook.decided(&flow);
         }
+        // After a silent push, the approval request goes to the device.
+        self.send_push(&flow).await?;
         // The primary approved a new device: now the new device may pair.
         let flow = if flow.kind == super::FlowKind::NewDevice
             && matches!(flow.state, super::FlowState::MfaCompleted { .. })

@@ -105,6 +105,10 @@ pub struct Push {
     pub sent_at_ms: u64,
     /// When it times out (ms since the epoch).
     pub expires_at_ms: u64,
+    /// A silent push: the app answers with its key alone, no person involved (the extra
+    /// verification after a QR scan); an approval request follows it.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// How the second factor was given.

@@ -34,6 +34,15 @@ pub enum Event {
         /// Approve (`true`) or deny.
         approve: bool,
     },
+    /// The device answered a silent push with its key: now ask the person.
+    SilentVerified {
+        /// The silent request answered.
+        auth_id: AuthId,
+        /// The device that answered (authenticated).
+        device: DeviceId,
+        /// The id of the approval request that follows.
+        follow_up: AuthId,
+    },
     /// The browser moves on after `MFA_COMPLETED`.
     Continue,
     /// The person gives up.
@@ -64,7 +73,7 @@ impl Event {
         match self {
             Self::SelectDevice { .. } => "selectDevice",
             Self::DevicesChanged { .. } => "device management",
-            Self::Decision { .. } => "device decision",
+            Self::Decision { .. } | Self::SilentVerified { .. } => "device decision",
             Self::Continue => "continueAuthentication",
             Self::Cancel => "cancelAuthentication",
             Self::PickUp => "result pickup",
@@ -114,6 +123,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                     device_id: device,
                     sent_at_ms: now_ms,
                     expires_at_ms: now_ms + timeout_ms,
+                    silent: false,
                 },
             };
         }
@@ -156,6 +166,32 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 }
             } else {
                 FlowState::PushRejected { push: push.clone() }
+            };
+        }
+        Event::SilentVerified {
+            auth_id,
+            device,
+            follow_up,
+        } => {
+            let Some(push) = flow.push().filter(|push| push.silent) else {
+                return Err(FlowError::NotPending);
+            };
+            if push.auth_id != auth_id || push.device_id != device {
+                return Err(FlowError::NotPending);
+            }
+            match status {
+                Status::PushConfirmationWaiting => {}
+                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
+                _ => return Err(FlowError::NotPending),
+            }
+            next.state = FlowState::PushWaiting {
+                push: Push {
+                    auth_id: follow_up,
+                    device_id: device,
+                    sent_at_ms: now_ms,
+                    expires_at_ms: now_ms + (push.expires_at_ms - push.sent_at_ms),
+                    silent: false,
+                },
             };
         }
         Event::Continue => match &flow.state {

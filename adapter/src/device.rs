@@ -42,6 +42,9 @@ pub struct Device {
     /// among the user's devices, gone when the flow is.
     #[serde(default)]
     pub one_time: bool,
+    /// The flow a one-time device belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_time_flow: Option<crate::ids::FlowId>,
 }
 
 impl Device {

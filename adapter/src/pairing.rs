@@ -104,6 +104,7 @@ pub async fn pair(
         paired_at: unix_now(),
         also_paired: Vec::new(),
         one_time: false,
+        one_time_flow: None,
     };
     device::save(store, &device).await?;
     Ok((device, grant_flow))
@@ -168,4 +169,26 @@ pub async fn join(
     Err(AdapterError::Conflict(
         "the device changed concurrently; retry".to_owned(),
     ))
+}
+
+/// The flow a pairing key belongs to, read without spending the key: `None` for an
+/// unknown key, `Some(None)` for a key issued by the operator.
+pub async fn grant_flow(
+    store: &dyn Store,
+    pairing_key: &str,
+) -> Result<Option<Option<FlowId>>, AdapterError> {
+    let Some(key) = PairingKey::parse(pairing_key) else {
+        return Ok(None);
+    };
+    match store
+        .get(&keys::pairing_key(&key_hash(key.expose())))
+        .await?
+    {
+        Some(record) => {
+            let grant: PairingGrant =
+                serde_json::from_slice(&record.value).map_err(AdapterError::internal)?;
+            Ok(Some(grant.flow_id))
+        }
+        None => Ok(None),
+    }
 }

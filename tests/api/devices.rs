@@ -195,6 +195,28 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
     let key = app.pairing_key("bob").await;
     let again = tablet.device.join(&key).await.unwrap_err().to_string();
     assert!(again.contains("409"), "{again}");
+    let other = app.pair_device("alice").await;
+    other
+        .device
+        .join(&key)
+        .await
+        .expect("the refused key was not spent");
+    // A shared device that unpairs itself leaves every user it served.
+    let response = app
+        .http
+        .delete(app.url(&format!("/device/v1/devices/{}", other.id())))
+        .header("Authorization", other.authorization())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for user in ["alice", "bob"] {
+        let listed = devices(&app, user).await;
+        assert!(
+            listed.iter().all(|device| device["id"] != other.id()),
+            "{user}"
+        );
+    }
     assert_eq!(devices(&app, "bob").await.len(), 1);
 
     // Each user's requests reach it, labelled with the user.

@@ -59,7 +59,12 @@ async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
     primary.device.answer(&request, true).await.unwrap();
 
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
+    assert_eq!(
+        state["status"], "MOBILE_ACTIVATION_REQUIRED",
+        "straight to pairing"
+    );
+    let early = app.act(&flow, "continueAuthentication", None).await;
+    assert_eq!(early.status(), 400, "no completion without the new device");
     let newcomer = assent::device::Device::pair(
         &app.address,
         state["pairingKey"].as_str().unwrap(),

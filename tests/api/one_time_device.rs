@@ -71,6 +71,35 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     assert_eq!(answer.status(), 200);
     assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
 
+    // It cannot act as a paired device: no QR scan, no joining, no device list.
+    let kiosk_auth = || format!("Device {}", kiosk.token().unwrap());
+    for (method, path) in [
+        (reqwest::Method::GET, "/device/v1/devices".to_owned()),
+        (
+            reqwest::Method::POST,
+            format!("/device/v1/qr/{flow}.AAAAAAAAAAAAAAAAAAAAAAAA"),
+        ),
+    ] {
+        let response = app
+            .http
+            .request(method, app.url(&path))
+            .header("Authorization", kiosk_auth())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+    }
+    // Once its flow has ended, it is trusted no more.
+    app.act_ok(&flow, "continueAuthentication", None).await;
+    let after = app
+        .http
+        .get(app.url("/device/v1/pending"))
+        .header("Authorization", kiosk_auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+
     // Never listed among alice's devices, and it cannot start anything new.
     let devices: Value = app
         .admin_get("/admin/v1/users/alice/devices")

@@ -146,6 +146,25 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
     assert_eq!(users, ["alice", "bob"]);
     assert_eq!(app.state(&flow).await["claimed"], true);
 
+    let forged = format!("{flow}.{}", "B".repeat(24));
+    let guess = tablet
+        .device
+        .select(&forged, "alice")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        guess.contains("404"),
+        "the selection needs the scanned token: {guess}"
+    );
+    let browser = app
+        .act(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": tablet.id() } })),
+        )
+        .await;
+    assert_eq!(browser.status(), 400, "the page cannot push on a QR flow");
     let intruder = stranger
         .device
         .select(&code, "alice")

@@ -149,6 +149,11 @@ async fn an_oob_flow_may_enrol_a_user_without_device(backend: Backend<'_>) {
     let done = app.act_ok(&flow, "continueAuthentication", None).await;
     assert_eq!(done["status"], "COMPLETED");
 
+    // A transaction is never turned into an enrolment: nobody would see what is approved.
+    let transfer = crate::support::transfer_request(&unique("gus"), "100", "Bob");
+    let flow = app.start_flow(&transfer).await;
+    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
+
     // Without the policy, the same user (had they no device) fails clearly: see oob.rs.
     let mut ciba_kind = oob_request(&newcomer);
     ciba_kind["kind"] = json!("ciba");

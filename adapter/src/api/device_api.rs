@@ -32,6 +32,15 @@ async fn device(adapter: &Adapter, request: &HttpRequest) -> Result<Device, Prob
     Ok(adapter.authenticate_device(token).await?)
 }
 
+/// A device answering requests (one-time devices included, while their flow runs).
+async fn responding_device(
+    adapter: &Adapter,
+    request: &HttpRequest,
+) -> Result<Device, ProblemError> {
+    let token = auth::device(request)?;
+    Ok(adapter.authenticate_responding_device(token).await?)
+}
+
 /// Pairs a device with the user its one-time key was issued for.
 #[post("/device/v1/pairings")]
 async fn pair(
@@ -79,7 +88,7 @@ async fn pending(
     query: Result<web::Query<WaitQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ProblemError> {
     let query = query.map_err(|error| bad_request(format!("bad query: {error}")))?;
-    let device = device(&adapter, &request).await?;
+    let device = responding_device(&adapter, &request).await?;
     let requests = adapter.pending_requests(&device, query.duration()).await?;
     Ok(HttpResponse::Ok().json(PendingList { requests }))
 }
@@ -92,7 +101,7 @@ async fn decide(
     path: web::Path<String>,
     body: Result<web::Json<DecisionRequest>, actix_web::Error>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let device = device(&adapter, &request).await?;
+    let device = responding_device(&adapter, &request).await?;
     let body = body?;
     let decision = Decision::parse(&body.decision)
         .ok_or_else(|| bad_request("decision must be `approve` or `deny`"))?;
@@ -130,7 +139,10 @@ async fn unpair_self(
             crate::error::AdapterError::Forbidden("a device may only unpair itself").into(),
         );
     }
-    adapter.unpair(&device.user_id, &path).await?;
+    // A device leaving leaves every user it served.
+    for user in device.users() {
+        adapter.unpair(user, &path).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -73,6 +73,41 @@ pub struct DeviceRequest {
 impl Adapter {
     /// Authenticates a device by its JWT: signature by its key, claims, single use.
     pub async fn authenticate_device(&self, token: &str) -> Result<Device, AdapterError> {
+        let device = self.authenticate_any_device(token).await?;
+        if device.one_time {
+            return Err(AdapterError::Forbidden(
+                "a one-time device may only answer the request of its own flow",
+            ));
+        }
+        Ok(device)
+    }
+
+    /// Authenticates a device that answers requests: paired devices, and one-time devices
+    /// while their flow is still waiting for an answer.
+    pub async fn authenticate_responding_device(
+        &self,
+        token: &str,
+    ) -> Result<Device, AdapterError> {
+        let device = self.authenticate_any_device(token).await?;
+        if device.one_time {
+            let alive = match &device.one_time_flow {
+                Some(flow) => self
+                    .load_any(flow)
+                    .await
+                    .ok()
+                    .is_some_and(|(flow, _)| !flow.status(now_ms()).is_terminal()),
+                None => false,
+            };
+            if !alive {
+                return Err(AdapterError::Unauthenticated(
+                    "a one-time device is trusted only while its flow runs",
+                ));
+            }
+        }
+        Ok(device)
+    }
+
+    async fn authenticate_any_device(&self, token: &str) -> Result<Device, AdapterError> {
         let issuer = device_key::token_issuer(token).ok_or(AdapterError::Unauthenticated(
             "the device token is not a JWT with an iss",
         ))?;
@@ -189,10 +224,32 @@ impl Adapter {
                 "the proof does not bind this request and this decision".to_owned(),
             ));
         }
+        let current = self
+            .load_any(&auth_id.flow())
+            .await
+            .map_err(|_| AdapterError::NotFound("request"))?;
+        // A primary approving a new device: the new device's pairing key is ready before
+        // the approval lands, so the flow moves straight on to pairing.
+        let admission = if current.0.kind == super::FlowKind::NewDevice
+            && decision == Decision::Approve
+            && current.0.push().is_some_and(|push| push.auth_id == auth_id)
+        {
+            Some(self.new_device_key(&current.0).await?)
+        } else {
+            None
+        };
         let flow = self
-            .update_flow(&auth_id.flow(), None, |flow| {
+            .update_flow(&auth_id.flow(), Some(current), |flow| {
                 if flow.push().is_none_or(|push| push.auth_id != auth_id) {
                     return Err(FlowError::NotPending.into());
+                }
+                if let Some((pairing_key, expires_at_ms)) = &admission {
+                    return Ok(Event::NewDeviceApproved {
+                        auth_id: auth_id.clone(),
+                        device: device.id.clone(),
+                        pairing_key: pairing_key.clone(),
+                        expires_at_ms: *expires_at_ms,
+                    });
                 }
                 if claims.params_hash != flow.params.digest() {
                     return Err(AdapterError::Invalid(
@@ -231,14 +288,6 @@ impl Adapter {
         }
         // After a silent push, the approval request goes to the device.
         self.send_push(&flow).await?;
-        // The primary approved a new device: now the new device may pair.
-        let flow = if flow.kind == super::FlowKind::NewDevice
-            && matches!(flow.state, super::FlowState::MfaCompleted { .. })
-        {
-            self.admit_new_device(&flow).await?
-        } else {
-            flow
-        };
         Ok(flow)
     }
 
@@ -260,8 +309,17 @@ impl Adapter {
         device: &Device,
         pairing_key: &str,
     ) -> Result<Device, AdapterError> {
+        self.check_registration_open(pairing_key).await?;
         let (device, flow) = crate::pairing::join(self.store(), &device.id, pairing_key).await?;
-        self.complete_registration(&device, flow).await?;
+        if !self.complete_registration(&device, flow).await? {
+            // The registration ended meanwhile: the join does not stand.
+            if let Some(user) = device.also_paired.last() {
+                self.unpair(user, device.id.as_str()).await?;
+            }
+            return Err(AdapterError::Conflict(
+                "the registration has ended".to_owned(),
+            ));
+        }
         Ok(device)
     }
 
@@ -270,22 +328,42 @@ impl Adapter {
         &self,
         request: crate::pairing::PairingRequest,
     ) -> Result<Device, AdapterError> {
+        self.check_registration_open(&request.pairing_key).await?;
         let (device, flow) = crate::pairing::pair(self.store(), request).await?;
-        self.complete_registration(&device, flow).await?;
+        if !self.complete_registration(&device, flow).await? {
+            // The registration ended meanwhile: the pairing does not stand.
+            device::remove(self.store(), &device).await?;
+            return Err(AdapterError::Conflict(
+                "the registration has ended".to_owned(),
+            ));
+        }
         Ok(device)
     }
 
-    /// Completes the registration flow a pairing key came from, if any.
+    /// Refuses, without spending it, a key whose registration flow no longer waits for it.
+    async fn check_registration_open(&self, pairing_key: &str) -> Result<(), AdapterError> {
+        if let Some(Some(flow)) = crate::pairing::grant_flow(self.store(), pairing_key).await? {
+            let waiting = self.load_any(&flow).await.ok().is_some_and(|(flow, _)| {
+                flow.status(now_ms()) == super::Status::MobileActivationRequired
+            });
+            if !waiting {
+                return Err(AdapterError::NotFound("pairing key"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the registration flow a pairing key came from, if any; `false` when that
+    /// flow no longer waits for a device.
     async fn complete_registration(
         &self,
         device: &Device,
         flow: Option<crate::ids::FlowId>,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<bool, AdapterError> {
         if let Some(flow) = flow {
             let default = device::default_for_user(self.store(), &device.user_id).await?;
             let summary =
                 super::service::summaries(std::slice::from_ref(device), default.as_ref()).remove(0);
-            // The device is trusted either way; a flow canceled meanwhile just stays so.
             match self
                 .update_flow(&flow, None, |_| {
                     Ok(Event::DevicePaired {
@@ -294,10 +372,11 @@ impl Adapter {
                 })
                 .await
             {
-                Ok(_) | Err(AdapterError::NotFound(_)) | Err(AdapterError::Flow(_)) => {}
+                Ok(_) => {}
+                Err(AdapterError::NotFound(_)) | Err(AdapterError::Flow(_)) => return Ok(false),
                 Err(error) => return Err(error),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -142,6 +142,10 @@ pub enum FlowState {
         device: DeviceId,
         /// Its users to choose from.
         users: Vec<UserId>,
+        /// The token scanned: the selection must present it again.
+        token: String,
+        /// When an unfinished selection gives way to a new code.
+        expires_at_ms: u64,
     },
     /// The app must sign the server payload with its device key.
     MobilePayloadRequired {

@@ -34,6 +34,17 @@ pub enum Event {
         /// Approve (`true`) or deny.
         approve: bool,
     },
+    /// The primary device approved a new device: it may now pair with this key.
+    NewDeviceApproved {
+        /// The request answered.
+        auth_id: AuthId,
+        /// The primary that approved.
+        device: DeviceId,
+        /// The new device's pairing key.
+        pairing_key: String,
+        /// When the key expires (ms since the epoch).
+        expires_at_ms: u64,
+    },
     /// The device answered a silent push with its key: now ask the person.
     SilentVerified {
         /// The silent request answered.
@@ -73,7 +84,9 @@ impl Event {
         match self {
             Self::SelectDevice { .. } => "selectDevice",
             Self::DevicesChanged { .. } => "device management",
-            Self::Decision { .. } | Self::SilentVerified { .. } => "device decision",
+            Self::Decision { .. }
+            | Self::SilentVerified { .. }
+            | Self::NewDeviceApproved { .. } => "device decision",
             Self::Continue => "continueAuthentication",
             Self::Cancel => "cancelAuthentication",
             Self::PickUp => "result pickup",
@@ -166,6 +179,28 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 }
             } else {
                 FlowState::PushRejected { push: push.clone() }
+            };
+        }
+        Event::NewDeviceApproved {
+            auth_id,
+            device,
+            pairing_key,
+            expires_at_ms,
+        } => {
+            let Some(push) = flow.push() else {
+                return Err(FlowError::NotPending);
+            };
+            if push.auth_id != auth_id || push.device_id != device {
+                return Err(FlowError::NotPending);
+            }
+            match status {
+                Status::PushConfirmationWaiting => {}
+                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
+                _ => return Err(FlowError::NotPending),
+            }
+            next.state = FlowState::MobileActivationRequired {
+                pairing_key,
+                expires_at_ms,
             };
         }
         Event::SilentVerified {

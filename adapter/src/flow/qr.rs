@@ -63,7 +63,10 @@ impl Adapter {
         let fresh = self.fresh_qr_code(&flow.id, now);
         let (flow, ()) = self
             .step_flow(&flow.id, None, |current| match &current.state {
-                FlowState::QrCodeShown { expires_at_ms, .. } if *expires_at_ms <= now => {
+                FlowState::QrCodeShown { expires_at_ms, .. }
+                | FlowState::QrUserSelection { expires_at_ms, .. }
+                    if *expires_at_ms <= now =>
+                {
                     let mut next = current.clone();
                     next.state = fresh.clone();
                     Ok((next, ()))
@@ -82,6 +85,7 @@ impl Adapter {
             .ok_or(AdapterError::NotFound("QR code"))?;
         let users: Vec<UserId> = device.users().cloned().collect();
         let now = now_ms();
+        let selection_window = self.config().policy.push_timeout_secs * 1000;
         let flow = self
             .qr_step(&flow_id, |flow| {
                 let FlowState::QrCodeShown {
@@ -103,6 +107,8 @@ impl Adapter {
                 next.state = FlowState::QrUserSelection {
                     device: device.id.clone(),
                     users: users.clone(),
+                    token: token.to_owned(),
+                    expires_at_ms: now + selection_window,
                 };
                 Ok(next)
             })
@@ -142,6 +148,12 @@ impl Adapter {
             .ok_or(AdapterError::NotFound("QR code"))?;
         let user = UserId::parse(user).map_err(AdapterError::Invalid)?;
         let (flow, _) = self.load_any(&flow_id).await?;
+        match &flow.state {
+            FlowState::QrUserSelection { token: scanned, .. } if secret_matches(scanned, token) => {
+            }
+            FlowState::QrUserSelection { .. } => return Err(AdapterError::NotFound("QR code")),
+            _ => {}
+        }
         self.select_qr_user(device, &flow, &user).await
     }
 
@@ -161,6 +173,8 @@ impl Adapter {
                 let FlowState::QrUserSelection {
                     device: scanner,
                     users,
+                    expires_at_ms,
+                    ..
                 } = &flow.state
                 else {
                     return Err(AdapterError::Conflict(
@@ -169,6 +183,11 @@ impl Adapter {
                 };
                 if *scanner != device.id {
                     return Err(AdapterError::Forbidden("another device scanned this code"));
+                }
+                if *expires_at_ms <= now {
+                    return Err(AdapterError::Conflict(
+                        "the selection has expired".to_owned(),
+                    ));
                 }
                 if !users.contains(user) {
                     return Err(AdapterError::Invalid(

@@ -276,6 +276,7 @@ impl Adapter {
 
         let store = self.store();
         let flow_ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
+        let flow_id = FlowId::generate();
         let (user_id, mut devices, mut default) = match &user {
             Some(user) => {
                 user::upsert(store, user).await?;
@@ -289,6 +290,7 @@ impl Adapter {
         let one_time_device = match (request.one_time_device, one_time_key) {
             (Some(one_time), Some(public_key)) => {
                 let one_time = Device {
+                    one_time_flow: Some(flow_id.clone()),
                     id: DeviceId::generate(),
                     user_id: user_id.clone(),
                     name: one_time.name,
@@ -310,7 +312,7 @@ impl Adapter {
         };
         let now = now_ms();
         let mut flow = Flow {
-            id: FlowId::generate(),
+            id: flow_id,
             kind: request.kind,
             client_id: client_id.to_owned(),
             user_id,
@@ -334,7 +336,9 @@ impl Adapter {
                 == crate::config::AdditionalTrustedDevices::VerifyWithPrimary;
         let enrol_now = matches!(request.kind, FlowKind::Registration | FlowKind::NewDevice)
             && !verify_with_primary
-            || (devices.is_empty() && self.config().policy.enrol_on_the_spot);
+            || (request.kind == FlowKind::Oob
+                && devices.is_empty()
+                && self.config().policy.enrol_on_the_spot);
         match devices.as_slice() {
             [] if verify_with_primary => {
                 flow.state = FlowState::MfaFailed {
@@ -403,31 +407,22 @@ impl Adapter {
         Ok(flow)
     }
 
-    /// After the primary device approved a new device: a pairing key for the new one.
-    pub(crate) async fn admit_new_device(&self, flow: &Flow) -> Result<Flow, AdapterError> {
-        let ttl = self.config().policy.pairing_key_ttl_secs;
+    /// A pairing key for the new device of a `new_device` flow, living no longer than the
+    /// flow; returns the key and its expiry (ms).
+    pub(crate) async fn new_device_key(&self, flow: &Flow) -> Result<(String, u64), AdapterError> {
+        let now = now_ms();
+        let flow_ends = flow.created_at_ms + self.config().policy.flow_ttl_secs * 1000;
+        let ttl_ms = (self.config().policy.pairing_key_ttl_secs * 1000)
+            .min(flow_ends.saturating_sub(now))
+            .max(1000);
         let key = crate::pairing::issue(
             self.store(),
             &flow.user_id,
             Some(&flow.id),
-            Duration::from_secs(ttl),
+            Duration::from_millis(ttl_ms),
         )
         .await?;
-        let now = now_ms();
-        let (flow, ()) = self
-            .step_flow(&flow.id, None, |current| {
-                if !matches!(current.state, FlowState::MfaCompleted { .. }) {
-                    return Err(FlowError::NotPending.into());
-                }
-                let mut next = current.clone();
-                next.state = FlowState::MobileActivationRequired {
-                    pairing_key: key.expose().to_owned(),
-                    expires_at_ms: now + ttl * 1000,
-                };
-                Ok((next, ()))
-            })
-            .await?;
-        Ok(flow)
+        Ok((key.expose().to_owned(), now + ttl_ms))
     }
 
     /// Stores a new flow (its id is fresh: an existing record is a collision) and counts it.
@@ -638,6 +633,13 @@ impl Adapter {
             .into());
         }
         match action {
+            FlowAction::SelectDevice(_) if flow.kind == FlowKind::Qr => {
+                Err(FlowError::NotAllowed {
+                    action: "selectDevice",
+                    status: status.as_str(),
+                }
+                .into())
+            }
             FlowAction::SelectDevice(device) => {
                 let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
                 let timeout_ms = self.push_timeout_ms();
@@ -681,7 +683,8 @@ impl Adapter {
                     ));
                 }
                 let device = self.flow_device(&flow, &device).await?;
-                device::remove(self.store(), &device).await?;
+                // Through unpair: a shared device stays with its other users.
+                self.unpair(&flow.user_id, device.id.as_str()).await?;
                 self.refresh_devices(&flow).await
             }
             FlowAction::Authenticate { mobile_payload } => {
@@ -696,6 +699,10 @@ impl Adapter {
                 let device = device::find(self.store(), &device_id)
                     .await?
                     .filter(|device| device.serves(&flow.user_id))
+                    // A one-time device answers for its own flow only.
+                    .filter(|device| {
+                        !device.one_time || flow.one_time_device.as_ref() == Some(&device.id)
+                    })
                     .ok_or_else(untrusted)?;
                 let claims =
                     crate::device_key::verify_mobile_payload(&mobile_payload, &device.public_key)
@@ -733,15 +740,13 @@ impl Adapter {
                     }
                     _ => None,
                 };
-                let current = Some((flow, version));
-                let flow = self
-                    .update_flow(&id, current, |_| Ok(Event::Cancel))
-                    .await?;
-                // A canceled registration's key must not pair a device later.
+                // The key goes first, so no device can pair with it while the flow is
+                // being canceled.
                 if let Some(key) = unused_key {
                     crate::pairing::withdraw(self.store(), &key).await?;
                 }
-                Ok(flow)
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
             }
         }
     }
@@ -784,8 +789,11 @@ impl Adapter {
         flow.check_binding(presented)?;
         let now = now_ms();
         // "A new one on poll once expired": the page shows a fresh QR code.
-        if matches!(&flow.state, FlowState::QrCodeShown { expires_at_ms, .. } if *expires_at_ms <= now)
-        {
+        if matches!(
+            &flow.state,
+            FlowState::QrCodeShown { expires_at_ms, .. }
+                | FlowState::QrUserSelection { expires_at_ms, .. } if *expires_at_ms <= now
+        ) {
             flow = self.renew_qr_code(&flow).await?;
         }
         // `poll` is a read: accepted in any state, so that a poll racing the device's
@@ -801,7 +809,7 @@ impl Adapter {
                 Status::MobileActivationRequired,
             ) => *expires_at_ms,
             (FlowState::QrCodeShown { expires_at_ms, .. }, _) => *expires_at_ms,
-            (FlowState::QrUserSelection { .. }, _) => now + self.long_poll_cap().as_millis() as u64,
+            (FlowState::QrUserSelection { expires_at_ms, .. }, _) => *expires_at_ms,
             _ => return Ok(flow),
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));

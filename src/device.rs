@@ -282,6 +282,32 @@ impl Device {
             .unwrap_or_default())
     }
 
+    /// The devices of this device's user.
+    pub async fn devices(&self) -> Result<Value, DeviceError> {
+        let response = self
+            .http
+            .get(format!("{}/device/v1/devices", self.state.server))
+            .header("Authorization", self.authorization()?)
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    /// Unpairs this device (from every user it serves).
+    pub async fn unpair(&self) -> Result<(), DeviceError> {
+        let response = self
+            .http
+            .delete(format!(
+                "{}/device/v1/devices/{}",
+                self.state.server, self.state.device_id
+            ))
+            .header("Authorization", self.authorization()?)
+            .send()
+            .await?;
+        checked(response).await?;
+        Ok(())
+    }
+
     /// Scans a QR sign-on code (the token, or the whole URI the code encodes).
     pub async fn scan(&self, code: &str) -> Result<Value, DeviceError> {
         let token = qr_token(code);

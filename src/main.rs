@@ -105,6 +105,10 @@ enum DeviceCommand {
         /// The device id.
         id: String,
     },
+    /// List the devices of this device's user.
+    Devices,
+    /// Unpair this device.
+    Unpair,
     /// Scan a QR sign-on code (its token, or the URI it encodes).
     Scan {
         /// The token or URI.
@@ -293,6 +297,14 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
             let device = Device::load(state)?.adopt(&id)?;
             device.save(state)?;
             println!("one-time device {id} ready");
+        }
+        DeviceCommand::Devices => {
+            println!("{}", Device::load(state)?.devices().await?);
+        }
+        DeviceCommand::Unpair => {
+            let device = Device::load(state)?;
+            device.unpair().await?;
+            println!("device {} unpaired", device.id());
         }
         DeviceCommand::Scan { code } => {
             println!("{}", Device::load(state)?.scan(&code).await?);

@@ -207,6 +207,11 @@ async fn the_readme_device_flows_walk_through_works_as_written() {
         "the primary and the kiosk approve: {stdout}"
     );
     assert!(stdout.contains("one-time device"), "{stdout}");
+    assert!(
+        stdout.contains(r#""nickname":"Kitchen tablet""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("unpaired"), "{stdout}");
     assert_eq!(
         stdout.matches("with user alice").count(),
         2,

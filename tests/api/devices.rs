@@ -219,6 +219,16 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
     }
     assert_eq!(devices(&app, "bob").await.len(), 1);
 
+    // It lists the devices of each of its users, and of nobody else's.
+    let listed = |user: &str| {
+        app.http
+            .get(app.url(&format!("/device/v1/devices?userId={user}")))
+            .header("Authorization", tablet.authorization())
+            .send()
+    };
+    assert_eq!(listed("bob").await.unwrap().status(), 200);
+    assert_eq!(listed("carol").await.unwrap().status(), 403);
+
     // Each user's requests reach it, labelled with the user.
     let alice_flow = app.start_flow(&oob_request("alice")).await;
     let bob_flow = app.start_flow(&oob_request("bob")).await;

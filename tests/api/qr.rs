@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::support::{Backend, TestApp, links, on_both_backends, unique};
 
 on_both_backends!(
+    a_denied_silent_push_ends_the_qr_flow,
     a_trusted_device_signs_in_by_scanning,
     replayed_expired_and_untrusted_scans_are_refused,
     a_shared_device_picks_its_user,
@@ -229,4 +230,33 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
         app.result(&flow).await.json::<Value>().await.unwrap()["subject"],
         "alice"
     );
+}
+
+async fn a_denied_silent_push_ends_the_qr_flow(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("policy.qr_user_approval", true)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    phone
+        .device
+        .scan(&token(&app.state(&flow).await))
+        .await
+        .unwrap();
+    let silent = phone.one_pending().await;
+    assert!(silent.silent);
+    phone.device.answer(&silent, false).await.unwrap();
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "PUSH_CONFIRMATION_REJECTED"
+    );
+    assert!(
+        phone.pending(0).await.is_empty(),
+        "no approval request follows a refusal"
+    );
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "FAILED");
 }

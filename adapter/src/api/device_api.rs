@@ -115,14 +115,33 @@ async fn decide(
     }))
 }
 
-/// The devices of this device's user.
+/// `?userId=` picks which user of a shared device.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DevicesQuery {
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// The devices of this device's user (of one of its users, for a shared device).
 #[get("/device/v1/devices")]
 async fn own_devices(
     adapter: web::Data<Adapter>,
     request: HttpRequest,
+    query: Result<web::Query<DevicesQuery>, actix_web::Error>,
 ) -> Result<HttpResponse, ProblemError> {
+    let query = query.map_err(|error| bad_request(format!("bad query: {error}")))?;
     let device = device(&adapter, &request).await?;
-    let devices = adapter.devices_of(&device.user_id).await?;
+    let user = match &query.user_id {
+        Some(user) => crate::user::UserId::parse(user).map_err(bad_request)?,
+        None => device.user_id.clone(),
+    };
+    if !device.serves(&user) {
+        return Err(
+            crate::error::AdapterError::Forbidden("this device does not serve that user").into(),
+        );
+    }
+    let devices = adapter.devices_of(&user).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": devices })))
 }
 

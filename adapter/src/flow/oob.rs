@@ -97,6 +97,29 @@ impl Event {
     }
 }
 
+/// The push a device's answer is for: the flow's current one, to that device, still
+/// waiting (and silent, for a silent answer).
+fn answered<'a>(
+    flow: &'a Flow,
+    status: Status,
+    auth_id: &AuthId,
+    device: &DeviceId,
+    silent: bool,
+) -> Result<&'a Push, FlowError> {
+    let push = flow
+        .push()
+        .filter(|push| !silent || push.silent)
+        .ok_or(FlowError::NotPending)?;
+    if push.auth_id != *auth_id || push.device_id != *device {
+        return Err(FlowError::NotPending);
+    }
+    match status {
+        Status::PushConfirmationWaiting => Ok(push),
+        Status::PushConfirmationTimedOut => Err(FlowError::RequestExpired),
+        _ => Err(FlowError::NotPending),
+    }
+}
+
 /// The flow after `event` at `now_ms`, or why the event does not apply.
 pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> {
     let status = flow.status(now_ms);
@@ -158,17 +181,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             device,
             approve,
         } => {
-            let Some(push) = flow.push() else {
-                return Err(FlowError::NotPending);
-            };
-            if push.auth_id != auth_id || push.device_id != device {
-                return Err(FlowError::NotPending);
-            }
-            match status {
-                Status::PushConfirmationWaiting => {}
-                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
-                _ => return Err(FlowError::NotPending),
-            }
+            let push = answered(flow, status, &auth_id, &device, false)?;
             next.state = if approve {
                 FlowState::MfaCompleted {
                     approval: Approval {
@@ -187,17 +200,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             pairing_key,
             expires_at_ms,
         } => {
-            let Some(push) = flow.push() else {
-                return Err(FlowError::NotPending);
-            };
-            if push.auth_id != auth_id || push.device_id != device {
-                return Err(FlowError::NotPending);
-            }
-            match status {
-                Status::PushConfirmationWaiting => {}
-                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
-                _ => return Err(FlowError::NotPending),
-            }
+            answered(flow, status, &auth_id, &device, false)?;
             next.state = FlowState::MobileActivationRequired {
                 pairing_key,
                 expires_at_ms,
@@ -208,17 +211,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             device,
             follow_up,
         } => {
-            let Some(push) = flow.push().filter(|push| push.silent) else {
-                return Err(FlowError::NotPending);
-            };
-            if push.auth_id != auth_id || push.device_id != device {
-                return Err(FlowError::NotPending);
-            }
-            match status {
-                Status::PushConfirmationWaiting => {}
-                Status::PushConfirmationTimedOut => return Err(FlowError::RequestExpired),
-                _ => return Err(FlowError::NotPending),
-            }
+            let push = answered(flow, status, &auth_id, &device, true)?;
             next.state = FlowState::PushWaiting {
                 push: Push {
                     auth_id: follow_up,

@@ -54,18 +54,7 @@ async fn a_long_poll_is_capped_and_woken_by_the_answer(backend: Backend<'_>) {
     let flow = app.start_flow(&oob_request("alice")).await;
     let poll = || async {
         let started = Instant::now();
-        let state = app
-            .http
-            .post(app.url(&format!("/pf-ws/authn/flows/{flow}?wait=60")))
-            .header("X-XSRF-Header", "PingFederate")
-            .header("Content-Type", "application/vnd.pingidentity.poll+json")
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap();
-        (state, started.elapsed())
+        (app.poll(&flow, 60).await, started.elapsed())
     };
     // Nobody answers: the configured cap (4 s), not the asked 60 s, ends the wait.
     let (state, waited) = poll().await;
@@ -481,18 +470,7 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     let request = phone.one_pending().await;
     // A long poll returns by the push's own time-out, not the requested wait.
     let started = Instant::now();
-    let timed_out = app
-        .http
-        .post(app.url(&format!("/pf-ws/authn/flows/{flow}?wait=20")))
-        .header("X-XSRF-Header", "PingFederate")
-        .header("Content-Type", "application/vnd.pingidentity.poll+json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
+    let timed_out = app.poll(&flow, 20).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(timed_out["status"], "PUSH_CONFIRMATION_TIMED_OUT");
     assert_eq!(links(&timed_out), ["cancelAuthentication", "selectDevice"]);

@@ -3,6 +3,7 @@
 //! A flow is one record (one Redis hash tag): the request sent to the device lives inside
 //! it, so the device's answer and the flow's transition are one atomic compare-and-set.
 
+mod actions;
 mod binding;
 pub mod ciba;
 mod ciba_service;
@@ -22,8 +23,9 @@ pub trait DecisionHook: Send + Sync {
     /// The flow just decided (approved or denied). Must not block: spawn any I/O.
     fn decided(&self, flow: &Flow);
 }
+pub use self::actions::FlowAction;
 pub use self::device_side::{Decision, DeviceRequest};
-pub use self::service::{FlowAction, FlowResult, StartFlow};
+pub use self::service::{FlowResult, StartFlow};
 use crate::ids::{AuthId, DeviceId, FlowId};
 use crate::params::{DynamicParams, Message};
 use crate::user::UserId;

@@ -1,0 +1,266 @@
+//! The Authentication API's actions on a flow: choosing and managing devices, continuing,
+//! canceling, authenticating a trusted app, and the long `poll`.
+
+use std::time::Duration;
+
+use super::service::{now_ms, parse_flow_id, summaries};
+use super::{Action, Event, Flow, FlowKind, FlowState, Status};
+use crate::device::{self, Device, validate_label};
+use crate::error::{AdapterError, FlowError};
+use crate::ids::{AuthId, DeviceId};
+use crate::{Adapter, keys};
+
+/// An Authentication API action with its parameters.
+#[derive(Debug)]
+pub enum FlowAction {
+    /// Push to this device.
+    SelectDevice(String),
+    /// Make this device the default.
+    SetDefaultDevice(String),
+    /// Rename a device.
+    UpdateDeviceNickname {
+        /// The device.
+        id: String,
+        /// Its new nickname.
+        nickname: String,
+    },
+    /// Unpair a device.
+    RemoveDevice(String),
+    /// Move on after `MFA_COMPLETED`.
+    Continue,
+    /// Give up.
+    Cancel,
+    /// Abandon a device registration (the widget's `cancelDevicePairing`).
+    CancelPairing,
+    /// A trusted app's signed answer to the server payload.
+    Authenticate {
+        /// The compact JWS by the device key.
+        mobile_payload: String,
+    },
+}
+
+impl FlowAction {
+    fn action(&self) -> Action {
+        match self {
+            Self::SelectDevice(_) => Action::SelectDevice,
+            Self::SetDefaultDevice(_) => Action::SetDefaultDevice,
+            Self::UpdateDeviceNickname { .. } => Action::UpdateDeviceNickname,
+            Self::RemoveDevice(_) => Action::RemoveDevice,
+            Self::Continue => Action::ContinueAuthentication,
+            Self::Cancel => Action::CancelAuthentication,
+            Self::CancelPairing => Action::CancelDevicePairing,
+            Self::Authenticate { .. } => Action::Authenticate,
+        }
+    }
+}
+
+impl Adapter {
+    /// Performs an Authentication API action.
+    pub async fn act(
+        &self,
+        id: &str,
+        presented: Option<&str>,
+        action: FlowAction,
+    ) -> Result<Flow, AdapterError> {
+        let id = parse_flow_id(id)?;
+        let (flow, version) = self.load_versioned(&id).await?;
+        flow.check_binding(presented)?;
+        let status = flow.status(now_ms());
+        // Refuse before any side effect (device management writes devices).
+        if !flow.allowed_actions(now_ms()).contains(&action.action()) {
+            return Err(FlowError::NotAllowed {
+                action: action.action().id(),
+                status: status.as_str(),
+            }
+            .into());
+        }
+        match action {
+            FlowAction::SelectDevice(_) if flow.kind == FlowKind::Qr => {
+                Err(FlowError::NotAllowed {
+                    action: "selectDevice",
+                    status: status.as_str(),
+                }
+                .into())
+            }
+            FlowAction::SelectDevice(device) => {
+                let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
+                let timeout_ms = self.push_timeout_ms();
+                let max_pushes = self.config().policy.max_pushes_per_flow;
+                let flow = self
+                    .update_flow(&id, Some((flow, version)), |flow| {
+                        Ok(Event::SelectDevice {
+                            device: device.clone(),
+                            auth_id: AuthId::generate(&flow.id),
+                            timeout_ms,
+                            max_pushes,
+                        })
+                    })
+                    .await?;
+                self.send_push(&flow).await?;
+                Ok(flow)
+            }
+            FlowAction::SetDefaultDevice(device) => {
+                let device = self.flow_device(&flow, &device).await?;
+                device::set_default(self.store(), &flow.user_id, &device.id).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::UpdateDeviceNickname {
+                id: device,
+                nickname,
+            } => {
+                let nickname = nickname.trim().to_owned();
+                validate_label("nickname", &nickname)?;
+                let device = self.flow_device(&flow, &device).await?;
+                let (mut device, version) = device::find_versioned(self.store(), &device.id)
+                    .await?
+                    .ok_or(FlowError::UnknownDevice)?;
+                device.nickname = Some(nickname);
+                device::update(self.store(), &device, version).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::RemoveDevice(device) => {
+                if flow.devices.len() <= 1 {
+                    return Err(AdapterError::Invalid(
+                        "the last device cannot be removed during sign-in".to_owned(),
+                    ));
+                }
+                let device = self.flow_device(&flow, &device).await?;
+                // Through unpair: a shared device stays with its other users.
+                self.unpair(&flow.user_id, device.id.as_str()).await?;
+                self.refresh_devices(&flow).await
+            }
+            FlowAction::Authenticate { mobile_payload } => {
+                let untrusted = || {
+                    AdapterError::Invalid(
+                        "the mobile payload is not from a device trusted for this user".to_owned(),
+                    )
+                };
+                let device_id = crate::device_key::mobile_payload_device(&mobile_payload)
+                    .and_then(|id| DeviceId::parse(&id))
+                    .ok_or_else(untrusted)?;
+                let device = device::find(self.store(), &device_id)
+                    .await?
+                    .filter(|device| device.serves(&flow.user_id))
+                    // A one-time device answers for its own flow only.
+                    .filter(|device| {
+                        !device.one_time || flow.one_time_device.as_ref() == Some(&device.id)
+                    })
+                    .ok_or_else(untrusted)?;
+                let claims =
+                    crate::device_key::verify_mobile_payload(&mobile_payload, &device.public_key)
+                        .map_err(|reason| AdapterError::Invalid(reason.to_owned()))?;
+                if claims.flow_id != flow.id.as_str() || claims.device_id != device.id.as_str() {
+                    return Err(AdapterError::Invalid(
+                        "the mobile payload was signed for another flow".to_owned(),
+                    ));
+                }
+                let summary = summaries(std::slice::from_ref(&device), None).remove(0);
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| {
+                    Ok(Event::DeviceAuthorized {
+                        device: summary.clone(),
+                        nonce: claims.nonce.clone(),
+                    })
+                })
+                .await
+                .map_err(|error| match error {
+                    AdapterError::Flow(FlowError::NotPending) => AdapterError::Invalid(
+                        "the mobile payload answers another challenge".to_owned(),
+                    ),
+                    other => other,
+                })
+            }
+            FlowAction::Continue => {
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| Ok(Event::Continue))
+                    .await
+            }
+            FlowAction::Cancel | FlowAction::CancelPairing => {
+                let unused_key = match &flow.state {
+                    FlowState::MobileActivationRequired { pairing_key, .. } => {
+                        Some(pairing_key.clone())
+                    }
+                    _ => None,
+                };
+                // The key goes first, so no device can pair with it while the flow is
+                // being canceled.
+                if let Some(key) = unused_key {
+                    crate::pairing::withdraw(self.store(), &key).await?;
+                }
+                let current = Some((flow, version));
+                self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
+            }
+        }
+    }
+
+    async fn flow_device(&self, flow: &Flow, id: &str) -> Result<Device, AdapterError> {
+        let id = DeviceId::parse(id).ok_or(FlowError::UnknownDevice)?;
+        if !flow.devices.iter().any(|known| known.id == id) {
+            return Err(FlowError::UnknownDevice.into());
+        }
+        match device::find(self.store(), &id).await? {
+            Some(device) if device.serves(&flow.user_id) => Ok(device),
+            _ => Err(FlowError::UnknownDevice.into()),
+        }
+    }
+
+    async fn refresh_devices(&self, flow: &Flow) -> Result<Flow, AdapterError> {
+        let store = self.store();
+        let devices = device::list_for_user(store, &flow.user_id).await?;
+        let default = device::default_for_user(store, &flow.user_id).await?;
+        let devices = summaries(&devices, default.as_ref());
+        self.update_flow(&flow.id, None, |_| {
+            Ok(Event::DevicesChanged {
+                devices: devices.clone(),
+            })
+        })
+        .await
+    }
+
+    /// The `poll` action: returns at once unless a push is waiting, else waits (at most
+    /// `wait`, the configured cap, and the push's time-out) for the flow to change.
+    pub async fn wait_for_flow(
+        &self,
+        id: &str,
+        presented: Option<&str>,
+        wait: Duration,
+    ) -> Result<Flow, AdapterError> {
+        let id = parse_flow_id(id)?;
+        let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
+        let mut flow = self.load_flow(&id).await?;
+        flow.check_binding(presented)?;
+        let now = now_ms();
+        // "A new one on poll once expired": the page shows a fresh QR code.
+        if matches!(
+            &flow.state,
+            FlowState::QrCodeShown { expires_at_ms, .. }
+                | FlowState::QrUserSelection { expires_at_ms, .. } if *expires_at_ms <= now
+        ) {
+            flow = self.renew_qr_code(&flow).await?;
+        }
+        // `poll` is a read: accepted in any state, so that a poll racing the device's
+        // answer sees the answer (the "device approves → poll sees MFA_COMPLETED")
+        // instead of an error; `_links` offers it only while there is something to wait for.
+        // Something to wait for: the device's answer, or a device pairing.
+        let deadline_ms = match (&flow.state, flow.status(now)) {
+            (FlowState::PushWaiting { push }, Status::PushConfirmationWaiting) => {
+                push.expires_at_ms
+            }
+            (
+                FlowState::MobileActivationRequired { expires_at_ms, .. },
+                Status::MobileActivationRequired,
+            ) => *expires_at_ms,
+            (FlowState::QrCodeShown { expires_at_ms, .. }, _) => *expires_at_ms,
+            (FlowState::QrUserSelection { expires_at_ms, .. }, _) => *expires_at_ms,
+            _ => return Ok(flow),
+        };
+        let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));
+        let wait = wait.min(self.long_poll_cap()).min(until_timeout);
+        if wait.is_zero() {
+            return Ok(flow);
+        }
+        let _open = self.metrics().long_poll_started();
+        subscription.wait(wait).await;
+        self.load_flow(&id).await
+    }
+}

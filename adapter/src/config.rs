@@ -498,6 +498,11 @@ impl Config {
                 u64::from(self.policy.max_pushes_per_flow),
                 100,
             ),
+            (
+                "policy.qr_token_ttl_secs",
+                self.policy.qr_token_ttl_secs,
+                600,
+            ),
             ("ciba.poll_interval_secs", self.ciba.poll_interval_secs, 60),
             (
                 "ciba.default_expiry_secs",
@@ -530,6 +535,18 @@ impl Config {
             if value == 0 || value > max {
                 return Err(invalid(key, &format!("between 1 and {max}")));
             }
+        }
+        let scheme = &self.policy.qr_app_scheme;
+        if !scheme.starts_with(|c: char| c.is_ascii_lowercase())
+            || !scheme.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+            })
+            || matches!(scheme.as_str(), "javascript" | "data" | "vbscript" | "file")
+        {
+            return Err(invalid(
+                "policy.qr_app_scheme",
+                "an app's URI scheme: lower-case letters, digits, + - .",
+            ));
         }
         if self.policy.push_timeout_secs >= self.policy.flow_ttl_secs {
             return Err(invalid(

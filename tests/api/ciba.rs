@@ -302,10 +302,17 @@ async fn ping_mode_end_to_end(backend: Backend<'_>) {
         tokens.get("refresh_token").is_none(),
         "no offline_access, no refresh token"
     );
-    let metrics = ciba.app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"assent_ciba_notifications_total{mode="ping",outcome="delivered"} 1"#)
-    );
+    // The count follows the client's answer, which may land after the test got the ping.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = ciba.app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"assent_ciba_notifications_total{mode="ping",outcome="delivered"} 1"#)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Denied: the ping still comes; the token endpoint says access_denied.
     let id = ciba.start("rp-ping", &form).await;

@@ -43,56 +43,38 @@ async fn authentication_api_refuses_bad_requests_without_touching_the_flow() {
         .await
         .unwrap();
     ping_error(response, 403, "INVALID_REQUEST").await;
+    // A POST with the XSRF header, to `target`, with this content type and body.
+    let post = |target: String, content_type: &str, body: &str| {
+        app.http
+            .post(target)
+            .header("X-XSRF-Header", "x")
+            .header("Content-Type", content_type.to_owned())
+            .body(body.to_owned())
+            .send()
+    };
+    let select_type = "application/vnd.pingidentity.selectDevice+json";
     // Unknown action id, in the content type and in ?action=.
-    let response = app
-        .http
-        .post(&url)
-        .header("X-XSRF-Header", "x")
-        .header(
-            "Content-Type",
-            "application/vnd.pingidentity.approveEverything+json",
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = post(
+        url.clone(),
+        "application/vnd.pingidentity.approveEverything+json",
+        "",
+    )
+    .await
+    .unwrap();
     ping_error(response, 400, "INVALID_ACTION_ID").await;
-    let response = app
-        .http
-        .post(format!("{url}?action=nope"))
-        .header("X-XSRF-Header", "x")
-        .header("Content-Type", "application/json")
-        .send()
+    let response = post(format!("{url}?action=nope"), "application/json", "")
         .await
         .unwrap();
     ping_error(response, 400, "INVALID_ACTION_ID").await;
     // No action id at all.
-    let response = app
-        .http
-        .post(&url)
-        .header("X-XSRF-Header", "x")
-        .header("Content-Type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = post(url.clone(), "application/json", "{}").await.unwrap();
     ping_error(response, 400, "INVALID_ACTION_ID").await;
     // An action the flow does not offer now.
     let response = app.act(&flow, "continueAuthentication", None).await;
     ping_error(response, 400, "INVALID_ACTION_ID").await;
     // Malformed JSON, and JSON that is not an object.
     for body in ["{not json", "[1,2]"] {
-        let response = app
-            .http
-            .post(&url)
-            .header("X-XSRF-Header", "x")
-            .header(
-                "Content-Type",
-                "application/vnd.pingidentity.selectDevice+json",
-            )
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = post(url.clone(), select_type, body).await.unwrap();
         ping_error(response, 400, "INVALID_REQUEST").await;
     }
     // Missing and wrong parameters.
@@ -108,29 +90,11 @@ async fn authentication_api_refuses_bad_requests_without_touching_the_flow() {
         .await;
     ping_error(response, 400, "VALIDATION_ERROR").await;
     // Oversized body.
-    let response = app
-        .http
-        .post(&url)
-        .header("X-XSRF-Header", "x")
-        .header(
-            "Content-Type",
-            "application/vnd.pingidentity.selectDevice+json",
-        )
-        .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(64 * 1024)))
-        .send()
-        .await
-        .unwrap();
+    let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(64 * 1024));
+    let response = post(url.clone(), select_type, &oversized).await.unwrap();
     ping_error(response, 413, "INVALID_REQUEST").await;
     // Wrong content type.
-    let response = app
-        .http
-        .post(&url)
-        .header("X-XSRF-Header", "x")
-        .header("Content-Type", "text/plain")
-        .body("cancel")
-        .send()
-        .await
-        .unwrap();
+    let response = post(url.clone(), "text/plain", "cancel").await.unwrap();
     ping_error(response, 415, "INVALID_REQUEST").await;
 
     assert_eq!(app.state(&flow).await, before, "nothing changed the flow");

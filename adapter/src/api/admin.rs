@@ -29,6 +29,16 @@ fn authorize(adapter: &Adapter, request: &HttpRequest) -> Result<(), ProblemErro
     }
 }
 
+/// The admin token checked, then the user id of the path parsed.
+fn authorized_user(
+    adapter: &Adapter,
+    request: &HttpRequest,
+    raw: &str,
+) -> Result<UserId, ProblemError> {
+    authorize(adapter, request)?;
+    UserId::parse(raw).map_err(bad_request)
+}
+
 /// A user's profile.
 #[get("/admin/v1/users/{userId}")]
 async fn get_user(
@@ -36,8 +46,7 @@ async fn get_user(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
-    authorize(&adapter, &request)?;
-    let id = UserId::parse(&path).map_err(bad_request)?;
+    let id = authorized_user(&adapter, &request, &path)?;
     let profile = adapter.user(&id).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
@@ -49,8 +58,7 @@ async fn issue_pairing_key(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
-    authorize(&adapter, &request)?;
-    let id = UserId::parse(&path).map_err(bad_request)?;
+    let id = authorized_user(&adapter, &request, &path)?;
     let (key, expires_at) = adapter.issue_pairing_key(&id).await?;
     Ok(HttpResponse::Created().json(PairingKeyIssued {
         pairing_key: key.expose().to_owned(),
@@ -66,8 +74,7 @@ async fn list_devices(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
-    authorize(&adapter, &request)?;
-    let user = UserId::parse(&path).map_err(bad_request)?;
+    let user = authorized_user(&adapter, &request, &path)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": adapter.devices_of(&user).await? })))
 }
 
@@ -79,9 +86,8 @@ async fn update_device(
     path: web::Path<(String, String)>,
     body: Result<web::Json<DeviceUpdate>, actix_web::Error>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    authorize(&adapter, &request)?;
     let (user, device) = path.into_inner();
-    let user = UserId::parse(&user).map_err(bad_request)?;
+    let user = authorized_user(&adapter, &request, &user)?;
     let view = adapter
         .update_device(&user, &device, body?.into_inner())
         .await
@@ -96,9 +102,8 @@ async fn unpair_device(
     request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ProblemError> {
-    authorize(&adapter, &request)?;
     let (user, device) = path.into_inner();
-    let user = UserId::parse(&user).map_err(bad_request)?;
+    let user = authorized_user(&adapter, &request, &user)?;
     adapter.unpair(&user, &device).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -100,6 +100,9 @@ pub struct Config {
     /// Global policy.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Senders of push notifications, SMS, voice calls and email.
+    #[serde(default)]
+    pub delivery: crate::notify::DeliveryConfig,
     /// Message templates for the device, by id (`${name}` placeholders).
     #[serde(default)]
     pub templates: std::collections::BTreeMap<String, crate::params::Template>,
@@ -554,6 +557,9 @@ impl Config {
                 "shorter than policy.flow_ttl_secs",
             ));
         }
+        self.delivery
+            .validate()
+            .map_err(|(key, reason)| invalid(&format!("delivery.{key}"), &reason))?;
         for (id, template) in &self.templates {
             template
                 .validate()

@@ -19,6 +19,7 @@ pub mod flow;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod notify;
 pub mod pairing;
 pub mod params;
 pub mod proto;
@@ -41,6 +42,7 @@ pub struct Adapter {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     metrics: Metrics,
+    delivery: notify::Delivery,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
 }
 
@@ -54,7 +56,11 @@ impl Adapter {
                 Arc::new(RedisStore::connect(options, metrics.store_errors.clone()).await?)
             }
         };
+        let delivery =
+            notify::Delivery::from_config(&config.delivery, metrics.deliveries_failed.clone())
+                .map_err(AdapterError::Invalid)?;
         let adapter = Self {
+            delivery,
             config: Arc::new(config),
             store,
             metrics,
@@ -84,6 +90,11 @@ impl Adapter {
     /// The state store.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The senders of push notifications, SMS, voice calls and email.
+    pub fn delivery(&self) -> &notify::Delivery {
+        &self.delivery
     }
 
     /// The metrics registry.

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub flows_finished: IntCounterVec,
     /// Time from flow start to the device's decision, by kind and decision.
     pub decision_seconds: HistogramVec,
+    /// Messages (push, SMS, voice, email) that could not be delivered, by channel.
+    pub deliveries_failed: IntCounterVec,
 }
 
 /// Counts one open long poll while alive.
@@ -74,6 +76,14 @@ impl Metrics {
             ]),
             &["kind", "decision"],
         )?;
+        let deliveries_failed = IntCounterVec::new(
+            Opts::new(
+                "deliveries_failed_total",
+                "Messages that could not be delivered, by channel",
+            ),
+            &["channel"],
+        )?;
+        registry.register(Box::new(deliveries_failed.clone()))?;
         registry.register(Box::new(flows_started.clone()))?;
         registry.register(Box::new(flows_finished.clone()))?;
         registry.register(Box::new(decision_seconds.clone()))?;
@@ -90,6 +100,7 @@ impl Metrics {
             flows_started,
             flows_finished,
             decision_seconds,
+            deliveries_failed,
         })
     }
 

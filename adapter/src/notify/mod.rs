@@ -1,0 +1,126 @@
+//! Delivery: push notifications, SMS, voice calls and email leave through one
+//! [`Notifier`] per channel. The senders are real (SMTP, an HTTP SMS/voice provider, a
+//! signed webhook); a development sender writes to a file. Every delivery is bounded in
+//! time and its failures are counted.
+
+mod config;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use self::config::DeliveryConfig;
+
+/// Where a message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Email to an address.
+    Email,
+    /// A text message to a mobile number (E.164).
+    Sms,
+    /// A voice call reading the message to a number (E.164).
+    Voice,
+    /// A push notification to a paired mobile device.
+    Push,
+}
+
+impl Channel {
+    /// The name used in configuration and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+            Self::Voice => "voice",
+            Self::Push => "push",
+        }
+    }
+}
+
+/// One message to deliver.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The channel.
+    pub channel: Channel,
+    /// The address: email address, E.164 number, or device id for push.
+    pub to: String,
+    /// Email subject, push title.
+    pub subject: String,
+    /// The text (it may carry a one-time passcode: never log it).
+    pub text: String,
+    /// Structured data for push (auth id, user, application...).
+    pub data: serde_json::Value,
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// No sender is configured for the channel.
+    #[error("no sender is configured for {0}")]
+    NotConfigured(&'static str),
+    /// The sender did not finish in time.
+    #[error("the {0} sender timed out")]
+    TimedOut(&'static str),
+    /// The sender or the provider refused or failed; the text says why (no secrets).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One way of sending messages.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// The sender's name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Sends one message.
+    async fn send(&self, message: &Message) -> Result<(), DeliveryError>;
+}
+
+/// The senders of every channel.
+#[derive(Clone)]
+pub struct Delivery {
+    senders: Arc<Senders>,
+}
+
+struct Senders {
+    email: Option<Arc<dyn Notifier>>,
+    sms: Option<Arc<dyn Notifier>>,
+    voice: Option<Arc<dyn Notifier>>,
+    push: Option<Arc<dyn Notifier>>,
+    timeout: std::time::Duration,
+    failures: prometheus::IntCounterVec,
+}
+
+impl Delivery {
+    /// Whether a sender is configured for `channel`.
+    pub fn has(&self, channel: Channel) -> bool {
+        self.sender(channel).is_some()
+    }
+
+    fn sender(&self, channel: Channel) -> Option<&Arc<dyn Notifier>> {
+        match channel {
+            Channel::Email => self.senders.email.as_ref(),
+            Channel::Sms => self.senders.sms.as_ref(),
+            Channel::Voice => self.senders.voice.as_ref(),
+            Channel::Push => self.senders.push.as_ref(),
+        }
+    }
+
+    /// Delivers `message` within the configured time; a failure is counted and returned.
+    pub async fn deliver(&self, message: &Message) -> Result<(), DeliveryError> {
+        let channel = message.channel.as_str();
+        let result = match self.sender(message.channel) {
+            None => Err(DeliveryError::NotConfigured(channel)),
+            Some(sender) => {
+                match tokio::time::timeout(self.senders.timeout, sender.send(message)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(DeliveryError::TimedOut(channel)),
+                }
+            }
+        };
+        if let Err(error) = &result {
+            self.senders.failures.with_label_values(&[channel]).inc();
+            tracing::warn!(channel, %error, "delivery failed");
+        }
+        result
+    }
+}

@@ -66,7 +66,42 @@ conformance!(
     waiter_without_write_times_out,
     notify_wakes_waiters,
     index_add_wakes_waiters,
+    rate_limit_counts_up_to_the_limit_across_clients,
+    rate_limit_window_slides,
 );
+
+async fn rate_limit_counts_up_to_the_limit_across_clients(pair: Pair) {
+    let window = Duration::from_secs(60);
+    let attempts = (0..10).map(|i| {
+        let store = if i % 2 == 0 {
+            Arc::clone(&pair.first)
+        } else {
+            Arc::clone(&pair.second)
+        };
+        tokio::spawn(async move { store.rate_limit("rl:{u:a}", 3, window).await.unwrap() })
+    });
+    let counted = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|joined| *joined.as_ref().unwrap())
+        .count();
+    assert_eq!(counted, 3, "exactly the limit is counted, whoever asks");
+    assert!(
+        pair.first.rate_limit("rl:{u:b}", 3, window).await.unwrap(),
+        "another key has its own window"
+    );
+}
+
+async fn rate_limit_window_slides(pair: Pair) {
+    let window = Duration::from_millis(400);
+    assert!(pair.first.rate_limit("rl:{u:s}", 1, window).await.unwrap());
+    assert!(!pair.second.rate_limit("rl:{u:s}", 1, window).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        pair.second.rate_limit("rl:{u:s}", 1, window).await.unwrap(),
+        "an event leaves the window after its length"
+    );
+}
 
 async fn records_carry_versions(pair: Pair) {
     let store = pair.first;

@@ -1,8 +1,8 @@
 //! The embedded backend: one process, nothing to install, state lost on exit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -43,6 +43,7 @@ fn fresh_expiry(ttl: Ttl, now: Instant) -> Option<Instant> {
 struct State {
     records: HashMap<String, Entry<Record>>,
     indexes: HashMap<String, Entry<HashSet<String>>>,
+    windows: HashMap<String, Entry<VecDeque<Instant>>>,
     writes: u64,
 }
 
@@ -66,6 +67,7 @@ impl State {
         if self.writes.is_multiple_of(PURGE_EVERY) {
             self.records.retain(|_, entry| entry.live(now));
             self.indexes.retain(|_, entry| entry.live(now));
+            self.windows.retain(|_, entry| entry.live(now));
         }
     }
 }
@@ -245,6 +247,37 @@ impl Store for MemoryStore {
             .index(index, Instant::now())
             .map(|entry| entry.data.iter().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let entry = state
+            .windows
+            .entry(key.to_owned())
+            .or_insert_with(|| Entry {
+                data: VecDeque::new(),
+                expires: None,
+            });
+        while entry
+            .data
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= window)
+        {
+            entry.data.pop_front();
+        }
+        let counted = entry.data.len() < limit as usize;
+        if counted {
+            entry.data.push_back(now);
+            entry.expires = Some(now + window);
+        }
+        state.wrote(now);
+        Ok(counted)
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {

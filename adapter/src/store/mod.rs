@@ -101,6 +101,12 @@ pub trait Store: Send + Sync + 'static {
     /// Lists the members of the set at `index`, in no particular order.
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Counts one event in the sliding window of length `window` at `key`, unless `limit`
+    /// events are already in it; `true` when counted. Atomic: concurrent callers on any
+    /// instance never exceed the limit together.
+    async fn rate_limit(&self, key: &str, limit: u32, window: Duration)
+    -> Result<bool, StoreError>;
+
     /// Wakes every subscriber of `channel`, on every instance sharing this store.
     async fn notify(&self, channel: &str) -> Result<(), StoreError>;
 

@@ -63,12 +63,25 @@ if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '1') end
 return 1
 ";
 
+// A sorted set of event times (ms, Redis's own clock so that instances agree): drop what
+// left the window, then add one unless full. ARGV: window ms, limit, a unique member.
+const RATE_LIMIT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+";
+
 struct Scripts {
     insert: Script,
     put: Script,
     transition: Script,
     consume: Script,
     index_add: Script,
+    rate_limit: Script,
 }
 
 impl Scripts {
@@ -80,6 +93,7 @@ impl Scripts {
             transition: with_ttl(TRANSITION),
             consume: Script::new(CONSUME),
             index_add: with_ttl(INDEX_ADD),
+            rate_limit: Script::new(RATE_LIMIT),
         }
     }
 }
@@ -401,6 +415,28 @@ impl Store for RedisStore {
                 .query_async(&mut connection),
         )
         .await
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let member = crate::ids::random_alphanumeric(16);
+        let counted: i64 = self
+            .call(
+                self.scripts
+                    .rate_limit
+                    .key(self.key(key))
+                    .arg(window.as_millis().max(1).to_string())
+                    .arg(limit)
+                    .arg(member)
+                    .invoke_async(&mut connection),
+            )
+            .await?;
+        Ok(counted == 1)
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {

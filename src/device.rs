@@ -53,6 +53,9 @@ pub struct DeviceState {
     pub user_id: String,
     /// The device's private JWK (keep this file private).
     pub private_jwk: Map<String, Value>,
+    /// The seed of the app's own passcodes, given at pairing (keep this file private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_seed: Option<String>,
 }
 
 /// A paired device talking to a server.
@@ -108,6 +111,7 @@ impl Device {
                 device_id: paired.device_id,
                 user_id: paired.user_id,
                 private_jwk,
+                totp_seed: paired.totp_seed,
             },
             signer,
             http,
@@ -127,6 +131,7 @@ impl Device {
                 device_id: String::new(),
                 user_id: String::new(),
                 private_jwk,
+                totp_seed: None,
             },
             http: client()?,
         };
@@ -221,11 +226,22 @@ impl Device {
         request: &PendingRequest,
         approve: bool,
     ) -> Result<DecisionAccepted, DeviceError> {
+        self.answer_with_number(request, approve, None).await
+    }
+
+    /// Answers a pending request, with the number picked when it asks for number matching.
+    pub async fn answer_with_number(
+        &self,
+        request: &PendingRequest,
+        approve: bool,
+        number: Option<u8>,
+    ) -> Result<DecisionAccepted, DeviceError> {
         let decision = if approve { "approve" } else { "deny" };
         let proof = self.signer.proof(&ProofClaims {
             auth_id: request.auth_id.to_string(),
             decision: decision.to_owned(),
             params_hash: request.dynamic_params.digest(),
+            number,
         })?;
         let response = self
             .http
@@ -333,18 +349,25 @@ impl Device {
         Ok(checked(response).await?.json().await?)
     }
 
-    /// Answers the pending request `auth_id`.
+    /// Answers the pending request `auth_id` (with the number picked, for number matching).
     pub async fn answer_id(
         &self,
         auth_id: &str,
         approve: bool,
+        number: Option<u8>,
     ) -> Result<DecisionAccepted, DeviceError> {
         let pending = self.pending(0).await?;
         let request = pending
             .iter()
             .find(|request| request.auth_id.as_str() == auth_id)
             .ok_or_else(|| DeviceError::NotPending(auth_id.to_owned()))?;
-        self.answer(request, approve).await
+        self.answer_with_number(request, approve, number).await
+    }
+
+    /// The app's current one-time passcode (from the seed given at pairing).
+    pub fn current_otp(&self) -> Option<String> {
+        let seed = self.state.totp_seed.as_deref()?;
+        assent_adapter::otp::totp_now(seed, assent_adapter::device::unix_now())
     }
 }
 
@@ -365,6 +388,16 @@ pub fn describe(request: &PendingRequest) -> String {
     }
     if let Some(ip) = &request.client_ip {
         text.push_str(&format!("\n    from {ip}"));
+    }
+    if !request.number_choices.is_empty() {
+        let choices: Vec<String> = request.number_choices.iter().map(u8::to_string).collect();
+        text.push_str(&format!(
+            "\n    pick the number your browser shows: {}",
+            choices.join(" / ")
+        ));
+    }
+    if let Some(message) = &request.admin_message {
+        text.push_str(&format!("\n    {message}"));
     }
     text
 }

@@ -84,7 +84,12 @@ enum DeviceCommand {
     Approve {
         /// The request's auth id.
         auth_id: String,
+        /// Number matching: the number the browser shows.
+        #[arg(long)]
+        number: Option<u8>,
     },
+    /// Print the app's current one-time passcode (for `useCode` or when offline).
+    Otp,
     /// Deny a pending request.
     Deny {
         /// The request's auth id.
@@ -280,14 +285,22 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
                 println!("{}", describe(request));
             }
         }
-        DeviceCommand::Approve { auth_id } => {
-            let answer = Device::load(state)?.answer_id(&auth_id, true).await?;
+        DeviceCommand::Approve { auth_id, number } => {
+            let answer = Device::load(state)?
+                .answer_id(&auth_id, true, number)
+                .await?;
             println!("approved {}: flow is {}", answer.auth_id, answer.status);
         }
         DeviceCommand::Deny { auth_id } => {
-            let answer = Device::load(state)?.answer_id(&auth_id, false).await?;
+            let answer = Device::load(state)?
+                .answer_id(&auth_id, false, None)
+                .await?;
             println!("denied {}: flow is {}", answer.auth_id, answer.status);
         }
+        DeviceCommand::Otp => match Device::load(state)?.current_otp() {
+            Some(code) => println!("{code}"),
+            None => println!("this device has no passcode seed (paired before passcodes)"),
+        },
         DeviceCommand::Keygen { server } => {
             let (device, public_jwk) = Device::keygen(&server)?;
             device.save(state)?;

@@ -100,6 +100,16 @@ pub struct Config {
     /// Global policy.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// The global MFA policy (seed 001).
+    #[serde(default)]
+    pub mfa: crate::policy::MfaPolicy,
+    /// Per-application changes to the MFA policy, by the federation server's application id.
+    #[serde(default)]
+    pub application_policies:
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// `mfa` with each application's changes merged, computed at load.
+    #[serde(skip)]
+    pub policies: crate::policy::Policies,
     /// Senders of push notifications, SMS, voice calls and email.
     #[serde(default)]
     pub delivery: crate::notify::DeliveryConfig,
@@ -442,8 +452,11 @@ impl Config {
 
     /// Extracts and validates a configuration.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment.extract()?;
+        let mut config: Self = figment.extract()?;
         config.validate()?;
+        config.policies =
+            crate::policy::Policies::resolve(&config.mfa, &config.application_policies)
+                .map_err(|(key, reason)| ConfigError::Value { key, reason })?;
         Ok(config)
     }
 

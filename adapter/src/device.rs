@@ -45,6 +45,10 @@ pub struct Device {
     /// The flow a one-time device belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_time_flow: Option<crate::ids::FlowId>,
+    /// The TOTP seed shared with the app at pairing (base32): its own passcodes, for
+    /// `useCode` and for when it cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_seed: Option<String>,
 }
 
 impl Device {

@@ -140,6 +140,9 @@ pub struct ProofClaims {
     pub decision: String,
     /// [`crate::params::DynamicParams::digest`] of the parameters shown.
     pub params_hash: String,
+    /// Number matching: the number the person picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
 }
 
 /// Verifies a decision proof (a compact JWS, ES256, by the device key) and returns what

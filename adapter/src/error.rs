@@ -32,6 +32,24 @@ pub enum FlowError {
     /// The flow sent as many pushes as policy allows.
     #[error("too many push notifications for this sign-in")]
     TooManyPushes,
+    /// Policy refuses the device; the text says why (e.g. its OS is too old).
+    #[error("{0}")]
+    DeviceRefused(String),
+    /// The method is not one the person is asked to set up.
+    #[error("that method is not offered for pairing here")]
+    MethodNotOffered,
+    /// A wrong one-time passcode; this many tries remain.
+    #[error("the passcode is wrong or expired; {0} attempt(s) remaining")]
+    InvalidOtp(u32),
+    /// The passcode was already used (a TOTP code within its window).
+    #[error("the passcode was already used; wait for the next one")]
+    OtpReplayed,
+    /// Too many passcodes sent, or too soon after the last.
+    #[error("{0}")]
+    ResendLimited(String),
+    /// The user received as many push notifications as policy allows for now.
+    #[error("too many push notifications for this user; try again later")]
+    PushLimited,
     /// The user has no device that can receive the request.
     #[error("the user has no paired mobile device")]
     NoUsableDevice,

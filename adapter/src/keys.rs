@@ -88,3 +88,23 @@ pub fn client_jti(client_id: &str, jti: &str) -> String {
 pub fn refresh_token(token_sha256: &str) -> String {
     format!("refresh:{{{token_sha256}}}")
 }
+
+/// A user's passcode devices (SMS, voice, email, authenticator apps).
+pub fn otp_devices(user: &UserId) -> String {
+    format!("otp-devices:{{u:{user}}}")
+}
+
+/// A TOTP time step already used by a device (replay marker).
+pub fn totp_used(device: &DeviceId, step: u64) -> String {
+    format!("totp-used:{{d:{device}}}:{step}")
+}
+
+/// Push notifications sent to a user recently (the push limit's window).
+pub fn user_pushes(user: &UserId) -> String {
+    format!("pushes:{{u:{user}}}")
+}
+
+/// A recent completed MFA of a user from one IP (and client device), by their hash.
+pub fn recent_mfa(user: &UserId, origin_sha256: &str) -> String {
+    format!("recent-mfa:{{u:{user}}}:{origin_sha256}")
+}

@@ -105,6 +105,7 @@ pub async fn pair(
         also_paired: Vec::new(),
         one_time: false,
         one_time_flow: None,
+        otp_seed: Some(crate::otp::new_totp_secret()),
     };
     device::save(store, &device).await?;
     Ok((device, grant_flow))

@@ -3,7 +3,7 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use assent_adapter::flow::{Action, FlowAction};
+use assent_adapter::flow::{Action, FlowAction, Method};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -137,10 +137,41 @@ pub fn flow_action(action: Action, body: &Map<String, Value>) -> Result<FlowActi
         Action::Authenticate => FlowAction::Authenticate {
             mobile_payload: string_field(body, &["mobilePayload"], "mobilePayload")?,
         },
+        Action::CheckOtp => FlowAction::CheckOtp(string_field(body, &["otp"], "otp")?),
+        Action::Resend | Action::ResendOtp => FlowAction::Resend(action),
+        Action::SetupMfa => FlowAction::SetupMfa,
+        Action::SelectDevicePairingMethod => FlowAction::SelectPairingMethod(string_field(
+            body,
+            &["devicePairingMethod", "deviceType"],
+            "devicePairingMethod.deviceType",
+        )?),
+        Action::SubmitSmsTarget => FlowAction::SubmitTarget {
+            method: Method::Sms,
+            address: string_field(body, &["phone"], "phone")?,
+        },
+        Action::SubmitVoiceTarget => FlowAction::SubmitTarget {
+            method: Method::Voice,
+            address: string_field(body, &["phone"], "phone")?,
+        },
+        Action::SubmitEmailTarget => FlowAction::SubmitTarget {
+            method: Method::Email,
+            address: string_field(body, &["email"], "email")?,
+        },
+        Action::ActivateSmsDevice => activate(Method::Sms, body)?,
+        Action::ActivateVoiceDevice => activate(Method::Voice, body)?,
+        Action::ActivateEmailDevice => activate(Method::Email, body)?,
+        Action::ActivateTotpDevice => activate(Method::Totp, body)?,
         Action::Poll => {
             return Err(AuthnError::InvalidActionId(
                 "poll is handled by waiting, not as a flow action".to_owned(),
             ));
         }
+    })
+}
+
+fn activate(method: Method, body: &Map<String, Value>) -> Result<FlowAction, AuthnError> {
+    Ok(FlowAction::Activate {
+        method,
+        otp: string_field(body, &["otp"], "otp")?,
     })
 }

@@ -50,6 +50,9 @@ struct Detail<'a> {
     user_message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
+    /// Wrong passcodes still allowed, on `INVALID_OTP`.
+    #[serde(rename = "attemptsRemaining", skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -106,6 +109,36 @@ impl AuthnError {
                     "INVALID_ACTION_ID",
                     None,
                 ),
+                AdapterError::Flow(FlowError::InvalidOtp(_) | FlowError::OtpReplayed) => (
+                    S::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "INVALID_OTP",
+                    Some("otp"),
+                ),
+                AdapterError::Flow(FlowError::DeviceRefused(_)) => (
+                    S::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "DEVICE_NOT_ALLOWED",
+                    Some("deviceRef.id"),
+                ),
+                AdapterError::Flow(FlowError::MethodNotOffered) => (
+                    S::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "INVALID_VALUE",
+                    Some("devicePairingMethod.deviceType"),
+                ),
+                AdapterError::Flow(FlowError::ResendLimited(_)) => (
+                    S::TOO_MANY_REQUESTS,
+                    "REQUEST_FAILED",
+                    "TOO_MANY_REQUESTS",
+                    None,
+                ),
+                AdapterError::Flow(FlowError::PushLimited) => (
+                    S::TOO_MANY_REQUESTS,
+                    "REQUEST_FAILED",
+                    "PUSH_LIMIT_EXCEEDED",
+                    None,
+                ),
                 AdapterError::Flow(FlowError::UnknownDevice) => (
                     S::BAD_REQUEST,
                     "VALIDATION_ERROR",
@@ -148,6 +181,18 @@ impl AuthnError {
             Self::Domain(AdapterError::Flow(FlowError::UnknownDevice)) => {
                 "That device is not one of yours."
             }
+            Self::Domain(AdapterError::Flow(FlowError::InvalidOtp(_))) => {
+                "The passcode is not correct. Please try again."
+            }
+            Self::Domain(AdapterError::Flow(FlowError::OtpReplayed)) => {
+                "That passcode was already used. Please wait for the next one."
+            }
+            Self::Domain(AdapterError::Flow(FlowError::DeviceRefused(_))) => {
+                "This device cannot be used. Please update it or choose another."
+            }
+            Self::Domain(AdapterError::Flow(
+                FlowError::ResendLimited(_) | FlowError::PushLimited,
+            )) => "Too many requests. Please wait and try again.",
             Self::Validation { .. } | Self::Domain(AdapterError::Invalid(_)) => {
                 "Please check what you entered."
             }
@@ -184,6 +229,12 @@ impl ResponseError for AuthnError {
                     message: &message,
                     user_message: self.user_message(),
                     target,
+                    attempts_remaining: match self {
+                        Self::Domain(AdapterError::Flow(FlowError::InvalidOtp(left))) => {
+                            Some(*left)
+                        }
+                        _ => None,
+                    },
                 }],
             })
     }

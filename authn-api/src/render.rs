@@ -1,7 +1,7 @@
 //! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
 //! with exactly the fields the widget's templates read for that status.
 
-use assent_adapter::flow::{DeviceSummary, Flow, FlowState, Status};
+use assent_adapter::flow::{DeviceSummary, Flow, FlowState, Method, Status};
 use serde_json::{Map, Value, json};
 
 /// The plugin type reported in every state.
@@ -16,14 +16,16 @@ fn device_json(device: &DeviceSummary) -> Value {
         "target": device.target,
         "default": device.default,
         "defaultDevice": device.default,
-        "usable": true,
-        "otpEnabled": false,
-        "pushEnabled": true,
+        "usable": device.usable(),
+        "unusableReason": device.unusable,
+        "otpEnabled": device.otp_enabled,
+        "pushEnabled": device.push_enabled,
+        "backup": device.backup,
     })
 }
 
 /// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted.
-pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str) -> Value {
+pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str, otp_length: u32) -> Value {
     let status = flow.status(now_ms);
     let links: Map<String, Value> = flow
         .allowed_actions(now_ms)
@@ -36,14 +38,62 @@ pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str) -> Valu
         "status": status.as_str(),
         "_links": links,
     });
-    let fields = fields(flow, status, qr_scheme);
+    let fields = fields(flow, status, qr_scheme, otp_length);
     if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
         state.extend(fields);
+        if let Some(message) = &flow.policy.admin_message
+            && !status.is_terminal()
+        {
+            state.insert("adminMessage".to_owned(), message.clone().into());
+        }
     }
     state
 }
 
-fn fields(flow: &Flow, status: Status, qr_scheme: &str) -> Value {
+/// Methods the person still has to set up.
+fn missing_methods(flow: &Flow) -> Vec<Method> {
+    flow.enrolment
+        .as_ref()
+        .map(|enrolment| enrolment.missing.clone())
+        .unwrap_or_default()
+}
+
+fn pairing_method_json(method: Method, application: &str) -> Value {
+    match method {
+        Method::PingidMobile => json!({ "deviceType": "MOBILE", "applicationName": application }),
+        other => json!({ "deviceType": other.widget_type() }),
+    }
+}
+
+fn activation_json(flow: &Flow, otp_length: u32) -> Value {
+    let FlowState::ActivationRequired {
+        method,
+        address,
+        totp_secret,
+        ..
+    } = &flow.state
+    else {
+        return json!({});
+    };
+    let shown = address.as_deref().map(assent_adapter::otp::mask);
+    match (method, totp_secret) {
+        (Method::Totp, Some(secret)) => {
+            let account = flow.user_id.as_str();
+            let key_uri = assent_adapter::otp::key_uri(secret, &flow.application.name, account)
+                .unwrap_or_default();
+            json!({
+                "keyUri": key_uri,
+                "pairingKey": secret,
+                "qrCode": assent_adapter::qr::images(&key_uri),
+                "otpLength": assent_adapter::otp::TOTP_DIGITS,
+            })
+        }
+        (Method::Email, _) => json!({ "email": shown, "otpLength": otp_length }),
+        _ => json!({ "phone": shown, "otpLength": otp_length }),
+    }
+}
+
+fn fields(flow: &Flow, status: Status, qr_scheme: &str, otp_length: u32) -> Value {
     let devices: Vec<Value> = flow.devices.iter().map(device_json).collect();
     let selected = flow.selected_device();
     let selected_json = selected.map(|id| json!({ "id": id.as_str() }));
@@ -59,13 +109,49 @@ fn fields(flow: &Flow, status: Status, qr_scheme: &str) -> Value {
             "manageDevicesAllowed": flow.manage_devices,
             "userSelectedDefault": flow.devices.iter().any(|device| device.default),
         }),
-        Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut => json!({
+        Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut => {
+            let mut fields = json!({
+                "devices": devices,
+                "selectedDeviceRef": selected_json,
+                "device": device,
+                "changeDevicePermitted": change_permitted,
+                "applicationName": flow.application.name,
+                "otpLength": assent_adapter::otp::TOTP_DIGITS,
+            });
+            // Number matching: the page shows the number the person picks on the phone.
+            if let (Some(number), Some(fields)) = (
+                flow.push().and_then(|push| push.number),
+                fields.as_object_mut(),
+            ) {
+                fields.insert("numberMatch".to_owned(), number.into());
+            }
+            fields
+        }
+        Status::OtpRequired => json!({
             "devices": devices,
             "selectedDeviceRef": selected_json,
             "device": device,
             "changeDevicePermitted": change_permitted,
             "applicationName": flow.application.name,
+            "otpLength": otp_length,
         }),
+        Status::MfaSetupRequired => json!({
+            "allowSkipMfa": false,
+            "requiredMethods": missing_methods(flow),
+        }),
+        Status::DevicePairingMethodRequired => json!({
+            "devicePairingMethods": missing_methods(flow)
+                .iter()
+                .map(|method| pairing_method_json(*method, &flow.application.name))
+                .collect::<Vec<_>>(),
+        }),
+        Status::SmsPairingTargetRequired
+        | Status::VoicePairingTargetRequired
+        | Status::EmailPairingTargetRequired => json!({}),
+        Status::SmsActivationRequired
+        | Status::VoiceActivationRequired
+        | Status::EmailActivationRequired
+        | Status::TotpActivationRequired => activation_json(flow, otp_length),
         Status::PushConfirmationRejected => json!({
             "devices": devices,
             "selectedDeviceRef": selected_json,

@@ -434,6 +434,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
         auth_id: auth_id.to_owned(),
         decision: decision.to_owned(),
         params_hash: request.dynamic_params.digest(),
+        number: None,
     };
     let auth_id = request.auth_id.to_string();
     let wrong_key = impostor.proof(&claims(&auth_id, "approve")).unwrap();

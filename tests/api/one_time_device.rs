@@ -55,6 +55,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
             auth_id: auth_id.to_owned(),
             decision: "approve".to_owned(),
             params_hash: params.digest(),
+            number: None,
         })
         .unwrap();
     let answer = app

@@ -473,7 +473,11 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     let timed_out = app.poll(&flow, 20).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(timed_out["status"], "PUSH_CONFIRMATION_TIMED_OUT");
-    assert_eq!(links(&timed_out), ["cancelAuthentication", "selectDevice"]);
+    // OTP fallback (on by default): the app's own passcode may be typed instead.
+    assert_eq!(
+        links(&timed_out),
+        ["cancelAuthentication", "checkOtp", "selectDevice"]
+    );
 
     let late = phone
         .device
@@ -574,8 +578,9 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
     let total: u64 = stats.iter().map(|(_, calls)| calls).sum();
     println!("redis commands for one completed OOB flow: {stats:?}");
     println!("round trips ≈ {round_trips}, commands including script internals = {total}");
-    // 20, plus the one write of the first GET that binds the flow to its browser.
-    assert!(round_trips <= 21, "the hot path stays lean: {stats:?}");
+    // 21 (the user's passcode devices are read at flow start), plus the one write of the
+    // first GET that binds the flow to its browser.
+    assert!(round_trips <= 22, "the hot path stays lean: {stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

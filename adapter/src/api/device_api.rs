@@ -62,6 +62,7 @@ async fn pair(
     Ok(HttpResponse::Created().json(Paired {
         device_id: device.id.to_string(),
         user_id: device.user_id.to_string(),
+        totp_seed: device.otp_seed.clone(),
     }))
 }
 

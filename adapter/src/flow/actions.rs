@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use super::service::{now_ms, parse_flow_id, summaries};
-use super::{Action, Event, Flow, FlowKind, FlowState, Status};
+use super::{Action, Event, Flow, FlowKind, FlowState, Method, Status};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
-use crate::ids::{AuthId, DeviceId};
+use crate::ids::DeviceId;
 use crate::{Adapter, keys};
 
 /// An Authentication API action with its parameters.
@@ -37,6 +37,28 @@ pub enum FlowAction {
         /// The compact JWS by the device key.
         mobile_payload: String,
     },
+    /// A one-time passcode for the current device.
+    CheckOtp(String),
+    /// Send the passcode again (`resend`, or the widget's `resendOtp`).
+    Resend(Action),
+    /// Start setting up the missing methods.
+    SetupMfa,
+    /// The method to pair (the widget's `deviceType`).
+    SelectPairingMethod(String),
+    /// The phone number or email address to pair.
+    SubmitTarget {
+        /// SMS, voice or email.
+        method: Method,
+        /// The address.
+        address: String,
+    },
+    /// The passcode proving the new method works.
+    Activate {
+        /// The method being paired.
+        method: Method,
+        /// The passcode.
+        otp: String,
+    },
 }
 
 impl FlowAction {
@@ -50,6 +72,21 @@ impl FlowAction {
             Self::Cancel => Action::CancelAuthentication,
             Self::CancelPairing => Action::CancelDevicePairing,
             Self::Authenticate { .. } => Action::Authenticate,
+            Self::CheckOtp(_) => Action::CheckOtp,
+            Self::Resend(action) => *action,
+            Self::SetupMfa => Action::SetupMfa,
+            Self::SelectPairingMethod(_) => Action::SelectDevicePairingMethod,
+            Self::SubmitTarget { method, .. } => match method {
+                Method::Voice => Action::SubmitVoiceTarget,
+                Method::Email => Action::SubmitEmailTarget,
+                _ => Action::SubmitSmsTarget,
+            },
+            Self::Activate { method, .. } => match method {
+                Method::Voice => Action::ActivateVoiceDevice,
+                Method::Email => Action::ActivateEmailDevice,
+                Method::Totp => Action::ActivateTotpDevice,
+                _ => Action::ActivateSmsDevice,
+            },
         }
     }
 }
@@ -84,20 +121,37 @@ impl Adapter {
             }
             FlowAction::SelectDevice(device) => {
                 let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
-                let timeout_ms = self.push_timeout_ms();
-                let max_pushes = self.config().policy.max_pushes_per_flow;
+                // Picking the passcode device again asks for the code again (the widget's
+                // "Resend" does exactly that).
+                if matches!(&flow.state, FlowState::OtpRequired { device: current, sent: Some(_) }
+                    if *current == device)
+                {
+                    return self.resend_code(&id, (flow, version)).await;
+                }
+                let selection = self.prepare_selection(&flow, &device).await?;
+                let event = selection.event;
                 let flow = self
-                    .update_flow(&id, Some((flow, version)), |flow| {
-                        Ok(Event::SelectDevice {
-                            device: device.clone(),
-                            auth_id: AuthId::generate(&flow.id),
-                            timeout_ms,
-                            max_pushes,
-                        })
-                    })
+                    .update_flow(&id, Some((flow, version)), |_| Ok(event.clone()))
                     .await?;
                 self.send_push(&flow).await?;
+                self.send_outbound(selection.outbound).await;
                 Ok(flow)
+            }
+            FlowAction::CheckOtp(otp) | FlowAction::Activate { otp, .. } => {
+                self.check_code(&id, (flow, version), &otp).await
+            }
+            FlowAction::Resend(_) => self.resend_code(&id, (flow, version)).await,
+            FlowAction::SetupMfa => {
+                self.update_flow(&id, Some((flow, version)), |_| Ok(Event::SetupStarted))
+                    .await
+            }
+            FlowAction::SelectPairingMethod(device_type) => {
+                self.choose_pairing_method(&id, (flow, version), &device_type)
+                    .await
+            }
+            FlowAction::SubmitTarget { method, address } => {
+                self.submit_target(&id, (flow, version), method, &address)
+                    .await
             }
             FlowAction::SetDefaultDevice(device) => {
                 let device = self.flow_device(&flow, &device).await?;
@@ -172,8 +226,11 @@ impl Adapter {
             }
             FlowAction::Continue => {
                 let current = Some((flow, version));
-                self.update_flow(&id, current, |_| Ok(Event::Continue))
-                    .await
+                let flow = self
+                    .update_flow(&id, current, |_| Ok(Event::Continue))
+                    .await?;
+                self.remember_mfa(&flow).await?;
+                Ok(flow)
             }
             FlowAction::Cancel | FlowAction::CancelPairing => {
                 let unused_key = match &flow.state {

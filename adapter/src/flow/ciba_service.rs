@@ -78,6 +78,7 @@ impl Adapter {
                 icon_url: None,
             },
             client_ip: None,
+            client_device: None,
             params,
             message: Message {
                 title: request.client_name,
@@ -102,6 +103,9 @@ impl Adapter {
             pushes_sent: 0,
             browser_binding: None,
             one_time_device: None,
+            policy: Default::default(),
+            otp_failures: 0,
+            enrolment: None,
         };
         // The state machine pushes only to the flow's known devices: this one.
         let mut flow = flow;
@@ -112,6 +116,7 @@ impl Adapter {
             auth_id: AuthId::generate(&flow.id),
             timeout_ms: expiry_ms,
             max_pushes: 1,
+            number_match: None,
         };
         let flow = apply(&flow, event, now)?;
         self.insert_flow(&flow, request.expiry + EXPIRED_GRACE)

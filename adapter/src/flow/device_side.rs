@@ -68,6 +68,13 @@ pub struct DeviceRequest {
     /// A silent request: the app answers with its key, without asking the person.
     #[serde(default)]
     pub silent: bool,
+    /// Number matching: the person picks the number their browser shows among these,
+    /// and the proof carries it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub number_choices: Vec<u8>,
+    /// The administrator's message, shown with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_message: Option<String>,
 }
 
 impl Adapter {
@@ -186,6 +193,8 @@ impl Adapter {
                                     dynamic_params: flow.params.clone(),
                                     expires_at: push.expires_at_ms / 1000,
                                     silent: push.silent,
+                                    number_choices: push.choices.clone(),
+                                    admin_message: flow.policy.admin_message.clone(),
                                 })
                             }
                             _ => None,
@@ -262,6 +271,20 @@ impl Adapter {
                         auth_id: auth_id.clone(),
                         device: device.id.clone(),
                         follow_up: AuthId::generate(&flow.id),
+                    });
+                }
+                // Number matching: an approval that picked another number is what a
+                // push-fatigue attack looks like; it counts as a denial.
+                let wrong_number = flow
+                    .push()
+                    .and_then(|push| push.number)
+                    .is_some_and(|number| {
+                        decision == Decision::Approve && claims.number != Some(number)
+                    });
+                if wrong_number {
+                    return Ok(Event::WrongNumber {
+                        auth_id: auth_id.clone(),
+                        device: device.id.clone(),
                     });
                 }
                 Ok(Event::Decision {

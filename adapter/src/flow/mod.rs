@@ -8,6 +8,7 @@ mod binding;
 pub mod ciba;
 mod ciba_service;
 mod device_side;
+mod mfa;
 mod oob;
 pub mod qr;
 pub mod service;
@@ -27,7 +28,9 @@ pub use self::actions::FlowAction;
 pub use self::device_side::{Decision, DeviceRequest};
 pub use self::service::{FlowResult, StartFlow};
 use crate::ids::{AuthId, DeviceId, FlowId};
+use crate::otp::SentCode;
 use crate::params::{DynamicParams, Message};
+pub use crate::policy::Method;
 use crate::user::UserId;
 
 /// What the federation server asked for.
@@ -94,6 +97,40 @@ pub struct DeviceSummary {
     pub target: String,
     /// The user's default device.
     pub default: bool,
+    /// How it authenticates.
+    #[serde(default = "mobile")]
+    pub method: Method,
+    /// Whether it can give a one-time passcode (the app's own seed, or a passcode device).
+    #[serde(default)]
+    pub otp_enabled: bool,
+    /// Whether it receives push notifications.
+    #[serde(default = "yes")]
+    pub push_enabled: bool,
+    /// Where passcodes go (phone number or email), never shown unmasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Why policy does not let it be used (an OS older than required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
+    /// A backup method from the user's profile (seed 001 SMSBackup, phoneBackup,
+    /// emailBackup), not an enrolled device.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn mobile() -> Method {
+    Method::PingidMobile
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl DeviceSummary {
+    /// Whether a person may pick it now.
+    pub fn usable(&self) -> bool {
+        self.unusable.is_none()
+    }
 }
 
 /// A request sent to a device and not answered yet.
@@ -111,6 +148,12 @@ pub struct Push {
     /// verification after a QR scan); an approval request follows it.
     #[serde(default)]
     pub silent: bool,
+    /// Number matching: the number the browser shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
+    /// Number matching: what the device offers to pick from (the number and two others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<u8>,
 }
 
 /// How the second factor was given.
@@ -118,7 +161,7 @@ pub struct Push {
 pub struct Approval {
     /// The device that approved.
     pub device_id: DeviceId,
-    /// `push`.
+    /// `push`, `sms`, `voice`, `email`, `totp`, `mobile_otp`, `registration`...
     pub method: String,
     /// When (ms since the epoch).
     pub decided_at_ms: u64,
@@ -170,6 +213,9 @@ pub enum FlowState {
     PushRejected {
         /// The request denied.
         push: Push,
+        /// Why, when not a plain denial (the wrong number picked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The device approved; the browser continues.
     MfaCompleted {
@@ -179,6 +225,43 @@ pub enum FlowState {
     /// The second factor cannot be given (no usable device...).
     MfaFailed {
         /// Why, for the person and the federation server.
+        reason: String,
+    },
+    /// A one-time passcode is expected from this device.
+    OtpRequired {
+        /// The device (or backup) the code comes from.
+        device: DeviceId,
+        /// The code sent to it (SMS, voice, email); none when the device computes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent: Option<SentCode>,
+    },
+    /// Policy requires methods the user lacks: they must set them up.
+    SetupRequired,
+    /// The person picks which method to pair.
+    PairingMethodRequired,
+    /// The person gives the phone number or email address to pair.
+    PairingTargetRequired {
+        /// SMS, voice or email.
+        method: Method,
+    },
+    /// A passcode proves the new method works before it is saved.
+    ActivationRequired {
+        /// The method being paired.
+        method: Method,
+        /// The phone number or email address (not for TOTP).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// The code sent to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent: Option<SentCode>,
+        /// The authenticator app's new secret (TOTP), shown while the flow lives.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totp_secret: Option<String>,
+    },
+    /// Policy let the sign-in through without a second factor (trusted network, recent
+    /// MFA); the federation server sees `COMPLETED` with the reason.
+    Skipped {
+        /// Why.
         reason: String,
     },
     /// Done: the federation server may pick up the result.
@@ -212,6 +295,26 @@ pub enum Status {
     PushConfirmationRejected,
     /// `PUSH_CONFIRMATION_TIMED_OUT`
     PushConfirmationTimedOut,
+    /// `OTP_REQUIRED`
+    OtpRequired,
+    /// `MFA_SETUP_REQUIRED`
+    MfaSetupRequired,
+    /// `DEVICE_PAIRING_METHOD_REQUIRED`
+    DevicePairingMethodRequired,
+    /// `SMS_PAIRING_TARGET_REQUIRED`
+    SmsPairingTargetRequired,
+    /// `VOICE_PAIRING_TARGET_REQUIRED`
+    VoicePairingTargetRequired,
+    /// `EMAIL_PAIRING_TARGET_REQUIRED`
+    EmailPairingTargetRequired,
+    /// `SMS_ACTIVATION_REQUIRED`
+    SmsActivationRequired,
+    /// `VOICE_ACTIVATION_REQUIRED`
+    VoiceActivationRequired,
+    /// `EMAIL_ACTIVATION_REQUIRED`
+    EmailActivationRequired,
+    /// `TOTP_ACTIVATION_REQUIRED`
+    TotpActivationRequired,
     /// `MFA_COMPLETED`
     MfaCompleted,
     /// `MFA_FAILED`
@@ -237,6 +340,16 @@ impl Status {
             Self::PushConfirmationWaiting => "PUSH_CONFIRMATION_WAITING",
             Self::PushConfirmationRejected => "PUSH_CONFIRMATION_REJECTED",
             Self::PushConfirmationTimedOut => "PUSH_CONFIRMATION_TIMED_OUT",
+            Self::OtpRequired => "OTP_REQUIRED",
+            Self::MfaSetupRequired => "MFA_SETUP_REQUIRED",
+            Self::DevicePairingMethodRequired => "DEVICE_PAIRING_METHOD_REQUIRED",
+            Self::SmsPairingTargetRequired => "SMS_PAIRING_TARGET_REQUIRED",
+            Self::VoicePairingTargetRequired => "VOICE_PAIRING_TARGET_REQUIRED",
+            Self::EmailPairingTargetRequired => "EMAIL_PAIRING_TARGET_REQUIRED",
+            Self::SmsActivationRequired => "SMS_ACTIVATION_REQUIRED",
+            Self::VoiceActivationRequired => "VOICE_ACTIVATION_REQUIRED",
+            Self::EmailActivationRequired => "EMAIL_ACTIVATION_REQUIRED",
+            Self::TotpActivationRequired => "TOTP_ACTIVATION_REQUIRED",
             Self::MfaCompleted => "MFA_COMPLETED",
             Self::MfaFailed => "MFA_FAILED",
             Self::Completed => "COMPLETED",
@@ -292,11 +405,35 @@ pub enum Action {
     CancelDevicePairing,
     /// `authenticate {mobilePayload}`: a trusted app's signed answer.
     Authenticate,
+    /// `checkOtp {otp}`
+    CheckOtp,
+    /// `resend`: send the passcode again.
+    Resend,
+    /// `resendOtp`: what the widget's activation pages send to resend.
+    ResendOtp,
+    /// `setupMfa`
+    SetupMfa,
+    /// `selectDevicePairingMethod {devicePairingMethod:{deviceType}}`
+    SelectDevicePairingMethod,
+    /// `submitSmsTarget {phone}`
+    SubmitSmsTarget,
+    /// `submitVoiceTarget {phone}`
+    SubmitVoiceTarget,
+    /// `submitEmailTarget {email}`
+    SubmitEmailTarget,
+    /// `activateSmsDevice {otp}`
+    ActivateSmsDevice,
+    /// `activateVoiceDevice {otp}`
+    ActivateVoiceDevice,
+    /// `activateEmailDevice {otp}`
+    ActivateEmailDevice,
+    /// `activateTotpDevice {otp}`
+    ActivateTotpDevice,
 }
 
 impl Action {
     /// Every action, in the order `_links` lists them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 21] = [
         Self::SelectDevice,
         Self::SetDefaultDevice,
         Self::UpdateDeviceNickname,
@@ -306,6 +443,18 @@ impl Action {
         Self::CancelAuthentication,
         Self::CancelDevicePairing,
         Self::Authenticate,
+        Self::CheckOtp,
+        Self::Resend,
+        Self::ResendOtp,
+        Self::SetupMfa,
+        Self::SelectDevicePairingMethod,
+        Self::SubmitSmsTarget,
+        Self::SubmitVoiceTarget,
+        Self::SubmitEmailTarget,
+        Self::ActivateSmsDevice,
+        Self::ActivateVoiceDevice,
+        Self::ActivateEmailDevice,
+        Self::ActivateTotpDevice,
     ];
 
     /// The action id.
@@ -320,6 +469,18 @@ impl Action {
             Self::CancelAuthentication => "cancelAuthentication",
             Self::CancelDevicePairing => "cancelDevicePairing",
             Self::Authenticate => "authenticate",
+            Self::CheckOtp => "checkOtp",
+            Self::Resend => "resend",
+            Self::ResendOtp => "resendOtp",
+            Self::SetupMfa => "setupMfa",
+            Self::SelectDevicePairingMethod => "selectDevicePairingMethod",
+            Self::SubmitSmsTarget => "submitSmsTarget",
+            Self::SubmitVoiceTarget => "submitVoiceTarget",
+            Self::SubmitEmailTarget => "submitEmailTarget",
+            Self::ActivateSmsDevice => "activateSmsDevice",
+            Self::ActivateVoiceDevice => "activateVoiceDevice",
+            Self::ActivateEmailDevice => "activateEmailDevice",
+            Self::ActivateTotpDevice => "activateTotpDevice",
         }
     }
 
@@ -344,6 +505,10 @@ pub struct Flow {
     pub application: Application,
     /// The browser's IP address, as the federation server saw it.
     pub client_ip: Option<String>,
+    /// The federation server's opaque id of the browser (a device cookie), for the
+    /// skip-MFA window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_device: Option<String>,
     /// Dynamic parameters, shown on the device and bound by its proof.
     pub params: DynamicParams,
     /// What the device shows.
@@ -374,6 +539,39 @@ pub struct Flow {
     /// The device trusted for this flow only, if the flow brought one.
     #[serde(default)]
     pub one_time_device: Option<DeviceId>,
+    /// The policy choices the state machine needs, fixed at flow start.
+    #[serde(default)]
+    pub policy: FlowPolicy,
+    /// Wrong passcodes so far.
+    #[serde(default)]
+    pub otp_failures: u32,
+    /// Methods policy makes mandatory that the user still has to set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment: Option<Enrolment>,
+}
+
+/// The policy choices a flow's state machine reads (seed 001), fixed at flow start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowPolicy {
+    /// `useCode`: the app's passcode may be typed instead of waiting for the push.
+    pub use_code: bool,
+    /// `OTP Fallback`: a push that cannot be delivered or answered falls back to a code.
+    pub otp_fallback: bool,
+    /// Number matching on pushes.
+    pub number_matching: bool,
+    /// The administrator's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_message: Option<String>,
+}
+
+/// Mandatory methods still to set up, and the second factor already given, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// Methods still missing.
+    pub missing: Vec<Method>,
+    /// The second factor the person gave before being asked to set up the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<Approval>,
 }
 
 impl Flow {
@@ -397,42 +595,121 @@ impl Flow {
             }
             FlowState::PushWaiting { .. } => Status::PushConfirmationWaiting,
             FlowState::PushRejected { .. } => Status::PushConfirmationRejected,
+            FlowState::OtpRequired { .. } => Status::OtpRequired,
+            FlowState::SetupRequired => Status::MfaSetupRequired,
+            FlowState::PairingMethodRequired => Status::DevicePairingMethodRequired,
+            FlowState::PairingTargetRequired { method } => match method {
+                Method::Voice => Status::VoicePairingTargetRequired,
+                Method::Email => Status::EmailPairingTargetRequired,
+                _ => Status::SmsPairingTargetRequired,
+            },
+            FlowState::ActivationRequired { method, .. } => match method {
+                Method::Voice => Status::VoiceActivationRequired,
+                Method::Email => Status::EmailActivationRequired,
+                Method::Totp => Status::TotpActivationRequired,
+                _ => Status::SmsActivationRequired,
+            },
             FlowState::MfaCompleted { .. } => Status::MfaCompleted,
             FlowState::MfaFailed { .. } => Status::MfaFailed,
-            FlowState::Completed { .. } if self.return_url.is_some() => Status::Resume,
-            FlowState::Completed { .. } => Status::Completed,
+            FlowState::Completed { .. } | FlowState::Skipped { .. }
+                if self.return_url.is_some() =>
+            {
+                Status::Resume
+            }
+            FlowState::Completed { .. } | FlowState::Skipped { .. } => Status::Completed,
             FlowState::Failed { .. } => Status::Failed,
             FlowState::Canceled => Status::Canceled,
         }
     }
 
     /// The actions allowed at `now_ms`: exactly what `_links` lists.
-    pub fn allowed_actions(&self, now_ms: u64) -> &'static [Action] {
+    pub fn allowed_actions(&self, now_ms: u64) -> Vec<Action> {
         use Action::*;
+        // The selected device can give a code now: `useCode` while the push waits, the
+        // fallback once it timed out.
+        let code_instead = |allowed: bool| {
+            allowed
+                && self
+                    .selected_device()
+                    .and_then(|id| self.devices.iter().find(|device| device.id == *id))
+                    .is_some_and(|device| device.otp_enabled)
+        };
         match self.status(now_ms) {
-            Status::DeviceSelectionRequired if self.manage_devices => &[
+            Status::DeviceSelectionRequired if self.manage_devices => vec![
                 SelectDevice,
                 SetDefaultDevice,
                 UpdateDeviceNickname,
                 RemoveDevice,
                 CancelAuthentication,
             ],
-            Status::DeviceSelectionRequired => &[SelectDevice, CancelAuthentication],
-            Status::MobileActivationRequired => &[Poll, CancelAuthentication, CancelDevicePairing],
-            Status::MobilePairingRequired => &[Authenticate, CancelAuthentication],
-            Status::AuthenticationCodeResponseRequired => &[Poll, CancelAuthentication],
-            Status::PushConfirmationWaiting => &[Poll, SelectDevice, CancelAuthentication],
-            Status::PushConfirmationTimedOut => &[SelectDevice, CancelAuthentication],
-            Status::PushConfirmationRejected | Status::MfaFailed => &[CancelAuthentication],
-            Status::MfaCompleted => &[ContinueAuthentication],
-            Status::Completed | Status::Resume | Status::Failed | Status::Canceled => &[],
+            Status::DeviceSelectionRequired => vec![SelectDevice, CancelAuthentication],
+            Status::MobileActivationRequired => {
+                vec![Poll, CancelAuthentication, CancelDevicePairing]
+            }
+            Status::MobilePairingRequired => vec![Authenticate, CancelAuthentication],
+            Status::AuthenticationCodeResponseRequired => vec![Poll, CancelAuthentication],
+            Status::PushConfirmationWaiting if code_instead(self.policy.use_code) => {
+                vec![Poll, CheckOtp, SelectDevice, CancelAuthentication]
+            }
+            Status::PushConfirmationWaiting => vec![Poll, SelectDevice, CancelAuthentication],
+            Status::PushConfirmationTimedOut if code_instead(self.policy.otp_fallback) => {
+                vec![CheckOtp, SelectDevice, CancelAuthentication]
+            }
+            Status::PushConfirmationTimedOut => vec![SelectDevice, CancelAuthentication],
+            Status::OtpRequired => match &self.state {
+                FlowState::OtpRequired { sent: Some(_), .. } => {
+                    vec![CheckOtp, Resend, SelectDevice, CancelAuthentication]
+                }
+                _ => vec![CheckOtp, SelectDevice, CancelAuthentication],
+            },
+            Status::MfaSetupRequired => vec![SetupMfa, CancelAuthentication],
+            Status::DevicePairingMethodRequired => vec![
+                SelectDevicePairingMethod,
+                CancelDevicePairing,
+                CancelAuthentication,
+            ],
+            Status::SmsPairingTargetRequired => {
+                vec![SubmitSmsTarget, CancelDevicePairing, CancelAuthentication]
+            }
+            Status::VoicePairingTargetRequired => {
+                vec![SubmitVoiceTarget, CancelDevicePairing, CancelAuthentication]
+            }
+            Status::EmailPairingTargetRequired => {
+                vec![SubmitEmailTarget, CancelDevicePairing, CancelAuthentication]
+            }
+            Status::SmsActivationRequired => vec![
+                ActivateSmsDevice,
+                ResendOtp,
+                CancelDevicePairing,
+                CancelAuthentication,
+            ],
+            Status::VoiceActivationRequired => vec![
+                ActivateVoiceDevice,
+                ResendOtp,
+                CancelDevicePairing,
+                CancelAuthentication,
+            ],
+            Status::EmailActivationRequired => vec![
+                ActivateEmailDevice,
+                ResendOtp,
+                CancelDevicePairing,
+                CancelAuthentication,
+            ],
+            Status::TotpActivationRequired => vec![
+                ActivateTotpDevice,
+                CancelDevicePairing,
+                CancelAuthentication,
+            ],
+            Status::PushConfirmationRejected | Status::MfaFailed => vec![CancelAuthentication],
+            Status::MfaCompleted => vec![ContinueAuthentication],
+            Status::Completed | Status::Resume | Status::Failed | Status::Canceled => vec![],
         }
     }
 
     /// The push waiting on the device, if any (expired or not).
     pub fn push(&self) -> Option<&Push> {
         match &self.state {
-            FlowState::PushWaiting { push } | FlowState::PushRejected { push } => Some(push),
+            FlowState::PushWaiting { push } | FlowState::PushRejected { push, .. } => Some(push),
             _ => None,
         }
     }
@@ -440,12 +717,13 @@ impl Flow {
     /// The device currently selected, if any.
     pub fn selected_device(&self) -> Option<&DeviceId> {
         match &self.state {
-            FlowState::PushWaiting { push } | FlowState::PushRejected { push } => {
+            FlowState::PushWaiting { push } | FlowState::PushRejected { push, .. } => {
                 Some(&push.device_id)
             }
             FlowState::MfaCompleted { approval } | FlowState::Completed { approval } => {
                 Some(&approval.device_id)
             }
+            FlowState::OtpRequired { device, .. } => Some(device),
             _ => None,
         }
     }
@@ -457,7 +735,12 @@ impl Flow {
             FlowState::MobileActivationRequired { .. } => {
                 Some("the pairing key expired before a device used it")
             }
+            FlowState::PushRejected {
+                reason: Some(reason),
+                ..
+            } => Some(reason),
             FlowState::PushRejected { .. } => Some("the request was denied on the device"),
+            FlowState::Skipped { reason } => Some(reason),
             _ => None,
         }
     }

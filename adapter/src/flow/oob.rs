@@ -2,9 +2,10 @@
 //! device shows). Pure: no I/O, no clock; the caller supplies the time and applies the
 //! result with one compare-and-set.
 
-use super::{Approval, DeviceSummary, Flow, FlowState, Push, Status};
+use super::{Action, Approval, DeviceSummary, Flow, FlowState, Method, Push, Status};
 use crate::error::FlowError;
 use crate::ids::{AuthId, DeviceId};
+use crate::otp::SentCode;
 
 /// Something that happens to a flow.
 #[derive(Clone, Debug)]
@@ -19,6 +20,57 @@ pub enum Event {
         timeout_ms: u64,
         /// How many pushes the flow may send in all.
         max_pushes: u32,
+        /// Number matching: the number to show and the three the device offers.
+        number_match: Option<(u8, Vec<u8>)>,
+    },
+    /// The person picked a passcode device (or a backup), or picked it again to resend.
+    OtpDeviceSelected {
+        /// The device.
+        device: DeviceId,
+        /// The code sent to it, unless the device computes its own.
+        sent: Option<SentCode>,
+    },
+    /// The passcode was sent again.
+    CodeResent {
+        /// The new code.
+        sent: SentCode,
+    },
+    /// The right passcode was given.
+    OtpPassed {
+        /// The device it came from.
+        device: DeviceId,
+        /// `sms`, `voice`, `email`, `totp` or `mobile_otp`.
+        method: &'static str,
+        /// For a new device verified by its primary: its pairing key and expiry.
+        pairing: Option<(String, u64)>,
+    },
+    /// A wrong passcode was given.
+    OtpWrong {
+        /// Wrong passcodes that fail the authentication.
+        max_attempts: u32,
+    },
+    /// `setupMfa`: the person starts setting up the missing methods.
+    SetupStarted,
+    /// The person picked a method to pair.
+    PairingMethodChosen {
+        /// The method.
+        method: Method,
+        /// A new authenticator secret (TOTP).
+        totp_secret: Option<String>,
+        /// A pairing key and its expiry (the mobile app).
+        pairing: Option<(String, u64)>,
+    },
+    /// The person gave the address to pair, and a code was sent to it.
+    TargetSubmitted {
+        /// Phone number or email address.
+        address: String,
+        /// The code sent.
+        sent: SentCode,
+    },
+    /// The new method proved to work and was saved.
+    Activated {
+        /// The saved device.
+        device: DeviceSummary,
     },
     /// The person managed their devices while choosing one.
     DevicesChanged {
@@ -33,6 +85,13 @@ pub enum Event {
         device: DeviceId,
         /// Approve (`true`) or deny.
         approve: bool,
+    },
+    /// The device approved with another number than the browser showed: a denial.
+    WrongNumber {
+        /// The request answered.
+        auth_id: AuthId,
+        /// The device that answered (authenticated).
+        device: DeviceId,
     },
     /// The primary device approved a new device: it may now pair with this key.
     NewDeviceApproved {
@@ -85,6 +144,7 @@ impl Event {
             Self::SelectDevice { .. } => "selectDevice",
             Self::DevicesChanged { .. } => "device management",
             Self::Decision { .. }
+            | Self::WrongNumber { .. }
             | Self::SilentVerified { .. }
             | Self::NewDeviceApproved { .. } => "device decision",
             Self::Continue => "continueAuthentication",
@@ -93,6 +153,13 @@ impl Event {
             Self::DeviceUnpaired { .. } => "device unpairing",
             Self::DevicePaired { .. } => "device pairing",
             Self::DeviceAuthorized { .. } => "authenticate",
+            Self::OtpDeviceSelected { .. } => "selectDevice",
+            Self::CodeResent { .. } => "resend",
+            Self::OtpPassed { .. } | Self::OtpWrong { .. } => "checkOtp",
+            Self::SetupStarted => "setupMfa",
+            Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",
+            Self::TargetSubmitted { .. } => "submitTarget",
+            Self::Activated { .. } => "activateDevice",
         }
     }
 }
@@ -120,6 +187,77 @@ fn answered<'a>(
     }
 }
 
+/// The second factor was given: done, unless mandatory methods are still to be set up.
+fn factor_given(next: &mut Flow, approval: Approval) {
+    match &mut next.enrolment {
+        Some(enrolment) if !enrolment.missing.is_empty() => {
+            enrolment.authenticated = Some(approval);
+            next.state = FlowState::SetupRequired;
+        }
+        _ => next.state = FlowState::MfaCompleted { approval },
+    }
+}
+
+/// A method was set up: on to the next missing one, or done.
+fn enrolled(next: &mut Flow, method: Method, approval: Approval) {
+    let Some(enrolment) = &mut next.enrolment else {
+        next.state = FlowState::MfaCompleted { approval };
+        return;
+    };
+    enrolment.missing.retain(|missing| *missing != method);
+    next.state = if enrolment.missing.is_empty() {
+        FlowState::MfaCompleted {
+            approval: enrolment.authenticated.clone().unwrap_or(approval),
+        }
+    } else {
+        FlowState::PairingMethodRequired
+    };
+}
+
+fn is_enrolling(status: Status) -> bool {
+    matches!(
+        status,
+        Status::MfaSetupRequired
+            | Status::DevicePairingMethodRequired
+            | Status::SmsPairingTargetRequired
+            | Status::VoicePairingTargetRequired
+            | Status::EmailPairingTargetRequired
+            | Status::SmsActivationRequired
+            | Status::VoiceActivationRequired
+            | Status::EmailActivationRequired
+            | Status::TotpActivationRequired
+    )
+}
+
+/// The device the person picked, if they may pick it now.
+fn selectable<'a>(
+    flow: &'a Flow,
+    status: Status,
+    device: &DeviceId,
+) -> Result<&'a DeviceSummary, FlowError> {
+    if !matches!(
+        status,
+        Status::DeviceSelectionRequired
+            | Status::PushConfirmationWaiting
+            | Status::PushConfirmationTimedOut
+            | Status::OtpRequired
+    ) {
+        return Err(FlowError::NotAllowed {
+            action: "selectDevice",
+            status: status.as_str(),
+        });
+    }
+    let chosen = flow
+        .devices
+        .iter()
+        .find(|known| known.id == *device)
+        .ok_or(FlowError::UnknownDevice)?;
+    match &chosen.unusable {
+        Some(reason) => Err(FlowError::DeviceRefused(reason.clone())),
+        None => Ok(chosen),
+    }
+}
+
 /// The flow after `event` at `now_ms`, or why the event does not apply.
 pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> {
     let status = flow.status(now_ms);
@@ -134,25 +272,19 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             auth_id,
             timeout_ms,
             max_pushes,
+            number_match,
         } => {
-            if !matches!(
-                status,
-                Status::DeviceSelectionRequired
-                    | Status::PushConfirmationWaiting
-                    | Status::PushConfirmationTimedOut
-            ) {
-                return Err(FlowError::NotAllowed {
-                    action: "selectDevice",
-                    status: status.as_str(),
-                });
-            }
-            if !flow.devices.iter().any(|known| known.id == device) {
+            let chosen = selectable(flow, status, &device)?;
+            if !chosen.push_enabled {
                 return Err(FlowError::UnknownDevice);
             }
             if flow.pushes_sent >= max_pushes {
                 return Err(FlowError::TooManyPushes);
             }
             next.pushes_sent += 1;
+            let (number, choices) = number_match.map_or((None, Vec::new()), |(number, choices)| {
+                (Some(number), choices)
+            });
             next.state = FlowState::PushWaiting {
                 push: Push {
                     auth_id,
@@ -160,8 +292,150 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                     sent_at_ms: now_ms,
                     expires_at_ms: now_ms + timeout_ms,
                     silent: false,
+                    number,
+                    choices,
                 },
             };
+        }
+        Event::OtpDeviceSelected { device, sent } => {
+            let chosen = selectable(flow, status, &device)?;
+            if !chosen.otp_enabled {
+                return Err(FlowError::UnknownDevice);
+            }
+            next.state = FlowState::OtpRequired { device, sent };
+        }
+        Event::CodeResent { sent } => match &mut next.state {
+            FlowState::OtpRequired { sent: current, .. }
+            | FlowState::ActivationRequired { sent: current, .. }
+                if current.is_some() =>
+            {
+                *current = Some(sent);
+            }
+            _ => {
+                return Err(FlowError::NotAllowed {
+                    action: "resend",
+                    status: status.as_str(),
+                });
+            }
+        },
+        Event::OtpPassed {
+            device,
+            method,
+            pairing,
+        } => {
+            let expected = match status {
+                Status::OtpRequired => flow.selected_device(),
+                _ if flow.allowed_actions(now_ms).contains(&Action::CheckOtp) => {
+                    flow.selected_device()
+                }
+                _ => None,
+            };
+            if expected != Some(&device) {
+                return Err(FlowError::NotAllowed {
+                    action: "checkOtp",
+                    status: status.as_str(),
+                });
+            }
+            next.otp_failures = 0;
+            match pairing {
+                Some((pairing_key, expires_at_ms)) => {
+                    next.state = FlowState::MobileActivationRequired {
+                        pairing_key,
+                        expires_at_ms,
+                    };
+                }
+                None => factor_given(
+                    &mut next,
+                    Approval {
+                        device_id: device,
+                        method: method.to_owned(),
+                        decided_at_ms: now_ms,
+                    },
+                ),
+            }
+        }
+        Event::OtpWrong { max_attempts } => {
+            let accepts_code = flow.allowed_actions(now_ms).contains(&Action::CheckOtp)
+                || matches!(flow.state, FlowState::ActivationRequired { .. });
+            if !accepts_code {
+                return Err(FlowError::NotAllowed {
+                    action: "checkOtp",
+                    status: status.as_str(),
+                });
+            }
+            next.otp_failures += 1;
+            if next.otp_failures >= max_attempts {
+                next.state = FlowState::MfaFailed {
+                    reason: "too many wrong passcodes".to_owned(),
+                };
+            }
+        }
+        Event::SetupStarted => {
+            if status != Status::MfaSetupRequired {
+                return Err(not_allowed(&Event::SetupStarted));
+            }
+            next.state = FlowState::PairingMethodRequired;
+        }
+        Event::PairingMethodChosen {
+            method,
+            totp_secret,
+            pairing,
+        } => {
+            let offered = flow
+                .enrolment
+                .as_ref()
+                .is_some_and(|enrolment| enrolment.missing.contains(&method));
+            if status != Status::DevicePairingMethodRequired || !offered {
+                return Err(FlowError::MethodNotOffered);
+            }
+            next.state = match (method, totp_secret, pairing) {
+                (Method::Totp, Some(secret), _) => FlowState::ActivationRequired {
+                    method,
+                    address: None,
+                    sent: None,
+                    totp_secret: Some(secret),
+                },
+                (Method::PingidMobile, _, Some((pairing_key, expires_at_ms))) => {
+                    FlowState::MobileActivationRequired {
+                        pairing_key,
+                        expires_at_ms,
+                    }
+                }
+                (Method::Sms | Method::Voice | Method::Email, _, _) => {
+                    FlowState::PairingTargetRequired { method }
+                }
+                _ => return Err(FlowError::MethodNotOffered),
+            };
+        }
+        Event::TargetSubmitted { address, sent } => {
+            let FlowState::PairingTargetRequired { method } = flow.state else {
+                return Err(FlowError::NotAllowed {
+                    action: "submitTarget",
+                    status: status.as_str(),
+                });
+            };
+            next.state = FlowState::ActivationRequired {
+                method,
+                address: Some(address),
+                sent: Some(sent),
+                totp_secret: None,
+            };
+        }
+        Event::Activated { device } => {
+            let FlowState::ActivationRequired { method, .. } = flow.state else {
+                return Err(FlowError::NotAllowed {
+                    action: "activate",
+                    status: status.as_str(),
+                });
+            };
+            let approval = Approval {
+                device_id: device.id.clone(),
+                method: method.as_str().to_ascii_lowercase(),
+                decided_at_ms: now_ms,
+            };
+            next.otp_failures = 0;
+            next.devices.push(device);
+            enrolled(&mut next, method, approval);
         }
         Event::DevicesChanged { devices } => {
             if status != Status::DeviceSelectionRequired {
@@ -182,16 +456,25 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             approve,
         } => {
             let push = answered(flow, status, &auth_id, &device, false)?;
-            next.state = if approve {
-                FlowState::MfaCompleted {
-                    approval: Approval {
-                        device_id: device,
-                        method: "push".to_owned(),
-                        decided_at_ms: now_ms,
-                    },
-                }
+            if approve {
+                let approval = Approval {
+                    device_id: device,
+                    method: "push".to_owned(),
+                    decided_at_ms: now_ms,
+                };
+                factor_given(&mut next, approval);
             } else {
-                FlowState::PushRejected { push: push.clone() }
+                next.state = FlowState::PushRejected {
+                    push: push.clone(),
+                    reason: None,
+                };
+            }
+        }
+        Event::WrongNumber { auth_id, device } => {
+            let push = answered(flow, status, &auth_id, &device, false)?;
+            next.state = FlowState::PushRejected {
+                push: push.clone(),
+                reason: Some("the wrong number was picked on the device".to_owned()),
             };
         }
         Event::NewDeviceApproved {
@@ -219,6 +502,8 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                     sent_at_ms: now_ms,
                     expires_at_ms: now_ms + (push.expires_at_ms - push.sent_at_ms),
                     silent: false,
+                    number: push.number,
+                    choices: push.choices.clone(),
                 },
             };
         }
@@ -237,7 +522,9 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 | Status::MobilePairingRequired
                 | Status::AuthenticationCodeResponseRequired
                 | Status::PushConfirmationWaiting
-                | Status::PushConfirmationTimedOut => FlowState::Canceled,
+                | Status::PushConfirmationTimedOut
+                | Status::OtpRequired => FlowState::Canceled,
+                enrolling if is_enrolling(enrolling) => FlowState::Canceled,
                 // Canceling after a denial or a failure ends the flow as failed: the
                 // federation server must not read a denial as a mere change of mind.
                 Status::PushConfirmationRejected | Status::MfaFailed => FlowState::Failed {
@@ -275,15 +562,15 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             };
             // A registration is done once the device is trusted; an out-of-band flow that
             // enrolled on the spot goes on through the browser's continue.
-            next.state = if matches!(
+            next.devices.push(device);
+            if matches!(
                 flow.kind,
                 super::FlowKind::Registration | super::FlowKind::NewDevice
             ) {
-                FlowState::Completed { approval }
+                next.state = FlowState::Completed { approval };
             } else {
-                FlowState::MfaCompleted { approval }
-            };
-            next.devices.push(device);
+                enrolled(&mut next, Method::PingidMobile, approval);
+            }
         }
         Event::DeviceUnpaired { device } => {
             let waiting_on_it = flow.push().is_some_and(|push| push.device_id == device)
@@ -328,6 +615,12 @@ mod tests {
             nickname: None,
             target: "iPhone 15".into(),
             default: false,
+            method: Method::PingidMobile,
+            otp_enabled: false,
+            push_enabled: true,
+            address: None,
+            unusable: None,
+            backup: false,
         }
     }
 
@@ -339,6 +632,7 @@ mod tests {
             user_id: UserId::parse("alice").unwrap(),
             application: Application::default(),
             client_ip: None,
+            client_device: None,
             params: DynamicParams::default(),
             message: Message {
                 title: "t".into(),
@@ -354,6 +648,9 @@ mod tests {
             pushes_sent: 0,
             browser_binding: None,
             one_time_device: None,
+            policy: Default::default(),
+            otp_failures: 0,
+            enrolment: None,
         }
     }
 
@@ -364,6 +661,7 @@ mod tests {
             auth_id: auth_id.clone(),
             timeout_ms: 1000,
             max_pushes: 3,
+            number_match: None,
         };
         (apply(flow, event, now).unwrap(), auth_id)
     }
@@ -450,13 +748,14 @@ mod tests {
         assert_eq!(denied.status(5), Status::PushConfirmationRejected);
         assert_eq!(
             denied.allowed_actions(5),
-            &[crate::flow::Action::CancelAuthentication]
+            vec![crate::flow::Action::CancelAuthentication]
         );
         let retry = Event::SelectDevice {
             device: phone,
             auth_id: AuthId::generate(&denied.id),
             timeout_ms: 1000,
             max_pushes: 3,
+            number_match: None,
         };
         assert!(matches!(
             apply(&denied, retry, 6),
@@ -503,6 +802,7 @@ mod tests {
             auth_id: AuthId::generate(&current.id),
             timeout_ms: 1000,
             max_pushes: 3,
+            number_match: None,
         };
         assert_eq!(apply(&current, fourth, 0), Err(FlowError::TooManyPushes));
     }
@@ -516,6 +816,7 @@ mod tests {
             auth_id: AuthId::generate(&start.id),
             timeout_ms: 1000,
             max_pushes: 3,
+            number_match: None,
         };
         assert!(matches!(
             apply(&start, event, 0),

@@ -204,6 +204,7 @@ impl Adapter {
                         auth_id: AuthId::generate(&flow.id),
                         timeout_ms,
                         max_pushes: 1,
+                        number_match: None,
                     };
                     let mut next = apply(&next, event, now)?;
                     // Extra verification: first a silent push the app answers with its

@@ -42,6 +42,8 @@ pub struct StartFlow {
     pub application: Application,
     /// The browser's address.
     pub client_ip: Option<String>,
+    /// The federation server's opaque id of the browser (a device cookie).
+    pub client_device: Option<String>,
     /// Dynamic parameters (raw; validated here).
     pub dynamic_params: BTreeMap<String, String>,
     /// The template rendering the device's message.
@@ -117,6 +119,12 @@ pub(crate) fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<D
             nickname: device.nickname.clone(),
             target: device.model.clone(),
             default: default == Some(&device.id),
+            method: super::Method::PingidMobile,
+            otp_enabled: device.otp_seed.is_some(),
+            push_enabled: true,
+            address: None,
+            unusable: None,
+            backup: false,
         })
         .collect()
 }
@@ -207,6 +215,9 @@ impl Adapter {
             })?;
         }
         validate_application(&request.application)?;
+        if let Some(client_device) = &request.client_device {
+            validate_label("clientDevice", client_device)?;
+        }
         let one_time_key = match &request.one_time_device {
             Some(_) if !matches!(request.kind, FlowKind::Oob | FlowKind::Transaction) => {
                 return Err(AdapterError::Invalid(
@@ -258,6 +269,7 @@ impl Adapter {
                     paired_at: device::unix_now(),
                     also_paired: Vec::new(),
                     one_time: true,
+                    otp_seed: None,
                 };
                 device::save_one_time(store, &one_time, flow_ttl).await?;
                 devices = vec![one_time.clone()];
@@ -274,6 +286,7 @@ impl Adapter {
             user_id,
             application: request.application,
             client_ip: request.client_ip,
+            client_device: request.client_device,
             params,
             message,
             return_url: request.return_url,
@@ -286,16 +299,37 @@ impl Adapter {
             pushes_sent: 0,
             browser_binding: None,
             one_time_device,
+            policy: Default::default(),
+            otp_failures: 0,
+            enrolment: None,
         };
         let verify_with_primary = request.kind == FlowKind::NewDevice
             && self.config().policy.additional_trusted_devices
                 == crate::config::AdditionalTrustedDevices::VerifyWithPrimary;
         let enrol_now = matches!(request.kind, FlowKind::Registration | FlowKind::NewDevice)
-            && !verify_with_primary
-            || (request.kind == FlowKind::Oob
-                && devices.is_empty()
-                && self.config().policy.enrol_on_the_spot);
+            && !verify_with_primary;
+        let ip = flow
+            .client_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let denied =
+            self.policy_for(&flow).network_action(ip) == Some(crate::policy::NetworkAction::Deny);
+        let mut outbound = None;
         match devices.as_slice() {
+            _ if denied => {
+                flow.state = FlowState::MfaFailed {
+                    reason: "sign-in from this network is not allowed".to_owned(),
+                };
+            }
+            _ if matches!(request.kind, FlowKind::Oob | FlowKind::Transaction)
+                && flow.one_time_device.is_none() =>
+            {
+                if let Some(profile) = &user {
+                    outbound = self
+                        .apply_policy_at_start(&mut flow, profile, &devices, default.as_ref())
+                        .await?;
+                }
+            }
             [] if verify_with_primary => {
                 flow.state = FlowState::MfaFailed {
                     reason: "the user has no primary device to verify the new one with".to_owned(),
@@ -314,6 +348,7 @@ impl Adapter {
                     auth_id: AuthId::generate(&flow.id),
                     timeout_ms: self.push_timeout_ms(),
                     max_pushes: self.config().policy.max_pushes_per_flow,
+                    number_match: None,
                 };
                 flow = apply(&flow, event, now)?;
             }
@@ -350,16 +385,22 @@ impl Adapter {
                     auth_id: AuthId::generate(&flow.id),
                     timeout_ms: self.push_timeout_ms(),
                     max_pushes: self.config().policy.max_pushes_per_flow,
+                    number_match: None,
                 };
                 flow = apply(&flow, event, now)?;
             }
             _ => {}
         }
         self.insert_flow(&flow, flow_ttl).await?;
-        if flow.status(now) == Status::MfaFailed {
-            self.count_finished(flow.kind.as_str(), "failed");
+        match flow.status(now) {
+            Status::MfaFailed => self.count_finished(flow.kind.as_str(), "failed"),
+            Status::Completed | Status::Resume => {
+                self.count_finished(flow.kind.as_str(), "skipped");
+            }
+            _ => {}
         }
         self.send_push(&flow).await?;
+        self.send_outbound(outbound).await;
         Ok(flow)
     }
 
@@ -454,6 +495,7 @@ impl Adapter {
                 Some(&keys::device_channel(&push.device_id)),
             )
             .await?;
+        self.announce_push(flow);
         Ok(())
     }
 

@@ -21,6 +21,9 @@ pub struct StartFlowRequest {
     /// The browser's IP address.
     #[serde(default)]
     pub client_ip: Option<String>,
+    /// An opaque id of the browser (a device cookie), for the skip-MFA window.
+    #[serde(default)]
+    pub client_device: Option<String>,
     /// Flat map of strings (amount, payee...).
     #[serde(default)]
     pub dynamic_params: BTreeMap<String, String>,
@@ -100,6 +103,7 @@ impl From<StartFlowRequest> for StartFlow {
             }),
             application: request.application,
             client_ip: request.client_ip,
+            client_device: request.client_device,
             dynamic_params: request.dynamic_params,
             template_id: request.template_id,
             return_url: request.return_url,

@@ -43,6 +43,10 @@ pub struct Paired {
     pub device_id: String,
     /// The user it is paired with.
     pub user_id: String,
+    /// The seed (base32, RFC 6238, SHA-1, 6 digits, 30 s) of the app's own passcodes,
+    /// given once, at pairing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_seed: Option<String>,
 }
 
 /// `GET /device/v1/pending`.

@@ -1,0 +1,146 @@
+//! A user's passcode devices: SMS, voice and email addresses, and authenticator apps. They
+//! never authenticate on the Device API (no key), so they live apart from paired mobile
+//! devices: one record per user, changed by compare-and-set.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AdapterError;
+use crate::ids::DeviceId;
+use crate::keys;
+use crate::policy::Method;
+use crate::store::{Store, StoreError, Ttl};
+use crate::user::UserId;
+
+/// How many times an update is retried when a concurrent one won.
+const ATTEMPTS: usize = 4;
+/// The most passcode devices one user may have.
+pub const MAX_PER_USER: usize = 10;
+
+/// A passcode device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtpDevice {
+    /// Its id.
+    pub id: DeviceId,
+    /// SMS, voice, email or TOTP.
+    pub method: Method,
+    /// The phone number or email address codes go to (not for TOTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The authenticator app's shared secret, base32 (TOTP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret: Option<String>,
+    /// When it was enrolled (seconds since the epoch).
+    pub paired_at: u64,
+}
+
+/// A user's passcode devices, oldest first.
+pub async fn list(store: &dyn Store, user: &UserId) -> Result<Vec<OtpDevice>, AdapterError> {
+    Ok(read(store, user)
+        .await?
+        .map(|(list, _)| list)
+        .unwrap_or_default())
+}
+
+async fn read(
+    store: &dyn Store,
+    user: &UserId,
+) -> Result<Option<(Vec<OtpDevice>, u64)>, AdapterError> {
+    match store.get(&keys::otp_devices(user)).await? {
+        Some(record) => Ok(Some((
+            serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
+            record.version,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Adds a device; the same method and address twice is one device (the existing one wins).
+pub async fn add(
+    store: &dyn Store,
+    user: &UserId,
+    device: OtpDevice,
+) -> Result<OtpDevice, AdapterError> {
+    let key = keys::otp_devices(user);
+    for _ in 0..ATTEMPTS {
+        let current = read(store, user).await?;
+        let mut list = current
+            .as_ref()
+            .map(|(list, _)| list.clone())
+            .unwrap_or_default();
+        if device.method != Method::Totp
+            && let Some(existing) = list
+                .iter()
+                .find(|known| known.method == device.method && known.address == device.address)
+        {
+            return Ok(existing.clone());
+        }
+        if list.len() >= MAX_PER_USER {
+            return Err(AdapterError::Invalid(format!(
+                "a user may have at most {MAX_PER_USER} passcode devices"
+            )));
+        }
+        list.push(device.clone());
+        let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
+        let written = match current {
+            None => store
+                .insert(&key, &value, Ttl::Persist)
+                .await
+                .map(|created| created),
+            Some((_, version)) => match store
+                .transition(&key, version, &value, Ttl::Keep, None)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(StoreError::Conflict | StoreError::NotFound) => Ok(false),
+                Err(error) => Err(error),
+            },
+        }?;
+        if written {
+            return Ok(device);
+        }
+    }
+    Err(AdapterError::Conflict(
+        "the user's devices are changing concurrently; retry".to_owned(),
+    ))
+}
+
+/// Removes a device; `false` when the user had no such device.
+pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<bool, AdapterError> {
+    let key = keys::otp_devices(user);
+    for _ in 0..ATTEMPTS {
+        let Some((mut list, version)) = read(store, user).await? else {
+            return Ok(false);
+        };
+        let before = list.len();
+        list.retain(|device| device.id != *id);
+        if list.len() == before {
+            return Ok(false);
+        }
+        let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
+        match store
+            .transition(&key, version, &value, Ttl::Keep, None)
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(StoreError::Conflict) => continue,
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(AdapterError::Conflict(
+        "the user's devices are changing concurrently; retry".to_owned(),
+    ))
+}
+
+/// Marks a TOTP time step as used by `device`; `false` when it already was (a replay).
+pub async fn spend_totp_step(
+    store: &dyn Store,
+    device: &DeviceId,
+    step: u64,
+) -> Result<bool, AdapterError> {
+    // Kept until the step can no longer be accepted, drift included.
+    let keep = std::time::Duration::from_secs(crate::otp::TOTP_STEP * 4);
+    Ok(store
+        .insert(&keys::totp_used(device, step), b"", Ttl::Set(keep))
+        .await?)
+}

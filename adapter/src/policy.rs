@@ -1,0 +1,426 @@
+//! The MFA policy (seed 001): which methods a user may and must have, backups, codes
+//! instead of pushes, push limits, device requirements, network rules and skipping MFA
+//! after a recent one. Global in `[mfa]`, overridden per application in
+//! `[application_policies."<application id>"]`; resolved once at start-up.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// An authentication method, named as seed 001 names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Method {
+    /// The mobile app: push, and its own one-time passcodes.
+    PingidMobile,
+    /// One-time passcodes by text message.
+    Sms,
+    /// One-time passcodes read out by a voice call.
+    Voice,
+    /// One-time passcodes by email.
+    Email,
+    /// An authenticator app (RFC 6238).
+    Totp,
+}
+
+impl Method {
+    /// Every method assent supports.
+    pub const ALL: [Self; 5] = [
+        Self::PingidMobile,
+        Self::Sms,
+        Self::Voice,
+        Self::Email,
+        Self::Totp,
+    ];
+
+    /// The seed's name (`PINGID_MOBILE`, `SMS`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PingidMobile => "PINGID_MOBILE",
+            Self::Sms => "SMS",
+            Self::Voice => "VOICE",
+            Self::Email => "EMAIL",
+            Self::Totp => "TOTP",
+        }
+    }
+
+    /// The device type PingFederate's widget shows for it.
+    pub fn widget_type(self) -> &'static str {
+        match self {
+            Self::PingidMobile => "MOBILE",
+            Self::Sms => "SMS",
+            Self::Voice => "Voice",
+            Self::Email => "Email",
+            Self::Totp => "TOTP",
+        }
+    }
+
+    /// Parses a widget device type or a seed name, ignoring case.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.to_ascii_uppercase();
+        match raw.as_str() {
+            "MOBILE" | "PINGID_MOBILE" => Some(Self::PingidMobile),
+            "SMS" => Some(Self::Sms),
+            "VOICE" => Some(Self::Voice),
+            "EMAIL" => Some(Self::Email),
+            "TOTP" => Some(Self::Totp),
+            _ => None,
+        }
+    }
+
+    /// Whether a code is sent to an address (rather than computed by the user's device).
+    pub fn is_sent(self) -> bool {
+        matches!(self, Self::Sms | Self::Voice | Self::Email)
+    }
+}
+
+/// What a network rule does to a sign-in from its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAction {
+    /// No second factor from here (a trusted office network).
+    Bypass,
+    /// Always a second factor from here, even within the skip-MFA window.
+    Require,
+    /// No sign-in from here at all.
+    Deny,
+}
+
+/// One network rule: a CIDR range (IPv4 or IPv6) and its action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRule {
+    /// The range, e.g. `10.0.0.0/8` or `2001:db8::/32`.
+    pub cidr: IpNet,
+    /// What a sign-in from it gets.
+    pub action: NetworkAction,
+}
+
+/// The MFA policy of one application (or the global one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaPolicy {
+    /// Methods a user may authenticate with; devices of other methods are not offered.
+    pub allowed_methods: Vec<Method>,
+    /// Methods every user must have enrolled before a sign-in completes.
+    pub mandatory_authentication_methods: Vec<Method>,
+    /// `SMSBackup`: a code by SMS to the user's phone number when the device is unusable.
+    pub sms_backup: bool,
+    /// `phoneBackup`: a code by voice call to the user's voice number.
+    pub phone_backup: bool,
+    /// `emailBackup`: a code by email to the user's address.
+    pub email_backup: bool,
+    /// `useCode`: the person may type the app's one-time passcode instead of waiting.
+    pub use_code: bool,
+    /// `OTP Fallback`: when a push cannot be delivered or answered, the app's passcode
+    /// (or a backup) is offered.
+    pub otp_fallback: bool,
+    /// Shown in the Authentication API and on the device.
+    pub admin_message: Option<String>,
+    /// Push notifications per user within `push_limit_window_secs`; 0: no limit.
+    pub push_limit: u32,
+    /// The window of `push_limit`.
+    pub push_limit_window_secs: u64,
+    /// Oldest accepted mobile OS version, by OS (`ios`, `android`).
+    pub min_os_version: BTreeMap<String, String>,
+    /// Network rules, first match wins; no match means a second factor is required.
+    pub network_rules: Vec<NetworkRule>,
+    /// Skip MFA when the same user completed it from the same IP (and client device)
+    /// within this many seconds; 0: never.
+    pub skip_mfa_within_secs: u64,
+    /// The browser shows a number the person must pick on the device among three.
+    pub number_matching: bool,
+    /// Digits of a sent passcode.
+    pub otp_length: u32,
+    /// How long a sent passcode works.
+    pub otp_ttl_secs: u64,
+    /// Wrong passcodes before the authentication fails.
+    pub otp_max_attempts: u32,
+    /// Passcodes one flow may send (the first and the resends).
+    pub otp_max_sends: u32,
+    /// Minimum seconds between two sends.
+    pub otp_resend_interval_secs: u64,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        Self {
+            allowed_methods: Method::ALL.to_vec(),
+            mandatory_authentication_methods: Vec::new(),
+            sms_backup: false,
+            phone_backup: false,
+            email_backup: false,
+            use_code: false,
+            otp_fallback: true,
+            admin_message: None,
+            push_limit: 0,
+            push_limit_window_secs: 3600,
+            min_os_version: BTreeMap::new(),
+            network_rules: Vec::new(),
+            skip_mfa_within_secs: 0,
+            number_matching: false,
+            otp_length: 6,
+            otp_ttl_secs: 300,
+            otp_max_attempts: 3,
+            otp_max_sends: 3,
+            otp_resend_interval_secs: 30,
+        }
+    }
+}
+
+/// The longest admin message.
+const MAX_ADMIN_MESSAGE: usize = 512;
+
+impl MfaPolicy {
+    /// Checks values; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.allowed_methods.is_empty() {
+            return Err(("allowed_methods", "at least one method".to_owned()));
+        }
+        if let Some(missing) = self
+            .mandatory_authentication_methods
+            .iter()
+            .find(|method| !self.allowed_methods.contains(method))
+        {
+            return Err((
+                "mandatory_authentication_methods",
+                format!("{} is mandatory but not allowed", missing.as_str()),
+            ));
+        }
+        if let Some(message) = &self.admin_message
+            && (message.len() > MAX_ADMIN_MESSAGE
+                || message.chars().any(crate::params::is_deceptive))
+        {
+            return Err((
+                "admin_message",
+                format!("at most {MAX_ADMIN_MESSAGE} bytes of printable text"),
+            ));
+        }
+        for (os, version) in &self.min_os_version {
+            if !matches!(os.as_str(), "ios" | "android") {
+                return Err(("min_os_version", "keys are `ios` and `android`".to_owned()));
+            }
+            if parse_version(version).is_none() {
+                return Err((
+                    "min_os_version",
+                    format!("`{version}` is not a dotted version such as 16.4"),
+                ));
+            }
+        }
+        for (key, value, low, high) in [
+            ("otp_length", u64::from(self.otp_length), 6, 10),
+            ("otp_ttl_secs", self.otp_ttl_secs, 30, 3600),
+            ("otp_max_attempts", u64::from(self.otp_max_attempts), 1, 10),
+            ("otp_max_sends", u64::from(self.otp_max_sends), 1, 10),
+            (
+                "otp_resend_interval_secs",
+                self.otp_resend_interval_secs,
+                0,
+                600,
+            ),
+            (
+                "push_limit_window_secs",
+                self.push_limit_window_secs,
+                1,
+                7 * 86_400,
+            ),
+            (
+                "skip_mfa_within_secs",
+                self.skip_mfa_within_secs,
+                0,
+                30 * 86_400,
+            ),
+        ] {
+            if value < low || value > high {
+                return Err((key, format!("between {low} and {high}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the network rules say about `ip` (first match), if any matches.
+    pub fn network_action(&self, ip: Option<IpAddr>) -> Option<NetworkAction> {
+        let ip = ip.map(canonical)?;
+        self.network_rules
+            .iter()
+            .find(|rule| rule.cidr.contains(&ip))
+            .map(|rule| rule.action)
+    }
+
+    /// Why a mobile device with this OS and version may not be used, if it may not.
+    pub fn os_refusal(&self, os: &str, version: &str) -> Option<String> {
+        let family = os_family(os)?;
+        let minimum = self.min_os_version.get(family)?;
+        let too_old = match (parse_version(version), parse_version(minimum)) {
+            (Some(have), Some(need)) => have < need,
+            // A version that cannot be read cannot be shown to be recent enough.
+            _ => true,
+        };
+        too_old.then(|| format!("the device runs {os} {version}; {minimum} or later is required"))
+    }
+
+    /// Whether `method` may be used.
+    pub fn allows(&self, method: Method) -> bool {
+        self.allowed_methods.contains(&method)
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is the IPv4 address it carries, so
+/// that IPv4 rules apply to dual-stack listeners too.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn os_family(os: &str) -> Option<&'static str> {
+    let os = os.to_ascii_lowercase();
+    if os.contains("ios") || os.contains("iphone") || os.contains("ipados") {
+        Some("ios")
+    } else if os.contains("android") {
+        Some("android")
+    } else {
+        None
+    }
+}
+
+/// `16.4.1` → `[16, 4, 1]`, compared component-wise (`16.10` is newer than `16.9`).
+fn parse_version(raw: &str) -> Option<Vec<u32>> {
+    let parts: Option<Vec<u32>> = raw
+        .trim()
+        .split('.')
+        .map(|part| part.parse().ok())
+        .collect();
+    let mut parts = parts.filter(|parts| !parts.is_empty() && parts.len() <= 4)?;
+    while parts.len() > 1 && parts.last() == Some(&0) {
+        parts.pop();
+    }
+    Some(parts)
+}
+
+/// The global policy and the per-application ones, each complete (overrides merged).
+#[derive(Clone, Debug, Default)]
+pub struct Policies {
+    global: MfaPolicy,
+    applications: BTreeMap<String, MfaPolicy>,
+}
+
+impl Policies {
+    /// Merges each application's overrides onto the global policy; the error names the
+    /// key (`application_policies.<id>.<key>`).
+    pub fn resolve(
+        global: &MfaPolicy,
+        overrides: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Self, (String, String)> {
+        global
+            .validate()
+            .map_err(|(key, reason)| (format!("mfa.{key}"), reason))?;
+        let base = match serde_json::to_value(global) {
+            Ok(serde_json::Value::Object(base)) => base,
+            _ => return Err(("mfa".to_owned(), "cannot be represented".to_owned())),
+        };
+        let mut applications = BTreeMap::new();
+        for (id, changes) in overrides {
+            let mut merged = base.clone();
+            merged.extend(changes.clone());
+            let policy: MfaPolicy = serde_json::from_value(serde_json::Value::Object(merged))
+                .map_err(|error| (format!("application_policies.{id}"), error.to_string()))?;
+            policy
+                .validate()
+                .map_err(|(key, reason)| (format!("application_policies.{id}.{key}"), reason))?;
+            applications.insert(id.clone(), policy);
+        }
+        Ok(Self {
+            global: global.clone(),
+            applications,
+        })
+    }
+
+    /// The policy for an application (by the federation server's id), else the global one.
+    pub fn for_application(&self, id: Option<&str>) -> &MfaPolicy {
+        id.and_then(|id| self.applications.get(id))
+            .unwrap_or(&self.global)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(rules: &[(&str, NetworkAction)]) -> MfaPolicy {
+        MfaPolicy {
+            network_rules: rules
+                .iter()
+                .map(|(cidr, action)| NetworkRule {
+                    cidr: cidr.parse().unwrap(),
+                    action: *action,
+                })
+                .collect(),
+            ..MfaPolicy::default()
+        }
+    }
+
+    #[test]
+    fn network_rules_match_first_and_cover_ipv6() {
+        let policy = rules(&[
+            ("10.1.0.0/16", NetworkAction::Deny),
+            ("10.0.0.0/8", NetworkAction::Bypass),
+            ("2001:db8::/32", NetworkAction::Require),
+        ]);
+        let at = |ip: &str| policy.network_action(Some(ip.parse().unwrap()));
+        assert_eq!(at("10.1.2.3"), Some(NetworkAction::Deny));
+        assert_eq!(at("10.2.2.3"), Some(NetworkAction::Bypass));
+        assert_eq!(at("::ffff:10.2.2.3"), Some(NetworkAction::Bypass));
+        assert_eq!(at("2001:db8:1::5"), Some(NetworkAction::Require));
+        assert_eq!(at("2001:db9::5"), None);
+        assert_eq!(policy.network_action(None), None);
+    }
+
+    #[test]
+    fn os_versions_compare_numerically() {
+        let policy = MfaPolicy {
+            min_os_version: BTreeMap::from([("ios".to_owned(), "16.4".to_owned())]),
+            ..MfaPolicy::default()
+        };
+        assert!(policy.os_refusal("iOS", "16.10").is_none());
+        assert!(policy.os_refusal("iOS", "17").is_none());
+        assert!(policy.os_refusal("iOS", "16.4.0").is_none());
+        assert!(policy.os_refusal("iOS", "16.3.9").is_some());
+        assert!(policy.os_refusal("iOS", "banana").is_some());
+        assert!(
+            policy.os_refusal("Android", "4").is_none(),
+            "no Android minimum"
+        );
+    }
+
+    #[test]
+    fn overrides_merge_onto_the_global_policy() {
+        let global = MfaPolicy {
+            use_code: true,
+            ..MfaPolicy::default()
+        };
+        let overrides = BTreeMap::from([(
+            "payroll".to_owned(),
+            serde_json::json!({ "number_matching": true })
+                .as_object()
+                .cloned()
+                .unwrap(),
+        )]);
+        let policies = Policies::resolve(&global, &overrides).unwrap();
+        let payroll = policies.for_application(Some("payroll"));
+        assert!(payroll.use_code && payroll.number_matching);
+        assert!(!policies.for_application(Some("other")).number_matching);
+        let bad = BTreeMap::from([(
+            "x".to_owned(),
+            serde_json::json!({ "use_codes": true })
+                .as_object()
+                .cloned()
+                .unwrap(),
+        )]);
+        let (key, _) = Policies::resolve(&global, &bad).unwrap_err();
+        assert_eq!(key, "application_policies.x");
+    }
+}

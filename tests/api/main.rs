@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod ciba;
+mod delivery;
 mod device_authorization;
 mod devices;
 mod interop;

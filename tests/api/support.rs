@@ -243,6 +243,11 @@ pub fn test_config(backend: Backend<'_>, key_prefix: &str, overrides: Figment) -
         .merge(("store_options.key_prefix", key_prefix))
         .merge(("store_options.timeout_ms", 500))
         .merge(("http.workers", 1))
+        // Development sender output stays out of the working tree.
+        .merge((
+            "delivery.file.path",
+            std::env::temp_dir().join(unique("assent-outbox")),
+        ))
         .merge(overrides);
     Config::from_figment(figment).expect("the test configuration is valid")
 }
@@ -763,5 +768,344 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let handle = self.handle.clone();
         drop(handle.stop(false));
+    }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 (made with the `openssl` CLI),
+/// with its key; the files are removed when dropped.
+pub struct TestCert {
+    /// The PEM certificate (also the root to trust).
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
+    dir: PathBuf,
+}
+
+impl TestCert {
+    /// Generates a fresh one.
+    pub fn localhost() -> Self {
+        let dir = std::env::temp_dir().join(unique("assent-cert"));
+        std::fs::create_dir_all(&dir).expect("cannot create the certificate directory");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let status = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is not installed: scripts/test installs it");
+        assert!(status.success(), "openssl could not make a certificate");
+        Self { cert, key, dir }
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real SMTP server (Debian's `python3-aiosmtpd`) on a free port, keeping every message
+/// it accepts in a maildir; stopped when dropped.
+pub struct SmtpServer {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl SmtpServer {
+    /// Plain SMTP, no TLS.
+    pub fn start() -> Self {
+        Self::launch(&[])
+    }
+
+    /// SMTP that requires STARTTLS with the given certificate.
+    pub fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::launch(&[("--tlscert", cert), ("--tlskey", key)])
+    }
+
+    /// SMTPS: TLS from the first byte, with the given certificate.
+    pub fn start_smtps(cert: &Path, key: &Path) -> Self {
+        Self::launch(&[("--smtpscert", cert), ("--smtpskey", key)])
+    }
+
+    fn launch(tls: &[(&str, &Path)]) -> Self {
+        let dir = std::env::temp_dir().join(unique("assent-smtp"));
+        std::fs::create_dir_all(&dir).expect("cannot create the SMTP directory");
+        let port = free_port();
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+        for (flag, path) in tls {
+            command.arg(flag).arg(path);
+        }
+        // The handler creates the maildir (not its parent); it must not exist beforehand.
+        let child = command
+            .arg("--")
+            .arg(dir.join("maildir"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 is not installed: scripts/test installs python3-aiosmtpd");
+        let mut server = Self { port, dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("aiosmtpd exited ({status}): scripts/test installs python3-aiosmtpd");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The raw RFC 5322 messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("maildir/new")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+            .collect()
+    }
+
+    /// The messages, once at least `count` have arrived (panics after `timeout`).
+    pub async fn wait_for_messages(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} message(s) expected, {} arrived",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A header of a raw RFC 5322 message (first occurrence, unfolded), by case-insensitive name.
+pub fn mail_header(message: &str, name: &str) -> Option<String> {
+    let head = message
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n", "\n");
+    let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
+    unfolded.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// The body of a raw RFC 5322 message (after the blank line), with `\n` line ends.
+pub fn mail_body(message: &str) -> String {
+    let message = message.replace("\r\n", "\n");
+    message
+        .split_once("\n\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// One request an [`HttpSink`] received.
+#[derive(Clone, Debug)]
+pub struct SinkRequest {
+    /// `POST`, `GET`...
+    pub method: String,
+    /// The path, with the query string if any.
+    pub path: String,
+    /// The headers, names in lower case, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl SinkRequest {
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    /// The fields of an `application/x-www-form-urlencoded` body.
+    pub fn form(&self) -> std::collections::BTreeMap<String, String> {
+        form_fields(&self.text())
+    }
+
+    /// User and password of a Basic `Authorization` header.
+    pub fn basic_auth(&self) -> Option<(String, String)> {
+        use base64::Engine as _;
+        let encoded = self.header("authorization")?.strip_prefix("Basic ")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let (user, password) = String::from_utf8(decoded)
+            .ok()?
+            .split_once(':')
+            .map(|(user, password)| (user.to_owned(), password.to_owned()))?;
+        Some((user, password))
+    }
+}
+
+/// The fields of a form-urlencoded string (a later duplicate wins).
+pub fn form_fields(encoded: &str) -> std::collections::BTreeMap<String, String> {
+    reqwest::Url::parse(&format!("http://form.invalid/?{encoded}"))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// A real HTTP server on a free port standing in for a provider (SMS/voice, push
+/// webhook): records every request, whatever its method and path, and answers with a
+/// status and JSON body that can be changed while it runs.
+pub struct HttpSink {
+    address: String,
+    requests: Arc<std::sync::Mutex<Vec<SinkRequest>>>,
+    arrived: Arc<tokio::sync::Notify>,
+    answer: Arc<std::sync::Mutex<(u16, serde_json::Value)>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl HttpSink {
+    /// Starts one that answers 200 `{}`.
+    pub async fn start() -> Self {
+        Self::answering(200, serde_json::json!({})).await
+    }
+
+    /// Starts one that answers every request with `status` and `body`.
+    pub async fn answering(status: u16, body: serde_json::Value) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        let answer = Arc::new(std::sync::Mutex::new((status, body)));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let address = format!("http://{}", listener.local_addr().expect("an address"));
+        let (recorded, notify, answers) = (requests.clone(), arrived.clone(), answer.clone());
+        let server = HttpServer::new(move || {
+            let (recorded, notify, answers) = (recorded.clone(), notify.clone(), answers.clone());
+            App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+                let (recorded, notify, answers) =
+                    (recorded.clone(), notify.clone(), answers.clone());
+                async move {
+                    let headers = request
+                        .headers()
+                        .iter()
+                        .map(|(name, value)| {
+                            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                            (name.as_str().to_owned(), value)
+                        })
+                        .collect();
+                    recorded.lock().unwrap().push(SinkRequest {
+                        method: request.method().to_string(),
+                        path: request.uri().to_string(),
+                        headers,
+                        body: body.to_vec(),
+                    });
+                    notify.notify_waiters();
+                    let (status, body) = answers.lock().unwrap().clone();
+                    HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(status).expect("a valid status code"),
+                    )
+                    .json(body)
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("the sink listens")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            address,
+            requests,
+            arrived,
+            answer,
+            handle,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Answers the next requests with `status` and `body`.
+    pub fn respond_with(&self, status: u16, body: serde_json::Value) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+
+    /// The requests received so far, oldest first.
+    pub fn requests(&self) -> Vec<SinkRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The requests, once at least `count` have arrived (panics after 15 s).
+    pub async fn wait_for(&self, count: usize) -> Vec<SinkRequest> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let arrived = self.arrived.notified();
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            assert!(
+                tokio::time::timeout_at(deadline, arrived).await.is_ok(),
+                "{count} request(s) expected, {} arrived",
+                requests.len()
+            );
+        }
+    }
+}
+
+impl Drop for HttpSink {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
     }
 }

@@ -4,12 +4,20 @@
 //! time and its failures are counted.
 
 mod config;
+mod file;
+mod sms_http;
+mod smtp;
+mod webhook;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::config::DeliveryConfig;
+pub use self::config::{DeliveryConfig, SenderKind};
+pub use self::file::FileConfig;
+pub use self::sms_http::SmsHttpConfig;
+pub use self::smtp::{SmtpConfig, SmtpTls};
+pub use self::webhook::WebhookConfig;
 
 /// Where a message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,5 +130,36 @@ impl Delivery {
             tracing::warn!(channel, %error, "delivery failed");
         }
         result
+    }
+}
+
+/// A recipient fit for logs: `+1555***0101`, `a***@example.com`.
+pub fn mask_recipient(to: &str) -> String {
+    if let Some((local, domain)) = to.rsplit_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}***@{domain}");
+    }
+    let chars: Vec<char> = to.chars().collect();
+    // Short values would be mostly revealed by a head and a tail: hide them whole.
+    if chars.len() < 10 {
+        return "***".to_owned();
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_recipient;
+
+    #[test]
+    fn recipients_are_masked() {
+        assert_eq!(mask_recipient("+15555550101"), "+1555***0101");
+        assert_eq!(mask_recipient("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_recipient("@example.com"), "***@example.com");
+        assert_eq!(mask_recipient("+4912345"), "***");
+        assert_eq!(mask_recipient("device-0123456789"), "devic***6789");
+        assert_eq!(mask_recipient("ééééééééééé"), "ééééé***éééé");
     }
 }

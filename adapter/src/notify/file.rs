@@ -1,0 +1,151 @@
+//! The development sender: every message becomes one JSON line in a local file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Invalid, invalid, unix_now};
+use super::{DeliveryError, Message, Notifier, mask_recipient};
+
+/// `[delivery.file]`: the development outbox.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file messages are appended to (relative to the working directory).
+    pub path: PathBuf,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("assent-outbox.jsonl"),
+        }
+    }
+}
+
+impl FileConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        match self.path.file_name() {
+            Some(_) => Ok(()),
+            None => Err(invalid("path", "the path of a file")),
+        }
+    }
+}
+
+/// Appends messages to the outbox, one JSON line each.
+pub(super) struct FileSender {
+    path: Arc<Path>,
+    // Held from before the write until the blocking write has finished (the owned guard
+    // moves into the blocking task), so lines never interleave even when a timed-out
+    // delivery abandons its future mid-write.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// One line of the outbox.
+#[derive(Serialize)]
+struct Line<'a> {
+    channel: &'static str,
+    to: &'a str,
+    subject: &'a str,
+    text: &'a str,
+    data: &'a serde_json::Value,
+    at: u64,
+}
+
+impl FileSender {
+    /// Checks at start-up that the file's directory exists (it is not created, so that a
+    /// typo does not scatter outboxes).
+    pub(super) fn new(config: &FileConfig) -> Result<Self, Invalid> {
+        let directory = match config.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !directory.is_dir() {
+            return Err(invalid(
+                "path",
+                &format!("the directory {} does not exist", directory.display()),
+            ));
+        }
+        Ok(Self {
+            path: Arc::from(config.path.as_path()),
+            turn: Arc::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl Notifier for FileSender {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn send(&self, message: &Message) -> Result<(), DeliveryError> {
+        let line = Line {
+            channel: message.channel.as_str(),
+            to: &message.to,
+            subject: &message.subject,
+            text: &message.text,
+            data: &message.data,
+            at: unix_now(),
+        };
+        let mut bytes = serde_json::to_vec(&line)
+            .map_err(|error| DeliveryError::Failed(format!("outbox line: {error}")))?;
+        bytes.push(b'\n');
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        let path = Arc::clone(&self.path);
+        let written = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            append(&path, &bytes)
+        })
+        .await
+        .map_err(|error| DeliveryError::Failed(format!("outbox write: {error}")))?;
+        written.map_err(|error| {
+            DeliveryError::Failed(format!("outbox {}: {error}", self.path.display()))
+        })?;
+        // The text carries one-time passcodes: log that a message went, never what it said.
+        tracing::info!(
+            channel = message.channel.as_str(),
+            to = %mask_recipient(&message.to),
+            outbox = %self.path.display(),
+            "message written to the outbox"
+        );
+        Ok(())
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_a_start_up_error() {
+        let config = FileConfig {
+            path: PathBuf::from("/nonexistent-assent-dir/outbox.jsonl"),
+        };
+        let Err((key, reason)) = FileSender::new(&config) else {
+            panic!("a missing directory is refused");
+        };
+        assert_eq!(key, "path");
+        assert!(reason.contains("/nonexistent-assent-dir"), "{reason}");
+        assert!(FileSender::new(&FileConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn a_path_must_name_a_file() {
+        let config = FileConfig {
+            path: PathBuf::from("/"),
+        };
+        assert!(config.validate().is_err());
+    }
+}

@@ -438,9 +438,12 @@ impl Config {
     /// The layered sources: the file at `path`, then `ASSENT_*` variables. Tests merge
     /// their own overrides on top before calling [`Config::from_figment`].
     pub fn figment(path: &Path) -> Figment {
+        // `ASSENT_SECRET_*` variables hold secrets that keys such as
+        // `delivery.smtp.password_env` name; they are not configuration keys themselves.
         Figment::new().merge(Toml::file_exact(path)).merge(
             Env::prefixed("ASSENT_")
                 .ignore(&["CONFIG", "LOG", "LOG_FORMAT"])
+                .filter(|key| !key.starts_with("secret_"))
                 .split("__"),
         )
     }

@@ -13,11 +13,11 @@ use sha2::Sha256;
 
 use crate::support::{HttpSink, SmtpServer, TestCert, free_port, mail_body, mail_header, unique};
 
-const SMS_TOKEN_ENV: &str = "ASSENT_TEST_DELIVERY_SMS_TOKEN";
+const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_DELIVERY_SMS_TOKEN";
 const SMS_TOKEN: &str = "sms-auth-token-for-the-tests";
-const WEBHOOK_SECRET_ENV: &str = "ASSENT_TEST_DELIVERY_WEBHOOK_SECRET";
+const WEBHOOK_SECRET_ENV: &str = "ASSENT_SECRET_TEST_DELIVERY_WEBHOOK_SECRET";
 const WEBHOOK_SECRET: &str = "a-webhook-secret-of-more-than-32-bytes";
-const SHORT_SECRET_ENV: &str = "ASSENT_TEST_DELIVERY_SHORT_SECRET";
+const SHORT_SECRET_ENV: &str = "ASSENT_SECRET_TEST_DELIVERY_SHORT_SECRET";
 
 /// Sets the secrets the senders read from the environment, once for the whole binary.
 fn secrets() {
@@ -380,10 +380,10 @@ fn start_up_errors_name_the_key_and_the_variable() {
     assert_eq!(
         start(
             "sms = \"http\"\n[sms_http]\naccount_sid = \"AC1\"\nfrom = \"+15550100\"\n\
-             auth_token_env = \"ASSENT_TEST_DELIVERY_NOT_SET\""
+             auth_token_env = \"ASSENT_SECRET_TEST_DELIVERY_NOT_SET\""
         ),
         "delivery.sms_http.auth_token_env: the environment variable \
-         ASSENT_TEST_DELIVERY_NOT_SET is not set"
+         ASSENT_SECRET_TEST_DELIVERY_NOT_SET is not set"
     );
     assert_eq!(
         start("email = \"smtp\""),

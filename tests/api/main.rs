@@ -13,6 +13,7 @@ mod interop;
 mod new_device;
 mod one_time_device;
 mod oob;
+mod otp;
 mod ops;
 mod qr;
 mod registration;

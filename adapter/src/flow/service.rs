@@ -22,6 +22,8 @@ const CAS_ATTEMPTS: usize = 4;
 const MAX_URL_LEN: usize = 2048;
 /// The `acr` of a push approved with a device key.
 pub const ACR_MOBILE_PUSH: &str = "urn:assent:acr:mobile-push";
+/// The `acr` of a one-time passcode.
+pub const ACR_OTP: &str = "urn:assent:acr:otp";
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -640,16 +642,23 @@ impl Adapter {
             subject: flow.user_id.clone(),
             method: approval.map(|approval| approval.method.clone()),
             device_id: approval.map(|approval| approval.device_id.clone()),
-            // A push: possession of the device key plus the person's approval on it. A
-            // registration: only that a new key was enrolled.
+            // RFC 8176: a push is the device key plus the person's approval on it; a code
+            // is an OTP (by SMS or a call: `sms`, `tel`); a registration only shows that
+            // a new key was enrolled.
             amr: match approval.map(|approval| approval.method.as_str()) {
                 Some("push") => vec!["mfa", "swk", "user"],
+                Some("sms") => vec!["mfa", "sms", "otp"],
+                Some("voice") => vec!["mfa", "tel", "otp"],
+                Some("email" | "totp") => vec!["mfa", "otp"],
+                Some("mobile_otp") => vec!["mfa", "swk", "otp"],
                 Some(_) => vec!["swk"],
                 None => vec![],
             },
-            acr: approval
-                .filter(|approval| approval.method == "push")
-                .map(|_| ACR_MOBILE_PUSH),
+            acr: approval.and_then(|approval| match approval.method.as_str() {
+                "push" => Some(ACR_MOBILE_PUSH),
+                "sms" | "voice" | "email" | "totp" | "mobile_otp" => Some(ACR_OTP),
+                _ => None,
+            }),
             completed_at: approval.map(|approval| approval.decided_at_ms / 1000),
             dynamic_params: if approval.is_some() {
                 flow.params.clone()

@@ -1,0 +1,638 @@
+//! One-time passcodes end to end: codes by SMS and voice (read back from a local HTTP
+//! provider), by email (read back from a real SMTP server), authenticator apps, wrong
+//! codes, replays, resends, and setting up the methods policy makes mandatory.
+
+use std::time::Duration;
+
+use figment::Figment;
+use serde_json::{Value, json};
+
+use crate::support::{
+    Backend, HttpSink, SmtpServer, TestApp, links, mail_body, mail_header, on_both_backends,
+    oob_request, unique,
+};
+
+on_both_backends!(
+    a_code_by_sms_completes_the_sign_in,
+    a_code_by_voice_call_completes_the_sign_in,
+    a_code_by_email_arrives_through_smtp_and_completes_the_sign_in,
+    wrong_codes_fail_the_sign_in_after_the_limit,
+    resends_are_limited_and_replace_the_code,
+    mandatory_sms_and_totp_are_set_up_after_the_push,
+    mandatory_voice_and_email_are_set_up_before_anything_else,
+    bad_enrolment_input_is_refused_and_changes_nothing,
+);
+
+const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_SMS_TOKEN";
+
+/// Delivery through a local HTTP provider (SMS and voice) and a real SMTP server (email).
+fn channels(sink: &HttpSink, smtp: &SmtpServer) -> Figment {
+    static TOKEN: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any server of this process reads it, to the same value.
+    TOKEN.call_once(|| unsafe { std::env::set_var(SMS_TOKEN_ENV, "test-sms-auth-token") });
+    Figment::new()
+        .merge(("delivery.sms", "http"))
+        .merge(("delivery.voice", "http"))
+        .merge(("delivery.email", "smtp"))
+        .merge(("delivery.sms_http.base_url", sink.url()))
+        .merge(("delivery.sms_http.account_sid", "AC0123456789"))
+        .merge(("delivery.sms_http.auth_token_env", SMS_TOKEN_ENV))
+        .merge(("delivery.sms_http.from", "+15555550100"))
+        .merge(("delivery.smtp.host", "127.0.0.1"))
+        .merge(("delivery.smtp.port", smtp.port()))
+        .merge(("delivery.smtp.tls", "none"))
+        .merge(("delivery.smtp.from", "Demo Bank <no-reply@bank.example>"))
+        // Resends without waiting, so that tests need not sleep.
+        .merge(("mfa.otp_resend_interval_secs", 0))
+}
+
+/// The digits of the first run of `len` digits in `text`.
+fn code_in(text: &str, len: usize) -> String {
+    let digits: Vec<char> = text.chars().collect();
+    digits
+        .windows(len)
+        .find(|window| window.iter().all(char::is_ascii_digit))
+        .map(|window| window.iter().collect())
+        .unwrap_or_else(|| panic!("no {len}-digit code in {text:?}"))
+}
+
+/// The `n`-th (1-based) text message the provider received: its form fields.
+async fn nth_sms(sink: &HttpSink, n: usize) -> std::collections::BTreeMap<String, String> {
+    let requests = sink.wait_for(n).await;
+    let request = &requests[n - 1];
+    assert_eq!(request.method, "POST");
+    assert_eq!(
+        request.path,
+        "/2010-04-01/Accounts/AC0123456789/Messages.json"
+    );
+    assert_eq!(
+        request.basic_auth(),
+        Some(("AC0123456789".to_owned(), "test-sms-auth-token".to_owned()))
+    );
+    request.form()
+}
+
+/// A user known only by their profile: no device, the given addresses.
+fn profile_request(user: &str, phone: &str) -> Value {
+    let mut request = oob_request(user);
+    request["user"]["phone"] = json!(phone);
+    request["user"]["voiceNumber"] = json!(phone);
+    request
+}
+
+async fn select(app: &TestApp, flow: &str, device: &Value) -> Value {
+    app.act_ok(
+        flow,
+        "selectDevice",
+        Some(json!({ "deviceRef": { "id": device["id"] } })),
+    )
+    .await
+}
+
+fn device_of_type<'a>(state: &'a Value, kind: &str) -> &'a Value {
+    state["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|device| device["type"] == kind)
+        .unwrap_or_else(|| panic!("a {kind} device in {state}"))
+}
+
+async fn finish(app: &TestApp, flow: &str, completed: Value) -> Value {
+    assert_eq!(completed["status"], "MFA_COMPLETED", "{completed}");
+    let done = app.act_ok(flow, "continueAuthentication", None).await;
+    assert_eq!(done["status"], "COMPLETED");
+    let result = app.result(flow).await;
+    assert_eq!(result.status(), 200);
+    result.json().await.unwrap()
+}
+
+async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge(("mfa.sms_backup", true)),
+    )
+    .await;
+    let flow = app
+        .start_flow(&profile_request("carol", "+15555550177"))
+        .await;
+    let state = app.state(&flow).await;
+    // No device: the SMS backup to the profile's number is what there is to choose.
+    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
+    let sms = device_of_type(&state, "SMS");
+    assert_eq!(sms["target"], "+155***0177", "the number is shown masked");
+    assert_eq!(sms["otpEnabled"], true);
+
+    let waiting = select(&app, &flow, sms).await;
+    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    assert_eq!(
+        links(&waiting),
+        ["cancelAuthentication", "checkOtp", "resend", "selectDevice"]
+    );
+    assert_eq!(waiting["otpLength"], 6);
+    let message = nth_sms(&sink, 1).await;
+    assert_eq!(message["To"], "+15555550177");
+    assert_eq!(message["From"], "+15555550100");
+    let code = code_in(&message["Body"], 6);
+
+    let completed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    let result = finish(&app, &flow, completed).await;
+    assert_eq!(result["status"], "COMPLETED");
+    assert_eq!(result["method"], "sms");
+    assert_eq!(result["amr"], json!(["mfa", "sms", "otp"]));
+    // Single use: the code cannot complete anything again.
+    let again = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(again.status(), 400);
+}
+
+async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge(("mfa.phone_backup", true)),
+    )
+    .await;
+    let flow = app
+        .start_flow(&profile_request("dave", "+15555550188"))
+        .await;
+    let state = app.state(&flow).await;
+    let voice = device_of_type(&state, "Voice");
+    assert_eq!(select(&app, &flow, voice).await["status"], "OTP_REQUIRED");
+
+    let call = &sink.wait_for(1).await[0];
+    assert_eq!(call.path, "/2010-04-01/Accounts/AC0123456789/Calls.json");
+    let form = call.form();
+    assert_eq!(form["To"], "+15555550188");
+    // The call reads the digits one by one: "1, 2, 3, 4, 5, 6".
+    let twiml = &form["Twiml"];
+    assert!(twiml.starts_with("<Response><Say>"), "{twiml}");
+    let spoken = twiml
+        .split("code is ")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .unwrap();
+    let code: String = spoken.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{twiml}");
+
+    let completed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(finish(&app, &flow, completed).await["method"], "voice");
+}
+
+async fn a_code_by_email_arrives_through_smtp_and_completes_the_sign_in(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge(("mfa.email_backup", true)),
+    )
+    .await;
+    let flow = app.start_flow(&oob_request("erin")).await;
+    let state = app.state(&flow).await;
+    let email = device_of_type(&state, "Email");
+    assert_eq!(email["target"], "e***@example.com");
+    assert_eq!(select(&app, &flow, email).await["status"], "OTP_REQUIRED");
+
+    let messages = smtp.wait_for_messages(1, Duration::from_secs(10)).await;
+    let message = &messages[0];
+    assert_eq!(mail_header(message, "To").unwrap(), "erin@example.com");
+    assert!(
+        mail_header(message, "From")
+            .unwrap()
+            .contains("no-reply@bank.example")
+    );
+    assert!(
+        mail_header(message, "Subject")
+            .unwrap()
+            .contains("Demo Bank")
+    );
+    let code = code_in(&mail_body(message), 6);
+
+    let completed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(finish(&app, &flow, completed).await["method"], "email");
+}
+
+async fn wrong_codes_fail_the_sign_in_after_the_limit(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.sms_backup", true))
+            .merge(("mfa.otp_max_attempts", 3)),
+    )
+    .await;
+    let flow = app
+        .start_flow(&profile_request("frank", "+15555550199"))
+        .await;
+    let state = app.state(&flow).await;
+    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let code = code_in(&nth_sms(&sink, 1).await["Body"], 6);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+
+    for remaining in [2, 1] {
+        let response = app
+            .act(&flow, "checkOtp", Some(json!({ "otp": wrong })))
+            .await;
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "VALIDATION_ERROR");
+        assert_eq!(error["details"][0]["code"], "INVALID_OTP");
+        assert_eq!(error["details"][0]["target"], "otp");
+        assert_eq!(error["details"][0]["attemptsRemaining"], remaining);
+        assert!(
+            error.get("status").is_none(),
+            "the widget reads `status` as a state"
+        );
+        assert_eq!(app.state(&flow).await["status"], "OTP_REQUIRED");
+    }
+    // The last wrong try fails the authentication; the right code no longer helps.
+    let failed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": wrong })))
+        .await;
+    assert_eq!(failed["status"], "MFA_FAILED");
+    let late = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(late.status(), 400);
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "FAILED");
+    assert!(
+        result["reason"]
+            .as_str()
+            .unwrap()
+            .contains("wrong passcodes")
+    );
+}
+
+async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.sms_backup", true))
+            .merge(("mfa.otp_max_sends", 3)),
+    )
+    .await;
+    let flow = app
+        .start_flow(&profile_request("gina", "+15555550166"))
+        .await;
+    let state = app.state(&flow).await;
+    let sms = device_of_type(&state, "SMS").clone();
+    select(&app, &flow, &sms).await;
+    let first = code_in(&nth_sms(&sink, 1).await["Body"], 6);
+
+    // `resend`, and the widget's own way: picking the same device again.
+    assert_eq!(
+        app.act_ok(&flow, "resend", None).await["status"],
+        "OTP_REQUIRED"
+    );
+    let second = code_in(&nth_sms(&sink, 2).await["Body"], 6);
+    assert_eq!(select(&app, &flow, &sms).await["status"], "OTP_REQUIRED");
+    let third = code_in(&nth_sms(&sink, 3).await["Body"], 6);
+
+    let refused = app.act(&flow, "resend", None).await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["code"], "REQUEST_FAILED");
+    assert_eq!(error["details"][0]["code"], "TOO_MANY_REQUESTS");
+    assert_eq!(sink.requests().len(), 3, "nothing more was sent");
+
+    // Only the last code works.
+    for old in [&first, &second] {
+        if old != &third {
+            let response = app
+                .act(&flow, "checkOtp", Some(json!({ "otp": old })))
+                .await;
+            assert_eq!(response.status(), 400);
+        }
+    }
+    let completed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": third })))
+        .await;
+    assert_eq!(completed["status"], "MFA_COMPLETED");
+
+    // The interval between sends is enforced too.
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.sms_backup", true))
+            .merge(("mfa.otp_resend_interval_secs", 60)),
+    )
+    .await;
+    let flow = app
+        .start_flow(&profile_request("gina", "+15555550166"))
+        .await;
+    let state = app.state(&flow).await;
+    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let early = app.act(&flow, "resend", None).await;
+    assert_eq!(early.status(), 429);
+    let error: Value = early.json().await.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("wait"),
+        "{error}"
+    );
+}
+
+/// The seed of an `otpauth://` URI.
+fn secret_of(key_uri: &str) -> String {
+    key_uri
+        .split(['?', '&'])
+        .find_map(|part| part.strip_prefix("secret="))
+        .unwrap()
+        .to_owned()
+}
+
+fn totp_now(secret: &str) -> String {
+    assent_adapter::otp::totp_now(secret, assent_adapter::device::unix_now()).unwrap()
+}
+
+async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge((
+            "mfa.mandatory_authentication_methods",
+            json!(["SMS", "TOTP"]),
+        )),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    // The person proves themselves with the device they have first...
+    assert_eq!(phone.answer_pending(true).await, "MFA_SETUP_REQUIRED");
+    let setup = app.state(&flow).await;
+    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
+    assert_eq!(links(&setup), ["cancelAuthentication", "setupMfa"]);
+    let result = app.result(&flow).await;
+    assert_eq!(
+        result.status(),
+        409,
+        "not done until the methods are set up"
+    );
+
+    // ... then sets up each missing method.
+    let methods = app.act_ok(&flow, "setupMfa", None).await;
+    assert_eq!(methods["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+    assert_eq!(
+        methods["devicePairingMethods"],
+        json!([{ "deviceType": "SMS" }, { "deviceType": "TOTP" }])
+    );
+    let target = app
+        .act_ok(
+            &flow,
+            "selectDevicePairingMethod",
+            Some(json!({ "devicePairingMethod": { "deviceType": "SMS" } })),
+        )
+        .await;
+    assert_eq!(target["status"], "SMS_PAIRING_TARGET_REQUIRED");
+    // The widget sends the country code and the number together.
+    let activation = app
+        .act_ok(
+            &flow,
+            "submitSmsTarget",
+            Some(json!({ "phone": "+1 555 555 0123" })),
+        )
+        .await;
+    assert_eq!(activation["status"], "SMS_ACTIVATION_REQUIRED");
+    assert_eq!(activation["phone"], "+155***0123");
+    assert!(links(&activation).contains(&"resendOtp".to_owned()));
+    let message = nth_sms(&sink, 1).await;
+    assert_eq!(message["To"], "+15555550123");
+    let code = code_in(&message["Body"], 6);
+    let next = app
+        .act_ok(&flow, "activateSmsDevice", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(next["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+    assert_eq!(
+        next["devicePairingMethods"],
+        json!([{ "deviceType": "TOTP" }])
+    );
+
+    let totp = app
+        .act_ok(
+            &flow,
+            "selectDevicePairingMethod",
+            Some(json!({ "devicePairingMethod": { "deviceType": "TOTP" } })),
+        )
+        .await;
+    assert_eq!(totp["status"], "TOTP_ACTIVATION_REQUIRED");
+    let key_uri = totp["keyUri"].as_str().unwrap();
+    assert!(
+        key_uri.starts_with("otpauth://totp/Demo%20Bank:alice?"),
+        "{key_uri}"
+    );
+    assert!(
+        totp["qrCode"]["png"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let secret = secret_of(key_uri);
+    assert_eq!(totp["pairingKey"], secret.as_str());
+    let completed = app
+        .act_ok(
+            &flow,
+            "activateTotpDevice",
+            Some(json!({ "otp": totp_now(&secret) })),
+        )
+        .await;
+    let result = finish(&app, &flow, completed).await;
+    assert_eq!(result["method"], "push", "the second factor was the push");
+
+    // Next time the user has all three, and nothing more to set up. A TOTP code works
+    // once: the same code again, in another sign-in, is refused.
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
+    let kinds: Vec<&str> = state["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|device| device["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Android", "SMS", "TOTP"]);
+    let waiting = select(&app, &flow, device_of_type(&state, "TOTP")).await;
+    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    assert_eq!(
+        links(&waiting),
+        ["cancelAuthentication", "checkOtp", "selectDevice"],
+        "nothing to resend for an authenticator app"
+    );
+    let code = totp_now(&secret);
+    let response = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    // The activation spent this time step already when the steps coincide; either way
+    // a code is accepted at most once.
+    if body["status"] == "MFA_COMPLETED" {
+        let replay_flow = app.start_flow(&oob_request("alice")).await;
+        let state = app.state(&replay_flow).await;
+        select(&app, &replay_flow, device_of_type(&state, "TOTP")).await;
+        let replay = app
+            .act(&replay_flow, "checkOtp", Some(json!({ "otp": code })))
+            .await;
+        assert_eq!(replay.status(), 400);
+        let error: Value = replay.json().await.unwrap();
+        assert_eq!(error["details"][0]["code"], "INVALID_OTP");
+        assert!(error["message"].as_str().unwrap().contains("already used"));
+    } else {
+        assert_eq!(body["details"][0]["code"], "INVALID_OTP", "{body}");
+    }
+}
+
+async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge((
+            "mfa.mandatory_authentication_methods",
+            json!(["VOICE", "EMAIL"]),
+        )),
+    )
+    .await;
+    // No device at all: setting up comes first.
+    let flow = app.start_flow(&oob_request("hank")).await;
+    let setup = app.state(&flow).await;
+    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
+    app.act_ok(&flow, "setupMfa", None).await;
+    let voice = app
+        .act_ok(
+            &flow,
+            "selectDevicePairingMethod",
+            Some(json!({ "devicePairingMethod": { "deviceType": "Voice" } })),
+        )
+        .await;
+    assert_eq!(voice["status"], "VOICE_PAIRING_TARGET_REQUIRED");
+    let activation = app
+        .act_ok(
+            &flow,
+            "submitVoiceTarget",
+            Some(json!({ "phone": "+15555550144" })),
+        )
+        .await;
+    assert_eq!(activation["status"], "VOICE_ACTIVATION_REQUIRED");
+    let twiml = sink.wait_for(1).await[0].form()["Twiml"].clone();
+    let spoken = twiml
+        .split("code is ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let code: String = spoken.chars().filter(char::is_ascii_digit).collect();
+    let next = app
+        .act_ok(&flow, "activateVoiceDevice", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(next["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+
+    app.act_ok(
+        &flow,
+        "selectDevicePairingMethod",
+        Some(json!({ "devicePairingMethod": { "deviceType": "Email" } })),
+    )
+    .await;
+    let activation = app
+        .act_ok(
+            &flow,
+            "submitEmailTarget",
+            Some(json!({ "email": "hank@work.example" })),
+        )
+        .await;
+    assert_eq!(activation["status"], "EMAIL_ACTIVATION_REQUIRED");
+    assert_eq!(activation["email"], "h***@work.example");
+    let mail = &smtp.wait_for_messages(1, Duration::from_secs(10)).await[0];
+    assert_eq!(mail_header(mail, "To").unwrap(), "hank@work.example");
+    let code = code_in(&mail_body(mail), 6);
+    let completed = app
+        .act_ok(&flow, "activateEmailDevice", Some(json!({ "otp": code })))
+        .await;
+    let result = finish(&app, &flow, completed).await;
+    assert_eq!(
+        result["method"], "email",
+        "the last code set up proved the person"
+    );
+
+    // Both are now the user's devices.
+    let flow = app.start_flow(&oob_request("hank")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
+    assert_eq!(state["devices"].as_array().unwrap().len(), 2);
+}
+
+async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge(("mfa.mandatory_authentication_methods", json!(["SMS"]))),
+    )
+    .await;
+    let flow = app.start_flow(&oob_request("ivan")).await;
+    app.state(&flow).await;
+    app.act_ok(&flow, "setupMfa", None).await;
+    // A method not asked for, and one that does not exist.
+    for device_type in ["TOTP", "CARRIER_PIGEON"] {
+        let response = app
+            .act(
+                &flow,
+                "selectDevicePairingMethod",
+                Some(json!({ "devicePairingMethod": { "deviceType": device_type } })),
+            )
+            .await;
+        assert_eq!(response.status(), 400, "{device_type}");
+    }
+    app.act_ok(
+        &flow,
+        "selectDevicePairingMethod",
+        Some(json!({ "devicePairingMethod": { "deviceType": "SMS" } })),
+    )
+    .await;
+    for phone in ["5555550101", "+1555-CALL-NOW", "+1234567890123456789", ""] {
+        let response = app
+            .act(&flow, "submitSmsTarget", Some(json!({ "phone": phone })))
+            .await;
+        assert_eq!(response.status(), 400, "{phone:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "VALIDATION_ERROR");
+    }
+    let response = app.act(&flow, "submitSmsTarget", None).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "SMS_PAIRING_TARGET_REQUIRED",
+        "the flow did not move"
+    );
+    assert!(sink.requests().is_empty(), "nothing was sent");
+    // A non-numeric or absurd code is a wrong code, not a crash.
+    app.act_ok(
+        &flow,
+        "submitSmsTarget",
+        Some(json!({ "phone": "+15555550111" })),
+    )
+    .await;
+    for otp in ["abcdef", "1234567890123", " "] {
+        let response = app
+            .act(&flow, "activateSmsDevice", Some(json!({ "otp": otp })))
+            .await;
+        assert_eq!(response.status(), 400, "{otp:?}");
+    }
+    let cancelled = app.act_ok(&flow, "cancelDevicePairing", None).await;
+    assert_eq!(cancelled["status"], "CANCELED");
+}

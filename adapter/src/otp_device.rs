@@ -82,10 +82,7 @@ pub async fn add(
         list.push(device.clone());
         let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
         let written = match current {
-            None => store
-                .insert(&key, &value, Ttl::Persist)
-                .await
-                .map(|created| created),
+            None => store.insert(&key, &value, Ttl::Persist).await,
             Some((_, version)) => match store
                 .transition(&key, version, &value, Ttl::Keep, None)
                 .await

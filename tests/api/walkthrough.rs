@@ -26,12 +26,14 @@ fn scratch_dir() -> std::path::PathBuf {
 /// Runs README shell lines against a fresh `assent serve` (its own port, the binary
 /// under test for `cargo run -q --`), in a scratch directory; returns what they printed.
 async fn run_as_written(script: &str) -> String {
-    let process = AssentProcess::serve(&[], &[]).await;
+    let dir = scratch_dir();
+    // The development sender's outbox sits where the README's commands run.
+    let outbox = dir.join("assent-outbox.jsonl").display().to_string();
+    let process = AssentProcess::serve(&[], &[("ASSENT_DELIVERY__FILE__PATH", outbox)]).await;
     let host = process.address.trim_start_matches("http://").to_owned();
     let script = script
         .replace("localhost:9031", &host)
         .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"));
-    let dir = scratch_dir();
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(&dir)
@@ -216,5 +218,26 @@ async fn the_readme_device_flows_walk_through_works_as_written() {
         stdout.matches("with user alice").count(),
         2,
         "the phone, then the tablet the phone approved: {stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_passcode_walk_through_works_as_written() {
+    let stdout = run_as_written(&readme_block(
+        "## Walk-through: passcodes, number matching and policy",
+    ))
+    .await;
+    assert!(stdout.contains(r#""status":"OTP_REQUIRED""#), "{stdout}");
+    assert!(stdout.contains(r#""status":"MFA_COMPLETED""#), "{stdout}");
+    assert!(
+        stdout.contains("pick the number your browser shows"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Payroll will never ask you"), "{stdout}");
+    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
+    let code = stdout.lines().last().unwrap_or_default();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "the app's passcode is printed last: {stdout}"
     );
 }

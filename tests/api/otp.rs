@@ -21,6 +21,7 @@ on_both_backends!(
     mandatory_sms_and_totp_are_set_up_after_the_push,
     mandatory_voice_and_email_are_set_up_before_anything_else,
     bad_enrolment_input_is_refused_and_changes_nothing,
+    a_passcode_primary_verifies_a_new_device,
 );
 
 const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_SMS_TOKEN";
@@ -635,4 +636,48 @@ async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>
     }
     let cancelled = app.act_ok(&flow, "cancelDevicePairing", None).await;
     assert_eq!(cancelled["status"], "CANCELED");
+}
+
+async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(backend, &unique("t"), channels(&sink, &smtp)).await;
+    let user = assent_adapter::user::UserId::parse("alice").unwrap();
+    // alice's only device is her phone number (set up in an earlier sign-in).
+    assent_adapter::otp_device::add(
+        app.adapter.store(),
+        &user,
+        assent_adapter::otp_device::OtpDevice {
+            id: assent_adapter::ids::DeviceId::generate(),
+            method: assent_adapter::policy::Method::Sms,
+            address: Some("+15555550101".to_owned()),
+            totp_secret: None,
+            paired_at: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let mut request = oob_request("alice");
+    request["kind"] = json!("new_device");
+    let flow = app.start_flow(&request).await;
+    let waiting = app.state(&flow).await;
+    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    let message = nth_sms(&sink, 1).await;
+    assert_eq!(message["To"], "+15555550101");
+    let wrong = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": "12345678" })))
+        .await;
+    assert_eq!(wrong.status(), 400);
+    let admitted = app
+        .act_ok(
+            &flow,
+            "checkOtp",
+            Some(json!({ "otp": code_in(&message["Body"], 6) })),
+        )
+        .await;
+    assert_eq!(admitted["status"], "MOBILE_ACTIVATION_REQUIRED");
+    let key = admitted["pairingKey"].as_str().unwrap();
+    assent::device::Device::pair(&app.address, key, "new phone")
+        .await
+        .expect("the new device pairs with the key the primary's code unlocked");
+    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
 }

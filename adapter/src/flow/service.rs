@@ -332,10 +332,26 @@ impl Adapter {
                         .await?;
                 }
             }
+            // No mobile device: a passcode device (SMS, voice, email) is the primary.
             [] if verify_with_primary => {
-                flow.state = FlowState::MfaFailed {
-                    reason: "the user has no primary device to verify the new one with".to_owned(),
-                };
+                let primary = crate::otp_device::list(store, &flow.user_id)
+                    .await?
+                    .into_iter()
+                    .find(|device| device.method.is_sent());
+                match primary {
+                    Some(primary) => {
+                        flow.devices = vec![super::mfa::otp_summary(&primary)];
+                        let selection = self.prepare_selection(&flow, &primary.id).await?;
+                        flow = apply(&flow, selection.event, now)?;
+                        outbound = selection.outbound;
+                    }
+                    None => {
+                        flow.state = FlowState::MfaFailed {
+                            reason: "the user has no primary device to verify the new one with"
+                                .to_owned(),
+                        };
+                    }
+                }
             }
             _ if verify_with_primary => {
                 // Only the primary (the default device, else the first paired) may approve.

@@ -170,6 +170,9 @@ impl Provider {
                 AdapterError::Flow(FlowError::NoUsableDevice) => {
                     denied("the user has no paired mobile device to approve on")
                 }
+                AdapterError::Flow(FlowError::PushLimited) => {
+                    denied("too many push notifications for this user; try again later")
+                }
                 other => other.into(),
             })?;
         Ok(Acknowledgement {

@@ -92,12 +92,17 @@ struct Ciba {
 }
 
 async fn spawn(backend: Backend<'_>) -> Ciba {
+    spawn_with(backend, Figment::new()).await
+}
+
+async fn spawn_with(backend: Backend<'_>, extra: Figment) -> Ciba {
     let receiver = Receiver::start().await;
     let key = ClientKey::generate();
     let overrides = Figment::new()
         .merge(("ciba_clients", clients(&receiver.url, &key)))
         .merge(("ciba.poll_interval_secs", 1))
-        .merge(("ciba.key_refresh_secs", 1));
+        .merge(("ciba.key_refresh_secs", 1))
+        .merge(extra);
     let app = TestApp::spawn_with(backend, &unique("t"), overrides).await;
     let phone = app.pair_device("alice").await;
     Ciba {
@@ -159,6 +164,7 @@ on_both_backends!(
     push_mode_end_to_end,
     every_backchannel_error_code_is_answered,
     private_key_jwt_and_signed_requests_refuse_replays,
+    the_relying_partys_policy_limits_pushes_and_old_devices,
 );
 
 /// `at_hash` / `rt_hash`: base64url of the left half of the token's SHA-256.
@@ -1144,4 +1150,54 @@ async fn ps256_id_tokens_verify() {
     let verifier = josekit::jws::PS256.verifier_from_jwk(jwk).unwrap();
     let (claims, _) = jwt::decode_with_verifier(id_token, &verifier).unwrap();
     assert_eq!(claims.subject(), Some("alice"));
+}
+
+async fn the_relying_partys_policy_limits_pushes_and_old_devices(backend: Backend<'_>) {
+    // The policy of an application applies to the CIBA client with that id.
+    let ciba = spawn_with(
+        backend,
+        Figment::new().merge(("application_policies.rp-poll.push_limit", 1)),
+    )
+    .await;
+    let form = [("scope", "openid"), ("login_hint", "alice")];
+    ciba.start("rp-poll", &form).await;
+    let (status, refused) = ciba.post("/as/bc-auth.ciba", Some("rp-poll"), &form).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("access_denied"))
+    );
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many push notifications"),
+        "{refused}"
+    );
+    assert_eq!(ciba.phone.pending(0).await.len(), 1, "no second push");
+    // Another client's policy has no limit.
+    ciba.start(
+        "rp-ping",
+        &[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("client_notification_token", "t0k3n-for-ping-notifications"),
+        ],
+    )
+    .await;
+
+    // The simulator reports Android 15: a client requiring 16 finds no usable device.
+    let ciba = spawn_with(
+        Backend::Memory,
+        Figment::new().merge((
+            "application_policies.rp-poll.min_os_version",
+            json!({ "android": "16" }),
+        )),
+    )
+    .await;
+    let (status, refused) = ciba.post("/as/bc-auth.ciba", Some("rp-poll"), &form).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (403, Some("access_denied"))
+    );
+    assert!(ciba.phone.pending(0).await.is_empty());
 }

@@ -51,11 +51,23 @@ impl Adapter {
         self.user(&request.user).await?;
         let devices = device::list_for_user(store, &request.user).await?;
         let default = device::default_for_user(store, &request.user).await?;
-        let target = devices
+        // The relying party's policy (by client id, else the global one): devices it
+        // refuses are skipped, and the push counts against the user's limit.
+        let policy = self
+            .config()
+            .policies
+            .for_application(Some(&request.client_id));
+        let usable: Vec<&device::Device> = devices
+            .iter()
+            .filter(|device| policy.os_refusal(&device.os, &device.os_version).is_none())
+            .collect();
+        let target = usable
             .iter()
             .find(|device| Some(&device.id) == default.as_ref())
-            .or_else(|| devices.first())
+            .or_else(|| usable.first())
+            .copied()
             .ok_or(FlowError::NoUsableDevice)?;
+        self.count_push(&request.user, policy).await?;
 
         let mut shown = BTreeMap::from([("scope".to_owned(), request.scopes.join(" "))]);
         if let Some(message) = &request.binding_message {

@@ -32,6 +32,20 @@ pub struct DeviceView {
     pub primary: bool,
 }
 
+/// A passcode device (SMS, voice, email, authenticator app) as the operator sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasscodeDeviceView {
+    /// Device id.
+    pub id: String,
+    /// `SMS`, `VOICE`, `EMAIL` or `TOTP`.
+    pub method: crate::policy::Method,
+    /// Where codes go, masked.
+    pub target: Option<String>,
+    /// When it was set up (seconds since the epoch).
+    pub paired_at: u64,
+}
+
 /// A change to a device.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -61,6 +75,23 @@ impl Adapter {
                 os: device.os,
                 os_version: device.os_version,
                 model: device.model,
+                paired_at: device.paired_at,
+            })
+            .collect())
+    }
+
+    /// A user's passcode devices, oldest first.
+    pub async fn passcode_devices_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<PasscodeDeviceView>, AdapterError> {
+        Ok(crate::otp_device::list(self.store(), user)
+            .await?
+            .into_iter()
+            .map(|device| PasscodeDeviceView {
+                id: device.id.to_string(),
+                method: device.method,
+                target: device.address.as_deref().map(crate::otp::mask),
                 paired_at: device.paired_at,
             })
             .collect())
@@ -106,7 +137,17 @@ impl Adapter {
     /// Unpairs a device from a user; the user's requests waiting for it fail at once
     /// (`MFA_FAILED`). A shared device stays paired with its other users.
     pub async fn unpair(&self, user: &UserId, id: &str) -> Result<(), AdapterError> {
-        let (device, version) = self.owned_device(user, id).await?;
+        let (device, version) = match self.owned_device(user, id).await {
+            Err(AdapterError::NotFound(_)) => {
+                // A passcode device: removing it is all there is to do.
+                let id = DeviceId::parse(id).ok_or(AdapterError::NotFound("device"))?;
+                return match crate::otp_device::remove(self.store(), user, &id).await? {
+                    true => Ok(()),
+                    false => Err(AdapterError::NotFound("device")),
+                };
+            }
+            other => other?,
+        };
         let store = self.store();
         let shared = device.users().count() > 1;
         if shared {

@@ -570,11 +570,40 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
         "the last code set up proved the person"
     );
 
-    // Both are now the user's devices.
+    // Both are now the user's devices; the operator sees them (masked) and may remove one.
     let flow = app.start_flow(&oob_request("hank")).await;
     let state = app.state(&flow).await;
     assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
     assert_eq!(state["devices"].as_array().unwrap().len(), 2);
+    let listed: Value = app
+        .admin_get("/admin/v1/users/hank/devices")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let passcode = listed["passcodeDevices"].as_array().unwrap();
+    assert_eq!(passcode.len(), 2);
+    assert_eq!(passcode[0]["method"], "VOICE");
+    assert_eq!(passcode[0]["target"], "+155***0144");
+    assert_eq!(passcode[1]["target"], "h***@work.example");
+    let removed = app
+        .http
+        .delete(app.url(&format!(
+            "/admin/v1/users/hank/devices/{}",
+            passcode[0]["id"].as_str().unwrap()
+        )))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    let listed: Value = app
+        .admin_get("/admin/v1/users/hank/devices")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["passcodeDevices"].as_array().unwrap().len(), 1);
 }
 
 async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>) {

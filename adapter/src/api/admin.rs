@@ -75,7 +75,10 @@ async fn list_devices(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
     let user = authorized_user(&adapter, &request, &path)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": adapter.devices_of(&user).await? })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "devices": adapter.devices_of(&user).await?,
+        "passcodeDevices": adapter.passcode_devices_of(&user).await?,
+    })))
 }
 
 /// Renames a device or makes it the user's primary one.

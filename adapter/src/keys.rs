@@ -104,6 +104,11 @@ pub fn user_pushes(user: &UserId) -> String {
     format!("pushes:{{u:{user}}}")
 }
 
+/// Passcodes sent to a user recently (the send limit's window).
+pub fn user_sends(user: &UserId) -> String {
+    format!("sends:{{u:{user}}}")
+}
+
 /// A recent completed MFA of a user from one IP (and client device), by their hash.
 pub fn recent_mfa(user: &UserId, origin_sha256: &str) -> String {
     format!("recent-mfa:{{u:{user}}}:{origin_sha256}")

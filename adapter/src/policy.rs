@@ -142,6 +142,11 @@ pub struct MfaPolicy {
     pub otp_max_sends: u32,
     /// Minimum seconds between two sends.
     pub otp_resend_interval_secs: u64,
+    /// Passcodes sent to one user within `otp_send_limit_window_secs`, across sign-ins
+    /// (against SMS and call bombing); 0: no limit.
+    pub otp_send_limit: u32,
+    /// The window of `otp_send_limit`.
+    pub otp_send_limit_window_secs: u64,
 }
 
 impl Default for MfaPolicy {
@@ -166,6 +171,8 @@ impl Default for MfaPolicy {
             otp_max_attempts: 3,
             otp_max_sends: 3,
             otp_resend_interval_secs: 30,
+            otp_send_limit: 10,
+            otp_send_limit_window_secs: 3600,
         }
     }
 }

@@ -127,14 +127,19 @@ fn fields(flow: &Flow, status: Status, qr_scheme: &str, otp_length: u32) -> Valu
             }
             fields
         }
-        Status::OtpRequired => json!({
-            "devices": devices,
-            "selectedDeviceRef": selected_json,
-            "device": device,
-            "changeDevicePermitted": change_permitted,
-            "applicationName": flow.application.name,
-            "otpLength": otp_length,
-        }),
+        Status::OtpRequired => {
+            // A code the device computes (authenticator app, the app's seed) has the
+            // TOTP length; a sent one the policy's.
+            let sent = matches!(&flow.state, FlowState::OtpRequired { sent: Some(_), .. });
+            json!({
+                "devices": devices,
+                "selectedDeviceRef": selected_json,
+                "device": device,
+                "changeDevicePermitted": change_permitted,
+                "applicationName": flow.application.name,
+                "otpLength": if sent { otp_length as usize } else { assent_adapter::otp::TOTP_DIGITS },
+            })
+        }
         Status::MfaSetupRequired => json!({
             "allowSkipMfa": false,
             "requiredMethods": missing_methods(flow),

@@ -22,6 +22,7 @@ on_both_backends!(
     mandatory_voice_and_email_are_set_up_before_anything_else,
     bad_enrolment_input_is_refused_and_changes_nothing,
     a_passcode_primary_verifies_a_new_device,
+    codes_sent_to_a_user_are_limited_across_sign_ins,
 );
 
 const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_SMS_TOKEN";
@@ -709,4 +710,62 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
         .await
         .expect("the new device pairs with the key the primary's code unlocked");
     assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+}
+
+async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.sms_backup", true))
+            .merge(("mfa.otp_send_limit", 2)),
+    )
+    .await;
+    for _ in 0..2 {
+        let flow = app
+            .start_flow(&profile_request("jill", "+15555550155"))
+            .await;
+        let state = app.state(&flow).await;
+        assert_eq!(
+            select(&app, &flow, device_of_type(&state, "SMS")).await["status"],
+            "OTP_REQUIRED"
+        );
+    }
+    // A third sign-in, even a fresh one, may not send another code to jill for now.
+    let flow = app
+        .start_flow(&profile_request("jill", "+15555550155"))
+        .await;
+    let state = app.state(&flow).await;
+    let sms = device_of_type(&state, "SMS");
+    let refused = app
+        .act(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": sms["id"] } })),
+        )
+        .await;
+    assert_eq!(refused.status(), 429);
+    let error: Value = refused.json().await.unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many passcodes"),
+        "{error}"
+    );
+    assert_eq!(
+        app.state(&flow).await["status"],
+        "DEVICE_SELECTION_REQUIRED"
+    );
+    assert_eq!(sink.requests().len(), 2);
+    // Another user is not affected.
+    let flow = app
+        .start_flow(&profile_request("kate", "+15555550156"))
+        .await;
+    let state = app.state(&flow).await;
+    assert_eq!(
+        select(&app, &flow, device_of_type(&state, "SMS")).await["status"],
+        "OTP_REQUIRED"
+    );
 }

@@ -201,6 +201,7 @@ impl Adapter {
         }
         match &chosen.address {
             Some(address) if chosen.method.is_sent() => {
+                self.count_send(&flow.user_id, policy).await?;
                 let (sent, outbound) = self.new_code(flow, chosen.method, address, policy, 1)?;
                 Ok(Selection {
                     event: Event::OtpDeviceSelected {
@@ -238,6 +239,26 @@ impl Adapter {
             Ok(())
         } else {
             Err(FlowError::PushLimited.into())
+        }
+    }
+
+    /// Counts a sent passcode against the user's limit; refused when the window is full.
+    async fn count_send(&self, user: &UserId, policy: &MfaPolicy) -> Result<(), AdapterError> {
+        if policy.otp_send_limit == 0 {
+            return Ok(());
+        }
+        let window = Duration::from_secs(policy.otp_send_limit_window_secs);
+        if self
+            .store()
+            .rate_limit(&keys::user_sends(user), policy.otp_send_limit, window)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(FlowError::ResendLimited(
+                "too many passcodes sent to this user; try again later".to_owned(),
+            )
+            .into())
         }
     }
 
@@ -687,6 +708,7 @@ impl Adapter {
         }
         let address = normalise_address(method, address)?;
         let policy = self.policy_for(flow).clone();
+        self.count_send(&flow.user_id, &policy).await?;
         let (sent, outbound) = self.new_code(flow, method, &address, &policy, 1)?;
         let flow = self
             .update_flow(flow_id, Some(current), |_| {

@@ -1,13 +1,19 @@
 //! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
 //! with exactly the fields the widget's templates read for that status.
 
-use assent_adapter::flow::{DeviceSummary, Flow, FlowState, Method, Status};
+use assent_adapter::flow::{Action, DeviceSummary, Flow, FlowState, Method, Status};
 use serde_json::{Map, Value, json};
 
 /// The plugin type reported in every state.
 pub const PLUGIN_TYPE_ID: &str = "assent";
 
-fn device_json(device: &DeviceSummary) -> Value {
+/// A device as the widget reads it. The widget offers "Use passcode" for a device with
+/// `otpEnabled`, so the app's own passcode shows only while `checkOtp` is allowed.
+fn device_json(device: &DeviceSummary, app_code_allowed: bool) -> Value {
+    let otp_enabled = match device.method {
+        Method::PingidMobile => device.otp_enabled && app_code_allowed,
+        _ => device.otp_enabled,
+    };
     json!({
         "id": device.id.as_str(),
         "type": device.kind,
@@ -18,7 +24,7 @@ fn device_json(device: &DeviceSummary) -> Value {
         "defaultDevice": device.default,
         "usable": device.usable(),
         "unusableReason": device.unusable,
-        "otpEnabled": device.otp_enabled,
+        "otpEnabled": otp_enabled,
         "pushEnabled": device.push_enabled,
         "backup": device.backup,
     })
@@ -38,7 +44,7 @@ pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str, otp_len
         "status": status.as_str(),
         "_links": links,
     });
-    let fields = fields(flow, status, qr_scheme, otp_length);
+    let fields = fields(flow, now_ms, qr_scheme, otp_length);
     if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
         state.extend(fields);
         if let Some(message) = &flow.policy.admin_message
@@ -93,13 +99,16 @@ fn activation_json(flow: &Flow, otp_length: u32) -> Value {
     }
 }
 
-fn fields(flow: &Flow, status: Status, qr_scheme: &str, otp_length: u32) -> Value {
-    let devices: Vec<Value> = flow.devices.iter().map(device_json).collect();
+fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str, otp_length: u32) -> Value {
+    let status = flow.status(now_ms);
+    let app_code_allowed = flow.allowed_actions(now_ms).contains(&Action::CheckOtp);
+    let as_json = |device: &DeviceSummary| device_json(device, app_code_allowed);
+    let devices: Vec<Value> = flow.devices.iter().map(as_json).collect();
     let selected = flow.selected_device();
     let selected_json = selected.map(|id| json!({ "id": id.as_str() }));
     let device = selected
         .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
-        .map(device_json);
+        .map(as_json);
     let change_permitted = flow.devices.len() > 1;
     match status {
         Status::DeviceSelectionRequired => json!({

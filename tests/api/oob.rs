@@ -468,16 +468,23 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&oob_request("alice")).await;
     let request = phone.one_pending().await;
+    let waiting = app.state(&flow).await;
+    assert_eq!(
+        waiting["device"]["otpEnabled"], false,
+        "no passcode while the push waits, unless useCode"
+    );
     // A long poll returns by the push's own time-out, not the requested wait.
     let started = Instant::now();
     let timed_out = app.poll(&flow, 20).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(timed_out["status"], "PUSH_CONFIRMATION_TIMED_OUT");
-    // OTP fallback (on by default): the app's own passcode may be typed instead.
+    // OTP fallback (on by default): the app's own passcode may be typed instead, and the
+    // widget offers "Use passcode" for a device with otpEnabled.
     assert_eq!(
         links(&timed_out),
         ["cancelAuthentication", "checkOtp", "selectDevice"]
     );
+    assert_eq!(timed_out["device"]["otpEnabled"], true);
 
     let late = phone
         .device

@@ -15,6 +15,7 @@ mod one_time_device;
 mod oob;
 mod otp;
 mod ops;
+mod policy;
 mod qr;
 mod registration;
 mod store;

@@ -46,7 +46,7 @@ pub enum FlowError {
     OtpReplayed,
     /// Too many passcodes sent, or too soon after the last.
     #[error("{0}")]
-    ResendLimited(String),
+    Throttled(String),
     /// The user received as many push notifications as policy allows for now.
     #[error("too many push notifications for this user; try again later")]
     PushLimited,

@@ -94,11 +94,6 @@ pub fn otp_devices(user: &UserId) -> String {
     format!("otp-devices:{{u:{user}}}")
 }
 
-/// A TOTP time step already used by a device (replay marker).
-pub fn totp_used(device: &DeviceId, step: u64) -> String {
-    format!("totp-used:{{d:{device}}}:{step}")
-}
-
 /// Push notifications sent to a user recently (the push limit's window).
 pub fn user_pushes(user: &UserId) -> String {
     format!("pushes:{{u:{user}}}")
@@ -107,6 +102,23 @@ pub fn user_pushes(user: &UserId) -> String {
 /// Passcodes sent to a user recently (the send limit's window).
 pub fn user_sends(user: &UserId) -> String {
     format!("sends:{{u:{user}}}")
+}
+
+/// Passcodes a user tried recently (the attempt limit's window).
+pub fn user_otp_attempts(user: &UserId) -> String {
+    format!("otp-attempts:{{u:{user}}}")
+}
+
+/// The last TOTP time step a device's code was accepted for.
+pub fn totp_last_step(device: &DeviceId) -> String {
+    format!("totp-last:{{d:{device}}}")
+}
+
+/// Passcodes sent to an address recently, by the SHA-256 of the address.
+pub fn address_sends(address: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(address.as_bytes()));
+    format!("sends-to:{{{digest}}}")
 }
 
 /// A recent completed MFA of a user from one IP (and client device), by their hash.

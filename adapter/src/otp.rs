@@ -16,7 +16,7 @@ pub const TOTP_DIGITS: usize = 6;
 const TOTP_SKEW: u64 = 1;
 
 /// A passcode sent to an address, as the flow keeps it: never the code itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentCode {
     /// SHA-256 (hex) of the salt and the code.
     pub code_sha256: String,
@@ -28,6 +28,16 @@ pub struct SentCode {
     pub sends: u32,
     /// When the last one was sent (ms since the epoch).
     pub last_sent_ms: u64,
+}
+
+impl std::fmt::Debug for SentCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash of a six-digit code is as good as the code: never in logs.
+        f.debug_struct("SentCode")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("sends", &self.sends)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A fresh random code of `digits` digits.

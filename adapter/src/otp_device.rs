@@ -129,15 +129,44 @@ pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<b
     ))
 }
 
-/// Marks a TOTP time step as used by `device`; `false` when it already was (a replay).
+/// Accepts a TOTP time step for `device` only if it is later than the last one accepted:
+/// a code works once, and an older code no longer works once a newer one was used.
+/// `false` for a replay.
 pub async fn spend_totp_step(
     store: &dyn Store,
     device: &DeviceId,
     step: u64,
 ) -> Result<bool, AdapterError> {
-    // Kept until the step can no longer be accepted, drift included.
-    let keep = std::time::Duration::from_secs(crate::otp::TOTP_STEP * 4);
-    Ok(store
-        .insert(&keys::totp_used(device, step), b"", Ttl::Set(keep))
-        .await?)
+    // Kept until any step it could refuse is out of the accepted drift anyway.
+    let keep = Ttl::Set(std::time::Duration::from_secs(crate::otp::TOTP_STEP * 4));
+    let key = keys::totp_last_step(device);
+    let value = step.to_string();
+    for _ in 0..ATTEMPTS {
+        let written = match store.get(&key).await? {
+            None => store.insert(&key, value.as_bytes(), keep).await?,
+            Some(record) => {
+                let last = std::str::from_utf8(&record.value)
+                    .ok()
+                    .and_then(|last| last.parse::<u64>().ok())
+                    .unwrap_or(u64::MAX);
+                if step <= last {
+                    return Ok(false);
+                }
+                match store
+                    .transition(&key, record.version, value.as_bytes(), keep, None)
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(StoreError::Conflict | StoreError::NotFound) => false,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        if written {
+            return Ok(true);
+        }
+    }
+    Err(AdapterError::Conflict(
+        "the passcode is being checked concurrently; retry".to_owned(),
+    ))
 }

@@ -147,6 +147,11 @@ pub struct MfaPolicy {
     pub otp_send_limit: u32,
     /// The window of `otp_send_limit`.
     pub otp_send_limit_window_secs: u64,
+    /// Passcodes one user may try within `otp_attempt_window_secs`, across sign-ins
+    /// (against guessing by starting many sign-ins); 0: no limit.
+    pub otp_attempt_limit: u32,
+    /// The window of `otp_attempt_limit`.
+    pub otp_attempt_window_secs: u64,
 }
 
 impl Default for MfaPolicy {
@@ -173,6 +178,8 @@ impl Default for MfaPolicy {
             otp_resend_interval_secs: 30,
             otp_send_limit: 10,
             otp_send_limit_window_secs: 3600,
+            otp_attempt_limit: 20,
+            otp_attempt_window_secs: 900,
         }
     }
 }
@@ -238,6 +245,18 @@ impl MfaPolicy {
                 self.skip_mfa_within_secs,
                 0,
                 30 * 86_400,
+            ),
+            (
+                "otp_send_limit_window_secs",
+                self.otp_send_limit_window_secs,
+                1,
+                7 * 86_400,
+            ),
+            (
+                "otp_attempt_window_secs",
+                self.otp_attempt_window_secs,
+                1,
+                86_400,
             ),
         ] {
             if value < low || value > high {

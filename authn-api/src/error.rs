@@ -127,7 +127,13 @@ impl AuthnError {
                     "INVALID_VALUE",
                     Some("devicePairingMethod.deviceType"),
                 ),
-                AdapterError::Flow(FlowError::ResendLimited(_)) => (
+                AdapterError::Flow(FlowError::Throttled(_)) => (
+                    S::TOO_MANY_REQUESTS,
+                    "REQUEST_FAILED",
+                    "TOO_MANY_REQUESTS",
+                    None,
+                ),
+                AdapterError::Flow(FlowError::TooManyPushes) => (
                     S::TOO_MANY_REQUESTS,
                     "REQUEST_FAILED",
                     "TOO_MANY_REQUESTS",
@@ -190,9 +196,9 @@ impl AuthnError {
             Self::Domain(AdapterError::Flow(FlowError::DeviceRefused(_))) => {
                 "This device cannot be used. Please update it or choose another."
             }
-            Self::Domain(AdapterError::Flow(
-                FlowError::ResendLimited(_) | FlowError::PushLimited,
-            )) => "Too many requests. Please wait and try again.",
+            Self::Domain(AdapterError::Flow(FlowError::Throttled(_) | FlowError::PushLimited)) => {
+                "Too many requests. Please wait and try again."
+            }
             Self::Validation { .. } | Self::Domain(AdapterError::Invalid(_)) => {
                 "Please check what you entered."
             }

@@ -636,7 +636,7 @@ async fn pushes_per_flow_are_capped() {
     };
     assert_eq!(select().await.status(), 200, "the second push");
     let third = select().await;
-    assert_eq!(third.status(), 409);
+    assert_eq!(third.status(), 429);
     assert_eq!(
         third.json::<serde_json::Value>().await.unwrap()["code"],
         "REQUEST_FAILED"

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     Backend, HttpSink, SmtpServer, TestApp, links, mail_body, mail_header, on_both_backends,
-    oob_request, unique,
+    oob_request, transfer_request, unique,
 };
 
 on_both_backends!(
@@ -23,6 +23,10 @@ on_both_backends!(
     bad_enrolment_input_is_refused_and_changes_nothing,
     a_passcode_primary_verifies_a_new_device,
     codes_sent_to_a_user_are_limited_across_sign_ins,
+    a_transaction_is_approved_only_by_the_devices_signature,
+    a_user_with_devices_cannot_set_up_a_method_instead_of_using_them,
+    passcodes_tried_are_limited_across_sign_ins,
+    an_older_app_passcode_is_refused_once_a_newer_one_was_used,
 );
 
 const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_SMS_TOKEN";
@@ -131,7 +135,13 @@ async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
     assert_eq!(waiting["status"], "OTP_REQUIRED");
     assert_eq!(
         links(&waiting),
-        ["cancelAuthentication", "checkOtp", "resend", "selectDevice"]
+        [
+            "cancelAuthentication",
+            "checkOtp",
+            "resend",
+            "resendOtp",
+            "selectDevice"
+        ]
     );
     assert_eq!(waiting["otpLength"], 6);
     let message = nth_sms(&sink, 1).await;
@@ -566,10 +576,9 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
         .act_ok(&flow, "activateEmailDevice", Some(json!({ "otp": code })))
         .await;
     let result = finish(&app, &flow, completed).await;
-    assert_eq!(
-        result["method"], "email",
-        "the last code set up proved the person"
-    );
+    // Setting methods up proves no second factor: the federation server is told so.
+    assert_eq!(result["method"], "enrolment");
+    assert_eq!(result["amr"], json!([]));
 
     // Both are now the user's devices; the operator sees them (masked) and may remove one.
     let flow = app.start_flow(&oob_request("hank")).await;
@@ -768,4 +777,131 @@ async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) 
         select(&app, &flow, device_of_type(&state, "SMS")).await["status"],
         "OTP_REQUIRED"
     );
+}
+
+async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.sms_backup", true))
+            .merge(("mfa.use_code", true))
+            .merge(("mfa.mandatory_authentication_methods", json!(["SMS"]))),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let mut request = transfer_request("alice", "€900", "Mallory");
+    request["user"]["phone"] = json!("+15555550101");
+    let flow = app.start_flow(&request).await;
+    let waiting = app.state(&flow).await;
+    // No passcode signs what is approved: no backup offered, no code instead of the push,
+    // and nothing to set up first.
+    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(waiting["devices"].as_array().unwrap().len(), 1);
+    assert!(!links(&waiting).contains(&"checkOtp".to_owned()));
+    let code = phone.device.current_otp().unwrap();
+    let refused = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
+}
+
+async fn a_user_with_devices_cannot_set_up_a_method_instead_of_using_them(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    // alice's only phone is too old for policy, and SMS is mandatory: setting SMS up now
+    // would let a password alone enrol an attacker's phone.
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.mandatory_authentication_methods", json!(["SMS"])))
+            .merge(("mfa.min_os_version", json!({ "android": "99" }))),
+    )
+    .await;
+    app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "MFA_FAILED", "{state}");
+    assert!(state["reason"].as_str().unwrap().contains("99"));
+    let setup = app.act(&flow, "setupMfa", None).await;
+    assert_eq!(setup.status(), 400);
+}
+
+async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("mfa.use_code", true))
+            .merge(("mfa.otp_attempt_limit", 2)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let code = phone.device.current_otp().unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    // Each sign-in allows three wrong codes; the user allows two tries in all.
+    for _ in 0..2 {
+        let flow = app.start_flow(&oob_request("alice")).await;
+        app.state(&flow).await;
+        let response = app
+            .act(&flow, "checkOtp", Some(json!({ "otp": wrong })))
+            .await;
+        assert_eq!(response.status(), 400);
+    }
+    let flow = app.start_flow(&oob_request("alice")).await;
+    app.state(&flow).await;
+    let response = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(
+        response.status(),
+        429,
+        "even the right code waits out the window"
+    );
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many passcodes tried")
+    );
+}
+
+async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Backend<'_>) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp).merge(("mfa.use_code", true)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let seed = {
+        let path = std::env::temp_dir().join(unique("phone-state"));
+        phone.device.save(&path).unwrap();
+        let state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let _ = std::fs::remove_file(path);
+        state["totpSeed"].as_str().unwrap().to_owned()
+    };
+    let now = assent_adapter::device::unix_now();
+    let current = assent_adapter::otp::totp_now(&seed, now).unwrap();
+    let previous = assent_adapter::otp::totp_now(&seed, now - 30).unwrap();
+    let flow = app.start_flow(&oob_request("alice")).await;
+    app.state(&flow).await;
+    let used = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": current })))
+        .await;
+    assert_eq!(used["status"], "MFA_COMPLETED");
+    // The previous step's code is still within the clock drift, but older than one used.
+    let flow = app.start_flow(&oob_request("alice")).await;
+    app.state(&flow).await;
+    let response = app
+        .act(&flow, "checkOtp", Some(json!({ "otp": previous })))
+        .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["details"][0]["code"], "INVALID_OTP");
 }

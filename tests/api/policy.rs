@@ -165,6 +165,12 @@ async fn a_bypass_range_completes_without_a_push_and_a_deny_range_fails(backend:
         "no push to a denied sign-in"
     );
 
+    // No address at all while deny rules exist: refused, not let through.
+    let mut anonymous = oob_request("alice");
+    anonymous.as_object_mut().unwrap().remove("clientIp");
+    let (flow, state) = start(&app, &anonymous).await;
+    assert_denied(&app, &flow, &state).await;
+
     // Outside every range: the usual push.
     let (flow, state) = start(&app, &request_from("203.0.113.7", None)).await;
     assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
@@ -234,10 +240,20 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
         .iter()
         .map(|request| request.auth_id.flow().as_str().to_owned())
         .collect();
+    // Same address, no browser id: an address alone may be a whole carrier's NAT.
+    let (no_browser, state) = start(&app, &request_from("203.0.113.7", None)).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
     pending.sort();
     let mut expected = vec![elsewhere, other_browser];
     expected.sort();
     assert_eq!(pending, expected, "a push for each of them");
+    assert!(
+        phone
+            .pending(0)
+            .await
+            .iter()
+            .any(|request| request.auth_id.flow().as_str() == no_browser)
+    );
 }
 
 async fn without_a_skip_window_every_sign_in_asks(backend: Backend<'_>) {

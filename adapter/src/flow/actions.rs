@@ -229,7 +229,11 @@ impl Adapter {
                 let flow = self
                     .update_flow(&id, current, |_| Ok(Event::Continue))
                     .await?;
-                self.remember_mfa(&flow).await?;
+                // The sign-in is done whatever happens here: a failure to remember it only
+                // costs a later skip.
+                if let Err(error) = self.remember_mfa(&flow).await {
+                    tracing::warn!(%error, "could not record the completed MFA");
+                }
                 Ok(flow)
             }
             FlowAction::Cancel | FlowAction::CancelPairing => {
@@ -262,10 +266,7 @@ impl Adapter {
     }
 
     async fn refresh_devices(&self, flow: &Flow) -> Result<Flow, AdapterError> {
-        let store = self.store();
-        let devices = device::list_for_user(store, &flow.user_id).await?;
-        let default = device::default_for_user(store, &flow.user_id).await?;
-        let devices = summaries(&devices, default.as_ref());
+        let devices = self.offered_now(flow).await?;
         self.update_flow(&flow.id, None, |_| {
             Ok(Event::DevicesChanged {
                 devices: devices.clone(),

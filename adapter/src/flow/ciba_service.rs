@@ -117,6 +117,7 @@ impl Adapter {
             one_time_device: None,
             policy: Default::default(),
             otp_failures: 0,
+            codes_sent: 0,
             enrolment: None,
         };
         // The state machine pushes only to the flow's known devices: this one.

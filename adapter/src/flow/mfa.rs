@@ -44,6 +44,31 @@ impl Adapter {
             .for_application(flow.application.id.as_deref())
     }
 
+    /// The devices a flow offers now, under its policy (after the person managed them).
+    pub(crate) async fn offered_now(
+        &self,
+        flow: &Flow,
+    ) -> Result<Vec<DeviceSummary>, AdapterError> {
+        let store = self.store();
+        let profile = crate::user::find(store, &flow.user_id)
+            .await?
+            .ok_or(AdapterError::NotFound("user"))?;
+        let mobile = device::list_for_user(store, &flow.user_id).await?;
+        let default = device::default_for_user(store, &flow.user_id).await?;
+        let otp_devices = otp_device::list(store, &flow.user_id).await?;
+        let mut offered = offered_devices(
+            self.policy_for(flow),
+            &profile,
+            &mobile,
+            default.as_ref(),
+            &otp_devices,
+        );
+        if flow.kind == FlowKind::Transaction {
+            offered.retain(|device| device.method == Method::PingidMobile && !device.backup);
+        }
+        Ok(offered)
+    }
+
     /// Sets an out-of-band or transaction flow up under its policy: network rules, a
     /// recent MFA, the devices offered (enrolled, backups), mandatory methods; then picks
     /// the device when there is only one. Returns what to send once the flow is stored.
@@ -55,9 +80,12 @@ impl Adapter {
         default: Option<&DeviceId>,
     ) -> Result<Option<Outbound>, AdapterError> {
         let policy = self.policy_for(flow).clone();
+        // A transaction is approved by the device's signature over what it shows: never
+        // by a passcode, which signs nothing.
+        let signed_only = flow.kind == FlowKind::Transaction;
         flow.policy = super::FlowPolicy {
-            use_code: policy.use_code,
-            otp_fallback: policy.otp_fallback,
+            use_code: policy.use_code && !signed_only,
+            otp_fallback: policy.otp_fallback && !signed_only,
             number_matching: policy.number_matching,
             admin_message: policy.admin_message.clone(),
         };
@@ -66,6 +94,17 @@ impl Adapter {
             .as_deref()
             .and_then(|ip| ip.parse::<IpAddr>().ok());
         let network = policy.network_action(ip);
+        if ip.is_none()
+            && policy
+                .network_rules
+                .iter()
+                .any(|rule| rule.action == NetworkAction::Deny)
+        {
+            flow.state = FlowState::MfaFailed {
+                reason: "the network policy needs the client's address (clientIp)".to_owned(),
+            };
+            return Ok(None);
+        }
         // Transactions always need the device's signature over what is approved; only
         // sign-ins may be let through by the network or a recent MFA.
         if flow.kind == FlowKind::Oob {
@@ -92,6 +131,13 @@ impl Adapter {
 
         let otp_devices = otp_device::list(self.store(), &flow.user_id).await?;
         flow.devices = offered_devices(&policy, profile, mobile, default, &otp_devices);
+        if signed_only {
+            flow.devices
+                .retain(|device| device.method == Method::PingidMobile && !device.backup);
+        }
+        // Whether the user has anything at all to prove themselves with: only a user with
+        // nothing may set methods up before giving a second factor.
+        let has_nothing = mobile.is_empty() && otp_devices.is_empty() && flow.devices.is_empty();
         let enrolled: Vec<Method> = mobile
             .iter()
             .map(|_| Method::PingidMobile)
@@ -103,7 +149,7 @@ impl Adapter {
             .copied()
             .filter(|method| !enrolled.contains(method))
             .collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && !signed_only {
             flow.enrolment = Some(Enrolment {
                 missing,
                 authenticated: None,
@@ -118,7 +164,9 @@ impl Adapter {
             .collect();
         let backups = flow.devices.iter().any(|device| device.backup);
         match candidates.as_slice() {
-            [] if flow.enrolment.is_some() => flow.state = FlowState::SetupRequired,
+            [] if flow.enrolment.is_some() && has_nothing => {
+                flow.state = FlowState::SetupRequired;
+            }
             [] if backups => flow.state = FlowState::DeviceSelectionRequired,
             [] if flow.kind == FlowKind::Oob
                 && flow.devices.is_empty()
@@ -186,6 +234,10 @@ impl Adapter {
         }
         let policy = self.policy_for(flow);
         if chosen.method == Method::PingidMobile {
+            // The flow's own cap first, so that a refused push does not spend the user's.
+            if flow.pushes_sent >= self.config().policy.max_pushes_per_flow {
+                return Err(FlowError::TooManyPushes.into());
+            }
             self.count_push(&flow.user_id, policy).await?;
             let number_match = flow.policy.number_matching.then(number_match);
             return Ok(Selection {
@@ -201,7 +253,8 @@ impl Adapter {
         }
         match &chosen.address {
             Some(address) if chosen.method.is_sent() => {
-                self.count_send(&flow.user_id, policy).await?;
+                check_send_allowed(flow, policy)?;
+                self.count_send(&flow.user_id, address, policy).await?;
                 let (sent, outbound) = self.new_code(flow, chosen.method, address, policy, 1)?;
                 Ok(Selection {
                     event: Event::OtpDeviceSelected {
@@ -242,21 +295,56 @@ impl Adapter {
         }
     }
 
-    /// Counts a sent passcode against the user's limit; refused when the window is full.
-    async fn count_send(&self, user: &UserId, policy: &MfaPolicy) -> Result<(), AdapterError> {
-        if policy.otp_send_limit == 0 {
+    /// Counts a passcode tried by the user, across sign-ins: per-flow wrong tries alone would
+    /// let someone with the password guess on by starting new sign-ins.
+    async fn count_attempt(&self, user: &UserId, policy: &MfaPolicy) -> Result<(), AdapterError> {
+        if policy.otp_attempt_limit == 0 {
             return Ok(());
         }
-        let window = Duration::from_secs(policy.otp_send_limit_window_secs);
+        let window = Duration::from_secs(policy.otp_attempt_window_secs);
         if self
             .store()
-            .rate_limit(&keys::user_sends(user), policy.otp_send_limit, window)
+            .rate_limit(
+                &keys::user_otp_attempts(user),
+                policy.otp_attempt_limit,
+                window,
+            )
             .await?
         {
             Ok(())
         } else {
-            Err(FlowError::ResendLimited(
-                "too many passcodes sent to this user; try again later".to_owned(),
+            Err(FlowError::Throttled(
+                "too many passcodes tried for this user; try again later".to_owned(),
+            )
+            .into())
+        }
+    }
+
+    /// Counts a sent passcode against the user's limit and the destination's (against SMS
+    /// pumping to numbers typed at enrolment); refused when either window is full.
+    async fn count_send(
+        &self,
+        user: &UserId,
+        address: &str,
+        policy: &MfaPolicy,
+    ) -> Result<(), AdapterError> {
+        if policy.otp_send_limit == 0 {
+            return Ok(());
+        }
+        let window = Duration::from_secs(policy.otp_send_limit_window_secs);
+        let limit = policy.otp_send_limit;
+        let store = self.store();
+        let allowed = store
+            .rate_limit(&keys::user_sends(user), limit, window)
+            .await?
+            && store
+                .rate_limit(&keys::address_sends(address), limit, window)
+                .await?;
+        if allowed {
+            Ok(())
+        } else {
+            Err(FlowError::Throttled(
+                "too many passcodes sent to this user or address; try again later".to_owned(),
             )
             .into())
         }
@@ -397,6 +485,7 @@ impl Adapter {
             )
             .into());
         }
+        self.count_attempt(&flow.user_id, &policy).await?;
         if let FlowState::ActivationRequired { .. } = &flow.state {
             return self.activate(flow_id, current, &presented, &policy).await;
         }
@@ -447,14 +536,22 @@ impl Adapter {
             Method::Email => "email",
             Method::Totp => "totp",
         };
-        let pairing = if flow.kind == FlowKind::NewDevice && computed != Some(false) {
+        // A new device's pairing key is issued only for a code that checks out now; the
+        // compare-and-set below checks it again, and the key is withdrawn if it loses.
+        let likely = computed.unwrap_or_else(|| match &flow.state {
+            FlowState::OtpRequired {
+                sent: Some(sent), ..
+            } => sent.accepts(&presented, now_ms()),
+            _ => false,
+        });
+        let pairing = if flow.kind == FlowKind::NewDevice && likely {
             Some(self.new_device_key(flow).await?)
         } else {
             None
         };
         let now = now_ms();
         let max_attempts = policy.otp_max_attempts;
-        let (flow, passed) = self
+        let stepped = self
             .step_flow(flow_id, Some(current), |flow| {
                 let passed = computed.unwrap_or_else(|| match &flow.state {
                     FlowState::OtpRequired {
@@ -474,7 +571,15 @@ impl Adapter {
                 };
                 Ok((apply(flow, event, now)?, passed))
             })
-            .await?;
+            .await;
+        let unused_key = match &stepped {
+            Ok((_, true)) => None,
+            _ => pairing.as_ref().map(|(key, _)| key.clone()),
+        };
+        if let Some(key) = unused_key {
+            crate::pairing::withdraw(self.store(), &key).await?;
+        }
+        let (flow, passed) = stepped?;
         wrong_code_outcome(flow, passed, max_attempts)
     }
 
@@ -535,7 +640,7 @@ impl Adapter {
             self.store(),
             &flow.user_id.clone(),
             OtpDevice {
-                id: new_id,
+                id: new_id.clone(),
                 method,
                 address,
                 totp_secret,
@@ -563,8 +668,9 @@ impl Adapter {
                 })
             })
             .await;
-        if result.is_err() {
-            // The flow moved on meanwhile: the device does not stand.
+        // The flow moved on meanwhile: the device does not stand, unless it was there
+        // before (the same address set up by a concurrent activation that won).
+        if result.is_err() && saved.id == new_id {
             otp_device::remove(self.store(), &user, &saved.id).await?;
         }
         result
@@ -605,23 +711,18 @@ impl Adapter {
                 .into());
             }
         };
-        if previous.sends >= policy.otp_max_sends {
-            return Err(FlowError::ResendLimited(format!(
-                "no more than {} passcodes per sign-in",
-                policy.otp_max_sends
-            ))
-            .into());
-        }
+        check_send_allowed(flow, &policy)?;
         let wait_ms = (previous.last_sent_ms + policy.otp_resend_interval_secs * 1000)
             .saturating_sub(now_ms());
         if wait_ms > 0 {
-            return Err(FlowError::ResendLimited(format!(
+            return Err(FlowError::Throttled(format!(
                 "wait {} s before asking for another passcode",
                 wait_ms.div_ceil(1000)
             ))
             .into());
         }
         let address = address.ok_or(FlowError::UnknownDevice)?;
+        self.count_send(&flow.user_id, &address, &policy).await?;
         let (sent, outbound) =
             self.new_code(flow, method, &address, &policy, previous.sends + 1)?;
         let expected = previous.code_sha256.clone();
@@ -669,14 +770,19 @@ impl Adapter {
         } else {
             None
         };
-        self.update_flow(flow_id, Some(current), |_| {
-            Ok(Event::PairingMethodChosen {
-                method,
-                totp_secret: totp_secret.clone(),
-                pairing: pairing.clone(),
+        let result = self
+            .update_flow(flow_id, Some(current), |_| {
+                Ok(Event::PairingMethodChosen {
+                    method,
+                    totp_secret: totp_secret.clone(),
+                    pairing: pairing.clone(),
+                })
             })
-        })
-        .await
+            .await;
+        if let (Err(_), Some((key, _))) = (&result, &pairing) {
+            crate::pairing::withdraw(self.store(), key).await?;
+        }
+        result
     }
 
     /// `submitSmsTarget` / `submitVoiceTarget` / `submitEmailTarget`: a code goes to the
@@ -708,7 +814,8 @@ impl Adapter {
         }
         let address = normalise_address(method, address)?;
         let policy = self.policy_for(flow).clone();
-        self.count_send(&flow.user_id, &policy).await?;
+        check_send_allowed(flow, &policy)?;
+        self.count_send(&flow.user_id, &address, &policy).await?;
         let (sent, outbound) = self.new_code(flow, method, &address, &policy, 1)?;
         let flow = self
             .update_flow(flow_id, Some(current), |_| {
@@ -741,6 +848,19 @@ impl Adapter {
     }
 }
 
+/// Refuses a further passcode once the flow sent as many as policy allows, whichever
+/// devices or addresses they went to.
+fn check_send_allowed(flow: &Flow, policy: &MfaPolicy) -> Result<(), AdapterError> {
+    if flow.codes_sent >= policy.otp_max_sends {
+        return Err(FlowError::Throttled(format!(
+            "no more than {} passcodes per sign-in",
+            policy.otp_max_sends
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// The outcome of a checked code: the flow when right or locked out, else the error with
 /// the tries left.
 fn wrong_code_outcome(flow: Flow, passed: bool, max_attempts: u32) -> Result<Flow, AdapterError> {
@@ -756,11 +876,13 @@ fn recent_origin(policy: &MfaPolicy, flow: &Flow) -> Option<String> {
     if policy.skip_mfa_within_secs == 0 || flow.kind != FlowKind::Oob {
         return None;
     }
+    // The same browser (the federation server's device cookie), from the same address,
+    // for the same application (whose policy set the window): an address alone may be a
+    // whole carrier's NAT.
     let ip = flow.client_ip.as_deref()?;
-    let origin = format!(
-        "{ip}\u{0}{}",
-        flow.client_device.as_deref().unwrap_or_default()
-    );
+    let client_device = flow.client_device.as_deref()?;
+    let application = flow.application.id.as_deref().unwrap_or_default();
+    let origin = format!("{ip}\u{0}{client_device}\u{0}{application}");
     Some(hex::encode(Sha256::digest(origin.as_bytes())))
 }
 

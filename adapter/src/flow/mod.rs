@@ -545,6 +545,9 @@ pub struct Flow {
     /// Wrong passcodes so far.
     #[serde(default)]
     pub otp_failures: u32,
+    /// Passcodes sent so far, to any device or address (capped by policy).
+    #[serde(default)]
+    pub codes_sent: u32,
     /// Methods policy makes mandatory that the user still has to set up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrolment: Option<Enrolment>,
@@ -658,7 +661,13 @@ impl Flow {
             Status::PushConfirmationTimedOut => vec![SelectDevice, CancelAuthentication],
             Status::OtpRequired => match &self.state {
                 FlowState::OtpRequired { sent: Some(_), .. } => {
-                    vec![CheckOtp, Resend, SelectDevice, CancelAuthentication]
+                    vec![
+                        CheckOtp,
+                        Resend,
+                        ResendOtp,
+                        SelectDevice,
+                        CancelAuthentication,
+                    ]
                 }
                 _ => vec![CheckOtp, SelectDevice, CancelAuthentication],
             },

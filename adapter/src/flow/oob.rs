@@ -206,9 +206,13 @@ fn enrolled(next: &mut Flow, method: Method, approval: Approval) {
     };
     enrolment.missing.retain(|missing| *missing != method);
     next.state = if enrolment.missing.is_empty() {
-        FlowState::MfaCompleted {
-            approval: enrolment.authenticated.clone().unwrap_or(approval),
-        }
+        // Setting methods up proves only that the person holds what they just set up,
+        // not a second factor: a user who had nothing completes as `enrolment`.
+        let approval = enrolment.authenticated.clone().unwrap_or(Approval {
+            method: "enrolment".to_owned(),
+            ..approval
+        });
+        FlowState::MfaCompleted { approval }
     } else {
         FlowState::PairingMethodRequired
     };
@@ -302,6 +306,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             if !chosen.otp_enabled {
                 return Err(FlowError::UnknownDevice);
             }
+            next.codes_sent += u32::from(sent.is_some());
             next.state = FlowState::OtpRequired { device, sent };
         }
         Event::CodeResent { sent } => match &mut next.state {
@@ -310,6 +315,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                 if current.is_some() =>
             {
                 *current = Some(sent);
+                next.codes_sent += 1;
             }
             _ => {
                 return Err(FlowError::NotAllowed {
@@ -414,6 +420,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
                     status: status.as_str(),
                 });
             };
+            next.codes_sent += 1;
             next.state = FlowState::ActivationRequired {
                 method,
                 address: Some(address),
@@ -650,6 +657,7 @@ mod tests {
             one_time_device: None,
             policy: Default::default(),
             otp_failures: 0,
+            codes_sent: 0,
             enrolment: None,
         }
     }

@@ -303,6 +303,7 @@ impl Adapter {
             one_time_device,
             policy: Default::default(),
             otp_failures: 0,
+            codes_sent: 0,
             enrolment: None,
         };
         let verify_with_primary = request.kind == FlowKind::NewDevice
@@ -361,14 +362,22 @@ impl Adapter {
                     .or_else(|| devices.first())
                     .ok_or(FlowError::NoUsableDevice)?;
                 flow.devices = summaries(std::slice::from_ref(primary), default.as_ref());
-                let event = Event::SelectDevice {
-                    device: primary.id.clone(),
-                    auth_id: AuthId::generate(&flow.id),
-                    timeout_ms: self.push_timeout_ms(),
-                    max_pushes: self.config().policy.max_pushes_per_flow,
-                    number_match: None,
-                };
-                flow = apply(&flow, event, now)?;
+                let refusal = self
+                    .policy_for(&flow)
+                    .os_refusal(&primary.os, &primary.os_version);
+                flow.devices[0].unusable = refusal;
+                // Through the policy: the push limit and the OS minimum hold here too.
+                match self.prepare_selection(&flow, &primary.id).await {
+                    Ok(selection) => flow = apply(&flow, selection.event, now)?,
+                    Err(AdapterError::Flow(
+                        refused @ (FlowError::PushLimited | FlowError::DeviceRefused(_)),
+                    )) => {
+                        flow.state = FlowState::MfaFailed {
+                            reason: refused.to_string(),
+                        };
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             _ if request.kind == FlowKind::Qr => {
                 flow.state = self.fresh_qr_code(&flow.id, now);
@@ -667,6 +676,8 @@ impl Adapter {
                 Some("voice") => vec!["mfa", "tel", "otp"],
                 Some("email" | "totp") => vec!["mfa", "otp"],
                 Some("mobile_otp") => vec!["mfa", "swk", "otp"],
+                // Methods set up by a user who had none: no second factor was given.
+                Some("enrolment") => vec![],
                 Some(_) => vec!["swk"],
                 None => vec![],
             },

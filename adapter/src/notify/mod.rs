@@ -45,7 +45,7 @@ impl Channel {
 }
 
 /// One message to deliver.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Message {
     /// The channel.
     pub channel: Channel,
@@ -57,6 +57,16 @@ pub struct Message {
     pub text: String,
     /// Structured data for push (auth id, user, application...).
     pub data: serde_json::Value,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text carries a passcode and the address is personal: neither in logs.
+        f.debug_struct("Message")
+            .field("channel", &self.channel)
+            .field("to", &mask_recipient(&self.to))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a message was not delivered.

@@ -91,7 +91,7 @@ impl Adapter {
             .map(|device| PasscodeDeviceView {
                 id: device.id.to_string(),
                 method: device.method,
-                target: device.address.as_deref().map(crate::otp::mask),
+                target: device.address.as_deref().map(crate::notify::mask_recipient),
                 paired_at: device.paired_at,
             })
             .collect())

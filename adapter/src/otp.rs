@@ -123,21 +123,6 @@ pub fn totp_now(secret_base32: &str, unix_secs: u64) -> Option<String> {
     totp(secret_base32, None, "assent").map(|totp| totp.generate(unix_secs))
 }
 
-/// Masks an address for display: `+1555***0101`, `a***@example.com`.
-pub fn mask(address: &str) -> String {
-    if let Some((local, domain)) = address.split_once('@') {
-        let first: String = local.chars().take(1).collect();
-        return format!("{first}***@{domain}");
-    }
-    let chars: Vec<char> = address.chars().collect();
-    if chars.len() <= 6 {
-        return "***".to_owned();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}***{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,12 +154,5 @@ mod tests {
         let uri = key_uri(&secret, "assent: Demo", "alice").unwrap();
         assert!(uri.starts_with("otpauth://totp/"), "{uri}");
         assert!(uri.contains(&format!("secret={secret}")), "{uri}");
-    }
-
-    #[test]
-    fn addresses_are_masked() {
-        assert_eq!(mask("+15555550101"), "+155***0101");
-        assert_eq!(mask("alice@example.com"), "a***@example.com");
-        assert_eq!(mask("123"), "***");
     }
 }

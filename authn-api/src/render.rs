@@ -81,7 +81,9 @@ fn activation_json(flow: &Flow, otp_length: u32) -> Value {
     else {
         return json!({});
     };
-    let shown = address.as_deref().map(assent_adapter::otp::mask);
+    let shown = address
+        .as_deref()
+        .map(assent_adapter::notify::mask_recipient);
     match (method, totp_secret) {
         (Method::Totp, Some(secret)) => {
             let account = flow.user_id.as_str();

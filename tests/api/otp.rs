@@ -128,7 +128,7 @@ async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
     // No device: the SMS backup to the profile's number is what there is to choose.
     assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
     let sms = device_of_type(&state, "SMS");
-    assert_eq!(sms["target"], "+155***0177", "the number is shown masked");
+    assert_eq!(sms["target"], "+1555***0177", "the number is shown masked");
     assert_eq!(sms["otpEnabled"], true);
 
     let waiting = select(&app, &flow, sms).await;
@@ -421,7 +421,7 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
         )
         .await;
     assert_eq!(activation["status"], "SMS_ACTIVATION_REQUIRED");
-    assert_eq!(activation["phone"], "+155***0123");
+    assert_eq!(activation["phone"], "+1555***0123");
     assert!(links(&activation).contains(&"resendOtp".to_owned()));
     let message = nth_sms(&sink, 1).await;
     assert_eq!(message["To"], "+15555550123");
@@ -594,7 +594,7 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
     let passcode = listed["passcodeDevices"].as_array().unwrap();
     assert_eq!(passcode.len(), 2);
     assert_eq!(passcode[0]["method"], "VOICE");
-    assert_eq!(passcode[0]["target"], "+155***0144");
+    assert_eq!(passcode[0]["target"], "+1555***0144");
     assert_eq!(passcode[1]["target"], "h***@work.example");
     let removed = app
         .http

@@ -274,80 +274,75 @@ impl Adapter {
         }
     }
 
-    /// Counts a push against the user's limit; refused when the window is full.
+    /// Counts one event in a sliding window of `window_secs` (a limit of 0 counts nothing);
+    /// `refused` when the window is already full. One atomic store call, shared by every
+    /// instance.
+    async fn within_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window_secs: u64,
+        refused: impl FnOnce() -> FlowError,
+    ) -> Result<(), AdapterError> {
+        if limit == 0 {
+            return Ok(());
+        }
+        let window = Duration::from_secs(window_secs);
+        match self.store().rate_limit(key, limit, window).await? {
+            true => Ok(()),
+            false => Err(refused().into()),
+        }
+    }
+
+    /// Counts a push against the user's limit.
     pub(crate) async fn count_push(
         &self,
         user: &UserId,
         policy: &MfaPolicy,
     ) -> Result<(), AdapterError> {
-        if policy.push_limit == 0 {
-            return Ok(());
-        }
-        let window = Duration::from_secs(policy.push_limit_window_secs);
-        if self
-            .store()
-            .rate_limit(&keys::user_pushes(user), policy.push_limit, window)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(FlowError::PushLimited.into())
-        }
+        self.within_limit(
+            &keys::user_pushes(user),
+            policy.push_limit,
+            policy.push_limit_window_secs,
+            || FlowError::PushLimited,
+        )
+        .await
     }
 
     /// Counts a passcode tried by the user, across sign-ins: per-flow wrong tries alone would
     /// let someone with the password guess on by starting new sign-ins.
     async fn count_attempt(&self, user: &UserId, policy: &MfaPolicy) -> Result<(), AdapterError> {
-        if policy.otp_attempt_limit == 0 {
-            return Ok(());
-        }
-        let window = Duration::from_secs(policy.otp_attempt_window_secs);
-        if self
-            .store()
-            .rate_limit(
-                &keys::user_otp_attempts(user),
-                policy.otp_attempt_limit,
-                window,
-            )
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(FlowError::Throttled(
-                "too many passcodes tried for this user; try again later".to_owned(),
-            )
-            .into())
-        }
+        self.within_limit(
+            &keys::user_otp_attempts(user),
+            policy.otp_attempt_limit,
+            policy.otp_attempt_window_secs,
+            || {
+                FlowError::Throttled(
+                    "too many passcodes tried for this user; try again later".to_owned(),
+                )
+            },
+        )
+        .await
     }
 
     /// Counts a sent passcode against the user's limit and the destination's (against SMS
-    /// pumping to numbers typed at enrolment); refused when either window is full.
+    /// pumping to numbers typed at enrolment).
     async fn count_send(
         &self,
         user: &UserId,
         address: &str,
         policy: &MfaPolicy,
     ) -> Result<(), AdapterError> {
-        if policy.otp_send_limit == 0 {
-            return Ok(());
-        }
-        let window = Duration::from_secs(policy.otp_send_limit_window_secs);
-        let limit = policy.otp_send_limit;
-        let store = self.store();
-        let allowed = store
-            .rate_limit(&keys::user_sends(user), limit, window)
-            .await?
-            && store
-                .rate_limit(&keys::address_sends(address), limit, window)
-                .await?;
-        if allowed {
-            Ok(())
-        } else {
-            Err(FlowError::Throttled(
+        let refused = || {
+            FlowError::Throttled(
                 "too many passcodes sent to this user or address; try again later".to_owned(),
             )
-            .into())
-        }
+        };
+        let (limit, window) = (policy.otp_send_limit, policy.otp_send_limit_window_secs);
+        self.within_limit(&keys::user_sends(user), limit, window, refused)
+            .await?;
+        self.within_limit(&keys::address_sends(address), limit, window, refused)
+            .await
     }
 
     /// A fresh code for `address`, remembered hashed, and the message carrying it.
@@ -917,7 +912,7 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         target: device
             .address
             .as_deref()
-            .map_or_else(|| name.to_owned(), otp::mask),
+            .map_or_else(|| name.to_owned(), crate::notify::mask_recipient),
         default: false,
         method: device.method,
         otp_enabled: true,

@@ -70,6 +70,17 @@ impl Method {
         }
     }
 
+    /// How a second factor by this method is named in results (`amr`/`acr` follow it).
+    pub fn approval_name(self) -> &'static str {
+        match self {
+            Self::PingidMobile => "mobile_otp",
+            Self::Sms => "sms",
+            Self::Voice => "voice",
+            Self::Email => "email",
+            Self::Totp => "totp",
+        }
+    }
+
     /// Whether a code is sent to an address (rather than computed by the user's device).
     pub fn is_sent(self) -> bool {
         matches!(self, Self::Sms | Self::Voice | Self::Email)

@@ -31,7 +31,7 @@ fn device_json(device: &DeviceSummary, app_code_allowed: bool) -> Value {
 }
 
 /// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted.
-pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str, otp_length: u32) -> Value {
+pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str) -> Value {
     let status = flow.status(now_ms);
     let links: Map<String, Value> = flow
         .allowed_actions(now_ms)
@@ -44,7 +44,7 @@ pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str, otp_len
         "status": status.as_str(),
         "_links": links,
     });
-    let fields = fields(flow, now_ms, qr_scheme, otp_length);
+    let fields = fields(flow, now_ms, qr_scheme);
     if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
         state.extend(fields);
         if let Some(message) = &flow.policy.admin_message
@@ -101,7 +101,8 @@ fn activation_json(flow: &Flow, otp_length: u32) -> Value {
     }
 }
 
-fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str, otp_length: u32) -> Value {
+fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
+    let otp_length = flow.policy.otp_length;
     let status = flow.status(now_ms);
     let app_code_allowed = flow.allowed_actions(now_ms).contains(&Action::CheckOtp);
     let as_json = |device: &DeviceSummary| device_json(device, app_code_allowed);

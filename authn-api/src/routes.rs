@@ -71,11 +71,6 @@ fn state_response(adapter: &Adapter, flow: &Flow, state: Option<&str>) -> HttpRe
         now_ms(),
         &flow_url(adapter, flow.id.as_str()),
         &adapter.config().policy.qr_app_scheme,
-        adapter
-            .config()
-            .policies
-            .for_application(flow.application.id.as_deref())
-            .otp_length,
     );
     if let (Some(state), Some(object)) = (state, body.as_object_mut()) {
         object.insert("_pf_authn_api_state".to_owned(), state.into());

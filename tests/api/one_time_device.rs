@@ -7,7 +7,38 @@ use assent_adapter::device_key::{DeviceSigner, ProofClaims};
 
 use crate::support::{Backend, TestApp, on_both_backends, oob_request};
 
-on_both_backends!(a_one_time_device_answers_once_and_is_never_paired);
+on_both_backends!(
+    a_one_time_device_answers_once_and_is_never_paired,
+    a_one_time_device_is_pushed_to_under_the_users_push_limit,
+);
+
+async fn a_one_time_device_is_pushed_to_under_the_users_push_limit(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &crate::support::unique("t"),
+        figment::Figment::new().merge(("mfa.push_limit", 1)),
+    )
+    .await;
+    let start = || async {
+        let (_, public) = DeviceSigner::generate_key().unwrap();
+        let public: serde_json::Map<String, Value> = public.into();
+        let mut request = oob_request("alice");
+        request["oneTimeDevice"] = json!({
+            "publicJwk": public, "name": "Kiosk", "os": "Android", "osVersion": "14", "model": "Kiosk 1",
+        });
+        let flow = app.start_flow(&request).await;
+        app.state(&flow).await
+    };
+    assert_eq!(start().await["status"], "PUSH_CONFIRMATION_WAITING");
+    let refused = start().await;
+    assert_eq!(refused["status"], "MFA_FAILED");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too many push notifications")
+    );
+}
 
 async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;

@@ -79,16 +79,8 @@ impl Adapter {
         mobile: &[Device],
         default: Option<&DeviceId>,
     ) -> Result<Option<Outbound>, AdapterError> {
-        let policy = self.policy_for(flow).clone();
-        // A transaction is approved by the device's signature over what it shows: never
-        // by a passcode, which signs nothing.
+        let policy = self.policy_for(flow);
         let signed_only = flow.kind == FlowKind::Transaction;
-        flow.policy = super::FlowPolicy {
-            use_code: policy.use_code && !signed_only,
-            otp_fallback: policy.otp_fallback && !signed_only,
-            number_matching: policy.number_matching,
-            admin_message: policy.admin_message.clone(),
-        };
         let ip = flow
             .client_ip
             .as_deref()
@@ -115,7 +107,7 @@ impl Adapter {
                 return Ok(None);
             }
             if network != Some(NetworkAction::Require)
-                && let Some(origin) = recent_origin(&policy, flow)
+                && let Some(origin) = recent_origin(policy, flow)
                 && self
                     .store()
                     .get(&keys::recent_mfa(&flow.user_id, &origin))
@@ -130,7 +122,7 @@ impl Adapter {
         }
 
         let otp_devices = otp_device::list(self.store(), &flow.user_id).await?;
-        flow.devices = offered_devices(&policy, profile, mobile, default, &otp_devices);
+        flow.devices = offered_devices(policy, profile, mobile, default, &otp_devices);
         if signed_only {
             flow.devices
                 .retain(|device| device.method == Method::PingidMobile && !device.backup);
@@ -172,17 +164,10 @@ impl Adapter {
                 && flow.devices.is_empty()
                 && self.config().policy.enrol_on_the_spot =>
             {
-                let ttl = self.config().policy.pairing_key_ttl_secs;
-                let key = crate::pairing::issue(
-                    self.store(),
-                    &flow.user_id,
-                    Some(&flow.id),
-                    Duration::from_secs(ttl),
-                )
-                .await?;
+                let (pairing_key, expires_at_ms) = self.new_device_key(flow).await?;
                 flow.state = FlowState::MobileActivationRequired {
-                    pairing_key: key.expose().to_owned(),
-                    expires_at_ms: now_ms() + ttl * 1000,
+                    pairing_key,
+                    expires_at_ms,
                 };
             }
             [] => {
@@ -215,6 +200,27 @@ impl Adapter {
             _ => flow.state = FlowState::DeviceSelectionRequired,
         }
         Ok(None)
+    }
+
+    /// Picks the one device a flow starts with, through the policy (push limit, OS
+    /// minimum); a refusal fails the flow with its reason.
+    pub(crate) async fn select_at_start(
+        &self,
+        flow: &mut Flow,
+        device: &DeviceId,
+    ) -> Result<(), AdapterError> {
+        match self.prepare_selection(flow, device).await {
+            Ok(selection) => *flow = apply(flow, selection.event, now_ms())?,
+            Err(AdapterError::Flow(
+                refused @ (FlowError::PushLimited | FlowError::DeviceRefused(_)),
+            )) => {
+                flow.state = FlowState::MfaFailed {
+                    reason: refused.to_string(),
+                };
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(())
     }
 
     /// What picking `device` in `flow` does: a push (within the user's push limit), or a
@@ -469,7 +475,7 @@ impl Adapter {
         presented: &str,
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
-        let policy = self.policy_for(flow).clone();
+        let policy = self.policy_for(flow);
         let presented = presented.trim().to_owned();
         if presented.is_empty()
             || presented.len() > 10
@@ -480,9 +486,9 @@ impl Adapter {
             )
             .into());
         }
-        self.count_attempt(&flow.user_id, &policy).await?;
+        self.count_attempt(&flow.user_id, policy).await?;
         if let FlowState::ActivationRequired { .. } = &flow.state {
-            return self.activate(flow_id, current, &presented, &policy).await;
+            return self.activate(flow_id, current, &presented, policy).await;
         }
         let device_id = flow
             .selected_device()
@@ -524,13 +530,7 @@ impl Adapter {
             }
             _ => None,
         };
-        let method: &'static str = match device.method {
-            Method::PingidMobile => "mobile_otp",
-            Method::Sms => "sms",
-            Method::Voice => "voice",
-            Method::Email => "email",
-            Method::Totp => "totp",
-        };
+        let method = device.method.approval_name();
         // A new device's pairing key is issued only for a code that checks out now; the
         // compare-and-set below checks it again, and the key is withdrawn if it loses.
         let likely = computed.unwrap_or_else(|| match &flow.state {
@@ -633,7 +633,7 @@ impl Adapter {
         }
         let saved = otp_device::add(
             self.store(),
-            &flow.user_id.clone(),
+            &flow.user_id,
             OtpDevice {
                 id: new_id.clone(),
                 method,
@@ -679,7 +679,7 @@ impl Adapter {
         current: (Flow, u64),
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
-        let policy = self.policy_for(flow).clone();
+        let policy = self.policy_for(flow);
         let (method, address, previous) = match &flow.state {
             FlowState::OtpRequired {
                 device,
@@ -706,7 +706,7 @@ impl Adapter {
                 .into());
             }
         };
-        check_send_allowed(flow, &policy)?;
+        check_send_allowed(flow, policy)?;
         let wait_ms = (previous.last_sent_ms + policy.otp_resend_interval_secs * 1000)
             .saturating_sub(now_ms());
         if wait_ms > 0 {
@@ -717,9 +717,8 @@ impl Adapter {
             .into());
         }
         let address = address.ok_or(FlowError::UnknownDevice)?;
-        self.count_send(&flow.user_id, &address, &policy).await?;
-        let (sent, outbound) =
-            self.new_code(flow, method, &address, &policy, previous.sends + 1)?;
+        self.count_send(&flow.user_id, &address, policy).await?;
+        let (sent, outbound) = self.new_code(flow, method, &address, policy, previous.sends + 1)?;
         let expected = previous.code_sha256.clone();
         let flow = self
             .update_flow(flow_id, Some(current), |flow| {
@@ -808,10 +807,10 @@ impl Adapter {
             .into());
         }
         let address = normalise_address(method, address)?;
-        let policy = self.policy_for(flow).clone();
-        check_send_allowed(flow, &policy)?;
-        self.count_send(&flow.user_id, &address, &policy).await?;
-        let (sent, outbound) = self.new_code(flow, method, &address, &policy, 1)?;
+        let policy = self.policy_for(flow);
+        check_send_allowed(flow, policy)?;
+        self.count_send(&flow.user_id, &address, policy).await?;
+        let (sent, outbound) = self.new_code(flow, method, &address, policy, 1)?;
         let flow = self
             .update_flow(flow_id, Some(current), |_| {
                 Ok(Event::TargetSubmitted {
@@ -840,6 +839,20 @@ impl Adapter {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The policy choices a flow's state machine reads, fixed at its start.
+pub(crate) fn flow_policy(policy: &MfaPolicy, kind: FlowKind) -> super::FlowPolicy {
+    // A transaction is approved by the device's signature over what it shows: never by a
+    // passcode, which signs nothing.
+    let signed_only = kind == FlowKind::Transaction;
+    super::FlowPolicy {
+        use_code: policy.use_code && !signed_only,
+        otp_fallback: policy.otp_fallback && !signed_only,
+        number_matching: policy.number_matching,
+        admin_message: policy.admin_message.clone(),
+        otp_length: policy.otp_length,
     }
 }
 

@@ -565,6 +565,9 @@ pub struct FlowPolicy {
     /// The administrator's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_message: Option<String>,
+    /// Digits of a sent passcode (what the page's input accepts).
+    #[serde(default)]
+    pub otp_length: u32,
 }
 
 /// Mandatory methods still to set up, and the second factor already given, if any.

@@ -437,7 +437,7 @@ pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> 
             };
             let approval = Approval {
                 device_id: device.id.clone(),
-                method: method.as_str().to_ascii_lowercase(),
+                method: method.approval_name().to_owned(),
                 decided_at_ms: now_ms,
             };
             next.otp_failures = 0;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Application, DeviceSummary, Event, Flow, FlowKind, FlowState, Status, apply};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
-use crate::ids::{AuthId, DeviceId, FlowId};
+use crate::ids::{DeviceId, FlowId};
 use crate::params::{DynamicParams, Message};
 use crate::store::{StoreError, Ttl};
 use crate::user::{self, UserId, UserProfile};
@@ -306,6 +306,7 @@ impl Adapter {
             codes_sent: 0,
             enrolment: None,
         };
+        flow.policy = super::mfa::flow_policy(self.policy_for(&flow), flow.kind);
         let verify_with_primary = request.kind == FlowKind::NewDevice
             && self.config().policy.additional_trusted_devices
                 == crate::config::AdditionalTrustedDevices::VerifyWithPrimary;
@@ -366,18 +367,7 @@ impl Adapter {
                     .policy_for(&flow)
                     .os_refusal(&primary.os, &primary.os_version);
                 flow.devices[0].unusable = refusal;
-                // Through the policy: the push limit and the OS minimum hold here too.
-                match self.prepare_selection(&flow, &primary.id).await {
-                    Ok(selection) => flow = apply(&flow, selection.event, now)?,
-                    Err(AdapterError::Flow(
-                        refused @ (FlowError::PushLimited | FlowError::DeviceRefused(_)),
-                    )) => {
-                        flow.state = FlowState::MfaFailed {
-                            reason: refused.to_string(),
-                        };
-                    }
-                    Err(error) => return Err(error),
-                }
+                self.select_at_start(&mut flow, &primary.id).await?;
             }
             _ if request.kind == FlowKind::Qr => {
                 flow.state = self.fresh_qr_code(&flow.id, now);
@@ -388,35 +378,21 @@ impl Adapter {
                 };
             }
             _ if enrol_now => {
-                let ttl = self.config().policy.pairing_key_ttl_secs;
-                let key = crate::pairing::issue(
-                    store,
-                    &flow.user_id,
-                    Some(&flow.id),
-                    Duration::from_secs(ttl),
-                )
-                .await?;
+                let (pairing_key, expires_at_ms) = self.new_device_key(&flow).await?;
                 flow.state = FlowState::MobileActivationRequired {
-                    pairing_key: key.expose().to_owned(),
-                    expires_at_ms: now + ttl * 1000,
+                    pairing_key,
+                    expires_at_ms,
                 };
             }
-            [] => {
-                flow.state = FlowState::MfaFailed {
-                    reason: "the user has no paired device: register one first".to_owned(),
-                };
+            // What is left: a flow with a one-time device, its only device.
+            _ => {
+                let only = flow
+                    .devices
+                    .first()
+                    .map(|device| device.id.clone())
+                    .ok_or(FlowError::NoUsableDevice)?;
+                self.select_at_start(&mut flow, &only).await?;
             }
-            [only] => {
-                let event = Event::SelectDevice {
-                    device: only.id.clone(),
-                    auth_id: AuthId::generate(&flow.id),
-                    timeout_ms: self.push_timeout_ms(),
-                    max_pushes: self.config().policy.max_pushes_per_flow,
-                    number_match: None,
-                };
-                flow = apply(&flow, event, now)?;
-            }
-            _ => {}
         }
         self.insert_flow(&flow, flow_ttl).await?;
         match flow.status(now) {

@@ -285,13 +285,7 @@ pub(super) fn check_url(key: &str, url: &str) -> Result<reqwest::Url, Invalid> {
     Ok(parsed)
 }
 
-/// Seconds since the Unix epoch.
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default()
-}
+pub(super) use crate::device::unix_now;
 
 #[cfg(test)]
 mod tests {

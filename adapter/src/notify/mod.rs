@@ -137,7 +137,10 @@ impl Delivery {
         };
         if let Err(error) = &result {
             self.senders.failures.with_label_values(&[channel]).inc();
-            tracing::warn!(channel, %error, "delivery failed");
+            let sender = self
+                .sender(message.channel)
+                .map_or("none", |sender| sender.name());
+            tracing::warn!(channel, sender, %error, "delivery failed");
         }
         result
     }

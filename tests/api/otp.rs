@@ -425,6 +425,11 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     assert!(links(&activation).contains(&"resendOtp".to_owned()));
     let message = nth_sms(&sink, 1).await;
     assert_eq!(message["To"], "+15555550123");
+    // The widget's "Resend" on this page: a new code to the same number replaces the first.
+    let resent = app.act_ok(&flow, "resendOtp", None).await;
+    assert_eq!(resent["status"], "SMS_ACTIVATION_REQUIRED");
+    let message = nth_sms(&sink, 2).await;
+    assert_eq!(message["To"], "+15555550123");
     let code = code_in(&message["Body"], 6);
     let next = app
         .act_ok(&flow, "activateSmsDevice", Some(json!({ "otp": code })))

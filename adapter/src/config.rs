@@ -110,12 +110,24 @@ pub struct Config {
     /// `mfa` with each application's changes merged, computed at load.
     #[serde(skip)]
     pub policies: crate::policy::Policies,
+    /// Keys kept outside the store.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// Senders of push notifications, SMS, voice calls and email.
     #[serde(default)]
     pub delivery: crate::notify::DeliveryConfig,
     /// Message templates for the device, by id (`${name}` placeholders).
     #[serde(default)]
     pub templates: std::collections::BTreeMap<String, crate::params::Template>,
+}
+
+/// Keys kept outside the store.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The environment variable holding the data key (32 bytes, base64) that seals TOTP
+    /// seeds at rest; without one they are stored as they are.
+    pub data_key_env: Option<String>,
 }
 
 /// Which backend holds the state.

@@ -27,6 +27,7 @@ pub mod params;
 pub mod policy;
 pub mod proto;
 pub mod qr;
+pub mod sealing;
 pub mod store;
 pub mod user;
 
@@ -46,6 +47,7 @@ pub struct Adapter {
     store: Arc<dyn Store>,
     metrics: Metrics,
     delivery: notify::Delivery,
+    data_key: Option<sealing::DataKey>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
 }
 
@@ -62,7 +64,14 @@ impl Adapter {
         let delivery =
             notify::Delivery::from_config(&config.delivery, metrics.deliveries_failed.clone())
                 .map_err(AdapterError::Invalid)?;
+        let data_key = match &config.secrets.data_key_env {
+            Some(name) => Some(sealing::DataKey::from_env(name).map_err(|reason| {
+                AdapterError::Invalid(format!("secrets.data_key_env: {reason}"))
+            })?),
+            None => None,
+        };
         let adapter = Self {
+            data_key,
             delivery,
             config: Arc::new(config),
             store,
@@ -98,6 +107,11 @@ impl Adapter {
     /// The senders of push notifications, SMS, voice calls and email.
     pub fn delivery(&self) -> &notify::Delivery {
         &self.delivery
+    }
+
+    /// The key sealing stored TOTP seeds, when one is configured.
+    pub fn data_key(&self) -> Option<&sealing::DataKey> {
+        self.data_key.as_ref()
     }
 
     /// The metrics registry.

@@ -74,6 +74,7 @@ pub async fn issue(
 pub async fn pair(
     store: &dyn Store,
     request: PairingRequest,
+    otp_seed: Option<String>,
 ) -> Result<(Device, Option<FlowId>), AdapterError> {
     for (field, value) in [
         ("name", &request.name),
@@ -105,7 +106,7 @@ pub async fn pair(
         also_paired: Vec::new(),
         one_time: false,
         one_time_flow: None,
-        otp_seed: Some(crate::otp::new_totp_secret()),
+        otp_seed,
     };
     device::save(store, &device).await?;
     Ok((device, grant_flow))

@@ -27,6 +27,7 @@ on_both_backends!(
     a_user_with_devices_cannot_set_up_a_method_instead_of_using_them,
     passcodes_tried_are_limited_across_sign_ins,
     an_older_app_passcode_is_refused_once_a_newer_one_was_used,
+    seeds_are_sealed_at_rest_with_the_data_key,
 );
 
 const SMS_TOKEN_ENV: &str = "ASSENT_SECRET_TEST_SMS_TOKEN";
@@ -884,13 +885,10 @@ async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Bac
     )
     .await;
     let phone = app.pair_device("alice").await;
-    let seed = {
-        let path = std::env::temp_dir().join(unique("phone-state"));
-        phone.device.save(&path).unwrap();
-        let state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        let _ = std::fs::remove_file(path);
-        state["totpSeed"].as_str().unwrap().to_owned()
-    };
+    let seed = simulator_state(&phone)["totpSeed"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let now = assent_adapter::device::unix_now();
     let current = assent_adapter::otp::totp_now(&seed, now).unwrap();
     let previous = assent_adapter::otp::totp_now(&seed, now - 30).unwrap();
@@ -909,4 +907,106 @@ async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Bac
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["details"][0]["code"], "INVALID_OTP");
+}
+
+const DATA_KEY_ENV: &str = "ASSENT_SECRET_TEST_DATA_KEY";
+
+/// The device simulator's state file, as JSON (it holds the seed the pairing gave).
+fn simulator_state(phone: &crate::support::TestDevice) -> Value {
+    let path = std::env::temp_dir().join(unique("phone-state"));
+    phone.device.save(&path).unwrap();
+    let state = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    state
+}
+
+async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
+    static KEY: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any server of this process reads it, to the same value.
+    KEY.call_once(|| unsafe {
+        std::env::set_var(DATA_KEY_ENV, "q1Jt5OqXzN0yH7vQm8uW2eR4tY6iO0pA3sD5fG7hJ9k=")
+    });
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        channels(&sink, &smtp)
+            .merge(("secrets.data_key_env", DATA_KEY_ENV))
+            .merge(("mfa.use_code", true))
+            .merge(("mfa.mandatory_authentication_methods", json!(["TOTP"]))),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let seed = simulator_state(&phone)["totpSeed"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device_id = assent_adapter::ids::DeviceId::parse(phone.id()).unwrap();
+    let stored = app
+        .adapter
+        .store()
+        .get(&assent_adapter::keys::device(&device_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = String::from_utf8(stored.value).unwrap();
+    assert!(
+        !stored.contains(&seed),
+        "the app's seed is not in the store: {stored}"
+    );
+    assert!(stored.contains("sealed:"));
+
+    // The sealed seed still checks the app's codes; then the authenticator app is set up.
+    let flow = app.start_flow(&oob_request("alice")).await;
+    app.state(&flow).await;
+    let setup = app
+        .act_ok(
+            &flow,
+            "checkOtp",
+            Some(json!({ "otp": phone.device.current_otp().unwrap() })),
+        )
+        .await;
+    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
+    app.act_ok(&flow, "setupMfa", None).await;
+    let totp = app
+        .act_ok(
+            &flow,
+            "selectDevicePairingMethod",
+            Some(json!({ "devicePairingMethod": { "deviceType": "TOTP" } })),
+        )
+        .await;
+    let secret = secret_of(totp["keyUri"].as_str().unwrap());
+    let completed = app
+        .act_ok(
+            &flow,
+            "activateTotpDevice",
+            Some(json!({ "otp": totp_now(&secret) })),
+        )
+        .await;
+    assert_eq!(completed["status"], "MFA_COMPLETED");
+    let user = assent_adapter::user::UserId::parse("alice").unwrap();
+    let stored = app
+        .adapter
+        .store()
+        .get(&assent_adapter::keys::otp_devices(&user))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = String::from_utf8(stored.value).unwrap();
+    assert!(
+        !stored.contains(&secret),
+        "the authenticator's secret is sealed: {stored}"
+    );
+
+    // Without its key the service does not start, and says which variable is missing.
+    let config = crate::support::test_config(
+        Backend::Memory,
+        &unique("t"),
+        figment::Figment::new().merge(("secrets.data_key_env", "ASSENT_SECRET_TEST_NO_SUCH_KEY")),
+    );
+    let error = assent::Application::build(config).await.err().unwrap();
+    assert!(
+        error.to_string().contains("ASSENT_SECRET_TEST_NO_SUCH_KEY"),
+        "{error}"
+    );
 }

@@ -346,13 +346,18 @@ impl Adapter {
         Ok(device)
     }
 
-    /// Pairs a device with the user its pairing key was issued for.
+    /// Pairs a device with the user its pairing key was issued for. The device returned
+    /// carries its passcode seed in the clear, for the pairing's answer; the store keeps it
+    /// sealed when a data key is configured.
     pub async fn pair_device(
         &self,
         request: crate::pairing::PairingRequest,
     ) -> Result<Device, AdapterError> {
         self.check_registration_open(&request.pairing_key).await?;
-        let (device, flow) = crate::pairing::pair(self.store(), request).await?;
+        let seed = crate::otp::new_totp_secret();
+        let stored_seed = crate::sealing::seal(self.data_key(), &seed)?;
+        let (mut device, flow) =
+            crate::pairing::pair(self.store(), request, Some(stored_seed)).await?;
         if !self.complete_registration(&device, flow).await? {
             // The registration ended meanwhile: the pairing does not stand.
             device::remove(self.store(), &device).await?;
@@ -360,6 +365,7 @@ impl Adapter {
                 "the registration has ended".to_owned(),
             ));
         }
+        device.otp_seed = Some(seed);
         Ok(device)
     }
 

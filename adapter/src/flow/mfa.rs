@@ -512,7 +512,9 @@ impl Adapter {
                     .await?
                     .into_iter()
                     .find(|known| known.id == device_id)
-                    .and_then(|known| known.totp_secret);
+                    .and_then(|known| known.totp_secret)
+                    .map(|stored| crate::sealing::open(self.data_key(), &stored))
+                    .transpose()?;
                 Some(
                     self.spend_totp(&device_id, secret.as_deref(), &presented)
                         .await?,
@@ -522,7 +524,9 @@ impl Adapter {
                 let seed = device::find(self.store(), &device_id)
                     .await?
                     .filter(|found| found.serves(&flow.user_id))
-                    .and_then(|found| found.otp_seed);
+                    .and_then(|found| found.otp_seed)
+                    .map(|stored| crate::sealing::open(self.data_key(), &stored))
+                    .transpose()?;
                 Some(
                     self.spend_totp(&device_id, seed.as_deref(), &presented)
                         .await?,
@@ -638,7 +642,10 @@ impl Adapter {
                 id: new_id.clone(),
                 method,
                 address,
-                totp_secret,
+                totp_secret: totp_secret
+                    .as_deref()
+                    .map(|secret| crate::sealing::seal(self.data_key(), secret))
+                    .transpose()?,
                 paired_at: device::unix_now(),
             },
         )

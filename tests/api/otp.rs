@@ -53,6 +53,14 @@ fn channels(sink: &HttpSink, smtp: &SmtpServer) -> Figment {
         .merge(("mfa.otp_resend_interval_secs", 0))
 }
 
+/// The service with delivery through the local provider and SMTP server it returns (kept
+/// alive as long as the test holds them), and `extra` configuration on top.
+async fn spawn(backend: Backend<'_>, extra: Figment) -> (TestApp, HttpSink, SmtpServer) {
+    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
+    let app = TestApp::spawn_with(backend, &unique("t"), channels(&sink, &smtp).merge(extra)).await;
+    (app, sink, smtp)
+}
+
 /// The digits of the first run of `len` digits in `text`.
 fn code_in(text: &str, len: usize) -> String {
     let digits: Vec<char> = text.chars().collect();
@@ -115,13 +123,7 @@ async fn finish(app: &TestApp, flow: &str, completed: Value) -> Value {
 }
 
 async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge(("mfa.sms_backup", true)),
-    )
-    .await;
+    let (app, sink, _smtp) = spawn(backend, Figment::new().merge(("mfa.sms_backup", true))).await;
     let flow = app
         .start_flow(&profile_request("carol", "+15555550177"))
         .await;
@@ -165,13 +167,7 @@ async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
 }
 
 async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge(("mfa.phone_backup", true)),
-    )
-    .await;
+    let (app, sink, _smtp) = spawn(backend, Figment::new().merge(("mfa.phone_backup", true))).await;
     let flow = app
         .start_flow(&profile_request("dave", "+15555550188"))
         .await;
@@ -201,13 +197,7 @@ async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
 }
 
 async fn a_code_by_email_arrives_through_smtp_and_completes_the_sign_in(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge(("mfa.email_backup", true)),
-    )
-    .await;
+    let (app, _sink, smtp) = spawn(backend, Figment::new().merge(("mfa.email_backup", true))).await;
     let flow = app.start_flow(&oob_request("erin")).await;
     let state = app.state(&flow).await;
     let email = device_of_type(&state, "Email");
@@ -236,11 +226,9 @@ async fn a_code_by_email_arrives_through_smtp_and_completes_the_sign_in(backend:
 }
 
 async fn wrong_codes_fail_the_sign_in_after_the_limit(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.sms_backup", true))
             .merge(("mfa.otp_max_attempts", 3)),
     )
@@ -289,11 +277,9 @@ async fn wrong_codes_fail_the_sign_in_after_the_limit(backend: Backend<'_>) {
 }
 
 async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.sms_backup", true))
             .merge(("mfa.otp_max_sends", 3)),
     )
@@ -337,11 +323,9 @@ async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
     assert_eq!(completed["status"], "MFA_COMPLETED");
 
     // The interval between sends is enforced too.
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, _sink, _smtp) = spawn(
         Backend::Memory,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.sms_backup", true))
             .merge(("mfa.otp_resend_interval_secs", 60)),
     )
@@ -374,11 +358,9 @@ fn totp_now(secret: &str) -> String {
 }
 
 async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge((
+        Figment::new().merge((
             "mfa.mandatory_authentication_methods",
             json!(["SMS", "TOTP"]),
         )),
@@ -515,11 +497,9 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
 }
 
 async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge((
+        Figment::new().merge((
             "mfa.mandatory_authentication_methods",
             json!(["VOICE", "EMAIL"]),
         )),
@@ -623,11 +603,9 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
 }
 
 async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge(("mfa.mandatory_authentication_methods", json!(["SMS"]))),
+        Figment::new().merge(("mfa.mandatory_authentication_methods", json!(["SMS"]))),
     )
     .await;
     let flow = app.start_flow(&oob_request("ivan")).await;
@@ -684,8 +662,7 @@ async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>
 }
 
 async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(backend, &unique("t"), channels(&sink, &smtp)).await;
+    let (app, sink, _smtp) = spawn(backend, Figment::new()).await;
     let user = assent_adapter::user::UserId::parse("alice").unwrap();
     // alice's only device is her phone number (set up in an earlier sign-in).
     assent_adapter::otp_device::add(
@@ -728,11 +705,9 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
 }
 
 async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.sms_backup", true))
             .merge(("mfa.otp_send_limit", 2)),
     )
@@ -786,11 +761,9 @@ async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) 
 }
 
 async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, _sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.sms_backup", true))
             .merge(("mfa.use_code", true))
             .merge(("mfa.mandatory_authentication_methods", json!(["SMS"]))),
@@ -815,13 +788,11 @@ async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backen
 }
 
 async fn a_user_with_devices_cannot_set_up_a_method_instead_of_using_them(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
     // alice's only phone is too old for policy, and SMS is mandatory: setting SMS up now
     // would let a password alone enrol an attacker's phone.
-    let app = TestApp::spawn_with(
+    let (app, _sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.mandatory_authentication_methods", json!(["SMS"])))
             .merge(("mfa.min_os_version", json!({ "android": "99" }))),
     )
@@ -836,11 +807,9 @@ async fn a_user_with_devices_cannot_set_up_a_method_instead_of_using_them(backen
 }
 
 async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, _sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("mfa.use_code", true))
             .merge(("mfa.otp_attempt_limit", 2)),
     )
@@ -877,13 +846,7 @@ async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
 }
 
 async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Backend<'_>) {
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        channels(&sink, &smtp).merge(("mfa.use_code", true)),
-    )
-    .await;
+    let (app, _sink, _smtp) = spawn(backend, Figment::new().merge(("mfa.use_code", true))).await;
     let phone = app.pair_device("alice").await;
     let seed = simulator_state(&phone)["totpSeed"]
         .as_str()
@@ -926,11 +889,9 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
     KEY.call_once(|| unsafe {
         std::env::set_var(DATA_KEY_ENV, "q1Jt5OqXzN0yH7vQm8uW2eR4tY6iO0pA3sD5fG7hJ9k=")
     });
-    let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
-    let app = TestApp::spawn_with(
+    let (app, _sink, _smtp) = spawn(
         backend,
-        &unique("t"),
-        channels(&sink, &smtp)
+        Figment::new()
             .merge(("secrets.data_key_env", DATA_KEY_ENV))
             .merge(("mfa.use_code", true))
             .merge(("mfa.mandatory_authentication_methods", json!(["TOTP"]))),

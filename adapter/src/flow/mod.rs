@@ -8,8 +8,10 @@ mod binding;
 pub mod ciba;
 mod ciba_service;
 mod device_side;
+mod enrolment;
 mod mfa;
 mod oob;
+mod passcode;
 pub mod qr;
 pub mod service;
 

@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, TOTP};
 
+use crate::sealing::DataKey;
+
 /// Seconds per time step of a TOTP code.
 pub const TOTP_STEP: u64 = 30;
 /// Digits of a TOTP code (what authenticator apps show by default).
@@ -18,7 +20,8 @@ const TOTP_SKEW: u64 = 1;
 /// A passcode sent to an address, as the flow keeps it: never the code itself.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentCode {
-    /// SHA-256 (hex) of the salt and the code.
+    /// Digest (hex) of the salt and the code: HMAC-SHA256 with the data key when one is
+    /// configured (so that a copy of the store cannot be searched), else SHA-256.
     pub code_sha256: String,
     /// Random per code, so equal codes do not hash alike.
     pub salt: String,
@@ -48,16 +51,20 @@ pub fn random_code(digits: u32) -> String {
         .collect()
 }
 
-fn digest(salt: &str, code: &str) -> String {
-    hex::encode(Sha256::digest(format!("{salt}\u{0}{code}").as_bytes()))
+fn digest(salt: &str, code: &str, key: Option<&DataKey>) -> String {
+    let input = format!("{salt}\u{0}{code}");
+    match key.and_then(|key| key.mac(input.as_bytes())) {
+        Some(mac) => hex::encode(mac),
+        None => hex::encode(Sha256::digest(input.as_bytes())),
+    }
 }
 
 impl SentCode {
     /// Remembers `code` (hashed) as sent at `now_ms`, valid for `ttl_ms`.
-    pub fn new(code: &str, now_ms: u64, ttl_ms: u64, sends: u32) -> Self {
+    pub fn new(code: &str, now_ms: u64, ttl_ms: u64, sends: u32, key: Option<&DataKey>) -> Self {
         let salt = crate::ids::random_alphanumeric(16);
         Self {
-            code_sha256: digest(&salt, code),
+            code_sha256: digest(&salt, code, key),
             salt,
             expires_at_ms: now_ms + ttl_ms,
             sends,
@@ -66,8 +73,8 @@ impl SentCode {
     }
 
     /// Whether `presented` is the code and still valid, compared in constant time.
-    pub fn accepts(&self, presented: &str, now_ms: u64) -> bool {
-        let presented = digest(&self.salt, presented.trim());
+    pub fn accepts(&self, presented: &str, now_ms: u64, key: Option<&DataKey>) -> bool {
+        let presented = digest(&self.salt, presented.trim(), key);
         now_ms < self.expires_at_ms
             && bool::from(presented.as_bytes().ct_eq(self.code_sha256.as_bytes()))
     }
@@ -131,11 +138,18 @@ mod tests {
     fn a_sent_code_is_stored_hashed_and_expires() {
         let code = random_code(6);
         assert_eq!(code.len(), 6);
-        let sent = SentCode::new(&code, 1_000, 60_000, 1);
+        let sent = SentCode::new(&code, 1_000, 60_000, 1, None);
         assert!(!sent.code_sha256.contains(&code));
-        assert!(sent.accepts(&code, 2_000));
-        assert!(!sent.accepts("not it", 2_000));
-        assert!(!sent.accepts(&code, 61_000), "expired");
+        assert!(sent.accepts(&code, 2_000, None));
+        assert!(!sent.accepts("not it", 2_000, None));
+        assert!(!sent.accepts(&code, 61_000, None), "expired");
+        let key = DataKey::from_bytes([3; 32]);
+        let keyed = SentCode::new(&code, 1_000, 60_000, 1, Some(&key));
+        assert!(keyed.accepts(&code, 2_000, Some(&key)));
+        assert!(
+            !keyed.accepts(&code, 2_000, None),
+            "the digest needs the key"
+        );
     }
 
     #[test]

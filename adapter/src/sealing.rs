@@ -37,6 +37,20 @@ impl DataKey {
         Ok(Self(key))
     }
 
+    /// A key from its bytes.
+    pub fn from_bytes(key: [u8; 32]) -> Self {
+        Self(key)
+    }
+
+    /// HMAC-SHA256 of `data` under the key (for digests a copy of the store cannot search);
+    /// `None` only if the MAC refused the key, which HMAC never does.
+    pub fn mac(&self, data: &[u8]) -> Option<[u8; 32]> {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).ok()?;
+        mac.update(data);
+        Some(mac.finalize().into_bytes().into())
+    }
+
     /// Encrypts `plain`.
     pub fn seal(&self, plain: &str) -> Result<String, AdapterError> {
         let encrypter = Dir

@@ -889,10 +889,11 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
     KEY.call_once(|| unsafe {
         std::env::set_var(DATA_KEY_ENV, "q1Jt5OqXzN0yH7vQm8uW2eR4tY6iO0pA3sD5fG7hJ9k=")
     });
-    let (app, _sink, _smtp) = spawn(
+    let (app, sink, _smtp) = spawn(
         backend,
         Figment::new()
             .merge(("secrets.data_key_env", DATA_KEY_ENV))
+            .merge(("mfa.sms_backup", true))
             .merge(("mfa.use_code", true))
             .merge(("mfa.mandatory_authentication_methods", json!(["TOTP"]))),
     )
@@ -958,6 +959,39 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         !stored.contains(&secret),
         "the authenticator's secret is sealed: {stored}"
     );
+
+    // A code sent by SMS is kept as an HMAC under the data key: the stored salt and digest
+    // alone do not let anyone search the six-digit space.
+    let flow = app
+        .start_flow(&profile_request("zoe", "+15555550177"))
+        .await;
+    let state = app.state(&flow).await;
+    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let code = code_in(&nth_sms(&sink, 1).await["Body"], 6);
+    let flow_id = assent_adapter::ids::FlowId::parse(&flow).unwrap();
+    let record = app
+        .adapter
+        .store()
+        .get(&assent_adapter::keys::flow(&flow_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: Value = serde_json::from_slice(&record.value).unwrap();
+    let sent = &stored["state"]["sent"];
+    let unkeyed = {
+        use sha2::Digest;
+        let input = format!("{}\u{0}{code}", sent["salt"].as_str().unwrap());
+        sha2::Sha256::digest(input.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect::<String>()
+    };
+    assert_ne!(sent["code_sha256"].as_str().unwrap(), unkeyed);
+    let completed = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    // Accepted (this application then wants its mandatory authenticator app set up).
+    assert_eq!(completed["status"], "MFA_SETUP_REQUIRED");
 
     // Without its key the service does not start, and says which variable is missing.
     let config = crate::support::test_config(

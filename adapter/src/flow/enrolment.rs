@@ -40,7 +40,7 @@ impl Adapter {
         };
         let new_id = DeviceId::generate();
         let passed = match (&sent, &totp_secret) {
-            (Some(sent), _) => sent.accepts(presented, now_ms()),
+            (Some(sent), _) => sent.accepts(presented, now_ms(), self.data_key()),
             (None, Some(secret)) => self.spend_totp(&new_id, Some(secret), presented).await?,
             (None, None) => false,
         };

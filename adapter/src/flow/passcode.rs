@@ -26,7 +26,13 @@ impl Adapter {
     ) -> Result<(SentCode, Outbound), AdapterError> {
         let code = otp::random_code(policy.otp_length);
         let now = now_ms();
-        let sent = SentCode::new(&code, now, policy.otp_ttl_secs * 1000, sends);
+        let sent = SentCode::new(
+            &code,
+            now,
+            policy.otp_ttl_secs * 1000,
+            sends,
+            self.data_key(),
+        );
         let minutes = policy.otp_ttl_secs.div_ceil(60);
         let application = &flow.application.name;
         let (channel, text) = match method {
@@ -152,7 +158,7 @@ impl Adapter {
         let likely = computed.unwrap_or_else(|| match &flow.state {
             FlowState::OtpRequired {
                 sent: Some(sent), ..
-            } => sent.accepts(&presented, now_ms()),
+            } => sent.accepts(&presented, now_ms(), self.data_key()),
             _ => false,
         });
         let pairing = if flow.kind == FlowKind::NewDevice && likely {
@@ -162,13 +168,14 @@ impl Adapter {
         };
         let now = now_ms();
         let max_attempts = policy.otp_max_attempts;
+        let data_key = self.data_key();
         let stepped = self
             .step_flow(flow_id, Some(current), |flow| {
                 let passed = computed.unwrap_or_else(|| match &flow.state {
                     FlowState::OtpRequired {
                         device,
                         sent: Some(sent),
-                    } if *device == device_id => sent.accepts(&presented, now),
+                    } if *device == device_id => sent.accepts(&presented, now, data_key),
                     _ => false,
                 });
                 let event = if passed {

@@ -344,6 +344,16 @@ async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
     );
 }
 
+/// `selectDevicePairingMethod` as the widget posts it (`deviceType` as its tiles name it).
+async fn pick_method(app: &TestApp, flow: &str, device_type: &str) -> Value {
+    app.act_ok(
+        flow,
+        "selectDevicePairingMethod",
+        Some(json!({ "devicePairingMethod": { "deviceType": device_type } })),
+    )
+    .await
+}
+
 /// The seed of an `otpauth://` URI.
 fn secret_of(key_uri: &str) -> String {
     key_uri
@@ -387,13 +397,7 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
         methods["devicePairingMethods"],
         json!([{ "deviceType": "SMS" }, { "deviceType": "TOTP" }])
     );
-    let target = app
-        .act_ok(
-            &flow,
-            "selectDevicePairingMethod",
-            Some(json!({ "devicePairingMethod": { "deviceType": "SMS" } })),
-        )
-        .await;
+    let target = pick_method(&app, &flow, "SMS").await;
     assert_eq!(target["status"], "SMS_PAIRING_TARGET_REQUIRED");
     // The widget sends the country code and the number together.
     let activation = app
@@ -423,13 +427,7 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
         json!([{ "deviceType": "TOTP" }])
     );
 
-    let totp = app
-        .act_ok(
-            &flow,
-            "selectDevicePairingMethod",
-            Some(json!({ "devicePairingMethod": { "deviceType": "TOTP" } })),
-        )
-        .await;
+    let totp = pick_method(&app, &flow, "TOTP").await;
     assert_eq!(totp["status"], "TOTP_ACTIVATION_REQUIRED");
     let key_uri = totp["keyUri"].as_str().unwrap();
     assert!(
@@ -510,13 +508,7 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
     let setup = app.state(&flow).await;
     assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
     app.act_ok(&flow, "setupMfa", None).await;
-    let voice = app
-        .act_ok(
-            &flow,
-            "selectDevicePairingMethod",
-            Some(json!({ "devicePairingMethod": { "deviceType": "Voice" } })),
-        )
-        .await;
+    let voice = pick_method(&app, &flow, "Voice").await;
     assert_eq!(voice["status"], "VOICE_PAIRING_TARGET_REQUIRED");
     let activation = app
         .act_ok(
@@ -540,12 +532,7 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
         .await;
     assert_eq!(next["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
 
-    app.act_ok(
-        &flow,
-        "selectDevicePairingMethod",
-        Some(json!({ "devicePairingMethod": { "deviceType": "Email" } })),
-    )
-    .await;
+    pick_method(&app, &flow, "Email").await;
     let activation = app
         .act_ok(
             &flow,
@@ -622,12 +609,7 @@ async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>
             .await;
         assert_eq!(response.status(), 400, "{device_type}");
     }
-    app.act_ok(
-        &flow,
-        "selectDevicePairingMethod",
-        Some(json!({ "devicePairingMethod": { "deviceType": "SMS" } })),
-    )
-    .await;
+    pick_method(&app, &flow, "SMS").await;
     for phone in ["5555550101", "+1555-CALL-NOW", "+1234567890123456789", ""] {
         let response = app
             .act(&flow, "submitSmsTarget", Some(json!({ "phone": phone })))
@@ -930,13 +912,7 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         .await;
     assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
     app.act_ok(&flow, "setupMfa", None).await;
-    let totp = app
-        .act_ok(
-            &flow,
-            "selectDevicePairingMethod",
-            Some(json!({ "devicePairingMethod": { "deviceType": "TOTP" } })),
-        )
-        .await;
+    let totp = pick_method(&app, &flow, "TOTP").await;
     let secret = secret_of(totp["keyUri"].as_str().unwrap());
     let completed = app
         .act_ok(

@@ -128,6 +128,8 @@ pub struct SecretsConfig {
     /// The environment variable holding the data key (32 bytes, base64) that seals TOTP
     /// seeds at rest; without one they are stored as they are.
     pub data_key_env: Option<String>,
+    /// Lets assent listen off loopback without a data key. Never in production.
+    pub allow_unsealed: bool,
 }
 
 /// Which backend holds the state.
@@ -601,6 +603,17 @@ impl Config {
         for (index, user) in self.users.iter().enumerate() {
             user.validate()
                 .map_err(|reason| invalid(&format!("users[{index}]"), &reason))?;
+        }
+        if self.secrets.data_key_env.is_none()
+            && !self.listen.ip().is_loopback()
+            && !self.secrets.allow_unsealed
+        {
+            return Err(invalid(
+                "secrets.data_key_env",
+                "required off a loopback address: name the environment variable holding a \
+                 32-byte key (openssl rand -base64 32), so that TOTP seeds and sent codes are \
+                 sealed at rest; or set secrets.allow_unsealed = true if you really mean it",
+            ));
         }
         if let Some(key) = self.demo_secret_in_use()
             && !self.listen.ip().is_loopback()

@@ -322,7 +322,8 @@ fn config_check_names_the_offending_key() {
     assert!(!ok);
     assert!(message.contains("http.body_limit_bytes"), "{message}");
 
-    let (ok, message) = config_check(&demo, &[("ASSENT_LISTEN", "0.0.0.0:9031")]);
+    let sealed = ("ASSENT_SECRETS__DATA_KEY_ENV", "ASSENT_SECRET_DATA_KEY");
+    let (ok, message) = config_check(&demo, &[("ASSENT_LISTEN", "0.0.0.0:9031"), sealed]);
     assert!(!ok, "demo secrets refused off loopback");
     assert!(message.contains("admin.token_sha256"), "{message}");
     let (ok, _) = config_check(
@@ -330,9 +331,29 @@ fn config_check_names_the_offending_key() {
         &[
             ("ASSENT_LISTEN", "0.0.0.0:9031"),
             ("ASSENT_ALLOW_DEMO_SECRETS", "true"),
+            sealed,
         ],
     );
     assert!(ok, "unless told so");
+    // Off loopback, secrets at rest must be sealed with a data key, unless told so.
+    let (ok, message) = config_check(
+        &demo,
+        &[
+            ("ASSENT_LISTEN", "0.0.0.0:9031"),
+            ("ASSENT_ALLOW_DEMO_SECRETS", "true"),
+        ],
+    );
+    assert!(!ok);
+    assert!(message.contains("secrets.data_key_env"), "{message}");
+    let (ok, _) = config_check(
+        &demo,
+        &[
+            ("ASSENT_LISTEN", "0.0.0.0:9031"),
+            ("ASSENT_ALLOW_DEMO_SECRETS", "true"),
+            ("ASSENT_SECRETS__ALLOW_UNSEALED", "true"),
+        ],
+    );
+    assert!(ok);
 
     let typo = dir.join("typo.toml");
     std::fs::write(&typo, text.replace("public_url", "publik_url")).unwrap();

@@ -95,6 +95,16 @@ fn profile_request(user: &str, phone: &str) -> Value {
     request
 }
 
+/// Starts a sign-in for `user`, known only by the profile's `phone`, and picks the SMS
+/// backup: the flow waits for the code (`OTP_REQUIRED`).
+async fn sms_sign_in(app: &TestApp, user: &str, phone: &str) -> String {
+    let flow = app.start_flow(&profile_request(user, phone)).await;
+    let state = app.state(&flow).await;
+    let waiting = select(app, &flow, device_of_type(&state, "SMS")).await;
+    assert_eq!(waiting["status"], "OTP_REQUIRED", "{waiting}");
+    flow
+}
+
 async fn select(app: &TestApp, flow: &str, device: &Value) -> Value {
     app.act_ok(
         flow,
@@ -233,11 +243,7 @@ async fn wrong_codes_fail_the_sign_in_after_the_limit(backend: Backend<'_>) {
             .merge(("mfa.otp_max_attempts", 3)),
     )
     .await;
-    let flow = app
-        .start_flow(&profile_request("frank", "+15555550199"))
-        .await;
-    let state = app.state(&flow).await;
-    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let flow = sms_sign_in(&app, "frank", "+15555550199").await;
     let code = code_in(&nth_sms(&sink, 1).await["Body"], 6);
     let wrong = if code == "000000" { "111111" } else { "000000" };
 
@@ -330,11 +336,7 @@ async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
             .merge(("mfa.otp_resend_interval_secs", 60)),
     )
     .await;
-    let flow = app
-        .start_flow(&profile_request("gina", "+15555550166"))
-        .await;
-    let state = app.state(&flow).await;
-    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let flow = sms_sign_in(&app, "gina", "+15555550166").await;
     let early = app.act(&flow, "resend", None).await;
     assert_eq!(early.status(), 429);
     let error: Value = early.json().await.unwrap();
@@ -695,14 +697,7 @@ async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) 
     )
     .await;
     for _ in 0..2 {
-        let flow = app
-            .start_flow(&profile_request("jill", "+15555550155"))
-            .await;
-        let state = app.state(&flow).await;
-        assert_eq!(
-            select(&app, &flow, device_of_type(&state, "SMS")).await["status"],
-            "OTP_REQUIRED"
-        );
+        sms_sign_in(&app, "jill", "+15555550155").await;
     }
     // A third sign-in, even a fresh one, may not send another code to jill for now.
     let flow = app
@@ -732,14 +727,7 @@ async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) 
     );
     assert_eq!(sink.requests().len(), 2);
     // Another user is not affected.
-    let flow = app
-        .start_flow(&profile_request("kate", "+15555550156"))
-        .await;
-    let state = app.state(&flow).await;
-    assert_eq!(
-        select(&app, &flow, device_of_type(&state, "SMS")).await["status"],
-        "OTP_REQUIRED"
-    );
+    sms_sign_in(&app, "kate", "+15555550156").await;
 }
 
 async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backend<'_>) {
@@ -938,11 +926,7 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
 
     // A code sent by SMS is kept as an HMAC under the data key: the stored salt and digest
     // alone do not let anyone search the six-digit space.
-    let flow = app
-        .start_flow(&profile_request("zoe", "+15555550177"))
-        .await;
-    let state = app.state(&flow).await;
-    select(&app, &flow, device_of_type(&state, "SMS")).await;
+    let flow = sms_sign_in(&app, "zoe", "+15555550177").await;
     let code = code_in(&nth_sms(&sink, 1).await["Body"], 6);
     let flow_id = assent_adapter::ids::FlowId::parse(&flow).unwrap();
     let record = app

@@ -3,7 +3,7 @@
 use crate::store::StoreError;
 
 /// Why a flow refused an event.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
     /// The action is not one the flow offers in its current status.
     #[error("{action} is not allowed while the flow is {status}")]
@@ -53,6 +53,27 @@ pub enum FlowError {
     /// The user has no device that can receive the request.
     #[error("the user has no paired mobile device")]
     NoUsableDevice,
+    /// A device's proof does not verify or binds something else; the text says what.
+    #[error("{0}")]
+    BadProof(&'static str),
+    /// The QR token is not this flow's.
+    #[error("QR code not found")]
+    QrCodeUnknown,
+    /// The QR code expired before it was scanned.
+    #[error("the QR code has expired")]
+    QrCodeExpired,
+    /// The QR code was already scanned.
+    #[error("the QR code was already used")]
+    QrCodeUsed,
+    /// Another device scanned the code.
+    #[error("another device scanned this code")]
+    QrOtherDevice,
+    /// No user selection waits (the text says why).
+    #[error("{0}")]
+    QrSelectionClosed(&'static str),
+    /// The user picked is not paired with the scanning device.
+    #[error("that user is not paired with this device")]
+    QrUserNotPaired,
 }
 
 /// Why a domain operation failed.

@@ -69,9 +69,25 @@ pub async fn issue(
     Ok(key)
 }
 
-/// Consumes a pairing key (once, atomically) and pairs the device. Everything is checked
-/// before the key is consumed, so a malformed request leaves the key usable.
-pub async fn pair(
+/// The record of a pairing key for `user` (from `flow`, if any): its key and value. The
+/// flow engine writes it with the transition that shows the key.
+pub(crate) fn grant_record(
+    key: &str,
+    user: &UserId,
+    flow: Option<&FlowId>,
+) -> Result<(String, Vec<u8>), AdapterError> {
+    let grant = serde_json::to_vec(&PairingGrant {
+        user_id: user.clone(),
+        flow_id: flow.cloned(),
+    })
+    .map_err(AdapterError::internal)?;
+    Ok((keys::pairing_key(&key_hash(key)), grant))
+}
+
+/// Consumes a pairing key (once, atomically) and returns the device it makes, not saved
+/// yet, and the flow the key came from. Everything is checked before the key is
+/// consumed, so a malformed request leaves the key usable.
+pub async fn redeem(
     store: &dyn Store,
     request: PairingRequest,
     otp_seed: Option<String>,
@@ -92,7 +108,6 @@ pub async fn pair(
         .await?
         .ok_or(AdapterError::NotFound("pairing key"))?;
     let grant: PairingGrant = serde_json::from_slice(&grant).map_err(AdapterError::internal)?;
-    let grant_flow = grant.flow_id.clone();
     let device = Device {
         id: DeviceId::generate(),
         user_id: grant.user_id,
@@ -108,8 +123,7 @@ pub async fn pair(
         one_time_flow: None,
         otp_seed,
     };
-    device::save(store, &device).await?;
-    Ok((device, grant_flow))
+    Ok((device, grant.flow_id))
 }
 
 /// Withdraws a pairing key that was not used (its registration flow was canceled).
@@ -118,18 +132,18 @@ pub async fn withdraw(store: &dyn Store, key: &str) -> Result<(), AdapterError> 
     Ok(())
 }
 
-/// Pairs an already trusted device with one more user (a shared device), with a pairing
-/// key issued for that user.
-pub async fn join(
+/// Consumes a pairing key for a device that already serves someone else (a shared
+/// device): the user it was issued for, and its flow. A key for a user the device already
+/// serves is refused without spending it.
+pub async fn claim_for_join(
     store: &dyn Store,
     device_id: &DeviceId,
     pairing_key: &str,
-) -> Result<(Device, Option<FlowId>), AdapterError> {
+) -> Result<(UserId, Option<FlowId>), AdapterError> {
     let Some(key) = PairingKey::parse(pairing_key) else {
         return Err(AdapterError::NotFound("pairing key"));
     };
     let record = keys::pairing_key(&key_hash(key.expose()));
-    // Read first: a key for a user the device already serves is refused without spending it.
     let grant: PairingGrant = match store.get(&record).await? {
         Some(found) => serde_json::from_slice(&found.value).map_err(AdapterError::internal)?,
         None => return Err(AdapterError::NotFound("pairing key")),
@@ -145,24 +159,33 @@ pub async fn join(
     if store.consume(&record).await?.is_none() {
         return Err(AdapterError::NotFound("pairing key"));
     }
+    Ok((grant.user_id, grant.flow_id))
+}
+
+/// Makes a paired device serve one more user.
+pub async fn add_user(
+    store: &dyn Store,
+    device_id: &DeviceId,
+    user: &UserId,
+) -> Result<Device, AdapterError> {
     for _ in 0..4 {
         let (mut device, version) = device::find_versioned(store, device_id)
             .await?
             .ok_or(AdapterError::NotFound("device"))?;
-        if !device.serves(&grant.user_id) {
-            device.also_paired.push(grant.user_id.clone());
+        if !device.serves(user) {
+            device.also_paired.push(user.clone());
         }
         match device::update(store, &device, version).await {
             Ok(()) => {
                 store
                     .index_add(
-                        &keys::user_devices(&grant.user_id),
+                        &keys::user_devices(user),
                         device.id.as_str(),
                         Ttl::Persist,
                         None,
                     )
                     .await?;
-                return Ok((device, grant.flow_id));
+                return Ok(device);
             }
             Err(AdapterError::Conflict(_)) => continue,
             Err(error) => return Err(error),

@@ -1,7 +1,7 @@
 //! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
 //! with exactly the fields the widget's templates read for that status.
 
-use assent_adapter::flow::{Action, DeviceSummary, Flow, FlowState, Method, Status};
+use assent_adapter::flow::{Action, DeviceSummary, Flow, Method, Status, View};
 use serde_json::{Map, Value, json};
 
 /// The plugin type reported in every state.
@@ -72,18 +72,16 @@ fn pairing_method_json(method: Method, application: &str) -> Value {
 }
 
 fn activation_json(flow: &Flow, otp_length: u32) -> Value {
-    let FlowState::ActivationRequired {
+    let View::Activation {
         method,
         address,
         totp_secret,
         ..
-    } = &flow.state
+    } = flow.view()
     else {
         return json!({});
     };
-    let shown = address
-        .as_deref()
-        .map(assent_adapter::notify::mask_recipient);
+    let shown = address.map(assent_adapter::notify::mask_recipient);
     match (method, totp_secret) {
         (Method::Totp, Some(secret)) => {
             let account = flow.user_id.as_str();
@@ -142,7 +140,7 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
         Status::OtpRequired => {
             // A code the device computes (authenticator app, the app's seed) has the
             // TOTP length; a sent one the policy's.
-            let sent = matches!(&flow.state, FlowState::OtpRequired { sent: Some(_), .. });
+            let sent = matches!(flow.view(), View::Otp { sent: Some(_), .. });
             json!({
                 "devices": devices,
                 "selectedDeviceRef": selected_json,
@@ -179,8 +177,8 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
             json!({ "reason": reason, "userMessage": reason })
         }
         Status::Resume => json!({ "resumeUrl": flow.return_url }),
-        Status::Completed => match &flow.state {
-            FlowState::Completed { approval } => json!({
+        Status::Completed => match flow.completed_approval() {
+            Some(approval) => json!({
                 "outcome": "APPROVED",
                 "authorizeResponse": { "deviceId": approval.device_id.as_str() },
             }),
@@ -188,8 +186,8 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
         },
         Status::Canceled => json!({ "outcome": "CANCELED" }),
         Status::MfaCompleted => json!({}),
-        Status::AuthenticationCodeResponseRequired => match &flow.state {
-            FlowState::QrCodeShown {
+        Status::AuthenticationCodeResponseRequired => match flow.view() {
+            View::QrCode {
                 token,
                 expires_at_ms,
             } => {
@@ -205,22 +203,19 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
             _ => json!({ "applicationName": flow.application.name, "claimed": true }),
         },
         // Opaque to the federation server and the page: the app's SDK signs it.
-        Status::MobilePairingRequired => match &flow.state {
-            FlowState::MobilePayloadRequired { nonce } => {
+        Status::MobilePairingRequired => match flow.view() {
+            View::MobilePayload { nonce } => {
                 let payload = json!({ "flowId": flow.id.as_str(), "nonce": nonce }).to_string();
                 json!({ "serverPayload": base64_url(payload.as_bytes()) })
             }
             _ => json!({}),
         },
-        Status::MobileActivationRequired => match &flow.state {
-            FlowState::MobileActivationRequired {
-                pairing_key,
-                expires_at_ms,
-            } => json!({
-                "pairingKey": pairing_key,
+        Status::MobileActivationRequired => match flow.view() {
+            View::MobileActivation(offer) => json!({
+                "pairingKey": offer.pairing_key,
                 "applicationName": flow.application.name,
-                "qrCode": assent_adapter::qr::images(pairing_key),
-                "expiresAt": expires_at_ms / 1000,
+                "qrCode": assent_adapter::qr::images(&offer.pairing_key),
+                "expiresAt": offer.expires_at_ms / 1000,
             }),
             _ => json!({}),
         },

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use assent_adapter::config::DeliveryMode;
 use assent_adapter::flow::ciba::Grant;
-use assent_adapter::flow::{DecisionHook, Flow, FlowKind, FlowState};
+use assent_adapter::flow::{DecisionHook, Flow, FlowKind};
 use serde_json::{Value, json};
 
 use crate::Provider;
@@ -26,7 +26,7 @@ impl DecisionHook for Notifier {
         let Some(request) = &flow.ciba else {
             return;
         };
-        if flow.kind != FlowKind::Ciba || request.delivery_mode == DeliveryMode::Poll {
+        if flow.kind() != FlowKind::Ciba || request.delivery_mode == DeliveryMode::Poll {
             return;
         }
         let flow = flow.clone();
@@ -70,7 +70,9 @@ impl Provider {
     /// The push payload: the tokens (redeemed here, once), or the error.
     async fn push_body(&self, flow: &Flow) -> Option<Value> {
         let auth_req_id = flow.id.as_str();
-        if matches!(flow.state, FlowState::PushRejected { .. }) {
+        if flow.status(assent_adapter::flow::service::now_ms())
+            == assent_adapter::flow::Status::PushConfirmationRejected
+        {
             return Some(json!({
                 "error": "access_denied",
                 "error_description": "the user denied the request",

@@ -6,7 +6,12 @@ use std::time::Duration;
 use assent_adapter::config::{CibaClientConfig, DeliveryMode};
 use assent_adapter::error::FlowError;
 use assent_adapter::flow::ciba::Grant;
-use assent_adapter::flow::{Flow, FlowState};
+use assent_adapter::flow::{ApprovalMethod, Flow, View};
+
+/// What refresh grants stored before the method was recorded were approved with.
+fn push_approval() -> ApprovalMethod {
+    ApprovalMethod::Push
+}
 use assent_adapter::store::Ttl;
 use assent_adapter::user::UserId;
 use assent_adapter::{AdapterError, keys};
@@ -22,8 +27,6 @@ use crate::form::Form;
 
 /// The CIBA grant type.
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
-/// The `amr` of a push approved with the device key (RFC 8176).
-const AMR: [&str; 3] = ["mfa", "swk", "user"];
 
 /// A token response (RFC 6749 §5.1 with an ID token).
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,7 +53,9 @@ struct RefreshGrant {
     subject: UserId,
     scopes: Vec<String>,
     auth_time: u64,
-    acr: Option<String>,
+    /// How the person approved: `amr` and `acr` follow from it.
+    #[serde(default = "push_approval")]
+    method: ApprovalMethod,
     /// The absolute end of the session: rotation hands it on, never extends it.
     expires_at: u64,
 }
@@ -63,8 +68,8 @@ pub struct Authentication<'a> {
     pub scopes: &'a [String],
     /// When the person approved (seconds since the epoch).
     pub auth_time: u64,
-    /// The ACR achieved.
-    pub acr: Option<&'a str>,
+    /// How the person approved (`amr` and `acr` follow from it).
+    pub method: ApprovalMethod,
     /// Push mode binds the ID token to the request and the tokens (CIBA §10.3.1).
     pub push_auth_req_id: Option<&'a str>,
     /// When a refresh session started by this authentication ends (set on refresh).
@@ -119,8 +124,8 @@ impl Provider {
                     "jti": assent_adapter::ids::random_alphanumeric(22),
                     "scope": scope,
                     "auth_time": auth.auth_time,
-                    "acr": auth.acr,
-                    "amr": AMR,
+                    "acr": auth.method.acr(),
+                    "amr": auth.method.amr(),
                 })),
             )
             .map_err(server_error)?;
@@ -135,7 +140,7 @@ impl Provider {
                 subject: auth.subject.clone(),
                 scopes: auth.scopes.to_vec(),
                 auth_time: auth.auth_time,
-                acr: auth.acr.map(str::to_owned),
+                method: auth.method,
                 expires_at,
             };
             let value = serde_json::to_vec(&grant)
@@ -158,10 +163,10 @@ impl Provider {
             "iat": now,
             "exp": now + config.id_token_lifetime_secs,
             "auth_time": auth.auth_time,
-            "amr": AMR,
+            "amr": auth.method.amr(),
             "at_hash": half_hash(&access_token),
         }));
-        if let Some(acr) = auth.acr {
+        if let Some(acr) = auth.method.acr() {
             claims.insert("acr".into(), acr.into());
         }
         if let Some(auth_req_id) = auth.push_auth_req_id {
@@ -229,15 +234,19 @@ impl Provider {
     /// The authentication behind an approved CIBA flow.
     pub(crate) fn approved<'a>(flow: &'a Flow, push: bool) -> Option<Authentication<'a>> {
         let request = flow.ciba.as_ref()?;
-        let approval = match &flow.state {
-            FlowState::Completed { approval } | FlowState::MfaCompleted { approval } => approval,
+        let approval = match flow.view() {
+            View::Completed {
+                approval: Some(approval),
+                ..
+            }
+            | View::MfaCompleted(approval) => approval,
             _ => return None,
         };
         Some(Authentication {
             subject: &flow.user_id,
             scopes: &request.scopes,
             auth_time: approval.decided_at_ms / 1000,
-            acr: Some(assent_adapter::flow::service::ACR_MOBILE_PUSH),
+            method: approval.method,
             push_auth_req_id: push.then_some(flow.id.as_str()),
             session_ends_at: None,
         })
@@ -345,7 +354,7 @@ impl Provider {
             subject: &grant.subject,
             scopes: &grant.scopes,
             auth_time: grant.auth_time,
-            acr: grant.acr.as_deref(),
+            method: grant.method,
             push_auth_req_id: None,
             session_ends_at: Some(grant.expires_at),
         };

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use super::machine::Fresh;
 use super::service::{now_ms, parse_flow_id, summaries};
-use super::{Action, Event, Flow, FlowKind, FlowState, Method, Status};
+use super::{Action, Event, Flow, Method, Status, View, qr};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::DeviceId;
@@ -62,7 +63,8 @@ pub enum FlowAction {
 }
 
 impl FlowAction {
-    fn action(&self) -> Action {
+    /// The Authentication API action this is.
+    pub fn action(&self) -> Action {
         match self {
             Self::SelectDevice(_) => Action::SelectDevice,
             Self::SetDefaultDevice(_) => Action::SetDefaultDevice,
@@ -92,7 +94,8 @@ impl FlowAction {
 }
 
 impl Adapter {
-    /// Performs an Authentication API action.
+    /// Performs an Authentication API action. Whether the flow offers it now is checked
+    /// here, once, by the same list `_links` shows.
     pub async fn act(
         &self,
         id: &str,
@@ -102,58 +105,57 @@ impl Adapter {
         let id = parse_flow_id(id)?;
         let (flow, version) = self.load_versioned(&id).await?;
         flow.check_binding(presented)?;
-        let status = flow.status(now_ms());
-        // Refuse before any side effect (device management writes devices).
-        if !flow.allowed_actions(now_ms()).contains(&action.action()) {
+        let now = now_ms();
+        // Refuse before anything is read or written for it.
+        if !flow.allowed_actions(now).contains(&action.action()) {
             return Err(FlowError::NotAllowed {
                 action: action.action().id(),
-                status: status.as_str(),
+                status: flow.status(now).as_str(),
             }
             .into());
         }
+        let current = Some((flow, version));
         match action {
-            FlowAction::SelectDevice(_) if flow.kind == FlowKind::Qr => {
-                Err(FlowError::NotAllowed {
-                    action: "selectDevice",
-                    status: status.as_str(),
-                }
-                .into())
-            }
             FlowAction::SelectDevice(device) => {
                 let device = DeviceId::parse(&device).ok_or(FlowError::UnknownDevice)?;
+                let Some((flow, version)) = current else {
+                    return Err(AdapterError::internal("no flow"));
+                };
                 // Picking the passcode device again asks for the code again (the widget's
                 // "Resend" does exactly that).
-                if matches!(&flow.state, FlowState::OtpRequired { device: current, sent: Some(_) }
-                    if *current == device)
+                if matches!(flow.view(), View::Otp { device: current, sent: Some(_) } if *current == device)
                 {
                     return self.resend_code(&id, (flow, version)).await;
                 }
-                let selection = self.prepare_selection(&flow, &device).await?;
-                let event = selection.event;
-                let flow = self
-                    .update_flow(&id, Some((flow, version)), |_| Ok(event.clone()))
-                    .await?;
-                self.send_push(&flow).await?;
-                self.send_outbound(selection.outbound).await;
-                Ok(flow)
+                let pick = self.prepare_selection(&flow, &device).await?;
+                let event = Event::SelectDevice { device, pick };
+                self.update_flow(&id, Some((flow, version)), |_| Ok(event.clone()))
+                    .await
             }
             FlowAction::CheckOtp(otp) | FlowAction::Activate { otp, .. } => {
-                self.check_code(&id, (flow, version), &otp).await
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                self.check_code(&id, current, &otp).await
             }
-            FlowAction::Resend(_) => self.resend_code(&id, (flow, version)).await,
+            FlowAction::Resend(_) => {
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                self.resend_code(&id, current).await
+            }
             FlowAction::SetupMfa => {
-                self.update_flow(&id, Some((flow, version)), |_| Ok(Event::SetupStarted))
+                self.update_flow(&id, current, |_| Ok(Event::SetupStarted))
                     .await
             }
             FlowAction::SelectPairingMethod(device_type) => {
-                self.choose_pairing_method(&id, (flow, version), &device_type)
-                    .await
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                self.choose_pairing_method(&id, current, &device_type).await
             }
             FlowAction::SubmitTarget { method, address } => {
-                self.submit_target(&id, (flow, version), method, &address)
-                    .await
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                self.submit_target(&id, current, method, &address).await
             }
             FlowAction::SetDefaultDevice(device) => {
+                let flow = current
+                    .map(|(flow, _)| flow)
+                    .ok_or_else(|| AdapterError::internal("no flow"))?;
                 let device = self.flow_device(&flow, &device).await?;
                 device::set_default(self.store(), &flow.user_id, &device.id).await?;
                 self.refresh_devices(&flow).await
@@ -162,6 +164,9 @@ impl Adapter {
                 id: device,
                 nickname,
             } => {
+                let flow = current
+                    .map(|(flow, _)| flow)
+                    .ok_or_else(|| AdapterError::internal("no flow"))?;
                 let nickname = nickname.trim().to_owned();
                 validate_label("nickname", &nickname)?;
                 let device = self.flow_device(&flow, &device).await?;
@@ -173,6 +178,9 @@ impl Adapter {
                 self.refresh_devices(&flow).await
             }
             FlowAction::RemoveDevice(device) => {
+                let flow = current
+                    .map(|(flow, _)| flow)
+                    .ok_or_else(|| AdapterError::internal("no flow"))?;
                 if flow.devices.len() <= 1 {
                     return Err(AdapterError::Invalid(
                         "the last device cannot be removed during sign-in".to_owned(),
@@ -184,6 +192,10 @@ impl Adapter {
                 self.refresh_devices(&flow).await
             }
             FlowAction::Authenticate { mobile_payload } => {
+                let flow = current
+                    .as_ref()
+                    .map(|(flow, _)| flow)
+                    .ok_or_else(|| AdapterError::internal("no flow"))?;
                 let untrusted = || {
                     AdapterError::Invalid(
                         "the mobile payload is not from a device trusted for this user".to_owned(),
@@ -209,7 +221,6 @@ impl Adapter {
                     ));
                 }
                 let summary = summaries(std::slice::from_ref(&device), None).remove(0);
-                let current = Some((flow, version));
                 self.update_flow(&id, current, |_| {
                     Ok(Event::DeviceAuthorized {
                         device: summary.clone(),
@@ -225,30 +236,10 @@ impl Adapter {
                 })
             }
             FlowAction::Continue => {
-                let current = Some((flow, version));
-                let flow = self
-                    .update_flow(&id, current, |_| Ok(Event::Continue))
-                    .await?;
-                // The sign-in is done whatever happens here: a failure to remember it only
-                // costs a later skip.
-                if let Err(error) = self.remember_mfa(&flow).await {
-                    tracing::warn!(%error, "could not record the completed MFA");
-                }
-                Ok(flow)
+                self.update_flow(&id, current, |_| Ok(Event::Continue))
+                    .await
             }
             FlowAction::Cancel | FlowAction::CancelPairing => {
-                let unused_key = match &flow.state {
-                    FlowState::MobileActivationRequired { pairing_key, .. } => {
-                        Some(pairing_key.clone())
-                    }
-                    _ => None,
-                };
-                // The key goes first, so no device can pair with it while the flow is
-                // being canceled.
-                if let Some(key) = unused_key {
-                    crate::pairing::withdraw(self.store(), &key).await?;
-                }
-                let current = Some((flow, version));
                 self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
             }
         }
@@ -275,8 +266,9 @@ impl Adapter {
         .await
     }
 
-    /// The `poll` action: returns at once unless a push is waiting, else waits (at most
-    /// `wait`, the configured cap, and the push's time-out) for the flow to change.
+    /// The `poll` action: returns at once unless the flow waits for something (the
+    /// device's answer, a pairing, a scan), else waits — at most `wait`, the configured
+    /// cap, and until what it waits for expires — for the flow to change.
     pub async fn wait_for_flow(
         &self,
         id: &str,
@@ -289,27 +281,20 @@ impl Adapter {
         flow.check_binding(presented)?;
         let now = now_ms();
         // "A new one on poll once expired": the page shows a fresh QR code.
-        if matches!(
-            &flow.state,
-            FlowState::QrCodeShown { expires_at_ms, .. }
-                | FlowState::QrUserSelection { expires_at_ms, .. } if *expires_at_ms <= now
-        ) {
+        if qr::code_expired(&flow, now) {
             flow = self.renew_qr_code(&flow).await?;
         }
         // `poll` is a read: accepted in any state, so that a poll racing the device's
-        // answer sees the answer (the "device approves → poll sees MFA_COMPLETED")
-        // instead of an error; `_links` offers it only while there is something to wait for.
-        // Something to wait for: the device's answer, or a device pairing.
-        let deadline_ms = match (&flow.state, flow.status(now)) {
-            (FlowState::PushWaiting { push }, Status::PushConfirmationWaiting) => {
-                push.expires_at_ms
+        // answer sees the answer instead of an error; `_links` offers it only while there
+        // is something to wait for.
+        let deadline_ms = match (flow.view(), flow.status(now)) {
+            (View::Push(push), Status::PushConfirmationWaiting) => push.expires_at_ms,
+            (View::MobileActivation(offer), Status::MobileActivationRequired) => {
+                offer.expires_at_ms
             }
-            (
-                FlowState::MobileActivationRequired { expires_at_ms, .. },
-                Status::MobileActivationRequired,
-            ) => *expires_at_ms,
-            (FlowState::QrCodeShown { expires_at_ms, .. }, _) => *expires_at_ms,
-            (FlowState::QrUserSelection { expires_at_ms, .. }, _) => *expires_at_ms,
+            (View::QrCode { expires_at_ms, .. } | View::QrClaimed { expires_at_ms }, _) => {
+                expires_at_ms
+            }
             _ => return Ok(flow),
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));
@@ -320,5 +305,15 @@ impl Adapter {
         let _open = self.metrics().long_poll_started();
         subscription.wait(wait).await;
         self.load_flow(&id).await
+    }
+
+    /// The random values a device's answer may need: always drawn, written only if the
+    /// transition uses them.
+    pub(crate) fn fresh_for(&self, flow: &Flow) -> Fresh {
+        Fresh {
+            auth_id: crate::ids::AuthId::generate(&flow.id),
+            pairing: (flow.kind() == super::FlowKind::NewDevice)
+                .then(|| self.pairing_offer(flow, now_ms())),
+        }
     }
 }

@@ -8,11 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Flow;
-use super::service::{Versioned, encode};
+use super::engine::Versioned;
+use crate::Adapter;
 use crate::error::AdapterError;
 use crate::ids::{FlowId, random_alphanumeric};
-use crate::store::{StoreError, Ttl};
-use crate::{Adapter, keys};
 
 /// Length of a binding secret (190 bits).
 const SECRET_LEN: usize = 32;
@@ -47,7 +46,7 @@ impl Adapter {
         presented: Option<&str>,
     ) -> Result<(Flow, String), AdapterError> {
         let id = FlowId::parse(id).ok_or(AdapterError::NotFound("flow"))?;
-        let (flow, version) = self.browser_flow(&id).await?;
+        let (flow, version) = self.load_versioned(&id).await?;
         if flow.browser_binding.is_some() {
             flow.check_binding(presented)?;
             return Ok((flow, presented.unwrap_or_default().to_owned()));
@@ -55,20 +54,15 @@ impl Adapter {
         let secret = random_alphanumeric(SECRET_LEN);
         let mut bound = flow.clone();
         bound.browser_binding = Some(hash(&secret));
-        match self
-            .store()
-            .transition(&keys::flow(&id), version, &encode(&bound)?, Ttl::Keep, None)
-            .await
-        {
-            Ok(_) => Ok((bound, secret)),
+        match self.commit_head(&bound, version).await {
+            Ok(()) => Ok((bound, secret)),
             // Someone else's request won: bound to them, unless this caller is them.
-            Err(StoreError::Conflict) => {
-                let (flow, _): Versioned = self.browser_flow(&id).await?;
+            Err(AdapterError::Conflict(_)) => {
+                let (flow, _): Versioned = self.load_versioned(&id).await?;
                 flow.check_binding(presented)?;
                 Ok((flow, presented.unwrap_or_default().to_owned()))
             }
-            Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
         }
     }
 }

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::ciba::{CibaRequest, Grant, token_request};
-use super::service::now_ms;
-use super::{Application, Event, Flow, FlowKind, FlowState, apply};
+use super::ciba::{CibaRequest, Grant};
+use super::machine::Pick;
+use super::service::{now_ms, summaries};
+use super::{Application, Event, Flow, FlowKind, FlowPolicy, Head, ciba};
 use crate::config::DeliveryMode;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, FlowId};
@@ -79,9 +80,9 @@ impl Adapter {
             None => format!("{} asks you to sign in", request.client_name),
         };
         let now = now_ms();
-        let flow = Flow {
-            id: FlowId::generate(),
-            kind: FlowKind::Ciba,
+        let id = FlowId::generate();
+        let head = Head {
+            id: id.clone(),
             client_id: request.client_id.clone(),
             user_id: request.user,
             application: Application {
@@ -98,8 +99,8 @@ impl Adapter {
             },
             return_url: None,
             created_at_ms: now,
-            devices: Vec::new(),
-            state: FlowState::DeviceSelectionRequired,
+            // The machine pushes only to the flow's known devices: this one.
+            devices: summaries(std::slice::from_ref(target), default.as_ref()),
             result_picked_up: false,
             ciba: Some(CibaRequest {
                 client_id: request.client_id,
@@ -115,27 +116,20 @@ impl Adapter {
             pushes_sent: 0,
             browser_binding: None,
             one_time_device: None,
-            policy: Default::default(),
+            policy: FlowPolicy::default(),
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
         };
-        // The state machine pushes only to the flow's known devices: this one.
-        let mut flow = flow;
-        flow.devices = super::service::summaries(std::slice::from_ref(target), default.as_ref());
         let expiry_ms = u64::try_from(request.expiry.as_millis()).unwrap_or(u64::MAX);
-        let event = Event::SelectDevice {
-            device: target.id.clone(),
-            auth_id: AuthId::generate(&flow.id),
-            timeout_ms: expiry_ms,
-            max_pushes: 1,
+        let pick = Pick::Push {
+            auth_id: AuthId::generate(&id),
             number_match: None,
         };
-        let flow = apply(&flow, event, now)?;
-        self.insert_flow(&flow, request.expiry + EXPIRED_GRACE)
-            .await?;
-        self.send_push(&flow).await?;
-        Ok(flow)
+        let ctx = self.context(head.application.id.as_deref(), now);
+        let transition = ciba::start(head, target.id.clone(), pick, expiry_ms, &ctx)?;
+        self.insert_flow(transition, request.expiry + EXPIRED_GRACE, Vec::new())
+            .await
     }
 
     /// A token request for `auth_req_id` by `client_id`: records the poll (for
@@ -147,12 +141,11 @@ impl Adapter {
     ) -> Result<(Flow, Grant), AdapterError> {
         let id = FlowId::parse(auth_req_id).ok_or(AdapterError::NotFound("auth_req_id"))?;
         let (flow, version) = self.load_any(&id).await?;
-        if flow.kind != FlowKind::Ciba || flow.client_id != client_id {
+        if flow.kind() != FlowKind::Ciba || flow.client_id != client_id {
             return Err(AdapterError::NotFound("auth_req_id"));
         }
-        let now = now_ms();
-        self.step_flow(&id, Some((flow, version)), |flow| {
-            Ok(token_request(flow, now)?)
+        self.update_flow_with(&id, Some((flow, version)), |flow| {
+            Ok((Event::TokenRequested, ciba::grant(flow, now_ms())?))
         })
         .await
     }
@@ -160,7 +153,7 @@ impl Adapter {
     /// A decided CIBA request, for notifications: its current state, unredeemed.
     pub async fn ciba_request(&self, auth_req_id: &FlowId) -> Result<Flow, AdapterError> {
         let (flow, _) = self.load_any(auth_req_id).await?;
-        if flow.kind != FlowKind::Ciba {
+        if flow.kind() != FlowKind::Ciba {
             return Err(AdapterError::NotFound("auth_req_id"));
         }
         Ok(flow)

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::service::{decode, now_ms};
+use super::engine::decode;
+use super::service::now_ms;
+use super::verify::{Decision, DeviceAnswer};
 use super::{Application, Event, Flow, Status};
 use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
@@ -14,34 +16,6 @@ use crate::params::DynamicParams;
 use crate::store::Ttl;
 use crate::user::UserId;
 use crate::{Adapter, device_key, keys};
-
-/// A device's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// Yes, it's me.
-    Approve,
-    /// No.
-    Deny,
-}
-
-impl Decision {
-    /// Parses `approve` / `deny`.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "approve" => Some(Self::Approve),
-            "deny" => Some(Self::Deny),
-            _ => None,
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-        }
-    }
-}
 
 /// A request as the device sees it (the Device API's wire shape too).
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -184,12 +158,12 @@ impl Adapter {
                             {
                                 Some(DeviceRequest {
                                     auth_id,
-                                    kind: flow.kind.as_str().to_owned(),
+                                    kind: flow.kind().as_str().to_owned(),
                                     user_id: flow.user_id.clone(),
                                     title: flow.message.title.clone(),
                                     body: flow.message.body.clone(),
                                     application: flow.application.clone(),
-                                    client_ip: flow.client_ip.clone(),
+                                    client_ip: flow.client_ip.map(|ip| ip.to_string()),
                                     dynamic_params: flow.params.clone(),
                                     expires_at: push.expires_at_ms / 1000,
                                     silent: push.silent,
@@ -217,7 +191,8 @@ impl Adapter {
     }
 
     /// The device's answer, bound by its proof to the request, the decision and the
-    /// parameters shown. Of concurrent answers exactly one wins; the others get a conflict.
+    /// parameters shown, checked by [`super::verify`] whatever the kind. Of concurrent
+    /// answers exactly one wins; the others get a conflict.
     pub async fn decide(
         &self,
         device: &Device,
@@ -226,92 +201,25 @@ impl Adapter {
         proof: &str,
     ) -> Result<Flow, AdapterError> {
         let auth_id = AuthId::parse(auth_id).ok_or(AdapterError::NotFound("request"))?;
-        let claims = device_key::verify_proof(proof, &device.public_key)
-            .map_err(|reason| AdapterError::Invalid(reason.to_owned()))?;
-        if claims.auth_id != auth_id.as_str() || claims.decision != decision.as_str() {
-            return Err(AdapterError::Invalid(
-                "the proof does not bind this request and this decision".to_owned(),
-            ));
-        }
+        let answer =
+            DeviceAnswer::from_proof(proof, &device.public_key, &device.id, &auth_id, decision)
+                .map_err(bad_proof)?;
         let current = self
             .load_any(&auth_id.flow())
             .await
             .map_err(|_| AdapterError::NotFound("request"))?;
-        // A primary approving a new device: the new device's pairing key is ready before
-        // the approval lands, so the flow moves straight on to pairing.
-        let admission = if current.0.kind == super::FlowKind::NewDevice
-            && decision == Decision::Approve
-            && current.0.push().is_some_and(|push| push.auth_id == auth_id)
-        {
-            Some(self.new_device_key(&current.0).await?)
-        } else {
-            None
-        };
-        let flow = self
-            .update_flow(&auth_id.flow(), Some(current), |flow| {
-                if flow.push().is_none_or(|push| push.auth_id != auth_id) {
-                    return Err(FlowError::NotPending.into());
-                }
-                if let Some((pairing_key, expires_at_ms)) = &admission {
-                    return Ok(Event::NewDeviceApproved {
-                        auth_id: auth_id.clone(),
-                        device: device.id.clone(),
-                        pairing_key: pairing_key.clone(),
-                        expires_at_ms: *expires_at_ms,
-                    });
-                }
-                if claims.params_hash != flow.params.digest() {
-                    return Err(AdapterError::Invalid(
-                        "the proof covers other parameters than the request shows".to_owned(),
-                    ));
-                }
-                let silent = flow.push().is_some_and(|push| push.silent);
-                if silent && decision == Decision::Approve {
-                    return Ok(Event::SilentVerified {
-                        auth_id: auth_id.clone(),
-                        device: device.id.clone(),
-                        follow_up: AuthId::generate(&flow.id),
-                    });
-                }
-                // Number matching: an approval that picked another number is what a
-                // push-fatigue attack looks like; it counts as a denial.
-                let wrong_number = flow
-                    .push()
-                    .and_then(|push| push.number)
-                    .is_some_and(|number| {
-                        decision == Decision::Approve && claims.number != Some(number)
-                    });
-                if wrong_number {
-                    return Ok(Event::WrongNumber {
-                        auth_id: auth_id.clone(),
-                        device: device.id.clone(),
-                    });
-                }
-                Ok(Event::Decision {
-                    auth_id: auth_id.clone(),
-                    device: device.id.clone(),
-                    approve: decision == Decision::Approve,
-                })
+        let fresh = self.fresh_for(&current.0);
+        self.update_flow(&auth_id.flow(), Some(current), |_| {
+            Ok(Event::DeviceAnswered {
+                answer: answer.clone(),
+                fresh: fresh.clone(),
             })
-            .await
-            .map_err(|error| match error {
-                AdapterError::NotFound(_) => AdapterError::NotFound("request"),
-                other => other,
-            })?;
-        self.store()
-            .index_remove(&keys::device_pending(&device.id), auth_id.as_str())
-            .await?;
-        let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
-        self.metrics()
-            .decision_seconds
-            .with_label_values(&[flow.kind.as_str(), decision.as_str()])
-            .observe(elapsed);
-        if let Some(hook) = self.decision_hook() {
-            hook.decided(&flow);
-        }
-        // After a silent push, the approval request goes to the device.
-        self.send_push(&flow).await?;
-        Ok(flow)
+        })
+        .await
+        .map_err(|error| match error {
+            AdapterError::NotFound(_) => AdapterError::NotFound("request"),
+            other => bad_proof_of(other),
+        })
     }
 
     /// Issues a one-time pairing key for a known user.
@@ -326,29 +234,30 @@ impl Adapter {
         Ok((key, device::unix_now() + ttl))
     }
 
-    /// Pairs an already trusted device with one more user (a shared device).
+    /// Pairs an already trusted device with one more user (a shared device). The key is
+    /// spent, then the registration it came from (if any) completes, and only then does
+    /// the device serve the new user.
     pub async fn join_device(
         &self,
         device: &Device,
         pairing_key: &str,
     ) -> Result<Device, AdapterError> {
         self.check_registration_open(pairing_key).await?;
-        let (device, flow) = crate::pairing::join(self.store(), &device.id, pairing_key).await?;
-        if !self.complete_registration(&device, flow).await? {
-            // The registration ended meanwhile: the join does not stand.
-            if let Some(user) = device.also_paired.last() {
-                self.unpair(user, device.id.as_str()).await?;
-            }
-            return Err(AdapterError::Conflict(
-                "the registration has ended".to_owned(),
-            ));
+        let (user, flow) =
+            crate::pairing::claim_for_join(self.store(), &device.id, pairing_key).await?;
+        if let Some(flow) = flow {
+            let mut joined = device.clone();
+            joined.also_paired.push(user.clone());
+            self.complete_registration(&joined, &user, &flow).await?;
         }
-        Ok(device)
+        crate::pairing::add_user(self.store(), &device.id, &user).await
     }
 
-    /// Pairs a device with the user its pairing key was issued for. The device returned
-    /// carries its passcode seed in the clear, for the pairing's answer; the store keeps it
-    /// sealed when a data key is configured.
+    /// Pairs a device with the user its pairing key was issued for: the key is spent, the
+    /// registration it came from (if any) completes, and only then is the device saved —
+    /// a registration that ended meanwhile trusts nothing. The device returned carries
+    /// its passcode seed in the clear, for the pairing's answer; the store keeps it sealed
+    /// when a data key is configured.
     pub async fn pair_device(
         &self,
         request: crate::pairing::PairingRequest,
@@ -357,14 +266,12 @@ impl Adapter {
         let seed = crate::otp::new_totp_secret();
         let stored_seed = crate::sealing::seal(self.data_key(), &seed)?;
         let (mut device, flow) =
-            crate::pairing::pair(self.store(), request, Some(stored_seed)).await?;
-        if !self.complete_registration(&device, flow).await? {
-            // The registration ended meanwhile: the pairing does not stand.
-            device::remove(self.store(), &device).await?;
-            return Err(AdapterError::Conflict(
-                "the registration has ended".to_owned(),
-            ));
+            crate::pairing::redeem(self.store(), request, Some(stored_seed)).await?;
+        if let Some(flow) = flow {
+            let user = device.user_id.clone();
+            self.complete_registration(&device, &user, &flow).await?;
         }
+        device::save(self.store(), &device).await?;
         device.otp_seed = Some(seed);
         Ok(device)
     }
@@ -382,30 +289,45 @@ impl Adapter {
         Ok(())
     }
 
-    /// Completes the registration flow a pairing key came from, if any; `false` when that
-    /// flow no longer waits for a device.
+    /// Completes the registration flow a pairing key came from; a conflict when that flow
+    /// no longer waits for a device.
     async fn complete_registration(
         &self,
         device: &Device,
-        flow: Option<crate::ids::FlowId>,
-    ) -> Result<bool, AdapterError> {
-        if let Some(flow) = flow {
-            let default = device::default_for_user(self.store(), &device.user_id).await?;
-            let summary =
-                super::service::summaries(std::slice::from_ref(device), default.as_ref()).remove(0);
-            match self
-                .update_flow(&flow, None, |_| {
-                    Ok(Event::DevicePaired {
-                        device: summary.clone(),
-                    })
+        user: &crate::user::UserId,
+        flow: &crate::ids::FlowId,
+    ) -> Result<(), AdapterError> {
+        let default = device::default_for_user(self.store(), user).await?;
+        let summary =
+            super::service::summaries(std::slice::from_ref(device), default.as_ref()).remove(0);
+        match self
+            .update_flow(flow, None, |_| {
+                Ok(Event::DevicePaired {
+                    device: summary.clone(),
                 })
-                .await
-            {
-                Ok(_) => {}
-                Err(AdapterError::NotFound(_)) | Err(AdapterError::Flow(_)) => return Ok(false),
-                Err(error) => return Err(error),
-            }
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(AdapterError::NotFound(_) | AdapterError::Flow(_)) => Err(AdapterError::Conflict(
+                "the registration has ended".to_owned(),
+            )),
+            Err(error) => Err(error),
         }
-        Ok(true)
+    }
+}
+
+/// A proof that does not verify or binds something else is the caller's mistake.
+fn bad_proof(error: FlowError) -> AdapterError {
+    match error {
+        FlowError::BadProof(reason) => AdapterError::Invalid(reason.to_owned()),
+        other => other.into(),
+    }
+}
+
+fn bad_proof_of(error: AdapterError) -> AdapterError {
+    match error {
+        AdapterError::Flow(error) => bad_proof(error),
+        other => other,
     }
 }

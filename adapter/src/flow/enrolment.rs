@@ -1,17 +1,16 @@
 //! Setting up the methods policy makes mandatory, inside a flow: the method, the address
 //! (a code goes to it), and the code that proves it works before the device is saved.
 
-use super::mfa::otp_summary;
+use super::engine::Versioned;
 use super::passcode::{check_send_allowed, wrong_code_outcome};
 use super::service::now_ms;
-use super::{Event, Flow, FlowState, Method};
+use super::{Event, Flow, Method, View};
 use crate::Adapter;
 use crate::device;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId};
 use crate::otp;
-use crate::otp_device::{self, OtpDevice};
-use crate::policy::MfaPolicy;
+use crate::otp_device::OtpDevice;
 
 /// The longest phone number (E.164: 15 digits and the `+`).
 const MAX_PHONE_LEN: usize = 16;
@@ -19,119 +18,80 @@ const MAX_PHONE_LEN: usize = 16;
 const MAX_EMAIL_LEN: usize = 254;
 
 impl Adapter {
-    /// `activate*Device {otp}`: the code proves the new method works; it is saved, and
-    /// the flow moves on (to the next missing method, or done).
+    /// `activate*Device {otp}`: the code proves the new method works; the flow moves on
+    /// (to the next missing method, or done) and the device is saved once that is stored.
     pub(super) async fn activate(
         &self,
         flow_id: &FlowId,
-        current: (Flow, u64),
+        current: Versioned,
         presented: &str,
-        policy: &MfaPolicy,
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
-        let FlowState::ActivationRequired {
+        let View::Activation {
             method,
             address,
-            sent,
             totp_secret,
-        } = flow.state.clone()
+            ..
+        } = flow.view()
         else {
             return Err(AdapterError::internal("not activating"));
         };
         let new_id = DeviceId::generate();
-        let passed = match (&sent, &totp_secret) {
-            (Some(sent), _) => sent.accepts(presented, now_ms(), self.data_key()),
-            (None, Some(secret)) => self.spend_totp(&new_id, Some(secret), presented).await?,
-            (None, None) => false,
+        // An authenticator's code is checked (and its step spent) here; a sent code is
+        // checked against the flow version the commit replaces.
+        let computed = match totp_secret {
+            Some(secret) => Some(self.spend_totp(&new_id, Some(secret), presented).await?),
+            None => None,
         };
-        let max_attempts = policy.otp_max_attempts;
-        if !passed {
-            let flow = self
-                .update_flow(flow_id, Some(current), |_| {
-                    Ok(Event::OtpWrong { max_attempts })
-                })
-                .await?;
-            return wrong_code_outcome(flow, false, max_attempts);
-        }
-        let saved = otp_device::add(
-            self.store(),
-            &flow.user_id,
-            OtpDevice {
-                id: new_id.clone(),
-                method,
-                address,
-                totp_secret: totp_secret
-                    .as_deref()
-                    .map(|secret| crate::sealing::seal(self.data_key(), secret))
-                    .transpose()?,
-                paired_at: device::unix_now(),
-            },
-        )
-        .await?;
-        let summary = otp_summary(&saved);
-        let expected_sent = sent.map(|sent| sent.code_sha256);
-        let user = flow.user_id.clone();
-        let result = self
-            .update_flow(flow_id, Some(current), |flow| {
-                // The code checked must still be the flow's (no resend in between).
-                let same = match &flow.state {
-                    FlowState::ActivationRequired { sent, .. } => {
-                        sent.as_ref().map(|sent| &sent.code_sha256) == expected_sent.as_ref()
-                    }
+        let device = OtpDevice {
+            id: new_id,
+            method,
+            address: address.map(str::to_owned),
+            totp_secret: totp_secret
+                .map(|secret| crate::sealing::seal(self.data_key(), secret))
+                .transpose()?,
+            paired_at: device::unix_now(),
+        };
+        let policy = self.policy_for(flow);
+        let data_key = self.data_key();
+        let (flow, passed) = self
+            .update_flow_with(flow_id, Some(current), |flow| {
+                let passed = computed.unwrap_or_else(|| match flow.view() {
+                    View::Activation {
+                        sent: Some(sent), ..
+                    } => sent.accepts(presented, now_ms(), data_key),
                     _ => false,
+                });
+                let event = Event::ActivationChecked {
+                    passed,
+                    device: device.clone(),
                 };
-                if !same {
-                    return Err(FlowError::NotPending.into());
-                }
-                Ok(Event::Activated {
-                    device: summary.clone(),
-                })
+                Ok((event, passed))
             })
-            .await;
-        // The flow moved on meanwhile: the device does not stand, unless it was there
-        // before (the same address set up by a concurrent activation that won).
-        if result.is_err() && saved.id == new_id {
-            otp_device::remove(self.store(), &user, &saved.id).await?;
-        }
-        result
+            .await?;
+        wrong_code_outcome(flow, passed, policy.otp_max_attempts)
     }
 
     /// `selectDevicePairingMethod`: a new authenticator secret, a pairing key for the
-    /// app, or on to asking for the address.
+    /// app (written with the transition that shows it), or on to asking for the address.
     pub(crate) async fn choose_pairing_method(
         &self,
         flow_id: &FlowId,
-        current: (Flow, u64),
+        current: Versioned,
         device_type: &str,
     ) -> Result<Flow, AdapterError> {
         let method = Method::parse(device_type).ok_or(FlowError::MethodNotOffered)?;
         let (flow, _) = &current;
-        let offered = flow
-            .enrolment
-            .as_ref()
-            .is_some_and(|enrolment| enrolment.missing.contains(&method));
-        if !offered {
-            return Err(FlowError::MethodNotOffered.into());
-        }
         let totp_secret = (method == Method::Totp).then(otp::new_totp_secret);
-        let pairing = if method == Method::PingidMobile {
-            Some(self.new_device_key(flow).await?)
-        } else {
-            None
-        };
-        let result = self
-            .update_flow(flow_id, Some(current), |_| {
-                Ok(Event::PairingMethodChosen {
-                    method,
-                    totp_secret: totp_secret.clone(),
-                    pairing: pairing.clone(),
-                })
+        let pairing = (method == Method::PingidMobile).then(|| self.pairing_offer(flow, now_ms()));
+        self.update_flow(flow_id, Some(current), |_| {
+            Ok(Event::PairingMethodChosen {
+                method,
+                totp_secret: totp_secret.clone(),
+                pairing: pairing.clone(),
             })
-            .await;
-        if let (Err(_), Some((key, _))) = (&result, &pairing) {
-            crate::pairing::withdraw(self.store(), key).await?;
-        }
-        result
+        })
+        .await
     }
 
     /// `submitSmsTarget` / `submitVoiceTarget` / `submitEmailTarget`: a code goes to the
@@ -139,43 +99,25 @@ impl Adapter {
     pub(crate) async fn submit_target(
         &self,
         flow_id: &FlowId,
-        current: (Flow, u64),
+        current: Versioned,
         method: Method,
         address: &str,
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
-        let expected = match &flow.state {
-            FlowState::PairingTargetRequired { method } => *method,
-            _ => {
-                return Err(FlowError::NotAllowed {
-                    action: "submitTarget",
-                    status: flow.status(now_ms()).as_str(),
-                }
-                .into());
-            }
-        };
-        if expected != method {
-            return Err(FlowError::NotAllowed {
-                action: "submitTarget",
-                status: flow.status(now_ms()).as_str(),
-            }
-            .into());
-        }
         let address = normalise_address(method, address)?;
         let policy = self.policy_for(flow);
         check_send_allowed(flow, policy)?;
         self.count_send(&flow.user_id, &address, policy).await?;
-        let (sent, outbound) = self.new_code(flow, method, &address, policy, 1)?;
-        let flow = self
-            .update_flow(flow_id, Some(current), |_| {
-                Ok(Event::TargetSubmitted {
-                    address: address.clone(),
-                    sent: sent.clone(),
-                })
+        let (sent, message) = self.new_code(flow, method, &address, policy, 1)?;
+        self.update_flow(flow_id, Some(current), |_| {
+            Ok(Event::TargetSubmitted {
+                method,
+                address: address.clone(),
+                sent: sent.clone(),
+                message: message.clone(),
             })
-            .await?;
-        self.send_outbound(Some(outbound)).await;
-        Ok(flow)
+        })
+        .await
     }
 }
 

@@ -1,18 +1,20 @@
-//! The policy side of out-of-band flows: which devices a flow offers (enrolled, backups,
-//! under the allowed methods and the OS minimum), network rules and the skip window at
-//! start, choosing a device (a push within the user's limits, or a passcode), and
-//! announcing pushes through the push sender.
+//! The policy side of second-factor flows: which devices a flow offers (enrolled, backups,
+//! under the allowed methods and the OS minimum), what policy decides at start (network
+//! rules, the skip window, mandatory methods), reaching a chosen device (a push within
+//! the user's limits, or a passcode), and sending pushes.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use rand::Rng;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 
+use super::machine::{FirstPick, Pick, Transition};
 use super::passcode::check_send_allowed;
-use super::service::{now_ms, summaries};
-use super::{DeviceSummary, Enrolment, Event, Flow, FlowKind, FlowState, Method, Status, apply};
+use super::service::summaries;
+use super::{
+    Context, DeviceSummary, Enrolment, Event, Flow, FlowKind, Head, Method, oob, transaction,
+};
 use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, DeviceId};
@@ -23,21 +25,12 @@ use crate::store::Ttl;
 use crate::user::{UserId, UserProfile};
 use crate::{Adapter, keys};
 
-/// A message to send once the flow that refers to it is stored.
-pub(crate) struct Outbound(pub(super) Message);
-
-/// What choosing a device leads to: the event to apply, and what to send after.
-pub(crate) struct Selection {
-    pub(crate) event: Event,
-    pub(crate) outbound: Option<Outbound>,
-}
-
 impl Adapter {
     /// The policy of a flow's application.
-    pub(crate) fn policy_for(&self, flow: &Flow) -> &MfaPolicy {
+    pub(crate) fn policy_for(&self, head: &Head) -> &MfaPolicy {
         self.config()
             .policies
-            .for_application(flow.application.id.as_deref())
+            .for_application(head.application.id.as_deref())
     }
 
     /// The devices a flow offers now, under its policy (after the person managed them).
@@ -59,73 +52,66 @@ impl Adapter {
             default.as_ref(),
             &otp_devices,
         );
-        if flow.kind == FlowKind::Transaction {
+        if flow.kind() == FlowKind::Transaction {
             offered.retain(|device| device.method == Method::PingidMobile && !device.backup);
         }
         Ok(offered)
     }
 
-    /// Sets an out-of-band or transaction flow up under its policy: network rules, a
-    /// recent MFA, the devices offered (enrolled, backups), mandatory methods; then picks
-    /// the device when there is only one. Returns what to send once the flow is stored.
-    pub(crate) async fn apply_policy_at_start(
+    /// Starts an out-of-band or transaction flow under its policy: what the network rules
+    /// and the skip window say, the devices offered (enrolled, backups), the mandatory
+    /// methods, and the device itself when only one can be used. Reads once; the kind's
+    /// `start` decides.
+    pub(crate) async fn start_second_factor(
         &self,
-        flow: &mut Flow,
+        mut head: Head,
         profile: &UserProfile,
         mobile: &[Device],
         default: Option<&DeviceId>,
-    ) -> Result<Option<Outbound>, AdapterError> {
-        let policy = self.policy_for(flow);
-        let signed_only = flow.kind == FlowKind::Transaction;
-        let ip = flow
-            .client_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok());
-        let network = policy.network_action(ip);
-        if ip.is_none()
+        network: Option<NetworkAction>,
+        kind: FlowKind,
+        ctx: &Context,
+    ) -> Result<Transition, AdapterError> {
+        let policy = self.policy_for(&head);
+        let transaction = kind == FlowKind::Transaction;
+        let address_required = head.client_ip.is_none()
             && policy
                 .network_rules
                 .iter()
-                .any(|rule| rule.action == NetworkAction::Deny)
-        {
-            flow.state = FlowState::MfaFailed {
-                reason: "the network policy needs the client's address (clientIp)".to_owned(),
-            };
-            return Ok(None);
-        }
-        // Transactions always need the device's signature over what is approved; only
-        // sign-ins may be let through by the network or a recent MFA.
-        if flow.kind == FlowKind::Oob {
-            if network == Some(NetworkAction::Bypass) {
-                flow.state = FlowState::Skipped {
-                    reason: "sign-in from a trusted network".to_owned(),
-                };
-                return Ok(None);
-            }
-            if network != Some(NetworkAction::Require)
-                && let Some(origin) = recent_origin(policy, flow)
-                && self
-                    .store()
-                    .get(&keys::recent_mfa(&flow.user_id, &origin))
-                    .await?
-                    .is_some()
-            {
-                flow.state = FlowState::Skipped {
-                    reason: "MFA completed recently from the same device and address".to_owned(),
-                };
-                return Ok(None);
-            }
-        }
-
-        let otp_devices = otp_device::list(self.store(), &flow.user_id).await?;
-        flow.devices = offered_devices(policy, profile, mobile, default, &otp_devices);
-        if signed_only {
-            flow.devices
+                .any(|rule| rule.action == NetworkAction::Deny);
+        let otp_devices = otp_device::list(self.store(), &head.user_id).await?;
+        head.devices = offered_devices(policy, profile, mobile, default, &otp_devices);
+        if transaction {
+            head.devices
                 .retain(|device| device.method == Method::PingidMobile && !device.backup);
         }
+        let candidates = oob::usable(&head);
+        let first = match candidates.as_slice() {
+            [only] if !address_required && network != Some(NetworkAction::Deny) => {
+                Some(self.first_pick(&head, only).await?)
+            }
+            _ => None,
+        };
+        if transaction {
+            return Ok(transaction::start(
+                head,
+                network,
+                address_required,
+                first,
+                ctx,
+            )?);
+        }
+        let recent_mfa = match recent_origin(policy, &head) {
+            Some(origin) if network.is_none() => self
+                .store()
+                .get(&keys::recent_mfa(&head.user_id, &origin))
+                .await?
+                .is_some(),
+            _ => false,
+        };
         // Whether the user has anything at all to prove themselves with: only a user with
         // nothing may set methods up before giving a second factor.
-        let has_nothing = mobile.is_empty() && otp_devices.is_empty() && flow.devices.is_empty();
+        let has_nothing = mobile.is_empty() && otp_devices.is_empty() && head.devices.is_empty();
         let enrolled: Vec<Method> = mobile
             .iter()
             .map(|_| Method::PingidMobile)
@@ -137,96 +123,54 @@ impl Adapter {
             .copied()
             .filter(|method| !enrolled.contains(method))
             .collect();
-        if !missing.is_empty() && !signed_only {
-            flow.enrolment = Some(Enrolment {
+        if !missing.is_empty() {
+            head.enrolment = Some(Enrolment {
                 missing,
                 authenticated: None,
             });
         }
-
-        let candidates: Vec<DeviceId> = flow
-            .devices
-            .iter()
-            .filter(|device| device.usable() && !device.backup)
-            .map(|device| device.id.clone())
-            .collect();
-        let backups = flow.devices.iter().any(|device| device.backup);
-        match candidates.as_slice() {
-            [] if flow.enrolment.is_some() && has_nothing => {
-                flow.state = FlowState::SetupRequired;
-            }
-            [] if backups => flow.state = FlowState::DeviceSelectionRequired,
-            [] if flow.kind == FlowKind::Oob
-                && flow.devices.is_empty()
-                && self.config().policy.enrol_on_the_spot =>
-            {
-                let (pairing_key, expires_at_ms) = self.new_device_key(flow).await?;
-                flow.state = FlowState::MobileActivationRequired {
-                    pairing_key,
-                    expires_at_ms,
-                };
-            }
-            [] => {
-                let reason = flow
-                    .devices
-                    .iter()
-                    .find_map(|device| device.unusable.clone())
-                    .unwrap_or_else(|| {
-                        "the user has no paired device: register one first".to_owned()
-                    });
-                flow.state = FlowState::MfaFailed { reason };
-            }
-            [only] => match self.prepare_selection(flow, only).await {
-                Ok(selection) => {
-                    *flow = apply(flow, selection.event, now_ms())?;
-                    return Ok(selection.outbound);
-                }
-                // Over the push limit: another method may still do, else the sign-in
-                // fails with the reason.
-                Err(AdapterError::Flow(FlowError::PushLimited)) if flow.devices.len() > 1 => {
-                    flow.state = FlowState::DeviceSelectionRequired;
-                }
-                Err(AdapterError::Flow(FlowError::PushLimited)) => {
-                    flow.state = FlowState::MfaFailed {
-                        reason: FlowError::PushLimited.to_string(),
-                    };
-                }
-                Err(error) => return Err(error),
-            },
-            _ => flow.state = FlowState::DeviceSelectionRequired,
-        }
-        Ok(None)
+        let enrol_on_the_spot = (self.config().policy.enrol_on_the_spot && head.devices.is_empty())
+            .then(|| self.pairing_offer(&head, ctx.now_ms));
+        let start = oob::Start {
+            network,
+            address_required,
+            recent_mfa,
+            has_nothing,
+            enrol_on_the_spot,
+            first,
+        };
+        Ok(oob::start(head, start, ctx)?)
     }
 
-    /// Picks the one device a flow starts with, through the policy (push limit, OS
-    /// minimum); a refusal fails the flow with its reason.
-    pub(crate) async fn select_at_start(
+    /// Reaches the one device a flow starts with, through policy; a refusal by policy
+    /// (the push limit, the OS minimum) is the flow's to report.
+    pub(crate) async fn first_pick(
         &self,
-        flow: &mut Flow,
+        head: &Head,
         device: &DeviceId,
-    ) -> Result<(), AdapterError> {
-        match self.prepare_selection(flow, device).await {
-            Ok(selection) => *flow = apply(flow, selection.event, now_ms())?,
+    ) -> Result<FirstPick, AdapterError> {
+        match self.prepare_selection(head, device).await {
+            Ok(pick) => Ok(FirstPick::Reached {
+                device: device.clone(),
+                pick,
+            }),
             Err(AdapterError::Flow(
-                refused @ (FlowError::PushLimited | FlowError::DeviceRefused(_)),
-            )) => {
-                flow.state = FlowState::MfaFailed {
-                    reason: refused.to_string(),
-                };
-            }
-            Err(error) => return Err(error),
+                refused @ (FlowError::PushLimited
+                | FlowError::DeviceRefused(_)
+                | FlowError::TooManyPushes),
+            )) => Ok(FirstPick::Refused(refused)),
+            Err(error) => Err(error),
         }
-        Ok(())
     }
 
-    /// What picking `device` in `flow` does: a push (within the user's push limit), or a
-    /// passcode sent to it, or a passcode it computes itself.
+    /// How picking `device` reaches it: a push (within the user's push limit), a passcode
+    /// sent to it, or a passcode it computes itself.
     pub(crate) async fn prepare_selection(
         &self,
-        flow: &Flow,
+        head: &Head,
         device: &DeviceId,
-    ) -> Result<Selection, AdapterError> {
-        let chosen = flow
+    ) -> Result<Pick, AdapterError> {
+        let chosen = head
             .devices
             .iter()
             .find(|known| known.id == *device)
@@ -234,44 +178,31 @@ impl Adapter {
         if let Some(reason) = &chosen.unusable {
             return Err(FlowError::DeviceRefused(reason.clone()).into());
         }
-        let policy = self.policy_for(flow);
+        let policy = self.policy_for(head);
         if chosen.method == Method::PingidMobile {
             // The flow's own cap first, so that a refused push does not spend the user's.
-            if flow.pushes_sent >= self.config().policy.max_pushes_per_flow {
+            if head.pushes_sent >= self.config().policy.max_pushes_per_flow {
                 return Err(FlowError::TooManyPushes.into());
             }
-            self.count_push(&flow.user_id, policy).await?;
-            let number_match = flow.policy.number_matching.then(number_match);
-            return Ok(Selection {
-                event: Event::SelectDevice {
-                    device: device.clone(),
-                    auth_id: AuthId::generate(&flow.id),
-                    timeout_ms: self.push_timeout_ms(),
-                    max_pushes: self.config().policy.max_pushes_per_flow,
-                    number_match,
-                },
-                outbound: None,
+            self.count_push(&head.user_id, policy).await?;
+            return Ok(Pick::Push {
+                auth_id: AuthId::generate(&head.id),
+                number_match: head.policy.number_matching.then(number_match),
             });
         }
         match &chosen.address {
             Some(address) if chosen.method.is_sent() => {
-                check_send_allowed(flow, policy)?;
-                self.count_send(&flow.user_id, address, policy).await?;
-                let (sent, outbound) = self.new_code(flow, chosen.method, address, policy, 1)?;
-                Ok(Selection {
-                    event: Event::OtpDeviceSelected {
-                        device: device.clone(),
-                        sent: Some(sent),
-                    },
-                    outbound: Some(outbound),
+                check_send_allowed(head, policy)?;
+                self.count_send(&head.user_id, address, policy).await?;
+                let (sent, message) = self.new_code(head, chosen.method, address, policy, 1)?;
+                Ok(Pick::Code {
+                    sent: Some(sent),
+                    message: Some(message),
                 })
             }
-            _ => Ok(Selection {
-                event: Event::OtpDeviceSelected {
-                    device: device.clone(),
-                    sent: None,
-                },
-                outbound: None,
+            _ => Ok(Pick::Code {
+                sent: None,
+                message: None,
             }),
         }
     }
@@ -279,7 +210,7 @@ impl Adapter {
     /// Counts one event in a sliding window of `window_secs` (a limit of 0 counts nothing);
     /// `refused` when the window is already full. One atomic store call, shared by every
     /// instance.
-    pub(super) async fn within_limit(
+    pub(crate) async fn within_limit(
         &self,
         key: &str,
         limit: u32,
@@ -351,51 +282,61 @@ impl Adapter {
             .await
     }
 
+    /// Puts a request on its device's pending list, wakes the device, and announces it
+    /// through the push sender.
+    pub(crate) async fn send_push(
+        &self,
+        flow: &Flow,
+        device: &DeviceId,
+        auth_id: &AuthId,
+    ) -> Result<(), AdapterError> {
+        // The list outlives the longest request it can hold (an out-of-band push or a CIBA
+        // request), so that re-setting its expiry on each add never drops a live one.
+        let longest = self
+            .config()
+            .policy
+            .push_timeout_secs
+            .max(self.config().ciba.max_expiry_secs);
+        let ttl = Ttl::Set(Duration::from_secs(longest + 60));
+        self.store()
+            .index_add(
+                &keys::device_pending(device),
+                auth_id.as_str(),
+                ttl,
+                Some(&keys::device_channel(device)),
+            )
+            .await?;
+        self.announce_push(flow, device, auth_id);
+        Ok(())
+    }
+
     /// Announces a push through the push sender, off the request; when it cannot be
-    /// delivered and policy says so, the flow falls back to the app's own passcode.
-    pub(crate) fn announce_push(&self, flow: &Flow) {
-        let FlowState::PushWaiting { push } = &flow.state else {
-            return;
-        };
+    /// delivered, the flow's machine decides whether the app's passcode stands in.
+    fn announce_push(&self, flow: &Flow, device: &DeviceId, auth_id: &AuthId) {
         if !self.delivery().has(Channel::Push) {
             return;
         }
+        let silent = flow.push().is_some_and(|push| push.silent);
         let message = Message {
             channel: Channel::Push,
-            to: push.device_id.to_string(),
+            to: device.to_string(),
             subject: flow.message.title.clone(),
             text: flow.message.body.clone(),
-            data: serde_json::json!({
-                "authId": push.auth_id.as_str(),
-                "userId": flow.user_id.as_str(),
-                "kind": flow.kind.as_str(),
-                "silent": push.silent,
+            data: push_data(&PushData {
+                auth_id: auth_id.as_str(),
+                user_id: flow.user_id.as_str(),
+                kind: flow.kind().as_str(),
+                silent,
             }),
         };
-        let fallback = flow.policy.otp_fallback
-            && flow
-                .devices
-                .iter()
-                .any(|device| device.id == push.device_id && device.otp_enabled);
-        let (adapter, flow_id, device) = (self.clone(), flow.id.clone(), push.device_id.clone());
-        let auth_id = push.auth_id.clone();
+        let (adapter, flow_id, auth_id) = (self.clone(), flow.id.clone(), auth_id.clone());
         tokio::spawn(async move {
-            if adapter.delivery().deliver(&message).await.is_ok() || !fallback {
+            if adapter.delivery().deliver(&message).await.is_ok() {
                 return;
             }
+            let undelivered = Event::PushUndelivered { auth_id };
             let result = adapter
-                .update_flow(&flow_id, None, |flow| {
-                    // Only the push that failed falls back, and only while it waits.
-                    if flow.push().is_none_or(|push| push.auth_id != auth_id)
-                        || flow.status(now_ms()) != Status::PushConfirmationWaiting
-                    {
-                        return Err(FlowError::NotPending.into());
-                    }
-                    Ok(Event::OtpDeviceSelected {
-                        device: device.clone(),
-                        sent: None,
-                    })
-                })
+                .update_flow(&flow_id, None, |_| Ok(undelivered.clone()))
                 .await;
             if let Err(error) = result {
                 tracing::debug!(%error, "no passcode fallback after the failed push");
@@ -406,6 +347,9 @@ impl Adapter {
     /// Remembers a completed MFA from this address (and client device), for the skip
     /// window.
     pub(crate) async fn remember_mfa(&self, flow: &Flow) -> Result<(), AdapterError> {
+        if flow.kind() != FlowKind::Oob {
+            return Ok(());
+        }
         let policy = self.policy_for(flow);
         let Some(origin) = recent_origin(policy, flow) else {
             return Ok(());
@@ -420,6 +364,21 @@ impl Adapter {
             .await?;
         Ok(())
     }
+}
+
+/// What a push notification carries for the app: which request to fetch.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PushData<'a> {
+    auth_id: &'a str,
+    user_id: &'a str,
+    kind: &'static str,
+    silent: bool,
+}
+
+/// Structured data for a message (a push's request, a passcode's flow).
+pub(super) fn push_data(data: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(data).unwrap_or_default()
 }
 
 /// The policy choices a flow's state machine reads, fixed at its start.
@@ -438,14 +397,14 @@ pub(crate) fn flow_policy(policy: &MfaPolicy, kind: FlowKind) -> super::FlowPoli
 
 /// The hash naming where a sign-in came from (address and client device), when the skip
 /// window applies.
-pub(super) fn recent_origin(policy: &MfaPolicy, flow: &Flow) -> Option<String> {
-    if policy.skip_mfa_within_secs == 0 || flow.kind != FlowKind::Oob {
+pub(super) fn recent_origin(policy: &MfaPolicy, flow: &Head) -> Option<String> {
+    if policy.skip_mfa_within_secs == 0 {
         return None;
     }
     // The same browser (the federation server's device cookie), from the same address,
     // for the same application (whose policy set the window): an address alone may be a
     // whole carrier's NAT.
-    let ip = flow.client_ip.as_deref()?;
+    let ip = flow.client_ip?;
     let client_device = flow.client_device.as_deref()?;
     let application = flow.application.id.as_deref().unwrap_or_default();
     let origin = format!("{ip}\u{0}{client_device}\u{0}{application}");

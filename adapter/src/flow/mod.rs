@@ -1,39 +1,58 @@
 //! Flows: what a federation server asked for, where it stands, and how it ended.
 //!
-//! A flow is one record (one Redis hash tag): the request sent to the device lives inside
-//! it, so the device's answer and the flow's transition are one atomic compare-and-set.
+//! Each kind is one pure state machine in its own module ([`oob`], [`transaction`],
+//! [`ciba`], [`registration`], [`device_authorization`], [`qr`], [`new_device`]) with its
+//! own enum of states: `start` builds the first state, `apply` answers an [`Event`] with a
+//! [`Transition`] (the next flow and the [`Effect`]s to run once it is stored). The
+//! [`engine`] loads, applies, commits with one compare-and-set, and only then runs the
+//! effects. A flow is one record (one Redis hash tag): the request sent to the device
+//! lives inside it, so the device's answer and the flow's transition are one atomic step.
 
 mod actions;
 mod binding;
 pub mod ciba;
 mod ciba_service;
+pub mod device_authorization;
 mod device_side;
+mod engine;
 mod enrolment;
+mod machine;
 mod mfa;
-mod oob;
+pub mod new_device;
+pub mod oob;
 mod passcode;
 pub mod qr;
+mod qr_service;
+pub mod registration;
 pub mod service;
+mod steps;
+#[cfg(test)]
+mod tests;
+pub mod transaction;
+pub mod verify;
+
+use std::ops::{Deref, DerefMut};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::actions::FlowAction;
 pub use self::ciba_service::StartCiba;
-pub use self::oob::{Event, apply};
-pub use self::service::OneTimeDevice;
+pub use self::device_side::DeviceRequest;
+pub use self::machine::{Context, Effect, Event, Metric, Transition};
+pub use self::qr_service::{QrOutcome, QrUser};
+pub use self::service::{FlowResult, OneTimeDevice, StartFlow};
+pub use self::verify::{Decision, DeviceAnswer};
+use crate::ids::{AuthId, DeviceId, FlowId};
+use crate::otp::SentCode;
+use crate::params::{DynamicParams, Message};
+pub use crate::policy::Method;
+use crate::user::UserId;
 
 /// What runs after a device's decision, without delaying the device's answer.
 pub trait DecisionHook: Send + Sync {
     /// The flow just decided (approved or denied). Must not block: spawn any I/O.
     fn decided(&self, flow: &Flow);
 }
-pub use self::actions::FlowAction;
-pub use self::device_side::{Decision, DeviceRequest};
-pub use self::service::{FlowResult, StartFlow};
-use crate::ids::{AuthId, DeviceId, FlowId};
-use crate::otp::SentCode;
-use crate::params::{DynamicParams, Message};
-pub use crate::policy::Method;
-use crate::user::UserId;
 
 /// What the federation server asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,124 +177,230 @@ pub struct Push {
     pub choices: Vec<u8>,
 }
 
+/// How the second factor was given: what the Adapter result and the CIBA tokens report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalMethod {
+    /// A push approved on the paired device (signed by its key).
+    Push,
+    /// A code sent by text message.
+    Sms,
+    /// A code read out by a voice call.
+    Voice,
+    /// A code sent by email.
+    Email,
+    /// A code from an authenticator app.
+    Totp,
+    /// A code computed by the paired mobile app from its own seed.
+    MobileOtp,
+    /// A new device was paired (registration, new device): no second factor by itself.
+    Registration,
+    /// A trusted app signed the flow's challenge with its device key.
+    DeviceAuthorization,
+    /// A trusted device scanned the QR code.
+    Qr,
+    /// Methods set up by a user who had none: no second factor was given.
+    Enrolment,
+}
+
+/// The `acr` of a push approved with a device key.
+pub const ACR_MOBILE_PUSH: &str = "urn:assent:acr:mobile-push";
+/// The `acr` of a one-time passcode.
+pub const ACR_OTP: &str = "urn:assent:acr:otp";
+
+impl ApprovalMethod {
+    /// The name in results (`method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Push => "push",
+            Self::Sms => "sms",
+            Self::Voice => "voice",
+            Self::Email => "email",
+            Self::Totp => "totp",
+            Self::MobileOtp => "mobile_otp",
+            Self::Registration => "registration",
+            Self::DeviceAuthorization => "device_authorization",
+            Self::Qr => "qr",
+            Self::Enrolment => "enrolment",
+        }
+    }
+
+    /// A passcode checked with `method`'s device.
+    pub fn of_passcode(method: Method) -> Self {
+        match method {
+            Method::PingidMobile => Self::MobileOtp,
+            Method::Sms => Self::Sms,
+            Method::Voice => Self::Voice,
+            Method::Email => Self::Email,
+            Method::Totp => Self::Totp,
+        }
+    }
+
+    /// Authentication methods references (RFC 8176). A push is the device key plus the
+    /// person's approval on it; a code is an OTP (by SMS or a call: `sms`, `tel`); a
+    /// registration only shows that a new key was enrolled.
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            Self::Push => &["mfa", "swk", "user"],
+            Self::Sms => &["mfa", "sms", "otp"],
+            Self::Voice => &["mfa", "tel", "otp"],
+            Self::Email | Self::Totp => &["mfa", "otp"],
+            Self::MobileOtp => &["mfa", "swk", "otp"],
+            Self::Enrolment => &[],
+            Self::Registration | Self::DeviceAuthorization | Self::Qr => &["swk"],
+        }
+    }
+
+    /// The authentication context class reached.
+    pub fn acr(self) -> Option<&'static str> {
+        match self {
+            Self::Push => Some(ACR_MOBILE_PUSH),
+            Self::Sms | Self::Voice | Self::Email | Self::Totp | Self::MobileOtp => Some(ACR_OTP),
+            _ => None,
+        }
+    }
+}
+
 /// How the second factor was given.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     /// The device that approved.
     pub device_id: DeviceId,
-    /// `push`, `sms`, `voice`, `email`, `totp`, `mobile_otp`, `registration`...
-    pub method: String,
+    /// How.
+    pub method: ApprovalMethod,
     /// When (ms since the epoch).
     pub decided_at_ms: u64,
 }
 
-/// Where a flow stands. Time-outs are not stored: a push past its expiry *is* timed out,
-/// so reading a flow never needs to write it.
+/// A one-time pairing key shown while its flow waits for a device, and its expiry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+pub struct PairingOffer {
+    /// The key, shown to the person while the flow lives (and only then).
+    pub pairing_key: String,
+    /// When the key stops working (ms since the epoch).
+    pub expires_at_ms: u64,
+}
+
+/// Where a flow stands: the state of its kind's machine. The kind is the variant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FlowState {
-    /// The user has several devices and must pick one.
-    DeviceSelectionRequired,
-    /// A QR code waits for a trusted device to scan it.
-    QrCodeShown {
-        /// The one-time token the code carries (`<flowId>.<secret>`).
-        token: String,
-        /// When it stops working; a poll after that shows a new one.
-        expires_at_ms: u64,
-    },
-    /// A shared device scanned the code; the person picks which of its users they are.
-    QrUserSelection {
-        /// The device that scanned.
-        device: DeviceId,
-        /// Its users to choose from.
-        users: Vec<UserId>,
-        /// The token scanned: the selection must present it again.
-        token: String,
-        /// When an unfinished selection gives way to a new code.
-        expires_at_ms: u64,
-    },
-    /// The app must sign the server payload with its device key.
-    MobilePayloadRequired {
-        /// The one-time challenge.
-        nonce: String,
-    },
-    /// A one-time pairing key waits for the app (shown as text and QR code).
-    MobileActivationRequired {
-        /// The key, shown to the person while the flow lives (and only then).
-        pairing_key: String,
-        /// When the key stops working (ms since the epoch).
-        expires_at_ms: u64,
-    },
-    /// A request is on the device.
-    PushWaiting {
-        /// The request.
-        push: Push,
-    },
+    /// See [`oob`].
+    Oob(oob::State),
+    /// See [`transaction`].
+    Transaction(transaction::State),
+    /// See [`ciba`].
+    Ciba(ciba::State),
+    /// See [`registration`].
+    Registration(registration::State),
+    /// See [`device_authorization`].
+    DeviceAuthorization(device_authorization::State),
+    /// See [`qr`].
+    Qr(qr::State),
+    /// See [`new_device`].
+    NewDevice(new_device::State),
+}
+
+impl FlowState {
+    /// The kind of flow this state belongs to.
+    pub fn kind(&self) -> FlowKind {
+        match self {
+            Self::Oob(_) => FlowKind::Oob,
+            Self::Transaction(_) => FlowKind::Transaction,
+            Self::Ciba(_) => FlowKind::Ciba,
+            Self::Registration(_) => FlowKind::Registration,
+            Self::DeviceAuthorization(_) => FlowKind::DeviceAuthorization,
+            Self::Qr(_) => FlowKind::Qr,
+            Self::NewDevice(_) => FlowKind::NewDevice,
+        }
+    }
+
+    /// What the state shows, whatever the kind.
+    pub fn view(&self) -> View<'_> {
+        match self {
+            Self::Oob(state) => state.view(),
+            Self::Transaction(state) => state.view(),
+            Self::Ciba(state) => state.view(),
+            Self::Registration(state) => state.view(),
+            Self::DeviceAuthorization(state) => state.view(),
+            Self::Qr(state) => state.view(),
+            Self::NewDevice(state) => state.view(),
+        }
+    }
+}
+
+/// A state as the outside sees it, whatever the kind: what the Authentication API renders
+/// and what the Adapter API reports. Time-outs are not stored: a push past its expiry *is*
+/// timed out, so reading a flow never needs to write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View<'a> {
+    /// The person picks a device.
+    DeviceSelection,
+    /// A request is on the device (timed out once past its expiry).
+    Push(&'a Push),
     /// The device denied: final.
     PushRejected {
         /// The request denied.
-        push: Push,
-        /// Why, when not a plain denial (the wrong number picked).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// The device approved; the browser continues.
-    MfaCompleted {
-        /// How.
-        approval: Approval,
-    },
-    /// The second factor cannot be given (no usable device...).
-    MfaFailed {
-        /// Why, for the person and the federation server.
-        reason: String,
+        push: &'a Push,
+        /// Why, when not a plain denial.
+        reason: Option<&'a str>,
     },
     /// A one-time passcode is expected from this device.
-    OtpRequired {
+    Otp {
         /// The device (or backup) the code comes from.
-        device: DeviceId,
-        /// The code sent to it (SMS, voice, email); none when the device computes it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sent: Option<SentCode>,
+        device: &'a DeviceId,
+        /// The code sent to it; none when the device computes it.
+        sent: Option<&'a SentCode>,
     },
-    /// Policy requires methods the user lacks: they must set them up.
+    /// Policy requires methods the user lacks.
     SetupRequired,
     /// The person picks which method to pair.
-    PairingMethodRequired,
+    PairingMethod,
     /// The person gives the phone number or email address to pair.
-    PairingTargetRequired {
-        /// SMS, voice or email.
-        method: Method,
-    },
+    PairingTarget(Method),
     /// A passcode proves the new method works before it is saved.
-    ActivationRequired {
+    Activation {
         /// The method being paired.
         method: Method,
         /// The phone number or email address (not for TOTP).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        address: Option<String>,
+        address: Option<&'a str>,
         /// The code sent to it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sent: Option<SentCode>,
-        /// The authenticator app's new secret (TOTP), shown while the flow lives.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        totp_secret: Option<String>,
+        sent: Option<&'a SentCode>,
+        /// The authenticator app's new secret (TOTP).
+        totp_secret: Option<&'a str>,
     },
-    /// Policy let the sign-in through without a second factor (trusted network, recent
-    /// MFA); the federation server sees `COMPLETED` with the reason.
-    Skipped {
-        /// Why.
-        reason: String,
+    /// A one-time pairing key waits for the app.
+    MobileActivation(&'a PairingOffer),
+    /// The app must sign the server payload with its device key.
+    MobilePayload {
+        /// The one-time challenge.
+        nonce: &'a str,
     },
-    /// Done: the federation server may pick up the result.
+    /// A QR code waits to be scanned.
+    QrCode {
+        /// The one-time token it carries.
+        token: &'a str,
+        /// When it stops working (ms since the epoch).
+        expires_at_ms: u64,
+    },
+    /// A shared device scanned the code; the person picks a user on it.
+    QrClaimed {
+        /// When an unfinished selection gives way to a new code.
+        expires_at_ms: u64,
+    },
+    /// The second factor was given; the browser continues.
+    MfaCompleted(&'a Approval),
+    /// The second factor cannot be given.
+    MfaFailed(&'a str),
+    /// Done: approved, or let through by policy (the reason says why).
     Completed {
-        /// How.
-        approval: Approval,
+        /// How, when a factor was given.
+        approval: Option<&'a Approval>,
+        /// Why no factor was needed (skipped by policy).
+        skipped: Option<&'a str>,
     },
-    /// Ended without success after a rejection or a failure.
-    Failed {
-        /// Why.
-        reason: String,
-    },
+    /// Ended without success.
+    Failed(&'a str),
     /// The person gave up.
     Canceled,
 }
@@ -492,21 +617,20 @@ impl Action {
     }
 }
 
-/// One flow, as stored.
+/// What every flow carries besides its state: who asked, for whom, and what the device
+/// shows. Kind machines read it and update its counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flow {
+pub struct Head {
     /// Its id.
     pub id: FlowId,
-    /// What was asked for.
-    pub kind: FlowKind,
     /// The federation server that started it (the only one that may pick up the result).
     pub client_id: String,
     /// Whom it is about.
     pub user_id: UserId,
     /// The application signed in to.
     pub application: Application,
-    /// The browser's IP address, as the federation server saw it.
-    pub client_ip: Option<String>,
+    /// The browser's IP address, as the federation server saw it (parsed at the boundary).
+    pub client_ip: Option<std::net::IpAddr>,
     /// The federation server's opaque id of the browser (a device cookie), for the
     /// skip-MFA window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -521,8 +645,6 @@ pub struct Flow {
     pub created_at_ms: u64,
     /// The user's devices.
     pub devices: Vec<DeviceSummary>,
-    /// Where it stands.
-    pub state: FlowState,
     /// Whether the federation server has picked the result up (for CIBA: whether the
     /// tokens were issued).
     pub result_picked_up: bool,
@@ -555,6 +677,38 @@ pub struct Flow {
     pub enrolment: Option<Enrolment>,
 }
 
+/// One flow, as stored: its head and its kind's state. Only the kind machines and the
+/// engine build one (see [`Head::into_flow`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Who, what for, counters.
+    #[serde(flatten)]
+    pub head: Head,
+    /// Where it stands.
+    state: FlowState,
+}
+
+impl Deref for Flow {
+    type Target = Head;
+
+    fn deref(&self) -> &Head {
+        &self.head
+    }
+}
+
+impl DerefMut for Flow {
+    fn deref_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+}
+
+impl Head {
+    /// The flow this head starts in `state`; for the kind machines only.
+    pub(crate) fn into_flow(self, state: FlowState) -> Flow {
+        Flow { head: self, state }
+    }
+}
+
 /// The policy choices a flow's state machine reads (seed 001), fixed at flow start.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowPolicy {
@@ -583,178 +737,122 @@ pub struct Enrolment {
 }
 
 impl Flow {
+    /// Where it stands.
+    pub fn state(&self) -> &FlowState {
+        &self.state
+    }
+
+    /// The same flow in `state`; for the kind machines only.
+    pub(crate) fn with_state(mut self, state: FlowState) -> Flow {
+        self.state = state;
+        self
+    }
+
+    /// What was asked for.
+    pub fn kind(&self) -> FlowKind {
+        self.state.kind()
+    }
+
+    /// What the state shows.
+    pub fn view(&self) -> View<'_> {
+        self.state.view()
+    }
+
     /// The status at `now_ms`.
     pub fn status(&self, now_ms: u64) -> Status {
-        match &self.state {
-            FlowState::DeviceSelectionRequired => Status::DeviceSelectionRequired,
-            // An expired pairing key cannot be used any more: the registration failed.
-            FlowState::MobileActivationRequired { expires_at_ms, .. }
-                if now_ms >= *expires_at_ms =>
-            {
-                Status::MfaFailed
-            }
-            FlowState::MobileActivationRequired { .. } => Status::MobileActivationRequired,
-            FlowState::MobilePayloadRequired { .. } => Status::MobilePairingRequired,
-            FlowState::QrCodeShown { .. } | FlowState::QrUserSelection { .. } => {
-                Status::AuthenticationCodeResponseRequired
-            }
-            FlowState::PushWaiting { push } if now_ms >= push.expires_at_ms => {
-                Status::PushConfirmationTimedOut
-            }
-            FlowState::PushWaiting { .. } => Status::PushConfirmationWaiting,
-            FlowState::PushRejected { .. } => Status::PushConfirmationRejected,
-            FlowState::OtpRequired { .. } => Status::OtpRequired,
-            FlowState::SetupRequired => Status::MfaSetupRequired,
-            FlowState::PairingMethodRequired => Status::DevicePairingMethodRequired,
-            FlowState::PairingTargetRequired { method } => match method {
+        match self.view() {
+            View::DeviceSelection => Status::DeviceSelectionRequired,
+            View::Push(push) if now_ms >= push.expires_at_ms => Status::PushConfirmationTimedOut,
+            View::Push(_) => Status::PushConfirmationWaiting,
+            View::PushRejected { .. } => Status::PushConfirmationRejected,
+            View::Otp { .. } => Status::OtpRequired,
+            View::SetupRequired => Status::MfaSetupRequired,
+            View::PairingMethod => Status::DevicePairingMethodRequired,
+            View::PairingTarget(method) => match method {
                 Method::Voice => Status::VoicePairingTargetRequired,
                 Method::Email => Status::EmailPairingTargetRequired,
                 _ => Status::SmsPairingTargetRequired,
             },
-            FlowState::ActivationRequired { method, .. } => match method {
+            View::Activation { method, .. } => match method {
                 Method::Voice => Status::VoiceActivationRequired,
                 Method::Email => Status::EmailActivationRequired,
                 Method::Totp => Status::TotpActivationRequired,
                 _ => Status::SmsActivationRequired,
             },
-            FlowState::MfaCompleted { .. } => Status::MfaCompleted,
-            FlowState::MfaFailed { .. } => Status::MfaFailed,
-            FlowState::Completed { .. } | FlowState::Skipped { .. }
-                if self.return_url.is_some() =>
-            {
-                Status::Resume
+            // An expired pairing key cannot be used any more: the registration failed.
+            View::MobileActivation(offer) if now_ms >= offer.expires_at_ms => Status::MfaFailed,
+            View::MobileActivation(_) => Status::MobileActivationRequired,
+            View::MobilePayload { .. } => Status::MobilePairingRequired,
+            View::QrCode { .. } | View::QrClaimed { .. } => {
+                Status::AuthenticationCodeResponseRequired
             }
-            FlowState::Completed { .. } | FlowState::Skipped { .. } => Status::Completed,
-            FlowState::Failed { .. } => Status::Failed,
-            FlowState::Canceled => Status::Canceled,
+            View::MfaCompleted(_) => Status::MfaCompleted,
+            View::MfaFailed(_) => Status::MfaFailed,
+            View::Completed { .. } if self.return_url.is_some() => Status::Resume,
+            View::Completed { .. } => Status::Completed,
+            View::Failed(_) => Status::Failed,
+            View::Canceled => Status::Canceled,
         }
     }
 
-    /// The actions allowed at `now_ms`: exactly what `_links` lists.
+    /// The actions allowed at `now_ms`: exactly what `_links` lists, and exactly what the
+    /// engine lets through. Each kind decides.
     pub fn allowed_actions(&self, now_ms: u64) -> Vec<Action> {
-        use Action::*;
-        // The selected device can give a code now: `useCode` while the push waits, the
-        // fallback once it timed out.
-        let code_instead = |allowed: bool| {
-            allowed
-                && self
-                    .selected_device()
-                    .and_then(|id| self.devices.iter().find(|device| device.id == *id))
-                    .is_some_and(|device| device.otp_enabled)
-        };
-        match self.status(now_ms) {
-            Status::DeviceSelectionRequired if self.manage_devices => vec![
-                SelectDevice,
-                SetDefaultDevice,
-                UpdateDeviceNickname,
-                RemoveDevice,
-                CancelAuthentication,
-            ],
-            Status::DeviceSelectionRequired => vec![SelectDevice, CancelAuthentication],
-            Status::MobileActivationRequired => {
-                vec![Poll, CancelAuthentication, CancelDevicePairing]
-            }
-            Status::MobilePairingRequired => vec![Authenticate, CancelAuthentication],
-            Status::AuthenticationCodeResponseRequired => vec![Poll, CancelAuthentication],
-            Status::PushConfirmationWaiting if code_instead(self.policy.use_code) => {
-                vec![Poll, CheckOtp, SelectDevice, CancelAuthentication]
-            }
-            Status::PushConfirmationWaiting => vec![Poll, SelectDevice, CancelAuthentication],
-            Status::PushConfirmationTimedOut if code_instead(self.policy.otp_fallback) => {
-                vec![CheckOtp, SelectDevice, CancelAuthentication]
-            }
-            Status::PushConfirmationTimedOut => vec![SelectDevice, CancelAuthentication],
-            Status::OtpRequired => match &self.state {
-                FlowState::OtpRequired { sent: Some(_), .. } => {
-                    vec![
-                        CheckOtp,
-                        Resend,
-                        ResendOtp,
-                        SelectDevice,
-                        CancelAuthentication,
-                    ]
-                }
-                _ => vec![CheckOtp, SelectDevice, CancelAuthentication],
-            },
-            Status::MfaSetupRequired => vec![SetupMfa, CancelAuthentication],
-            Status::DevicePairingMethodRequired => vec![
-                SelectDevicePairingMethod,
-                CancelDevicePairing,
-                CancelAuthentication,
-            ],
-            Status::SmsPairingTargetRequired => {
-                vec![SubmitSmsTarget, CancelDevicePairing, CancelAuthentication]
-            }
-            Status::VoicePairingTargetRequired => {
-                vec![SubmitVoiceTarget, CancelDevicePairing, CancelAuthentication]
-            }
-            Status::EmailPairingTargetRequired => {
-                vec![SubmitEmailTarget, CancelDevicePairing, CancelAuthentication]
-            }
-            Status::SmsActivationRequired => vec![
-                ActivateSmsDevice,
-                ResendOtp,
-                CancelDevicePairing,
-                CancelAuthentication,
-            ],
-            Status::VoiceActivationRequired => vec![
-                ActivateVoiceDevice,
-                ResendOtp,
-                CancelDevicePairing,
-                CancelAuthentication,
-            ],
-            Status::EmailActivationRequired => vec![
-                ActivateEmailDevice,
-                ResendOtp,
-                CancelDevicePairing,
-                CancelAuthentication,
-            ],
-            Status::TotpActivationRequired => vec![
-                ActivateTotpDevice,
-                CancelDevicePairing,
-                CancelAuthentication,
-            ],
-            Status::PushConfirmationRejected | Status::MfaFailed => vec![CancelAuthentication],
-            Status::MfaCompleted => vec![ContinueAuthentication],
-            Status::Completed | Status::Resume | Status::Failed | Status::Canceled => vec![],
+        match &self.state {
+            FlowState::Oob(_) => oob::actions(self, now_ms),
+            FlowState::Transaction(_) => transaction::actions(self, now_ms),
+            FlowState::Ciba(_) => Vec::new(),
+            FlowState::Registration(_) => registration::actions(self, now_ms),
+            FlowState::DeviceAuthorization(_) => device_authorization::actions(self, now_ms),
+            FlowState::Qr(_) => qr::actions(self, now_ms),
+            FlowState::NewDevice(_) => new_device::actions(self, now_ms),
         }
     }
 
     /// The push waiting on the device, if any (expired or not).
     pub fn push(&self) -> Option<&Push> {
-        match &self.state {
-            FlowState::PushWaiting { push } | FlowState::PushRejected { push, .. } => Some(push),
+        match self.view() {
+            View::Push(push) | View::PushRejected { push, .. } => Some(push),
             _ => None,
         }
     }
 
     /// The device currently selected, if any.
     pub fn selected_device(&self) -> Option<&DeviceId> {
-        match &self.state {
-            FlowState::PushWaiting { push } | FlowState::PushRejected { push, .. } => {
-                Some(&push.device_id)
-            }
-            FlowState::MfaCompleted { approval } | FlowState::Completed { approval } => {
-                Some(&approval.device_id)
-            }
-            FlowState::OtpRequired { device, .. } => Some(device),
+        match self.view() {
+            View::Push(push) | View::PushRejected { push, .. } => Some(&push.device_id),
+            View::MfaCompleted(approval)
+            | View::Completed {
+                approval: Some(approval),
+                ..
+            } => Some(&approval.device_id),
+            View::Otp { device, .. } => Some(device),
+            _ => None,
+        }
+    }
+
+    /// How the flow completed, once it has (`COMPLETED`; not `MFA_COMPLETED`).
+    pub fn completed_approval(&self) -> Option<&Approval> {
+        match self.view() {
+            View::Completed { approval, .. } => approval,
             _ => None,
         }
     }
 
     /// Why it failed, if it did.
     pub fn failure_reason(&self) -> Option<&str> {
-        match &self.state {
-            FlowState::MfaFailed { reason } | FlowState::Failed { reason } => Some(reason),
-            FlowState::MobileActivationRequired { .. } => {
-                Some("the pairing key expired before a device used it")
-            }
-            FlowState::PushRejected {
+        match self.view() {
+            View::MfaFailed(reason) | View::Failed(reason) => Some(reason),
+            View::MobileActivation(_) => Some("the pairing key expired before a device used it"),
+            View::PushRejected {
                 reason: Some(reason),
                 ..
             } => Some(reason),
-            FlowState::PushRejected { .. } => Some("the request was denied on the device"),
-            FlowState::Skipped { reason } => Some(reason),
+            View::PushRejected { .. } => Some("the request was denied on the device"),
+            View::Completed {
+                skipped: Some(reason),
+                ..
+            } => Some(reason),
             _ => None,
         }
     }

@@ -1,842 +1,572 @@
-//! The state machine of out-of-band and transaction flows (they differ only in what the
-//! device shows). Pure: no I/O, no clock; the caller supplies the time and applies the
-//! result with one compare-and-set.
+//! Out of band / step up authentication from web (seed 004): the person picks a device
+//! (or policy picks the only one), approves a push or types a passcode, and the browser
+//! continues. Policy may let the sign-in through (a trusted network, a recent MFA), make
+//! the person set up mandatory methods first, or pair the app on the spot. Pure: no I/O,
+//! no clock; the engine stores the result and runs its effects.
 
-use super::{Action, Approval, DeviceSummary, Flow, FlowState, Method, Push, Status};
+use serde::{Deserialize, Serialize};
+
+use super::machine::{Context, Effect, Event, FirstPick, Transition};
+use super::steps::{self, Answered, Checked, Ending, Reached};
+use super::{
+    Action, Approval, ApprovalMethod, Enrolment, Flow, FlowState, Head, Method, PairingOffer, Push,
+    View,
+};
 use crate::error::FlowError;
-use crate::ids::{AuthId, DeviceId};
+use crate::ids::DeviceId;
 use crate::otp::SentCode;
+use crate::policy::NetworkAction;
 
-/// Something that happens to a flow.
-#[derive(Clone, Debug)]
-pub enum Event {
-    /// The person picked a device (or retries after a time-out): push to it.
-    SelectDevice {
-        /// The device.
-        device: DeviceId,
-        /// A fresh request id for the push.
-        auth_id: AuthId,
-        /// How long the device has to answer.
-        timeout_ms: u64,
-        /// How many pushes the flow may send in all.
-        max_pushes: u32,
-        /// Number matching: the number to show and the three the device offers.
-        number_match: Option<(u8, Vec<u8>)>,
+/// Where an out-of-band flow stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// The user has several devices and must pick one.
+    DeviceSelectionRequired,
+    /// A request is on the device (timed out by the clock).
+    PushWaiting {
+        /// The request.
+        push: Push,
     },
-    /// The person picked a passcode device (or a backup), or picked it again to resend.
-    OtpDeviceSelected {
-        /// The device.
+    /// The device denied: final.
+    PushRejected {
+        /// The request denied.
+        push: Push,
+        /// Why, when not a plain denial (the wrong number picked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A one-time passcode is expected from this device.
+    OtpRequired {
+        /// The device (or backup) the code comes from.
         device: DeviceId,
-        /// The code sent to it, unless the device computes its own.
+        /// The code sent to it; none when the device computes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         sent: Option<SentCode>,
     },
-    /// The passcode was sent again.
-    CodeResent {
-        /// The new code.
-        sent: SentCode,
-    },
-    /// The right passcode was given.
-    OtpPassed {
-        /// The device it came from.
-        device: DeviceId,
-        /// `sms`, `voice`, `email`, `totp` or `mobile_otp`.
-        method: &'static str,
-        /// For a new device verified by its primary: its pairing key and expiry.
-        pairing: Option<(String, u64)>,
-    },
-    /// A wrong passcode was given.
-    OtpWrong {
-        /// Wrong passcodes that fail the authentication.
-        max_attempts: u32,
-    },
-    /// `setupMfa`: the person starts setting up the missing methods.
-    SetupStarted,
-    /// The person picked a method to pair.
-    PairingMethodChosen {
-        /// The method.
+    /// Policy requires methods the user lacks: they must set them up.
+    SetupRequired,
+    /// The person picks which method to pair.
+    PairingMethodRequired,
+    /// The person gives the phone number or email address to pair.
+    PairingTargetRequired {
+        /// SMS, voice or email.
         method: Method,
-        /// A new authenticator secret (TOTP).
+    },
+    /// A passcode proves the new method works before it is saved.
+    ActivationRequired {
+        /// The method being paired.
+        method: Method,
+        /// The phone number or email address (not for TOTP).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// The code sent to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent: Option<SentCode>,
+        /// The authenticator app's new secret (TOTP), shown while the flow lives.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         totp_secret: Option<String>,
-        /// A pairing key and its expiry (the mobile app).
-        pairing: Option<(String, u64)>,
     },
-    /// The person gave the address to pair, and a code was sent to it.
-    TargetSubmitted {
-        /// Phone number or email address.
-        address: String,
-        /// The code sent.
-        sent: SentCode,
+    /// A pairing key waits for the app (a user with no device pairs on the spot, or sets
+    /// the app up as a mandatory method).
+    MobileActivationRequired {
+        /// The key and its expiry.
+        pairing: PairingOffer,
     },
-    /// The new method proved to work and was saved.
-    Activated {
-        /// The saved device.
-        device: DeviceSummary,
+    /// The second factor was given; the browser continues.
+    MfaCompleted {
+        /// How.
+        approval: Approval,
     },
-    /// The person managed their devices while choosing one.
-    DevicesChanged {
-        /// The device list now.
-        devices: Vec<DeviceSummary>,
+    /// The second factor cannot be given.
+    MfaFailed {
+        /// Why.
+        reason: String,
     },
-    /// The device answered.
-    Decision {
-        /// The request answered.
-        auth_id: AuthId,
-        /// The device that answered (authenticated).
-        device: DeviceId,
-        /// Approve (`true`) or deny.
-        approve: bool,
+    /// Policy let the sign-in through without a second factor.
+    Skipped {
+        /// Why.
+        reason: String,
     },
-    /// The device approved with another number than the browser showed: a denial.
-    WrongNumber {
-        /// The request answered.
-        auth_id: AuthId,
-        /// The device that answered (authenticated).
-        device: DeviceId,
+    /// Done.
+    Completed {
+        /// How.
+        approval: Approval,
     },
-    /// The primary device approved a new device: it may now pair with this key.
-    NewDeviceApproved {
-        /// The request answered.
-        auth_id: AuthId,
-        /// The primary that approved.
-        device: DeviceId,
-        /// The new device's pairing key.
-        pairing_key: String,
-        /// When the key expires (ms since the epoch).
-        expires_at_ms: u64,
+    /// Ended without success after a rejection or a failure.
+    Failed {
+        /// Why.
+        reason: String,
     },
-    /// The device answered a silent push with its key: now ask the person.
-    SilentVerified {
-        /// The silent request answered.
-        auth_id: AuthId,
-        /// The device that answered (authenticated).
-        device: DeviceId,
-        /// The id of the approval request that follows.
-        follow_up: AuthId,
-    },
-    /// The browser moves on after `MFA_COMPLETED`.
-    Continue,
-    /// The person gives up.
-    Cancel,
-    /// The federation server takes the result (once).
-    PickUp,
-    /// A trusted device signed the flow's challenge.
-    DeviceAuthorized {
-        /// The device.
-        device: DeviceSummary,
-        /// The nonce it signed.
-        nonce: String,
-    },
-    /// A device was paired with the flow's pairing key.
-    DevicePaired {
-        /// The new device.
-        device: DeviceSummary,
-    },
-    /// A device was unpaired: a request waiting on it can no longer be answered.
-    DeviceUnpaired {
-        /// The device.
-        device: DeviceId,
-    },
+    /// The person gave up.
+    Canceled,
 }
 
-impl Event {
-    fn action(&self) -> &'static str {
+impl State {
+    /// What the state shows.
+    pub fn view(&self) -> View<'_> {
         match self {
-            Self::SelectDevice { .. } => "selectDevice",
-            Self::DevicesChanged { .. } => "device management",
-            Self::Decision { .. }
-            | Self::WrongNumber { .. }
-            | Self::SilentVerified { .. }
-            | Self::NewDeviceApproved { .. } => "device decision",
-            Self::Continue => "continueAuthentication",
-            Self::Cancel => "cancelAuthentication",
-            Self::PickUp => "result pickup",
-            Self::DeviceUnpaired { .. } => "device unpairing",
-            Self::DevicePaired { .. } => "device pairing",
-            Self::DeviceAuthorized { .. } => "authenticate",
-            Self::OtpDeviceSelected { .. } => "selectDevice",
-            Self::CodeResent { .. } => "resend",
-            Self::OtpPassed { .. } | Self::OtpWrong { .. } => "checkOtp",
-            Self::SetupStarted => "setupMfa",
-            Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",
-            Self::TargetSubmitted { .. } => "submitTarget",
-            Self::Activated { .. } => "activateDevice",
+            Self::DeviceSelectionRequired => View::DeviceSelection,
+            Self::PushWaiting { push } => View::Push(push),
+            Self::PushRejected { push, reason } => View::PushRejected {
+                push,
+                reason: reason.as_deref(),
+            },
+            Self::OtpRequired { device, sent } => View::Otp {
+                device,
+                sent: sent.as_ref(),
+            },
+            Self::SetupRequired => View::SetupRequired,
+            Self::PairingMethodRequired => View::PairingMethod,
+            Self::PairingTargetRequired { method } => View::PairingTarget(*method),
+            Self::ActivationRequired {
+                method,
+                address,
+                sent,
+                totp_secret,
+            } => View::Activation {
+                method: *method,
+                address: address.as_deref(),
+                sent: sent.as_ref(),
+                totp_secret: totp_secret.as_deref(),
+            },
+            Self::MobileActivationRequired { pairing } => View::MobileActivation(pairing),
+            Self::MfaCompleted { approval } => View::MfaCompleted(approval),
+            Self::MfaFailed { reason } => View::MfaFailed(reason),
+            Self::Skipped { reason } => View::Completed {
+                approval: None,
+                skipped: Some(reason),
+            },
+            Self::Completed { approval } => View::Completed {
+                approval: Some(approval),
+                skipped: None,
+            },
+            Self::Failed { reason } => View::Failed(reason),
+            Self::Canceled => View::Canceled,
         }
     }
 }
 
-/// The push a device's answer is for: the flow's current one, to that device, still
-/// waiting (and silent, for a silent answer).
-fn answered<'a>(
-    flow: &'a Flow,
-    status: Status,
-    auth_id: &AuthId,
-    device: &DeviceId,
-    silent: bool,
-) -> Result<&'a Push, FlowError> {
-    let push = flow
-        .push()
-        .filter(|push| !silent || push.silent)
-        .ok_or(FlowError::NotPending)?;
-    if push.auth_id != *auth_id || push.device_id != *device {
-        return Err(FlowError::NotPending);
+/// What the service found out before the flow starts (each read once).
+#[derive(Debug, Default)]
+pub struct Start {
+    /// What the network rules say about the client's address.
+    pub network: Option<NetworkAction>,
+    /// Deny rules exist but the federation server sent no address.
+    pub address_required: bool,
+    /// A recent MFA from the same browser and address (the skip window).
+    pub recent_mfa: bool,
+    /// The user has nothing at all to prove themselves with.
+    pub has_nothing: bool,
+    /// A pairing key for the app, when a user with no device may pair on the spot.
+    pub enrol_on_the_spot: Option<PairingOffer>,
+    /// The only usable device, already reached through policy (push limit), if any.
+    pub first: Option<FirstPick>,
+}
+
+fn in_state(head: Head, state: State) -> Flow {
+    head.into_flow(FlowState::Oob(state))
+}
+
+fn next(flow: &Flow, state: State) -> Flow {
+    flow.clone().with_state(FlowState::Oob(state))
+}
+
+/// The first state: policy first (network, skip window, mandatory methods), then the
+/// device (picked at once when there is only one usable).
+pub fn start(head: Head, start: Start, ctx: &Context) -> Result<Transition, FlowError> {
+    if start.address_required {
+        let reason = "the network policy needs the client's address (clientIp)".to_owned();
+        return Ok(Transition::to(in_state(head, State::MfaFailed { reason })));
     }
-    match status {
-        Status::PushConfirmationWaiting => Ok(push),
-        Status::PushConfirmationTimedOut => Err(FlowError::RequestExpired),
-        _ => Err(FlowError::NotPending),
+    if let Some(reason) = steps::network_denial(start.network) {
+        return Ok(Transition::to(in_state(head, State::MfaFailed { reason })));
     }
+    match start.network {
+        Some(NetworkAction::Deny) => {}
+        Some(NetworkAction::Bypass) => {
+            let reason = "sign-in from a trusted network".to_owned();
+            return Ok(Transition::to(in_state(head, State::Skipped { reason })));
+        }
+        Some(NetworkAction::Require) => {}
+        None if start.recent_mfa => {
+            let reason = "MFA completed recently from the same device and address".to_owned();
+            return Ok(Transition::to(in_state(head, State::Skipped { reason })));
+        }
+        None => {}
+    }
+    let candidates = usable(&head);
+    let backups = head.devices.iter().any(|device| device.backup);
+    let setup_first = head.enrolment.is_some() && start.has_nothing;
+    if candidates.is_empty()
+        && !setup_first
+        && !backups
+        && head.devices.is_empty()
+        && let Some(pairing) = start.enrol_on_the_spot
+    {
+        let state = State::MobileActivationRequired {
+            pairing: pairing.clone(),
+        };
+        return Ok(Transition::to(in_state(head, state)).with(Effect::IssuePairingKey(pairing)));
+    }
+    let state = match (candidates.as_slice(), start.first) {
+        ([], _) if setup_first => State::SetupRequired,
+        ([], _) if backups => State::DeviceSelectionRequired,
+        ([], _) => {
+            let reason = head
+                .devices
+                .iter()
+                .find_map(|device| device.unusable.clone())
+                .unwrap_or_else(|| "the user has no paired device: register one first".to_owned());
+            State::MfaFailed { reason }
+        }
+        ([_], Some(FirstPick::Reached { device, pick })) => {
+            let (head, reached, effects) = steps::reach(&head, device, pick, ctx)?;
+            let mut transition = Transition::to(in_state(head, reached_state(reached)));
+            transition.effects = effects;
+            return Ok(transition);
+        }
+        // Over the push limit: another method may still do, else the sign-in fails.
+        ([_], Some(FirstPick::Refused(_))) if head.devices.len() > 1 => {
+            State::DeviceSelectionRequired
+        }
+        ([_], Some(FirstPick::Refused(refusal))) => State::MfaFailed {
+            reason: refusal.to_string(),
+        },
+        _ => State::DeviceSelectionRequired,
+    };
+    Ok(Transition::to(in_state(head, state)))
+}
+
+/// The devices a flow could push to or take a code from without asking (not backups).
+pub fn usable(head: &Head) -> Vec<DeviceId> {
+    head.devices
+        .iter()
+        .filter(|device| device.usable() && !device.backup)
+        .map(|device| device.id.clone())
+        .collect()
+}
+
+fn reached_state(reached: Reached) -> State {
+    match reached {
+        Reached::Push(push) => State::PushWaiting { push },
+        Reached::Otp { device, sent } => State::OtpRequired { device, sent },
+    }
+}
+
+/// What `_links` offers now.
+pub fn actions(flow: &Flow, now_ms: u64) -> Vec<Action> {
+    steps::browser_actions(flow, flow.status(now_ms))
 }
 
 /// The second factor was given: done, unless mandatory methods are still to be set up.
-fn factor_given(next: &mut Flow, approval: Approval) {
-    match &mut next.enrolment {
+fn factor_given(head: Head, approval: Approval) -> Transition {
+    let mut head = head;
+    let state = match &mut head.enrolment {
         Some(enrolment) if !enrolment.missing.is_empty() => {
             enrolment.authenticated = Some(approval);
-            next.state = FlowState::SetupRequired;
+            State::SetupRequired
         }
-        _ => next.state = FlowState::MfaCompleted { approval },
-    }
+        _ => State::MfaCompleted { approval },
+    };
+    Transition::to(head.into_flow(FlowState::Oob(state)))
 }
 
 /// A method was set up: on to the next missing one, or done.
-fn enrolled(next: &mut Flow, method: Method, approval: Approval) {
-    let Some(enrolment) = &mut next.enrolment else {
-        next.state = FlowState::MfaCompleted { approval };
-        return;
-    };
-    enrolment.missing.retain(|missing| *missing != method);
-    next.state = if enrolment.missing.is_empty() {
-        // Setting methods up proves only that the person holds what they just set up,
-        // not a second factor: a user who had nothing completes as `enrolment`.
-        let approval = enrolment.authenticated.clone().unwrap_or(Approval {
-            method: "enrolment".to_owned(),
-            ..approval
-        });
-        FlowState::MfaCompleted { approval }
-    } else {
-        FlowState::PairingMethodRequired
-    };
-}
-
-fn is_enrolling(status: Status) -> bool {
-    matches!(
-        status,
-        Status::MfaSetupRequired
-            | Status::DevicePairingMethodRequired
-            | Status::SmsPairingTargetRequired
-            | Status::VoicePairingTargetRequired
-            | Status::EmailPairingTargetRequired
-            | Status::SmsActivationRequired
-            | Status::VoiceActivationRequired
-            | Status::EmailActivationRequired
-            | Status::TotpActivationRequired
-    )
-}
-
-/// The device the person picked, if they may pick it now.
-fn selectable<'a>(
-    flow: &'a Flow,
-    status: Status,
-    device: &DeviceId,
-) -> Result<&'a DeviceSummary, FlowError> {
-    if !matches!(
-        status,
-        Status::DeviceSelectionRequired
-            | Status::PushConfirmationWaiting
-            | Status::PushConfirmationTimedOut
-            | Status::OtpRequired
-    ) {
-        return Err(FlowError::NotAllowed {
-            action: "selectDevice",
-            status: status.as_str(),
-        });
-    }
-    let chosen = flow
-        .devices
-        .iter()
-        .find(|known| known.id == *device)
-        .ok_or(FlowError::UnknownDevice)?;
-    match &chosen.unusable {
-        Some(reason) => Err(FlowError::DeviceRefused(reason.clone())),
-        None => Ok(chosen),
-    }
-}
-
-/// The flow after `event` at `now_ms`, or why the event does not apply.
-pub fn apply(flow: &Flow, event: Event, now_ms: u64) -> Result<Flow, FlowError> {
-    let status = flow.status(now_ms);
-    let not_allowed = |event: &Event| FlowError::NotAllowed {
-        action: event.action(),
-        status: status.as_str(),
-    };
-    let mut next = flow.clone();
-    match event {
-        Event::SelectDevice {
-            device,
-            auth_id,
-            timeout_ms,
-            max_pushes,
-            number_match,
-        } => {
-            let chosen = selectable(flow, status, &device)?;
-            if !chosen.push_enabled {
-                return Err(FlowError::UnknownDevice);
+fn enrolled(head: Head, method: Method, approval: Approval) -> Flow {
+    let mut head = head;
+    let state = match &mut head.enrolment {
+        None => State::MfaCompleted { approval },
+        Some(enrolment) => {
+            enrolment.missing.retain(|missing| *missing != method);
+            if enrolment.missing.is_empty() {
+                // Setting methods up proves only that the person holds what they just
+                // set up, not a second factor: a user who had nothing completes as
+                // `enrolment`.
+                let approval = enrolment.authenticated.clone().unwrap_or(Approval {
+                    method: ApprovalMethod::Enrolment,
+                    ..approval
+                });
+                State::MfaCompleted { approval }
+            } else {
+                State::PairingMethodRequired
             }
-            if flow.pushes_sent >= max_pushes {
-                return Err(FlowError::TooManyPushes);
-            }
-            next.pushes_sent += 1;
-            let (number, choices) = number_match.map_or((None, Vec::new()), |(number, choices)| {
-                (Some(number), choices)
-            });
-            next.state = FlowState::PushWaiting {
-                push: Push {
-                    auth_id,
-                    device_id: device,
-                    sent_at_ms: now_ms,
-                    expires_at_ms: now_ms + timeout_ms,
-                    silent: false,
-                    number,
-                    choices,
+        }
+    };
+    head.into_flow(FlowState::Oob(state))
+}
+
+fn missing(enrolment: Option<&Enrolment>, method: Method) -> bool {
+    enrolment.is_some_and(|enrolment| enrolment.missing.contains(&method))
+}
+
+/// The flow after `event`, or why the event does not apply.
+pub fn apply(
+    flow: &Flow,
+    state: &State,
+    event: Event,
+    ctx: &Context,
+) -> Result<Transition, FlowError> {
+    let now = ctx.now_ms;
+    let status = flow.status(now);
+    let not_allowed = |event: &Event| steps::not_allowed(event, flow, now);
+    match (state, event) {
+        (
+            State::DeviceSelectionRequired | State::PushWaiting { .. } | State::OtpRequired { .. },
+            Event::SelectDevice { device, pick },
+        ) => {
+            let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;
+            let mut transition =
+                Transition::to(head.into_flow(FlowState::Oob(reached_state(reached))));
+            transition.effects = effects;
+            Ok(transition)
+        }
+        (
+            State::OtpRequired {
+                device,
+                sent: Some(_),
+            },
+            Event::CodeResent { sent, message },
+        ) => {
+            let mut next = next(
+                flow,
+                State::OtpRequired {
+                    device: device.clone(),
+                    sent: Some(sent),
                 },
-            };
+            );
+            next.codes_sent += 1;
+            Ok(Transition::to(next).with(Effect::SendCode(message)))
         }
-        Event::OtpDeviceSelected { device, sent } => {
-            let chosen = selectable(flow, status, &device)?;
-            if !chosen.otp_enabled {
-                return Err(FlowError::UnknownDevice);
-            }
-            next.codes_sent += u32::from(sent.is_some());
-            next.state = FlowState::OtpRequired { device, sent };
+        (
+            State::ActivationRequired {
+                method,
+                address,
+                sent: Some(_),
+                totp_secret,
+            },
+            Event::CodeResent { sent, message },
+        ) => {
+            let mut next = next(
+                flow,
+                State::ActivationRequired {
+                    method: *method,
+                    address: address.clone(),
+                    sent: Some(sent),
+                    totp_secret: totp_secret.clone(),
+                },
+            );
+            next.codes_sent += 1;
+            Ok(Transition::to(next).with(Effect::SendCode(message)))
         }
-        Event::CodeResent { sent } => match &mut next.state {
-            FlowState::OtpRequired { sent: current, .. }
-            | FlowState::ActivationRequired { sent: current, .. }
-                if current.is_some() =>
-            {
-                *current = Some(sent);
-                next.codes_sent += 1;
-            }
-            _ => {
-                return Err(FlowError::NotAllowed {
-                    action: "resend",
-                    status: status.as_str(),
-                });
-            }
-        },
-        Event::OtpPassed {
-            device,
-            method,
-            pairing,
-        } => {
-            let expected = match status {
-                Status::OtpRequired => flow.selected_device(),
-                _ if flow.allowed_actions(now_ms).contains(&Action::CheckOtp) => {
-                    flow.selected_device()
-                }
-                _ => None,
-            };
-            if expected != Some(&device) {
+        (
+            State::OtpRequired { .. } | State::PushWaiting { .. },
+            Event::OtpChecked {
+                device,
+                passed,
+                pairing: _,
+            },
+        ) => {
+            let accepts = flow.allowed_actions(now).contains(&Action::CheckOtp)
+                && flow.selected_device() == Some(&device);
+            if !accepts {
                 return Err(FlowError::NotAllowed {
                     action: "checkOtp",
                     status: status.as_str(),
                 });
             }
-            next.otp_failures = 0;
-            match pairing {
-                Some((pairing_key, expires_at_ms)) => {
-                    next.state = FlowState::MobileActivationRequired {
-                        pairing_key,
-                        expires_at_ms,
-                    };
-                }
-                None => factor_given(
-                    &mut next,
-                    Approval {
-                        device_id: device,
-                        method: method.to_owned(),
-                        decided_at_ms: now_ms,
+            match steps::check_code(flow, &device, passed, ctx) {
+                (head, Checked::Passed(approval)) => Ok(factor_given(head, approval)),
+                (head, Checked::Wrong) => Ok(Transition::to(
+                    head.into_flow(FlowState::Oob(state.clone())),
+                )),
+                (head, Checked::LockedOut) => Ok(Transition::to(head.into_flow(FlowState::Oob(
+                    State::MfaFailed {
+                        reason: steps::LOCKED_OUT.to_owned(),
                     },
-                ),
+                )))),
             }
         }
-        Event::OtpWrong { max_attempts } => {
-            let accepts_code = flow.allowed_actions(now_ms).contains(&Action::CheckOtp)
-                || matches!(flow.state, FlowState::ActivationRequired { .. });
-            if !accepts_code {
-                return Err(FlowError::NotAllowed {
-                    action: "checkOtp",
-                    status: status.as_str(),
-                });
-            }
-            next.otp_failures += 1;
-            if next.otp_failures >= max_attempts {
-                next.state = FlowState::MfaFailed {
-                    reason: "too many wrong passcodes".to_owned(),
-                };
-            }
+        (State::SetupRequired, Event::SetupStarted) => {
+            Ok(Transition::to(next(flow, State::PairingMethodRequired)))
         }
-        Event::SetupStarted => {
-            if status != Status::MfaSetupRequired {
-                return Err(not_allowed(&Event::SetupStarted));
-            }
-            next.state = FlowState::PairingMethodRequired;
-        }
-        Event::PairingMethodChosen {
-            method,
-            totp_secret,
-            pairing,
-        } => {
-            let offered = flow
-                .enrolment
-                .as_ref()
-                .is_some_and(|enrolment| enrolment.missing.contains(&method));
-            if status != Status::DevicePairingMethodRequired || !offered {
+        (
+            State::PairingMethodRequired,
+            Event::PairingMethodChosen {
+                method,
+                totp_secret,
+                pairing,
+            },
+        ) => {
+            if !missing(flow.enrolment.as_ref(), method) {
                 return Err(FlowError::MethodNotOffered);
             }
-            next.state = match (method, totp_secret, pairing) {
-                (Method::Totp, Some(secret), _) => FlowState::ActivationRequired {
-                    method,
-                    address: None,
-                    sent: None,
-                    totp_secret: Some(secret),
-                },
-                (Method::PingidMobile, _, Some((pairing_key, expires_at_ms))) => {
-                    FlowState::MobileActivationRequired {
-                        pairing_key,
-                        expires_at_ms,
-                    }
-                }
-                (Method::Sms | Method::Voice | Method::Email, _, _) => {
-                    FlowState::PairingTargetRequired { method }
-                }
-                _ => return Err(FlowError::MethodNotOffered),
-            };
+            match (method, totp_secret, pairing) {
+                (Method::Totp, Some(secret), _) => Ok(Transition::to(next(
+                    flow,
+                    State::ActivationRequired {
+                        method,
+                        address: None,
+                        sent: None,
+                        totp_secret: Some(secret),
+                    },
+                ))),
+                (Method::PingidMobile, _, Some(pairing)) => Ok(Transition::to(next(
+                    flow,
+                    State::MobileActivationRequired {
+                        pairing: pairing.clone(),
+                    },
+                ))
+                .with(Effect::IssuePairingKey(pairing))),
+                (Method::Sms | Method::Voice | Method::Email, _, _) => Ok(Transition::to(next(
+                    flow,
+                    State::PairingTargetRequired { method },
+                ))),
+                _ => Err(FlowError::MethodNotOffered),
+            }
         }
-        Event::TargetSubmitted { address, sent } => {
-            let FlowState::PairingTargetRequired { method } = flow.state else {
-                return Err(FlowError::NotAllowed {
-                    action: "submitTarget",
-                    status: status.as_str(),
-                });
-            };
-            next.codes_sent += 1;
-            next.state = FlowState::ActivationRequired {
+        (
+            State::PairingTargetRequired { method: expected },
+            Event::TargetSubmitted {
                 method,
-                address: Some(address),
-                sent: Some(sent),
-                totp_secret: None,
-            };
+                address,
+                sent,
+                message,
+            },
+        ) if *expected == method => {
+            let mut next = next(
+                flow,
+                State::ActivationRequired {
+                    method,
+                    address: Some(address),
+                    sent: Some(sent),
+                    totp_secret: None,
+                },
+            );
+            next.codes_sent += 1;
+            Ok(Transition::to(next).with(Effect::SendCode(message)))
         }
-        Event::Activated { device } => {
-            let FlowState::ActivationRequired { method, .. } = flow.state else {
-                return Err(FlowError::NotAllowed {
-                    action: "activate",
-                    status: status.as_str(),
-                });
-            };
+        (State::ActivationRequired { method, .. }, Event::ActivationChecked { passed, device }) => {
+            if !passed {
+                let mut head = flow.head.clone();
+                head.otp_failures += 1;
+                let state = if head.otp_failures >= ctx.max_otp_attempts {
+                    State::MfaFailed {
+                        reason: steps::LOCKED_OUT.to_owned(),
+                    }
+                } else {
+                    state.clone()
+                };
+                return Ok(Transition::to(head.into_flow(FlowState::Oob(state))));
+            }
             let approval = Approval {
                 device_id: device.id.clone(),
-                method: method.approval_name().to_owned(),
-                decided_at_ms: now_ms,
+                method: ApprovalMethod::of_passcode(*method),
+                decided_at_ms: now,
             };
-            next.otp_failures = 0;
-            next.devices.push(device);
-            enrolled(&mut next, method, approval);
+            let mut head = flow.head.clone();
+            head.otp_failures = 0;
+            head.devices.push(super::mfa::otp_summary(&device));
+            Ok(Transition::to(enrolled(head, *method, approval)).with(Effect::EnrolDevice(device)))
         }
-        Event::DevicesChanged { devices } => {
-            if status != Status::DeviceSelectionRequired {
-                return Err(not_allowed(&Event::DevicesChanged { devices }));
-            }
-            next.state = if devices.is_empty() {
-                FlowState::MfaFailed {
+        (State::DeviceSelectionRequired, Event::DevicesChanged { devices }) => {
+            let state = if devices.is_empty() {
+                State::MfaFailed {
                     reason: "the user has no paired device left".to_owned(),
                 }
             } else {
-                FlowState::DeviceSelectionRequired
+                State::DeviceSelectionRequired
             };
+            let mut next = next(flow, state);
             next.devices = devices;
+            Ok(Transition::to(next))
         }
-        Event::Decision {
-            auth_id,
-            device,
-            approve,
-        } => {
-            let push = answered(flow, status, &auth_id, &device, false)?;
-            if approve {
-                let approval = Approval {
-                    device_id: device,
-                    method: "push".to_owned(),
-                    decided_at_ms: now_ms,
-                };
-                factor_given(&mut next, approval);
-            } else {
-                next.state = FlowState::PushRejected {
-                    push: push.clone(),
-                    reason: None,
-                };
-            }
-        }
-        Event::WrongNumber { auth_id, device } => {
-            let push = answered(flow, status, &auth_id, &device, false)?;
-            next.state = FlowState::PushRejected {
-                push: push.clone(),
-                reason: Some("the wrong number was picked on the device".to_owned()),
+        (State::PushWaiting { .. }, Event::DeviceAnswered { answer, .. }) => {
+            let (answered, effects) = steps::answer(flow, &answer, ctx)?;
+            let mut transition = match answered {
+                Answered::Approved(approval) => factor_given(flow.head.clone(), approval),
+                Answered::Rejected { push, reason } => {
+                    Transition::to(next(flow, State::PushRejected { push, reason }))
+                }
+                Answered::Silent(_) => return Err(FlowError::NotPending),
             };
+            transition.effects.extend(effects);
+            Ok(transition)
         }
-        Event::NewDeviceApproved {
-            auth_id,
-            device,
-            pairing_key,
-            expires_at_ms,
-        } => {
-            answered(flow, status, &auth_id, &device, false)?;
-            next.state = FlowState::MobileActivationRequired {
-                pairing_key,
-                expires_at_ms,
-            };
-        }
-        Event::SilentVerified {
-            auth_id,
-            device,
-            follow_up,
-        } => {
-            let push = answered(flow, status, &auth_id, &device, true)?;
-            next.state = FlowState::PushWaiting {
-                push: Push {
-                    auth_id: follow_up,
-                    device_id: device,
-                    sent_at_ms: now_ms,
-                    expires_at_ms: now_ms + (push.expires_at_ms - push.sent_at_ms),
-                    silent: false,
-                    number: push.number,
-                    choices: push.choices.clone(),
-                },
-            };
-        }
-        Event::Continue => match &flow.state {
-            FlowState::MfaCompleted { approval } => {
-                next.state = FlowState::Completed {
-                    approval: approval.clone(),
-                };
-            }
-            _ => return Err(not_allowed(&Event::Continue)),
-        },
-        Event::Cancel => {
-            next.state = match status {
-                Status::DeviceSelectionRequired
-                | Status::MobileActivationRequired
-                | Status::MobilePairingRequired
-                | Status::AuthenticationCodeResponseRequired
-                | Status::PushConfirmationWaiting
-                | Status::PushConfirmationTimedOut
-                | Status::OtpRequired => FlowState::Canceled,
-                enrolling if is_enrolling(enrolling) => FlowState::Canceled,
-                // Canceling after a denial or a failure ends the flow as failed: the
-                // federation server must not read a denial as a mere change of mind.
-                Status::PushConfirmationRejected | Status::MfaFailed => FlowState::Failed {
-                    reason: flow
-                        .failure_reason()
-                        .unwrap_or("the second factor failed")
-                        .to_owned(),
-                },
-                _ => return Err(not_allowed(&Event::Cancel)),
-            };
-        }
-        Event::DeviceAuthorized { device, nonce } => {
-            let FlowState::MobilePayloadRequired { nonce: expected } = &flow.state else {
-                return Err(not_allowed(&Event::DeviceAuthorized { device, nonce }));
-            };
-            if *expected != nonce {
+        (State::PushWaiting { push }, Event::PushUndelivered { auth_id }) => {
+            let fallback = flow.policy.otp_fallback
+                && push.auth_id == auth_id
+                && status == super::Status::PushConfirmationWaiting
+                && flow
+                    .devices
+                    .iter()
+                    .any(|device| device.id == push.device_id && device.otp_enabled);
+            if !fallback {
                 return Err(FlowError::NotPending);
             }
-            next.state = FlowState::Completed {
-                approval: Approval {
-                    device_id: device.id.clone(),
-                    method: "device_authorization".to_owned(),
-                    decided_at_ms: now_ms,
+            Ok(Transition::to(next(
+                flow,
+                State::OtpRequired {
+                    device: push.device_id.clone(),
+                    sent: None,
                 },
-            };
+            )))
         }
-        Event::DevicePaired { device } => {
-            if status != Status::MobileActivationRequired {
+        (State::MfaCompleted { approval }, Event::Continue) => Ok(Transition::to(next(
+            flow,
+            State::Completed {
+                approval: approval.clone(),
+            },
+        ))
+        .with(Effect::RememberMfa)),
+        (State::MobileActivationRequired { pairing }, Event::DevicePaired { device }) => {
+            if status != super::Status::MobileActivationRequired {
                 return Err(not_allowed(&Event::DevicePaired { device }));
             }
+            let _ = pairing;
             let approval = Approval {
                 device_id: device.id.clone(),
-                method: "registration".to_owned(),
-                decided_at_ms: now_ms,
+                method: ApprovalMethod::Registration,
+                decided_at_ms: now,
             };
-            // A registration is done once the device is trusted; an out-of-band flow that
-            // enrolled on the spot goes on through the browser's continue.
-            next.devices.push(device);
-            if matches!(
-                flow.kind,
-                super::FlowKind::Registration | super::FlowKind::NewDevice
-            ) {
-                next.state = FlowState::Completed { approval };
-            } else {
-                enrolled(&mut next, Method::PingidMobile, approval);
-            }
+            let mut head = flow.head.clone();
+            head.devices.push(device);
+            Ok(Transition::to(enrolled(
+                head,
+                Method::PingidMobile,
+                approval,
+            )))
         }
-        Event::DeviceUnpaired { device } => {
-            let waiting_on_it = flow.push().is_some_and(|push| push.device_id == device)
-                && matches!(
-                    status,
-                    Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut
-                );
-            if !waiting_on_it {
-                return Err(FlowError::NotPending);
-            }
+        (State::PushWaiting { push }, Event::DeviceUnpaired { device })
+            if push.device_id == device =>
+        {
+            let mut next = next(
+                flow,
+                State::MfaFailed {
+                    reason: "the device was unpaired while the request waited for it".to_owned(),
+                },
+            );
             next.devices.retain(|known| known.id != device);
-            next.state = FlowState::MfaFailed {
-                reason: "the device was unpaired while the request waited for it".to_owned(),
+            Ok(Transition::to(next))
+        }
+        (_, Event::Cancel) => {
+            let ending = steps::cancel(flow, status).ok_or_else(|| not_allowed(&Event::Cancel))?;
+            let withdrawn = match state {
+                State::MobileActivationRequired { pairing } => {
+                    Some(Effect::WithdrawPairingKey(pairing.pairing_key.clone()))
+                }
+                _ => None,
             };
+            let state = match ending {
+                Ending::Canceled => State::Canceled,
+                Ending::Failed(reason) => State::Failed { reason },
+            };
+            Ok(Transition::to(next(flow, state)).with_opt(withdrawn))
         }
-        Event::PickUp => {
-            if !status.is_terminal() {
-                return Err(FlowError::NotTerminal(status.as_str()));
-            }
-            if flow.result_picked_up {
-                return Err(FlowError::AlreadyPickedUp);
-            }
-            next.result_picked_up = true;
-        }
-    }
-    Ok(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::flow::{Application, FlowKind};
-    use crate::ids::FlowId;
-    use crate::params::{DynamicParams, Message};
-    use crate::user::UserId;
-
-    fn device(id: &DeviceId) -> DeviceSummary {
-        DeviceSummary {
-            id: id.clone(),
-            kind: "iPhone".into(),
-            name: "phone".into(),
-            nickname: None,
-            target: "iPhone 15".into(),
-            default: false,
-            method: Method::PingidMobile,
-            otp_enabled: false,
-            push_enabled: true,
-            address: None,
-            unusable: None,
-            backup: false,
-        }
-    }
-
-    fn flow(devices: &[DeviceId], return_url: Option<&str>) -> Flow {
-        Flow {
-            id: FlowId::generate(),
-            kind: FlowKind::Oob,
-            client_id: "fed".into(),
-            user_id: UserId::parse("alice").unwrap(),
-            application: Application::default(),
-            client_ip: None,
-            client_device: None,
-            params: DynamicParams::default(),
-            message: Message {
-                title: "t".into(),
-                body: "b".into(),
-            },
-            return_url: return_url.map(str::to_owned),
-            created_at_ms: 0,
-            devices: devices.iter().map(device).collect(),
-            state: FlowState::DeviceSelectionRequired,
-            result_picked_up: false,
-            ciba: None,
-            manage_devices: true,
-            pushes_sent: 0,
-            browser_binding: None,
-            one_time_device: None,
-            policy: Default::default(),
-            otp_failures: 0,
-            codes_sent: 0,
-            enrolment: None,
-        }
-    }
-
-    fn select(flow: &Flow, device: &DeviceId, now: u64) -> (Flow, AuthId) {
-        let auth_id = AuthId::generate(&flow.id);
-        let event = Event::SelectDevice {
-            device: device.clone(),
-            auth_id: auth_id.clone(),
-            timeout_ms: 1000,
-            max_pushes: 3,
-            number_match: None,
-        };
-        (apply(flow, event, now).unwrap(), auth_id)
-    }
-
-    #[test]
-    fn approve_then_continue_completes_once() {
-        let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
-        assert_eq!(waiting.status(10), Status::PushConfirmationWaiting);
-        let decided = apply(
-            &waiting,
-            Event::Decision {
-                auth_id,
-                device: phone,
-                approve: true,
-            },
-            10,
-        )
-        .unwrap();
-        assert_eq!(decided.status(10), Status::MfaCompleted);
-        assert!(matches!(
-            apply(&decided, Event::PickUp, 10),
-            Err(FlowError::NotTerminal("MFA_COMPLETED"))
-        ));
-        let done = apply(&decided, Event::Continue, 20).unwrap();
-        assert_eq!(done.status(20), Status::Completed);
-        let picked = apply(&done, Event::PickUp, 20).unwrap();
-        assert!(matches!(
-            apply(&picked, Event::PickUp, 20),
-            Err(FlowError::AlreadyPickedUp)
-        ));
-    }
-
-    #[test]
-    fn with_a_return_url_the_browser_resumes() {
-        let phone = DeviceId::generate();
-        let mut done = flow(
-            std::slice::from_ref(&phone),
-            Some("https://sp.example/back"),
-        );
-        done.state = FlowState::Completed {
-            approval: Approval {
-                device_id: phone,
-                method: "push".into(),
-                decided_at_ms: 0,
-            },
-        };
-        assert_eq!(done.status(0), Status::Resume);
-        assert!(done.status(0).is_terminal());
-    }
-
-    #[test]
-    fn a_push_times_out_by_the_clock_and_can_be_retried() {
-        let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
-        assert_eq!(waiting.status(1000), Status::PushConfirmationTimedOut);
-        let late = Event::Decision {
-            auth_id,
-            device: phone.clone(),
-            approve: true,
-        };
-        assert!(matches!(
-            apply(&waiting, late, 1000),
-            Err(FlowError::RequestExpired)
-        ));
-        let (retried, _) = select(&waiting, &phone, 1000);
-        assert_eq!(retried.status(1500), Status::PushConfirmationWaiting);
-    }
-
-    #[test]
-    fn a_denial_is_final() {
-        let phone = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(std::slice::from_ref(&phone), None), &phone, 0);
-        let denied = apply(
-            &waiting,
-            Event::Decision {
-                auth_id,
-                device: phone.clone(),
-                approve: false,
-            },
-            5,
-        )
-        .unwrap();
-        assert_eq!(denied.status(5), Status::PushConfirmationRejected);
-        assert_eq!(
-            denied.allowed_actions(5),
-            vec![crate::flow::Action::CancelAuthentication]
-        );
-        let retry = Event::SelectDevice {
-            device: phone,
-            auth_id: AuthId::generate(&denied.id),
-            timeout_ms: 1000,
-            max_pushes: 3,
-            number_match: None,
-        };
-        assert!(matches!(
-            apply(&denied, retry, 6),
-            Err(FlowError::NotAllowed { .. })
-        ));
-        let failed = apply(&denied, Event::Cancel, 7).unwrap();
-        assert_eq!(failed.status(7), Status::Failed);
-    }
-
-    #[test]
-    fn only_the_asked_device_answers_the_current_request() {
-        let phone = DeviceId::generate();
-        let other = DeviceId::generate();
-        let (waiting, auth_id) = select(&flow(&[phone.clone(), other.clone()], None), &phone, 0);
-        let wrong_device = Event::Decision {
-            auth_id: auth_id.clone(),
-            device: other,
-            approve: true,
-        };
-        assert!(matches!(
-            apply(&waiting, wrong_device, 1),
+        (_, Event::PickUp) => Ok(Transition::to(steps::pick_up(flow, now)?)),
+        (_, Event::DeviceUnpaired { .. } | Event::DeviceAnswered { .. }) => {
             Err(FlowError::NotPending)
-        ));
-        let stale = Event::Decision {
-            auth_id: AuthId::generate(&waiting.id),
-            device: phone,
-            approve: true,
-        };
-        assert!(matches!(
-            apply(&waiting, stale, 1),
-            Err(FlowError::NotPending)
-        ));
-    }
-
-    #[test]
-    fn pushes_are_capped_per_flow() {
-        let phone = DeviceId::generate();
-        let mut current = flow(std::slice::from_ref(&phone), None);
-        for _ in 0..3 {
-            current = select(&current, &phone, 0).0;
         }
-        let fourth = Event::SelectDevice {
-            device: phone,
-            auth_id: AuthId::generate(&current.id),
-            timeout_ms: 1000,
-            max_pushes: 3,
-            number_match: None,
-        };
-        assert_eq!(apply(&current, fourth, 0), Err(FlowError::TooManyPushes));
-    }
-
-    #[test]
-    fn unknown_devices_cannot_be_selected() {
-        let phone = DeviceId::generate();
-        let start = flow(&[phone], None);
-        let event = Event::SelectDevice {
-            device: DeviceId::generate(),
-            auth_id: AuthId::generate(&start.id),
-            timeout_ms: 1000,
-            max_pushes: 3,
-            number_match: None,
-        };
-        assert!(matches!(
-            apply(&start, event, 0),
-            Err(FlowError::UnknownDevice)
-        ));
-    }
-
-    #[test]
-    fn removing_the_last_device_fails_the_flow() {
-        let phone = DeviceId::generate();
-        let start = flow(&[phone], None);
-        let empty = apply(&start, Event::DevicesChanged { devices: vec![] }, 0).unwrap();
-        assert_eq!(empty.status(0), Status::MfaFailed);
+        (_, event) => Err(not_allowed(&event)),
     }
 }

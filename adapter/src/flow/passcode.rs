@@ -2,9 +2,9 @@
 //! one (sent codes inside the compare-and-set that spends them, computed codes by their
 //! time step), and resending.
 
-use super::mfa::Outbound;
+use super::engine::Versioned;
 use super::service::now_ms;
-use super::{Event, Flow, FlowKind, FlowState, Method, Status, apply};
+use super::{Event, Flow, FlowKind, Head, Method, Status, View};
 use crate::Adapter;
 use crate::device;
 use crate::error::{AdapterError, FlowError};
@@ -14,16 +14,23 @@ use crate::otp::{self, SentCode};
 use crate::otp_device;
 use crate::policy::MfaPolicy;
 
+/// What a passcode message carries for the sender besides its text.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeData<'a> {
+    flow_id: &'a str,
+}
+
 impl Adapter {
     /// A fresh code for `address`, remembered hashed, and the message carrying it.
     pub(super) fn new_code(
         &self,
-        flow: &Flow,
+        flow: &Head,
         method: Method,
         address: &str,
         policy: &MfaPolicy,
         sends: u32,
-    ) -> Result<(SentCode, Outbound), AdapterError> {
+    ) -> Result<(SentCode, Message), AdapterError> {
         let code = otp::random_code(policy.otp_length);
         let now = now_ms();
         let sent = SentCode::new(
@@ -71,17 +78,11 @@ impl Adapter {
             to: address.to_owned(),
             subject: format!("Your {application} sign-in code"),
             text,
-            data: serde_json::json!({ "flowId": flow.id.as_str() }),
+            data: super::mfa::push_data(&CodeData {
+                flow_id: flow.id.as_str(),
+            }),
         };
-        Ok((sent, Outbound(message)))
-    }
-
-    /// Sends what a stored flow refers to; a failure is counted and logged, and the
-    /// person may resend or choose another method.
-    pub(crate) async fn send_outbound(&self, outbound: Option<Outbound>) {
-        if let Some(Outbound(message)) = outbound {
-            let _ = self.delivery().deliver(&message).await;
-        }
+        Ok((sent, message))
     }
 
     /// Checks a passcode for the flow's current device or for the method being set up.
@@ -89,7 +90,7 @@ impl Adapter {
     pub(crate) async fn check_code(
         &self,
         flow_id: &FlowId,
-        current: (Flow, u64),
+        current: Versioned,
         presented: &str,
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
@@ -105,8 +106,8 @@ impl Adapter {
             .into());
         }
         self.count_attempt(&flow.user_id, policy).await?;
-        if let FlowState::ActivationRequired { .. } = &flow.state {
-            return self.activate(flow_id, current, &presented, policy).await;
+        if let View::Activation { .. } = flow.view() {
+            return self.activate(flow_id, current, &presented).await;
         }
         let device_id = flow
             .selected_device()
@@ -123,7 +124,7 @@ impl Adapter {
             .ok_or(FlowError::UnknownDevice)?;
         // A computed code (authenticator app, the mobile app's seed) is checked here,
         // and its time step spent so that it works once; a sent code is checked against
-        // the flow inside the compare-and-set, which spends it.
+        // the very flow version the commit replaces, which spends it.
         let computed = match device.method {
             Method::Totp => {
                 let secret = otp_device::list(self.store(), &flow.user_id)
@@ -152,53 +153,29 @@ impl Adapter {
             }
             _ => None,
         };
-        let method = device.method.approval_name();
-        // A new device's pairing key is issued only for a code that checks out now; the
-        // compare-and-set below checks it again, and the key is withdrawn if it loses.
-        let likely = computed.unwrap_or_else(|| match &flow.state {
-            FlowState::OtpRequired {
-                sent: Some(sent), ..
-            } => sent.accepts(&presented, now_ms(), self.data_key()),
-            _ => false,
-        });
-        let pairing = if flow.kind == FlowKind::NewDevice && likely {
-            Some(self.new_device_key(flow).await?)
-        } else {
-            None
-        };
-        let now = now_ms();
-        let max_attempts = policy.otp_max_attempts;
+        // A new device admitted by the right code may pair with this key; it is written
+        // only by the transition that admits it.
+        let pairing =
+            (flow.kind() == FlowKind::NewDevice).then(|| self.pairing_offer(flow, now_ms()));
         let data_key = self.data_key();
-        let stepped = self
-            .step_flow(flow_id, Some(current), |flow| {
-                let passed = computed.unwrap_or_else(|| match &flow.state {
-                    FlowState::OtpRequired {
+        let (flow, passed) = self
+            .update_flow_with(flow_id, Some(current), |flow| {
+                let passed = computed.unwrap_or_else(|| match flow.view() {
+                    View::Otp {
                         device,
                         sent: Some(sent),
-                    } if *device == device_id => sent.accepts(&presented, now, data_key),
+                    } if *device == device_id => sent.accepts(&presented, now_ms(), data_key),
                     _ => false,
                 });
-                let event = if passed {
-                    Event::OtpPassed {
-                        device: device_id.clone(),
-                        method,
-                        pairing: pairing.clone(),
-                    }
-                } else {
-                    Event::OtpWrong { max_attempts }
+                let event = Event::OtpChecked {
+                    device: device_id.clone(),
+                    passed,
+                    pairing: pairing.clone(),
                 };
-                Ok((apply(flow, event, now)?, passed))
+                Ok((event, passed))
             })
-            .await;
-        let unused_key = match &stepped {
-            Ok((_, true)) => None,
-            _ => pairing.as_ref().map(|(key, _)| key.clone()),
-        };
-        if let Some(key) = unused_key {
-            crate::pairing::withdraw(self.store(), &key).await?;
-        }
-        let (flow, passed) = stepped?;
-        wrong_code_outcome(flow, passed, max_attempts)
+            .await?;
+        wrong_code_outcome(flow, passed, policy.otp_max_attempts)
     }
 
     /// Checks a computed code and spends its time step; `false` when wrong.
@@ -225,12 +202,12 @@ impl Adapter {
     pub(crate) async fn resend_code(
         &self,
         flow_id: &FlowId,
-        current: (Flow, u64),
+        current: Versioned,
     ) -> Result<Flow, AdapterError> {
         let (flow, _) = &current;
         let policy = self.policy_for(flow);
-        let (method, address, previous) = match &flow.state {
-            FlowState::OtpRequired {
+        let (method, address, previous) = match flow.view() {
+            View::Otp {
                 device,
                 sent: Some(sent),
             } => {
@@ -241,12 +218,12 @@ impl Adapter {
                     .ok_or(FlowError::UnknownDevice)?;
                 (known.method, known.address.clone(), sent.clone())
             }
-            FlowState::ActivationRequired {
+            View::Activation {
                 method,
                 address,
                 sent: Some(sent),
                 ..
-            } => (*method, address.clone(), sent.clone()),
+            } => (method, address.map(str::to_owned), sent.clone()),
             _ => {
                 return Err(FlowError::NotAllowed {
                     action: "resend",
@@ -267,33 +244,32 @@ impl Adapter {
         }
         let address = address.ok_or(FlowError::UnknownDevice)?;
         self.count_send(&flow.user_id, &address, policy).await?;
-        let (sent, outbound) = self.new_code(flow, method, &address, policy, previous.sends + 1)?;
+        let (sent, message) = self.new_code(flow, method, &address, policy, previous.sends + 1)?;
         let expected = previous.code_sha256.clone();
-        let flow = self
-            .update_flow(flow_id, Some(current), |flow| {
-                let unchanged = match &flow.state {
-                    FlowState::OtpRequired { sent: Some(s), .. }
-                    | FlowState::ActivationRequired { sent: Some(s), .. } => {
-                        s.code_sha256 == expected
-                    }
-                    _ => false,
-                };
-                if !unchanged {
-                    return Err(AdapterError::Conflict(
-                        "another passcode was sent meanwhile".to_owned(),
-                    ));
+        self.update_flow(flow_id, Some(current), |flow| {
+            let unchanged = match flow.view() {
+                View::Otp { sent: Some(s), .. } | View::Activation { sent: Some(s), .. } => {
+                    s.code_sha256 == expected
                 }
-                Ok(Event::CodeResent { sent: sent.clone() })
+                _ => false,
+            };
+            if !unchanged {
+                return Err(AdapterError::Conflict(
+                    "another passcode was sent meanwhile".to_owned(),
+                ));
+            }
+            Ok(Event::CodeResent {
+                sent: sent.clone(),
+                message: message.clone(),
             })
-            .await?;
-        self.send_outbound(Some(outbound)).await;
-        Ok(flow)
+        })
+        .await
     }
 }
 
 /// Refuses a further passcode once the flow sent as many as policy allows, whichever
 /// devices or addresses they went to.
-pub(super) fn check_send_allowed(flow: &Flow, policy: &MfaPolicy) -> Result<(), AdapterError> {
+pub(super) fn check_send_allowed(flow: &Head, policy: &MfaPolicy) -> Result<(), AdapterError> {
     if flow.codes_sent >= policy.otp_max_sends {
         return Err(FlowError::Throttled(format!(
             "no more than {} passcodes per sign-in",

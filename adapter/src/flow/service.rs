@@ -1,5 +1,6 @@
-//! Flows against the store: start, act, wait, answer from the device, pick up the result.
-//! Each change is read → [`apply`] → one compare-and-set that also wakes the waiters.
+//! Flows against the store, from the federation server's side: start (validated first,
+//! so a bad request leaves nothing behind; then each kind's `start`), and the result,
+//! picked up once.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -7,23 +8,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{Application, DeviceSummary, Event, Flow, FlowKind, FlowState, Status, apply};
+use super::machine::FirstPick;
+use super::{
+    Application, DeviceSummary, Event, Flow, FlowKind, FlowPolicy, Head, PairingOffer,
+    device_authorization, new_device, oob, qr, registration, transaction,
+};
+use crate::config::AdditionalTrustedDevices;
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
-use crate::ids::{DeviceId, FlowId};
+use crate::ids::{DeviceId, FlowId, PairingKey, random_alphanumeric};
 use crate::params::{DynamicParams, Message};
-use crate::store::{StoreError, Ttl};
+use crate::policy::NetworkAction;
+use crate::store::{Create, Ttl};
 use crate::user::{self, UserId, UserProfile};
 use crate::{Adapter, keys};
 
-/// How many times a change is retried when a concurrent write moved the flow on.
-const CAS_ATTEMPTS: usize = 4;
 /// Longest accepted return URL.
 const MAX_URL_LEN: usize = 2048;
-/// The `acr` of a push approved with a device key.
-pub const ACR_MOBILE_PUSH: &str = "urn:assent:acr:mobile-push";
-/// The `acr` of a one-time passcode.
-pub const ACR_OTP: &str = "urn:assent:acr:otp";
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -42,7 +43,7 @@ pub struct StartFlow {
     pub user: Option<UserProfile>,
     /// The application signed in to.
     pub application: Application,
-    /// The browser's address.
+    /// The browser's address (raw; parsed here).
     pub client_ip: Option<String>,
     /// The federation server's opaque id of the browser (a device cookie).
     pub client_device: Option<String>,
@@ -94,17 +95,6 @@ pub struct FlowResult {
     pub dynamic_params: DynamicParams,
     /// Why it did not complete.
     pub reason: Option<String>,
-}
-
-/// A flow and the version a compare-and-set must name to replace it.
-pub(crate) type Versioned = (Flow, u64);
-
-pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
-    serde_json::from_slice(bytes).map_err(AdapterError::internal)
-}
-
-pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
-    serde_json::to_vec(flow).map_err(AdapterError::internal)
 }
 
 pub(crate) fn parse_flow_id(raw: &str) -> Result<FlowId, AdapterError> {
@@ -211,11 +201,12 @@ impl Adapter {
         if let Some(url) = &request.return_url {
             validate_return_url(url)?;
         }
-        if let Some(ip) = &request.client_ip {
-            ip.parse::<IpAddr>().map_err(|_| {
+        let client_ip = match &request.client_ip {
+            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
                 AdapterError::Invalid("clientIp is not an IPv4 or IPv6 address".into())
-            })?;
-        }
+            })?),
+            None => None,
+        };
         validate_application(&request.application)?;
         if let Some(client_device) = &request.client_device {
             validate_label("clientDevice", client_device)?;
@@ -255,7 +246,9 @@ impl Adapter {
             }
             None => (UserId::anonymous(), Vec::new(), None),
         };
-        // A one-time device is the only device of its flow, and lives as long as the flow.
+        // A one-time device is the only device of its flow, lives as long as the flow, and
+        // is written by the same store call that creates the flow.
+        let mut creates = Vec::new();
         let one_time_device = match (request.one_time_device, one_time_key) {
             (Some(one_time), Some(public_key)) => {
                 let one_time = Device {
@@ -273,7 +266,11 @@ impl Adapter {
                     one_time: true,
                     otp_seed: None,
                 };
-                device::save_one_time(store, &one_time, flow_ttl).await?;
+                creates.push(Create {
+                    key: keys::device(&one_time.id),
+                    value: serde_json::to_vec(&one_time).map_err(AdapterError::internal)?,
+                    ttl: Ttl::Set(flow_ttl),
+                });
                 devices = vec![one_time.clone()];
                 default = None;
                 Some(one_time.id)
@@ -281,164 +278,140 @@ impl Adapter {
             _ => None,
         };
         let now = now_ms();
-        let mut flow = Flow {
+        let mut head = Head {
             id: flow_id,
-            kind: request.kind,
             client_id: client_id.to_owned(),
             user_id,
             application: request.application,
-            client_ip: request.client_ip,
+            client_ip,
             client_device: request.client_device,
             params,
             message,
             return_url: request.return_url,
             created_at_ms: now,
             devices: summaries(&devices, default.as_ref()),
-            state: FlowState::DeviceSelectionRequired,
             result_picked_up: false,
             ciba: None,
             manage_devices: self.config().policy.manage_devices_in_flow,
             pushes_sent: 0,
             browser_binding: None,
             one_time_device,
-            policy: Default::default(),
+            policy: FlowPolicy::default(),
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
         };
-        flow.policy = super::mfa::flow_policy(self.policy_for(&flow), flow.kind);
-        let verify_with_primary = request.kind == FlowKind::NewDevice
-            && self.config().policy.additional_trusted_devices
-                == crate::config::AdditionalTrustedDevices::VerifyWithPrimary;
-        let enrol_now = matches!(request.kind, FlowKind::Registration | FlowKind::NewDevice)
-            && !verify_with_primary;
-        let ip = flow
-            .client_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<IpAddr>().ok());
-        let denied =
-            self.policy_for(&flow).network_action(ip) == Some(crate::policy::NetworkAction::Deny);
-        let mut outbound = None;
-        match devices.as_slice() {
-            _ if denied => {
-                flow.state = FlowState::MfaFailed {
-                    reason: "sign-in from this network is not allowed".to_owned(),
+        let policy = self.policy_for(&head);
+        head.policy = super::mfa::flow_policy(policy, request.kind);
+        // The network rules, evaluated once.
+        let network = policy.network_action(client_ip);
+        let ctx = self.context(head.application.id.as_deref(), now);
+        let transition = match request.kind {
+            FlowKind::Oob | FlowKind::Transaction if head.one_time_device.is_some() => {
+                // The flow brought its own device: it is the one, and only a network deny
+                // stands in its way.
+                let network = network.filter(|action| *action == NetworkAction::Deny);
+                let only = devices.first().map(|device| device.id.clone());
+                let first = match only {
+                    Some(only) => Some(self.first_pick(&head, &only).await?),
+                    None => None,
                 };
-            }
-            _ if matches!(request.kind, FlowKind::Oob | FlowKind::Transaction)
-                && flow.one_time_device.is_none() =>
-            {
-                if let Some(profile) = &user {
-                    outbound = self
-                        .apply_policy_at_start(&mut flow, profile, &devices, default.as_ref())
-                        .await?;
-                }
-            }
-            // No mobile device: a passcode device (SMS, voice, email) is the primary.
-            [] if verify_with_primary => {
-                let primary = crate::otp_device::list(store, &flow.user_id)
-                    .await?
-                    .into_iter()
-                    .find(|device| device.method.is_sent());
-                match primary {
-                    Some(primary) => {
-                        flow.devices = vec![super::mfa::otp_summary(&primary)];
-                        let selection = self.prepare_selection(&flow, &primary.id).await?;
-                        flow = apply(&flow, selection.event, now)?;
-                        outbound = selection.outbound;
-                    }
-                    None => {
-                        flow.state = FlowState::MfaFailed {
-                            reason: "the user has no primary device to verify the new one with"
-                                .to_owned(),
+                match request.kind {
+                    FlowKind::Transaction => transaction::start(head, network, false, first, &ctx)?,
+                    _ => {
+                        let start = oob::Start {
+                            network,
+                            first,
+                            ..oob::Start::default()
                         };
+                        oob::start(head, start, &ctx)?
                     }
                 }
             }
-            _ if verify_with_primary => {
-                // Only the primary (the default device, else the first paired) may approve.
-                let primary = devices
-                    .iter()
-                    .find(|device| Some(&device.id) == default.as_ref())
-                    .or_else(|| devices.first())
-                    .ok_or(FlowError::NoUsableDevice)?;
-                flow.devices = summaries(std::slice::from_ref(primary), default.as_ref());
-                let refusal = self
-                    .policy_for(&flow)
-                    .os_refusal(&primary.os, &primary.os_version);
-                flow.devices[0].unusable = refusal;
-                self.select_at_start(&mut flow, &primary.id).await?;
+            FlowKind::Oob | FlowKind::Transaction => {
+                let profile = user.as_ref().ok_or(FlowError::NoUsableDevice)?;
+                self.start_second_factor(
+                    head,
+                    profile,
+                    &devices,
+                    default.as_ref(),
+                    network,
+                    request.kind,
+                    &ctx,
+                )
+                .await?
             }
-            _ if request.kind == FlowKind::Qr => {
-                flow.state = self.fresh_qr_code(&flow.id, now);
+            FlowKind::Registration => {
+                let pairing = self.pairing_offer(&head, now);
+                registration::start(head, network, pairing)
             }
-            _ if request.kind == FlowKind::DeviceAuthorization => {
-                flow.state = FlowState::MobilePayloadRequired {
-                    nonce: crate::ids::random_alphanumeric(24),
+            FlowKind::NewDevice => {
+                let admission = match self.config().policy.additional_trusted_devices {
+                    AdditionalTrustedDevices::VerifyWithPrimary => {
+                        new_device::Admission::ByPrimary(
+                            self.primary_pick(&mut head, &devices, default.as_ref())
+                                .await?,
+                        )
+                    }
+                    _ => new_device::Admission::Individually(self.pairing_offer(&head, now)),
                 };
+                new_device::start(head, network, admission, &ctx)?
             }
-            _ if enrol_now => {
-                let (pairing_key, expires_at_ms) = self.new_device_key(&flow).await?;
-                flow.state = FlowState::MobileActivationRequired {
-                    pairing_key,
-                    expires_at_ms,
-                };
+            FlowKind::Qr => {
+                let (token, expires_at_ms) = self.fresh_qr_code(&head.id, now);
+                qr::start(head, network, token, expires_at_ms)
             }
-            // What is left: a flow with a one-time device, its only device.
-            _ => {
-                let only = flow
-                    .devices
-                    .first()
-                    .map(|device| device.id.clone())
-                    .ok_or(FlowError::NoUsableDevice)?;
-                self.select_at_start(&mut flow, &only).await?;
+            FlowKind::DeviceAuthorization => {
+                device_authorization::start(head, network, random_alphanumeric(24))
             }
-        }
-        self.insert_flow(&flow, flow_ttl).await?;
-        match flow.status(now) {
-            Status::MfaFailed => self.count_finished(flow.kind.as_str(), "failed"),
-            Status::Completed | Status::Resume => {
-                self.count_finished(flow.kind.as_str(), "skipped");
-            }
-            _ => {}
-        }
-        self.send_push(&flow).await?;
-        self.send_outbound(outbound).await;
-        Ok(flow)
+            FlowKind::Ciba => return Err(AdapterError::internal("CIBA starts elsewhere")),
+        };
+        self.insert_flow(transition, flow_ttl, creates).await
     }
 
-    /// A pairing key for the new device of a `new_device` flow, living no longer than the
-    /// flow; returns the key and its expiry (ms).
-    pub(crate) async fn new_device_key(&self, flow: &Flow) -> Result<(String, u64), AdapterError> {
-        let now = now_ms();
-        let flow_ends = flow.created_at_ms + self.config().policy.flow_ttl_secs * 1000;
+    /// The primary a new device is verified with: the default mobile device (else the
+    /// first paired), reached through policy; else a passcode device (SMS, voice, email).
+    async fn primary_pick(
+        &self,
+        head: &mut Head,
+        devices: &[Device],
+        default: Option<&DeviceId>,
+    ) -> Result<Option<FirstPick>, AdapterError> {
+        let primary = devices
+            .iter()
+            .find(|device| Some(&device.id) == default)
+            .or_else(|| devices.first());
+        if let Some(primary) = primary {
+            head.devices = summaries(std::slice::from_ref(primary), default);
+            head.devices[0].unusable = self
+                .policy_for(head)
+                .os_refusal(&primary.os, &primary.os_version);
+            return Ok(Some(self.first_pick(head, &primary.id).await?));
+        }
+        let passcode_primary = crate::otp_device::list(self.store(), &head.user_id)
+            .await?
+            .into_iter()
+            .find(|device| device.method.is_sent());
+        match passcode_primary {
+            Some(primary) => {
+                head.devices = vec![super::mfa::otp_summary(&primary)];
+                Ok(Some(self.first_pick(head, &primary.id).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A fresh pairing key for a flow's new device, living no longer than the flow. Only
+    /// the transition that shows it writes it.
+    pub(crate) fn pairing_offer(&self, head: &Head, now: u64) -> PairingOffer {
+        let flow_ends = head.created_at_ms + self.config().policy.flow_ttl_secs * 1000;
         let ttl_ms = (self.config().policy.pairing_key_ttl_secs * 1000)
             .min(flow_ends.saturating_sub(now))
             .max(1000);
-        let key = crate::pairing::issue(
-            self.store(),
-            &flow.user_id,
-            Some(&flow.id),
-            Duration::from_millis(ttl_ms),
-        )
-        .await?;
-        Ok((key.expose().to_owned(), now + ttl_ms))
-    }
-
-    /// Stores a new flow (its id is fresh: an existing record is a collision) and counts it.
-    pub(crate) async fn insert_flow(&self, flow: &Flow, ttl: Duration) -> Result<(), AdapterError> {
-        if !self
-            .store()
-            .insert(&keys::flow(&flow.id), &encode(flow)?, Ttl::Set(ttl))
-            .await?
-        {
-            return Err(AdapterError::internal("flow id collision"));
+        PairingOffer {
+            pairing_key: PairingKey::generate().expose().to_owned(),
+            expires_at_ms: now + ttl_ms,
         }
-        self.metrics()
-            .flows_started
-            .with_label_values(&[flow.kind.as_str()])
-            .inc();
-        Ok(())
     }
 
     fn message(
@@ -472,148 +445,6 @@ impl Adapter {
         }
     }
 
-    pub(crate) fn push_timeout_ms(&self) -> u64 {
-        self.config().policy.push_timeout_secs.saturating_mul(1000)
-    }
-
-    /// Puts a freshly sent push on its device's pending list and wakes the device.
-    pub(crate) async fn send_push(&self, flow: &Flow) -> Result<(), AdapterError> {
-        let FlowState::PushWaiting { push } = &flow.state else {
-            return Ok(());
-        };
-        let store = self.store();
-        // The list outlives the longest request it can hold (an out-of-band push or a CIBA
-        // request), so that re-setting its expiry on each add never drops a live one.
-        let longest = self
-            .config()
-            .policy
-            .push_timeout_secs
-            .max(self.config().ciba.max_expiry_secs);
-        let ttl = Ttl::Set(Duration::from_secs(longest + 60));
-        store
-            .index_add(
-                &keys::device_pending(&push.device_id),
-                push.auth_id.as_str(),
-                ttl,
-                Some(&keys::device_channel(&push.device_id)),
-            )
-            .await?;
-        self.announce_push(flow);
-        Ok(())
-    }
-
-    pub(crate) async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
-        Ok(self.load_versioned(id).await?.0)
-    }
-
-    /// A browser-driven flow and its version.
-    pub(crate) async fn browser_flow(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
-        self.load_versioned(id).await
-    }
-
-    /// A browser-driven flow and its version.
-    pub(crate) async fn load_versioned(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
-        let (flow, version) = self.load_any(id).await?;
-        if flow.kind == FlowKind::Ciba {
-            return Err(AdapterError::NotFound("flow"));
-        }
-        Ok((flow, version))
-    }
-
-    /// Any flow and its version.
-    pub(crate) async fn load_any(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
-        let record = self
-            .store()
-            .get(&keys::flow(id))
-            .await?
-            .ok_or(AdapterError::NotFound("flow"))?;
-        Ok((decode(&record.value)?, record.version))
-    }
-
-    /// Applies the event `make_event` derives from the current flow, with one
-    /// compare-and-set that also wakes the flow's waiters; retried when it loses a race,
-    /// re-deriving the event from the new state each time.
-    pub(crate) async fn update_flow(
-        &self,
-        id: &FlowId,
-        current: Option<Versioned>,
-        mut make_event: impl FnMut(&Flow) -> Result<Event, AdapterError>,
-    ) -> Result<Flow, AdapterError> {
-        let now = now_ms();
-        self.step_flow(id, current, |flow| {
-            Ok((apply(flow, make_event(flow)?, now)?, ()))
-        })
-        .await
-        .map(|(flow, ())| flow)
-    }
-
-    /// The compare-and-set loop under every change: `step` computes the next flow (and an
-    /// answer) from the current one; a lost race re-reads and steps again.
-    pub(crate) async fn step_flow<T>(
-        &self,
-        id: &FlowId,
-        mut current: Option<Versioned>,
-        mut step: impl FnMut(&Flow) -> Result<(Flow, T), AdapterError>,
-    ) -> Result<(Flow, T), AdapterError> {
-        let store = self.store();
-        let key = keys::flow(id);
-        let channel = keys::flow_channel(id);
-        for _ in 0..CAS_ATTEMPTS {
-            // The caller's fresh read serves the first attempt; a lost race re-reads.
-            let (flow, version) = match current.take() {
-                Some(current) => current,
-                None => self.load_any(id).await?,
-            };
-            let (next, answer) = step(&flow)?;
-            match store
-                .transition(&key, version, &encode(&next)?, Ttl::Keep, Some(&channel))
-                .await
-            {
-                Ok(_) => {
-                    self.count_outcome(&flow, &next);
-                    return Ok((next, answer));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::NotFound) => return Err(AdapterError::NotFound("flow")),
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AdapterError::Conflict(
-            "the flow is changing concurrently; retry".to_owned(),
-        ))
-    }
-
-    fn count_outcome(&self, before: &Flow, after: &Flow) {
-        let now = now_ms();
-        let (was, is) = (before.status(now), after.status(now));
-        if was == is {
-            return;
-        }
-        let kind = after.kind.as_str();
-        let outcome = match is {
-            Status::Completed | Status::Resume => "completed",
-            Status::PushConfirmationRejected => "rejected",
-            Status::MfaFailed => "failed",
-            // Canceling after a denial or a failure was counted when it happened.
-            Status::Failed
-                if matches!(was, Status::PushConfirmationRejected | Status::MfaFailed) =>
-            {
-                return;
-            }
-            Status::Failed => "failed",
-            Status::Canceled => "canceled",
-            _ => return,
-        };
-        self.count_finished(kind, outcome);
-    }
-
-    fn count_finished(&self, kind: &str, outcome: &str) {
-        self.metrics()
-            .flows_finished
-            .with_label_values(&[kind, outcome])
-            .inc();
-    }
-
     /// The result of an ended flow, for the client that started it, exactly once.
     pub async fn pick_up_result(
         &self,
@@ -633,35 +464,15 @@ impl Adapter {
             other => other?,
         };
         let status = flow.status(now_ms());
-        let approval = match &flow.state {
-            FlowState::Completed { approval } => Some(approval),
-            _ => None,
-        };
+        let approval = flow.completed_approval();
         Ok(FlowResult {
             flow_id: flow.id.clone(),
             status: status.outcome(),
             subject: flow.user_id.clone(),
-            method: approval.map(|approval| approval.method.clone()),
+            method: approval.map(|approval| approval.method.as_str().to_owned()),
             device_id: approval.map(|approval| approval.device_id.clone()),
-            // RFC 8176: a push is the device key plus the person's approval on it; a code
-            // is an OTP (by SMS or a call: `sms`, `tel`); a registration only shows that
-            // a new key was enrolled.
-            amr: match approval.map(|approval| approval.method.as_str()) {
-                Some("push") => vec!["mfa", "swk", "user"],
-                Some("sms") => vec!["mfa", "sms", "otp"],
-                Some("voice") => vec!["mfa", "tel", "otp"],
-                Some("email" | "totp") => vec!["mfa", "otp"],
-                Some("mobile_otp") => vec!["mfa", "swk", "otp"],
-                // Methods set up by a user who had none: no second factor was given.
-                Some("enrolment") => vec![],
-                Some(_) => vec!["swk"],
-                None => vec![],
-            },
-            acr: approval.and_then(|approval| match approval.method.as_str() {
-                "push" => Some(ACR_MOBILE_PUSH),
-                "sms" | "voice" | "email" | "totp" | "mobile_otp" => Some(ACR_OTP),
-                _ => None,
-            }),
+            amr: approval.map_or_else(Vec::new, |approval| approval.method.amr().to_vec()),
+            acr: approval.and_then(|approval| approval.method.acr()),
             completed_at: approval.map(|approval| approval.decided_at_ms / 1000),
             dynamic_params: if approval.is_some() {
                 flow.params.clone()

@@ -180,6 +180,70 @@ impl Store for MemoryStore {
         Ok(version)
     }
 
+    async fn commit(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        creates: &[super::Create],
+    ) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let version = {
+            let mut state = self.state();
+            let current = state.record(key, now).map(|entry| entry.data.version);
+            match (expected, current) {
+                (None, Some(_)) => return Err(StoreError::Conflict),
+                (Some(_), None) => return Err(StoreError::NotFound),
+                (Some(expected), Some(current)) if expected != current => {
+                    return Err(StoreError::Conflict);
+                }
+                _ => {}
+            }
+            for create in creates {
+                if state.record(&create.key, now).is_some() {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            let version = match state.record(key, now) {
+                Some(entry) => {
+                    entry.data.version += 1;
+                    entry.data.value = value.to_vec();
+                    entry.apply_ttl(ttl, now);
+                    entry.data.version
+                }
+                None => {
+                    let entry = Entry {
+                        data: Record {
+                            value: value.to_vec(),
+                            version: 1,
+                        },
+                        expires: fresh_expiry(ttl, now),
+                    };
+                    state.records.insert(key.to_owned(), entry);
+                    1
+                }
+            };
+            for create in creates {
+                let entry = Entry {
+                    data: Record {
+                        value: create.value.clone(),
+                        version: 1,
+                    },
+                    expires: fresh_expiry(create.ttl, now),
+                };
+                state.records.insert(create.key.clone(), entry);
+            }
+            state.wrote(now);
+            version
+        };
+        if let Some(channel) = notify {
+            self.waiters.wake(channel);
+        }
+        Ok(version)
+    }
+
     async fn consume(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = Instant::now();
         let mut state = self.state();

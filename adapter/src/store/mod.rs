@@ -49,6 +49,17 @@ pub enum Ttl {
     Persist,
 }
 
+/// A record created by the same atomic step as a [`Store::commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Create {
+    /// Its key (from `keys.rs`).
+    pub key: String,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// Its time to live.
+    pub ttl: Ttl,
+}
+
 /// State shared by every assent instance.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -76,6 +87,20 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Ttl,
         notify: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    /// A transition (or, with `expected` = `None`, an insert) together with the creation
+    /// of `creates`, in one atomic step: either everything is written or nothing is.
+    /// `Conflict` when the version moved on, the record to insert or one to create
+    /// already exists; `NotFound` when the record to replace is gone.
+    async fn commit(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        creates: &[Create],
     ) -> Result<u64, StoreError>;
 
     /// Reads and deletes a record in one atomic step: of any number of concurrent callers,

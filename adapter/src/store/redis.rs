@@ -50,6 +50,30 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
 return next
 ";
 
+// KEYS[1] the record, KEYS[2..] records to create. ARGV: expected version ('' inserts),
+// value, ttl, channel, then a value and a ttl per record to create.
+const COMMIT: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '' then
+  if v then return -2 end
+else
+  if not v then return -1 end
+  if v ~= ARGV[1] then return -2 end
+end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return -2 end
+end
+local next = (tonumber(v) or 0) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+apply_ttl(KEYS[1], ARGV[3])
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], 'v', 1, 'd', ARGV[2 * i + 1])
+  apply_ttl(KEYS[i], ARGV[2 * i + 2])
+end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
+return next
+";
+
 const CONSUME: &str = r"
 local d = redis.call('HGET', KEYS[1], 'd')
 if d then redis.call('DEL', KEYS[1]) end
@@ -79,6 +103,7 @@ struct Scripts {
     insert: Script,
     put: Script,
     transition: Script,
+    commit: Script,
     consume: Script,
     index_add: Script,
     rate_limit: Script,
@@ -91,6 +116,7 @@ impl Scripts {
             insert: with_ttl(INSERT),
             put: with_ttl(PUT),
             transition: with_ttl(TRANSITION),
+            commit: with_ttl(COMMIT),
             consume: Script::new(CONSUME),
             index_add: with_ttl(INDEX_ADD),
             rate_limit: Script::new(RATE_LIMIT),
@@ -341,6 +367,43 @@ impl Store for RedisStore {
                     .invoke_async(&mut connection),
             )
             .await?;
+        match outcome {
+            -1 => Err(StoreError::NotFound),
+            -2 => Err(StoreError::Conflict),
+            version => Ok(version.unsigned_abs()),
+        }
+    }
+
+    async fn commit(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        creates: &[super::Create],
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        let channel = notify
+            .map(|channel| self.channel(channel))
+            .unwrap_or_default();
+        let mut invocation = self.scripts.commit.key(self.key(key));
+        invocation
+            .arg(
+                expected
+                    .map(|version| version.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(value)
+            .arg(ttl_arg(ttl))
+            .arg(channel);
+        for create in creates {
+            invocation
+                .key(self.key(&create.key))
+                .arg(&create.value)
+                .arg(ttl_arg(create.ttl));
+        }
+        let outcome: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
         match outcome {
             -1 => Err(StoreError::NotFound),
             -2 => Err(StoreError::Conflict),

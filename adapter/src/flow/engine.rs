@@ -1,0 +1,307 @@
+//! The one engine under every flow change: load the flow, apply the event with its kind's
+//! machine, commit the next state with one compare-and-set (together with the records
+//! that must exist exactly when the state says so: pairing keys), wake the waiters, and
+//! only then run the effects. The loser of a race runs no effect: it re-reads and applies
+//! its event to the winner's state, or fails with the machine's error.
+
+use std::time::Duration;
+
+use super::machine::{self, Context, Effect, Event, Metric, Transition};
+use super::service::now_ms;
+use super::{Flow, FlowKind, Status};
+use crate::error::AdapterError;
+use crate::ids::FlowId;
+use crate::store::{Create, StoreError, Ttl};
+use crate::{Adapter, keys};
+
+/// How many times a change is retried when a concurrent write moved the flow on.
+const CAS_ATTEMPTS: usize = 4;
+
+/// A flow and the version a compare-and-set must name to replace it.
+pub(crate) type Versioned = (Flow, u64);
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
+    serde_json::from_slice(bytes).map_err(AdapterError::internal)
+}
+
+pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
+    serde_json::to_vec(flow).map_err(AdapterError::internal)
+}
+
+impl Adapter {
+    /// What the machines read for a flow of `application` at `now_ms`: time and the
+    /// configured limits.
+    pub(crate) fn context(&self, application: Option<&str>, now_ms: u64) -> Context {
+        let policy = &self.config().policy;
+        Context {
+            now_ms,
+            push_timeout_ms: policy.push_timeout_secs.saturating_mul(1000),
+            max_pushes: policy.max_pushes_per_flow,
+            max_otp_attempts: self
+                .config()
+                .policies
+                .for_application(application)
+                .otp_max_attempts,
+        }
+    }
+
+    /// Any flow and its version.
+    pub(crate) async fn load_any(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
+        let record = self
+            .store()
+            .get(&keys::flow(id))
+            .await?
+            .ok_or(AdapterError::NotFound("flow"))?;
+        Ok((decode(&record.value)?, record.version))
+    }
+
+    /// A browser-driven flow (not CIBA) and its version.
+    pub(crate) async fn load_versioned(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
+        let (flow, version) = self.load_any(id).await?;
+        if flow.kind() == FlowKind::Ciba {
+            return Err(AdapterError::NotFound("flow"));
+        }
+        Ok((flow, version))
+    }
+
+    /// A browser-driven flow.
+    pub(crate) async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
+        Ok(self.load_versioned(id).await?.0)
+    }
+
+    /// Stores a new flow from its kind's `start`, with the records its state names, and
+    /// runs its effects.
+    pub(crate) async fn insert_flow(
+        &self,
+        transition: Transition,
+        ttl: Duration,
+        mut creates: Vec<Create>,
+    ) -> Result<Flow, AdapterError> {
+        let Transition { next, effects } = transition;
+        let (pairing_keys, effects) = self.split_effects(&next, effects)?;
+        creates.extend(pairing_keys);
+        match self
+            .store()
+            .commit(
+                &keys::flow(&next.id),
+                None,
+                &encode(&next)?,
+                Ttl::Set(ttl),
+                None,
+                &creates,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => return Err(AdapterError::internal("flow id collision")),
+            Err(error) => return Err(error.into()),
+        }
+        let kind = next.kind().as_str();
+        self.metrics()
+            .flows_started
+            .with_label_values(&[kind])
+            .inc();
+        match next.status(now_ms()) {
+            Status::MfaFailed => self.count_finished(kind, "failed"),
+            Status::Completed | Status::Resume => self.count_finished(kind, "skipped"),
+            _ => {}
+        }
+        self.run_effects(&next, effects).await?;
+        Ok(next)
+    }
+
+    /// Applies the event `make_event` derives from the current flow (re-derived after a
+    /// lost race), commits, then runs the effects.
+    pub(crate) async fn update_flow(
+        &self,
+        id: &FlowId,
+        current: Option<Versioned>,
+        mut make_event: impl FnMut(&Flow) -> Result<Event, AdapterError>,
+    ) -> Result<Flow, AdapterError> {
+        self.update_flow_with(id, current, |flow| Ok((make_event(flow)?, ())))
+            .await
+            .map(|(flow, ())| flow)
+    }
+
+    /// As [`Self::update_flow`], with an answer derived from the very version the commit
+    /// replaced.
+    pub(crate) async fn update_flow_with<T>(
+        &self,
+        id: &FlowId,
+        mut current: Option<Versioned>,
+        mut make_event: impl FnMut(&Flow) -> Result<(Event, T), AdapterError>,
+    ) -> Result<(Flow, T), AdapterError> {
+        let key = keys::flow(id);
+        let channel = keys::flow_channel(id);
+        for _ in 0..CAS_ATTEMPTS {
+            // The caller's fresh read serves the first attempt; a lost race re-reads.
+            let (flow, version) = match current.take() {
+                Some(current) => current,
+                None => self.load_any(id).await?,
+            };
+            let (event, answer) = make_event(&flow)?;
+            let now = now_ms();
+            let Transition { next, effects } = machine::apply(
+                &flow,
+                event,
+                &self.context(flow.application.id.as_deref(), now),
+            )?;
+            // Nothing changed (a token poll on a denied request): nothing to write.
+            if next == flow && effects.is_empty() {
+                return Ok((next, answer));
+            }
+            let (creates, effects) = self.split_effects(&next, effects)?;
+            match self
+                .store()
+                .commit(
+                    &key,
+                    Some(version),
+                    &encode(&next)?,
+                    Ttl::Keep,
+                    Some(&channel),
+                    &creates,
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.count_outcome(&flow, &next, now);
+                    self.run_effects(&next, effects).await?;
+                    return Ok((next, answer));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(AdapterError::NotFound("flow")),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(AdapterError::Conflict(
+            "the flow is changing concurrently; retry".to_owned(),
+        ))
+    }
+
+    /// Writes that the machine's state promises the engine keeps: the binding of a flow to
+    /// its browser (the one write a `GET` makes; it never changes the state).
+    pub(crate) async fn commit_head(&self, flow: &Flow, version: u64) -> Result<(), AdapterError> {
+        match self
+            .store()
+            .commit(
+                &keys::flow(&flow.id),
+                Some(version),
+                &encode(flow)?,
+                Ttl::Keep,
+                None,
+                &[],
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Separates what must be written with the transition (pairing keys) from what runs
+    /// after it.
+    fn split_effects(
+        &self,
+        flow: &Flow,
+        effects: Vec<Effect>,
+    ) -> Result<(Vec<Create>, Vec<Effect>), AdapterError> {
+        let mut creates = Vec::new();
+        let mut after = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::IssuePairingKey(offer) => {
+                    let ttl_ms = offer.expires_at_ms.saturating_sub(now_ms()).max(1000);
+                    let (key, value) = crate::pairing::grant_record(
+                        &offer.pairing_key,
+                        &flow.user_id,
+                        Some(&flow.id),
+                    )?;
+                    creates.push(Create {
+                        key,
+                        value,
+                        ttl: Ttl::Set(Duration::from_millis(ttl_ms)),
+                    });
+                }
+                other => after.push(other),
+            }
+        }
+        Ok((creates, after))
+    }
+
+    /// Runs what a stored transition asked for. Deliveries are bounded in time and their
+    /// failures counted; a failure to run an effect never undoes the transition.
+    async fn run_effects(&self, flow: &Flow, effects: Vec<Effect>) -> Result<(), AdapterError> {
+        for effect in effects {
+            match effect {
+                Effect::SendPush { device, auth_id } => {
+                    self.send_push(flow, &device, &auth_id).await?;
+                }
+                Effect::SendCode(message) => {
+                    let _ = self.delivery().deliver(&message).await;
+                }
+                Effect::IssuePairingKey(_) => {}
+                Effect::WithdrawPairingKey(key) => {
+                    crate::pairing::withdraw(self.store(), &key).await?;
+                }
+                Effect::EnrolDevice(device) => {
+                    crate::otp_device::add(self.store(), &flow.user_id, device).await?;
+                }
+                Effect::ClearPending { device, auth_id } => {
+                    self.store()
+                        .index_remove(&keys::device_pending(&device), auth_id.as_str())
+                        .await?;
+                }
+                Effect::RememberMfa => {
+                    // The sign-in is done whatever happens here: a failure to remember it
+                    // only costs a later skip.
+                    if let Err(error) = self.remember_mfa(flow).await {
+                        tracing::warn!(%error, "could not record the completed MFA");
+                    }
+                }
+                Effect::Notify => {
+                    if let Some(hook) = self.decision_hook() {
+                        hook.decided(flow);
+                    }
+                }
+                Effect::Record(Metric::Decided(decision)) => {
+                    let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
+                    self.metrics()
+                        .decision_seconds
+                        .with_label_values(&[flow.kind().as_str(), decision.as_str()])
+                        .observe(elapsed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn count_outcome(&self, before: &Flow, after: &Flow, now: u64) {
+        let (was, is) = (before.status(now), after.status(now));
+        if was == is {
+            return;
+        }
+        let outcome = match is {
+            Status::Completed | Status::Resume => "completed",
+            Status::PushConfirmationRejected => "rejected",
+            Status::MfaFailed => "failed",
+            // Canceling after a denial or a failure was counted when it happened.
+            Status::Failed
+                if matches!(was, Status::PushConfirmationRejected | Status::MfaFailed) =>
+            {
+                return;
+            }
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+            _ => return,
+        };
+        self.count_finished(after.kind().as_str(), outcome);
+    }
+
+    fn count_finished(&self, kind: &str, outcome: &str) {
+        self.metrics()
+            .flows_finished
+            .with_label_values(&[kind, outcome])
+            .inc();
+    }
+}

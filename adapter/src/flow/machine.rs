@@ -1,0 +1,320 @@
+//! The vocabulary of the flow machines: the [`Event`]s they answer, the [`Effect`]s they
+//! ask for, the [`Transition`] that carries both, and the [`Context`] (time and limits)
+//! they read instead of a clock or a configuration. Dispatch to the kind is here too.
+
+use super::{
+    DeviceSummary, Flow, FlowState, PairingOffer, ciba, device_authorization, new_device, oob, qr,
+    registration, transaction,
+};
+use crate::error::FlowError;
+use crate::ids::{AuthId, DeviceId};
+use crate::notify::Message;
+use crate::otp::SentCode;
+use crate::otp_device::OtpDevice;
+use crate::user::UserId;
+
+use super::verify::DeviceAnswer;
+
+/// What a flow becomes, and what must happen once that is stored.
+#[derive(Debug)]
+pub struct Transition {
+    /// The flow to store.
+    pub next: Flow,
+    /// What to do after the commit (or inside it, for the atomic ones).
+    pub effects: Vec<Effect>,
+}
+
+impl Transition {
+    /// A change with no effect.
+    pub fn to(next: Flow) -> Self {
+        Self {
+            next,
+            effects: Vec::new(),
+        }
+    }
+
+    /// Adds an effect.
+    pub fn with(mut self, effect: Effect) -> Self {
+        self.effects.push(effect);
+        self
+    }
+
+    /// Adds an effect when there is one.
+    pub fn with_opt(mut self, effect: Option<Effect>) -> Self {
+        self.effects.extend(effect);
+        self
+    }
+}
+
+/// Something the engine does because a transition was stored. A loser of a race runs
+/// none of them.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Put the flow's current request on the device's pending list, wake the device and
+    /// announce it through the push sender.
+    SendPush {
+        /// The device.
+        device: DeviceId,
+        /// The request.
+        auth_id: AuthId,
+    },
+    /// Deliver a passcode (SMS, voice, email).
+    SendCode(Message),
+    /// Create the one-time pairing key record for the flow's user. Written by the same
+    /// store call as the transition: the key exists exactly when the flow shows it.
+    IssuePairingKey(PairingOffer),
+    /// Remove an unused pairing key (its registration was canceled).
+    WithdrawPairingKey(String),
+    /// Save a passcode device the person just proved they hold.
+    EnrolDevice(OtpDevice),
+    /// Take an answered request off the device's pending list.
+    ClearPending {
+        /// The device.
+        device: DeviceId,
+        /// The request.
+        auth_id: AuthId,
+    },
+    /// Remember the completed MFA for the skip window.
+    RememberMfa,
+    /// Tell the decision hook (CIBA notifications).
+    Notify,
+    /// Count something.
+    Record(Metric),
+}
+
+/// What the metrics count besides starts and endings (which the engine counts itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// A device decided (`approve` / `deny`), timed from the flow's start.
+    Decided(super::Decision),
+}
+
+/// What the machines read instead of a clock or a configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Now (ms since the epoch).
+    pub now_ms: u64,
+    /// How long a device has to answer a push.
+    pub push_timeout_ms: u64,
+    /// How many pushes a flow may send in all.
+    pub max_pushes: u32,
+    /// Wrong passcodes that fail the authentication.
+    pub max_otp_attempts: u32,
+}
+
+/// How a chosen device is reached: a push, or a passcode (sent, or computed by the device).
+#[derive(Debug, Clone)]
+pub enum Pick {
+    /// A push with a fresh request id, and number matching when policy asks.
+    Push {
+        /// The request id.
+        auth_id: AuthId,
+        /// The number the browser shows and the three the device offers.
+        number_match: Option<(u8, Vec<u8>)>,
+    },
+    /// A passcode: sent (with the message carrying it), or computed by the device.
+    Code {
+        /// The code sent, if any.
+        sent: Option<SentCode>,
+        /// The message carrying it.
+        message: Option<Message>,
+    },
+}
+
+/// The device a flow starts with, when policy picks it: reached, or refused by policy
+/// (the push limit, the OS minimum).
+#[derive(Debug, Clone)]
+pub enum FirstPick {
+    /// Reached this way.
+    Reached {
+        /// The device.
+        device: DeviceId,
+        /// How.
+        pick: Pick,
+    },
+    /// Refused, with the reason.
+    Refused(FlowError),
+}
+
+/// Random values a machine may need to take the next step (machines draw no random
+/// numbers themselves). Unused ones cost nothing: nothing is stored unless a transition
+/// names them.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    /// A request id for a follow-up push (after a silent push).
+    pub auth_id: AuthId,
+    /// A pairing key for a new device a primary just admitted.
+    pub pairing: Option<PairingOffer>,
+}
+
+/// Something that happens to a flow.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The person picked a device (or retries after a time-out).
+    SelectDevice {
+        /// The device.
+        device: DeviceId,
+        /// How it is reached.
+        pick: Pick,
+    },
+    /// The passcode was sent again.
+    CodeResent {
+        /// The new code.
+        sent: SentCode,
+        /// The message carrying it.
+        message: Message,
+    },
+    /// A passcode was checked: right or wrong.
+    OtpChecked {
+        /// The device it came from.
+        device: DeviceId,
+        /// Whether it was right. A sent code is compared with the flow's own copy of it
+        /// (the event is derived from the very version the commit replaces, so a code
+        /// is spent exactly once); a computed one had its time step spent.
+        passed: bool,
+        /// A pairing key to offer when the right code admits a new device.
+        pairing: Option<PairingOffer>,
+    },
+    /// `setupMfa`: the person starts setting up the missing methods.
+    SetupStarted,
+    /// The person picked a method to pair.
+    PairingMethodChosen {
+        /// The method.
+        method: crate::policy::Method,
+        /// A new authenticator secret (TOTP).
+        totp_secret: Option<String>,
+        /// A pairing key (the mobile app).
+        pairing: Option<PairingOffer>,
+    },
+    /// The person gave the address to pair, and a code goes to it.
+    TargetSubmitted {
+        /// SMS, voice or email.
+        method: crate::policy::Method,
+        /// Phone number or email address.
+        address: String,
+        /// The code sent.
+        sent: SentCode,
+        /// The message carrying it.
+        message: Message,
+    },
+    /// The code proving a new method was checked.
+    ActivationChecked {
+        /// Whether it was right.
+        passed: bool,
+        /// The device to save when it was.
+        device: OtpDevice,
+    },
+    /// The person managed their devices while choosing one.
+    DevicesChanged {
+        /// The device list now.
+        devices: Vec<DeviceSummary>,
+    },
+    /// A device answered a request: its proof, verified.
+    DeviceAnswered {
+        /// The answer.
+        answer: DeviceAnswer,
+        /// Fresh values the machine may need (a follow-up request, a pairing key).
+        fresh: Fresh,
+    },
+    /// A push could not be delivered; the app's own passcode may stand in.
+    PushUndelivered {
+        /// The request that failed.
+        auth_id: AuthId,
+    },
+    /// The browser moves on after `MFA_COMPLETED`.
+    Continue,
+    /// The person gives up.
+    Cancel,
+    /// The federation server takes the result (once).
+    PickUp,
+    /// A trusted device signed the flow's challenge.
+    DeviceAuthorized {
+        /// The device.
+        device: DeviceSummary,
+        /// The nonce it signed.
+        nonce: String,
+    },
+    /// A device was paired with the flow's pairing key.
+    DevicePaired {
+        /// The new device.
+        device: DeviceSummary,
+    },
+    /// A device was unpaired: a request waiting on it can no longer be answered.
+    DeviceUnpaired {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A trusted device scanned the QR code.
+    QrScanned {
+        /// The device.
+        device: DeviceId,
+        /// The token it read.
+        token: String,
+        /// Its users.
+        users: Vec<UserId>,
+        /// How long the person has to pick a user.
+        selection_ms: u64,
+    },
+    /// The person picked who signs in, on the device that scanned.
+    QrUserSelected {
+        /// The device.
+        device: DeviceSummary,
+        /// The user.
+        user: UserId,
+        /// The token presented again (a selection must come from the scan).
+        token: Option<String>,
+        /// A silent push then an approval (policy), with this request id.
+        verify_with: Option<AuthId>,
+    },
+    /// The browser's poll found the QR code expired: a new one.
+    QrRenewed {
+        /// The new token.
+        token: String,
+        /// Its expiry (ms since the epoch).
+        expires_at_ms: u64,
+    },
+    /// The relying party asks for tokens (CIBA poll or ping mode, and push delivery).
+    TokenRequested,
+}
+
+impl Event {
+    /// A name for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SelectDevice { .. } => "selectDevice",
+            Self::CodeResent { .. } => "resend",
+            Self::OtpChecked { .. } | Self::ActivationChecked { .. } => "checkOtp",
+            Self::SetupStarted => "setupMfa",
+            Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",
+            Self::TargetSubmitted { .. } => "submitTarget",
+            Self::DevicesChanged { .. } => "device management",
+            Self::DeviceAnswered { .. } => "device decision",
+            Self::PushUndelivered { .. } => "push fallback",
+            Self::Continue => "continueAuthentication",
+            Self::Cancel => "cancelAuthentication",
+            Self::PickUp => "result pickup",
+            Self::DeviceAuthorized { .. } => "authenticate",
+            Self::DevicePaired { .. } => "device pairing",
+            Self::DeviceUnpaired { .. } => "device unpairing",
+            Self::QrScanned { .. } => "QR scan",
+            Self::QrUserSelected { .. } => "QR user selection",
+            Self::QrRenewed { .. } => "QR renewal",
+            Self::TokenRequested => "token request",
+        }
+    }
+}
+
+/// The flow after `event`, by its kind's machine.
+pub fn apply(flow: &Flow, event: Event, ctx: &Context) -> Result<Transition, FlowError> {
+    match flow.state() {
+        FlowState::Oob(state) => oob::apply(flow, state, event, ctx),
+        FlowState::Transaction(state) => transaction::apply(flow, state, event, ctx),
+        FlowState::Ciba(state) => ciba::apply(flow, state, event, ctx),
+        FlowState::Registration(state) => registration::apply(flow, state, event, ctx),
+        FlowState::DeviceAuthorization(state) => {
+            device_authorization::apply(flow, state, event, ctx)
+        }
+        FlowState::Qr(state) => qr::apply(flow, state, event, ctx),
+        FlowState::NewDevice(state) => new_device::apply(flow, state, event, ctx),
+    }
+}

@@ -1,0 +1,299 @@
+//! OOB from mobile (seed 004): a new, untrusted device of a known user wants to pair.
+//! With "additional trusted devices" = `verify_with_primary`, the primary approves first
+//! (a push, or a passcode for an SMS, voice or email primary) and only then is a pairing
+//! key issued; with `pair_individually` the key is issued at once, as in a registration.
+//! The primary's approval goes through the same check as every device decision: the
+//! number picked and the parameters hash count here too.
+
+use serde::{Deserialize, Serialize};
+
+use super::machine::{Context, Effect, Event, FirstPick, Transition};
+use super::steps::{self, Answered, Checked, Ending, Reached};
+use super::{Action, Approval, ApprovalMethod, Flow, FlowState, Head, PairingOffer, Push, View};
+use crate::error::FlowError;
+use crate::ids::DeviceId;
+use crate::otp::SentCode;
+use crate::policy::NetworkAction;
+
+/// Where a new device's admission stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// The primary is asked to approve (timed out by the clock).
+    PushWaiting {
+        /// The request.
+        push: Push,
+    },
+    /// The primary denied: final.
+    PushRejected {
+        /// The request denied.
+        push: Push,
+        /// Why, when not a plain denial.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A passcode from the primary (an SMS, voice or email primary).
+    OtpRequired {
+        /// The primary.
+        device: DeviceId,
+        /// The code sent to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent: Option<SentCode>,
+    },
+    /// Admitted: the new device may pair with this key.
+    MobileActivationRequired {
+        /// The key and its expiry.
+        pairing: PairingOffer,
+    },
+    /// It cannot be admitted (no primary, policy, network).
+    MfaFailed {
+        /// Why.
+        reason: String,
+    },
+    /// The new device is paired.
+    Completed {
+        /// The pairing.
+        approval: Approval,
+    },
+    /// Ended without success after a rejection or a failure.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// The person gave up.
+    Canceled,
+}
+
+impl State {
+    /// What the state shows.
+    pub fn view(&self) -> View<'_> {
+        match self {
+            Self::PushWaiting { push } => View::Push(push),
+            Self::PushRejected { push, reason } => View::PushRejected {
+                push,
+                reason: reason.as_deref(),
+            },
+            Self::OtpRequired { device, sent } => View::Otp {
+                device,
+                sent: sent.as_ref(),
+            },
+            Self::MobileActivationRequired { pairing } => View::MobileActivation(pairing),
+            Self::MfaFailed { reason } => View::MfaFailed(reason),
+            Self::Completed { approval } => View::Completed {
+                approval: Some(approval),
+                skipped: None,
+            },
+            Self::Failed { reason } => View::Failed(reason),
+            Self::Canceled => View::Canceled,
+        }
+    }
+}
+
+/// How a new device is admitted.
+#[derive(Debug)]
+pub enum Admission {
+    /// Paired individually: the key at once.
+    Individually(PairingOffer),
+    /// Verified by the primary, reached (or refused) through policy; `None` when the user
+    /// has no primary.
+    ByPrimary(Option<FirstPick>),
+}
+
+fn in_state(head: Head, state: State) -> Flow {
+    head.into_flow(FlowState::NewDevice(state))
+}
+
+fn next(flow: &Flow, state: State) -> Flow {
+    flow.clone().with_state(FlowState::NewDevice(state))
+}
+
+fn reached_state(reached: Reached) -> State {
+    match reached {
+        Reached::Push(push) => State::PushWaiting { push },
+        Reached::Otp { device, sent } => State::OtpRequired { device, sent },
+    }
+}
+
+/// The first state.
+pub fn start(
+    head: Head,
+    network: Option<NetworkAction>,
+    admission: Admission,
+    ctx: &Context,
+) -> Result<Transition, FlowError> {
+    if let Some(reason) = steps::network_denial(network) {
+        return Ok(Transition::to(in_state(head, State::MfaFailed { reason })));
+    }
+    match admission {
+        Admission::Individually(pairing) => Ok(Transition::to(in_state(
+            head,
+            State::MobileActivationRequired {
+                pairing: pairing.clone(),
+            },
+        ))
+        .with(Effect::IssuePairingKey(pairing))),
+        Admission::ByPrimary(None) => Ok(Transition::to(in_state(
+            head,
+            State::MfaFailed {
+                reason: "the user has no primary device to verify the new one with".to_owned(),
+            },
+        ))),
+        Admission::ByPrimary(Some(FirstPick::Refused(refusal))) => Ok(Transition::to(in_state(
+            head,
+            State::MfaFailed {
+                reason: refusal.to_string(),
+            },
+        ))),
+        Admission::ByPrimary(Some(FirstPick::Reached { device, pick })) => {
+            let (head, reached, effects) = steps::reach(&head, device, pick, ctx)?;
+            let mut transition = Transition::to(in_state(head, reached_state(reached)));
+            transition.effects = effects;
+            Ok(transition)
+        }
+    }
+}
+
+/// What `_links` offers now.
+pub fn actions(flow: &Flow, now_ms: u64) -> Vec<Action> {
+    steps::browser_actions(flow, flow.status(now_ms))
+}
+
+/// Admitted: the key goes with the transition that shows it.
+fn admitted(
+    flow: &Flow,
+    head: Head,
+    pairing: Option<PairingOffer>,
+) -> Result<Transition, FlowError> {
+    let _ = flow;
+    let pairing = pairing.ok_or(FlowError::NotPending)?;
+    Ok(Transition::to(in_state(
+        head,
+        State::MobileActivationRequired {
+            pairing: pairing.clone(),
+        },
+    ))
+    .with(Effect::IssuePairingKey(pairing)))
+}
+
+/// The flow after `event`, or why the event does not apply.
+pub fn apply(
+    flow: &Flow,
+    state: &State,
+    event: Event,
+    ctx: &Context,
+) -> Result<Transition, FlowError> {
+    let now = ctx.now_ms;
+    let status = flow.status(now);
+    match (state, event) {
+        (
+            State::PushWaiting { .. } | State::OtpRequired { .. },
+            Event::SelectDevice { device, pick },
+        ) => {
+            let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;
+            let mut transition = Transition::to(in_state(head, reached_state(reached)));
+            transition.effects = effects;
+            Ok(transition)
+        }
+        (
+            State::OtpRequired {
+                device,
+                sent: Some(_),
+            },
+            Event::CodeResent { sent, message },
+        ) => {
+            let mut next = next(
+                flow,
+                State::OtpRequired {
+                    device: device.clone(),
+                    sent: Some(sent),
+                },
+            );
+            next.codes_sent += 1;
+            Ok(Transition::to(next).with(Effect::SendCode(message)))
+        }
+        (
+            State::OtpRequired { .. } | State::PushWaiting { .. },
+            Event::OtpChecked {
+                device,
+                passed,
+                pairing,
+            },
+        ) => {
+            let accepts = flow.allowed_actions(now).contains(&Action::CheckOtp)
+                && flow.selected_device() == Some(&device);
+            if !accepts {
+                return Err(FlowError::NotAllowed {
+                    action: "checkOtp",
+                    status: status.as_str(),
+                });
+            }
+            match steps::check_code(flow, &device, passed, ctx) {
+                (head, Checked::Passed(_)) => admitted(flow, head, pairing),
+                (head, Checked::Wrong) => Ok(Transition::to(
+                    head.into_flow(FlowState::NewDevice(state.clone())),
+                )),
+                (head, Checked::LockedOut) => Ok(Transition::to(in_state(
+                    head,
+                    State::MfaFailed {
+                        reason: steps::LOCKED_OUT.to_owned(),
+                    },
+                ))),
+            }
+        }
+        (State::PushWaiting { .. }, Event::DeviceAnswered { answer, fresh }) => {
+            let (answered, effects) = steps::answer(flow, &answer, ctx)?;
+            let mut transition = match answered {
+                Answered::Approved(_) => admitted(flow, flow.head.clone(), fresh.pairing)?,
+                Answered::Rejected { push, reason } => {
+                    Transition::to(next(flow, State::PushRejected { push, reason }))
+                }
+                Answered::Silent(_) => return Err(FlowError::NotPending),
+            };
+            transition.effects.extend(effects);
+            Ok(transition)
+        }
+        (State::MobileActivationRequired { .. }, Event::DevicePaired { device })
+            if status == super::Status::MobileActivationRequired =>
+        {
+            let approval = Approval {
+                device_id: device.id.clone(),
+                method: ApprovalMethod::Registration,
+                decided_at_ms: now,
+            };
+            let mut next = next(flow, State::Completed { approval });
+            next.devices.push(device);
+            Ok(Transition::to(next))
+        }
+        (State::PushWaiting { push }, Event::DeviceUnpaired { device })
+            if push.device_id == device =>
+        {
+            let mut next = next(
+                flow,
+                State::MfaFailed {
+                    reason: "the device was unpaired while the request waited for it".to_owned(),
+                },
+            );
+            next.devices.retain(|known| known.id != device);
+            Ok(Transition::to(next))
+        }
+        (_, Event::Cancel) => {
+            let withdrawn = match state {
+                State::MobileActivationRequired { pairing } => {
+                    Some(Effect::WithdrawPairingKey(pairing.pairing_key.clone()))
+                }
+                _ => None,
+            };
+            let state = match steps::cancel(flow, status) {
+                Some(Ending::Canceled) => State::Canceled,
+                Some(Ending::Failed(reason)) => State::Failed { reason },
+                None => return Err(steps::not_allowed(&Event::Cancel, flow, now)),
+            };
+            Ok(Transition::to(next(flow, state)).with_opt(withdrawn))
+        }
+        (_, Event::PickUp) => Ok(Transition::to(steps::pick_up(flow, now)?)),
+        (_, Event::DeviceUnpaired { .. } | Event::DeviceAnswered { .. }) => {
+            Err(FlowError::NotPending)
+        }
+        (_, event) => Err(steps::not_allowed(&event, flow, now)),
+    }
+}

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{Backend, TestApp, on_both_backends, oob_request, unique};
 
 on_both_backends!(
+    a_wrong_number_or_a_proof_over_other_parameters_admits_no_device,
     the_primary_approves_and_the_new_device_pairs,
     the_primary_denies_and_nothing_is_paired,
     pair_individually_goes_straight_to_registration,
@@ -120,4 +121,83 @@ async fn pair_individually_goes_straight_to_registration(backend: Backend<'_>) {
     .await
     .unwrap();
     assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+}
+
+/// The primary's approval goes through the same check as every device decision: under
+/// number matching, the wrong number is a denial, and a proof over other parameters than
+/// the request shows is refused; neither issues a pairing key.
+async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        Figment::new().merge(("mfa.number_matching", true)),
+    )
+    .await;
+    let primary = app.pair_device("alice").await;
+
+    // A proof over other parameters: refused, and the request still waits.
+    let flow = app.start_flow(&new_device("alice")).await;
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    let number = u8::try_from(state["numberMatch"].as_u64().expect("a number")).unwrap();
+    let request = primary.one_pending().await;
+    assert!(request.number_choices.contains(&number), "{request:?}");
+    let forged = assent_adapter::device_key::ProofClaims {
+        auth_id: request.auth_id.to_string(),
+        decision: "approve".to_owned(),
+        params_hash: assent_adapter::params::DynamicParams::default().digest() + "0",
+        number: Some(number),
+    };
+    let proof = primary.device.signer().proof(&forged).unwrap();
+    let response = app
+        .http
+        .post(app.url(&format!("/device/v1/authentications/{}", request.auth_id)))
+        .header("Authorization", primary.authorization())
+        .json(&json!({ "decision": "approve", "proof": proof }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("other parameters"),
+        "{problem}"
+    );
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert!(state.get("pairingKey").is_none(), "{state}");
+
+    // The wrong number: a denial, final, and no pairing key.
+    let wrong = *request
+        .number_choices
+        .iter()
+        .find(|choice| **choice != number)
+        .unwrap();
+    let answer = primary
+        .device
+        .answer_with_number(&request, true, Some(wrong))
+        .await
+        .expect("the answer is taken");
+    assert_eq!(answer.status, "PUSH_CONFIRMATION_REJECTED");
+    let state = app.state(&flow).await;
+    assert_eq!(state["status"], "PUSH_CONFIRMATION_REJECTED", "{state}");
+    assert!(state.get("pairingKey").is_none(), "{state}");
+    assert_eq!(devices_of(&app, "alice").await, 1, "nothing was paired");
+
+    // The right number admits the new device.
+    let flow = app.start_flow(&new_device("alice")).await;
+    let state = app.state(&flow).await;
+    let number = u8::try_from(state["numberMatch"].as_u64().expect("a number")).unwrap();
+    let request = primary.one_pending().await;
+    let answer = primary
+        .device
+        .answer_with_number(&request, true, Some(number))
+        .await
+        .expect("the answer is taken");
+    assert_eq!(answer.status, "MOBILE_ACTIVATION_REQUIRED");
+    let state = app.state(&flow).await;
+    assert!(state["pairingKey"].is_string(), "{state}");
 }

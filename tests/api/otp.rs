@@ -473,27 +473,28 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
         ["cancelAuthentication", "checkOtp", "selectDevice"],
         "nothing to resend for an authenticator app"
     );
-    let code = totp_now(&secret);
-    let response = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
+    // The code of the next time step (within the accepted drift): newer than the step the
+    // activation spent, so it is accepted once...
+    let next_step = assent_adapter::device::unix_now() + 30;
+    let code = assent_adapter::otp::totp_now(&secret, next_step).unwrap();
+    let accepted = app
+        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
         .await;
-    let body: Value = response.json().await.unwrap();
-    // The activation spent this time step already when the steps coincide; either way
-    // a code is accepted at most once.
-    if body["status"] == "MFA_COMPLETED" {
-        let replay_flow = app.start_flow(&oob_request("alice")).await;
-        let state = app.state(&replay_flow).await;
-        select(&app, &replay_flow, device_of_type(&state, "TOTP")).await;
-        let replay = app
-            .act(&replay_flow, "checkOtp", Some(json!({ "otp": code })))
-            .await;
-        assert_eq!(replay.status(), 400);
-        let error: Value = replay.json().await.unwrap();
-        assert_eq!(error["details"][0]["code"], "INVALID_OTP");
-        assert!(error["message"].as_str().unwrap().contains("already used"));
-    } else {
-        assert_eq!(body["details"][0]["code"], "INVALID_OTP", "{body}");
-    }
+    assert_eq!(accepted["status"], "MFA_COMPLETED", "{accepted}");
+    // ...and never again, not even in another sign-in.
+    let replay_flow = app.start_flow(&oob_request("alice")).await;
+    let state = app.state(&replay_flow).await;
+    select(&app, &replay_flow, device_of_type(&state, "TOTP")).await;
+    let replay = app
+        .act(&replay_flow, "checkOtp", Some(json!({ "otp": code })))
+        .await;
+    assert_eq!(replay.status(), 400);
+    let error: Value = replay.json().await.unwrap();
+    assert_eq!(error["details"][0]["code"], "INVALID_OTP");
+    assert!(
+        error["message"].as_str().unwrap().contains("already used"),
+        "{error}"
+    );
 }
 
 async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Backend<'_>) {

@@ -166,6 +166,8 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
         )
         .await;
     assert_eq!(browser.status(), 400, "the page cannot push on a QR flow");
+    let refused: Value = browser.json().await.unwrap();
+    assert_eq!(refused["code"], "INVALID_ACTION_ID", "{refused}");
     let intruder = stranger
         .device
         .select(&code, "alice")
@@ -223,6 +225,25 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     let request = phone.one_pending().await;
     assert!(!request.silent);
     assert_ne!(request.auth_id, silent.auth_id);
+    // The page waits: it never pushes to the scanning device itself, even though that
+    // device is now the flow's.
+    let waiting = app.state(&flow).await;
+    assert!(waiting["_links"].get("selectDevice").is_none(), "{waiting}");
+    let browser = app
+        .act(
+            &flow,
+            "selectDevice",
+            Some(json!({ "deviceRef": { "id": phone.id() } })),
+        )
+        .await;
+    assert_eq!(browser.status(), 400, "the page cannot push on a QR flow");
+    let refused: Value = browser.json().await.unwrap();
+    assert_eq!(refused["code"], "INVALID_ACTION_ID", "{refused}");
+    assert_eq!(
+        phone.one_pending().await.auth_id,
+        request.auth_id,
+        "no new push reached the device"
+    );
     phone.device.answer(&request, true).await.unwrap();
     let done = app.act_ok(&flow, "continueAuthentication", None).await;
     assert_eq!(done["status"], "COMPLETED");

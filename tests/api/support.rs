@@ -51,6 +51,41 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// The commands a Redis server runs, as `MONITOR` reports them.
+pub struct Monitor {
+    stream: TcpStream,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Stops watching; returns, in order, the names of the commands clients sent (one per
+    /// round trip: a script is one `evalsha`), leaving out those run inside scripts.
+    pub fn stop(mut self) -> Vec<String> {
+        // MONITOR lines arrive asynchronously: let the last ones land.
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let lines = self.lines.lock().expect("not poisoned");
+        lines
+            .iter()
+            // `+<time> [<db> <client>] "<COMMAND>" ...`; `<client>` is `lua` inside scripts.
+            .filter_map(|line| {
+                let (source, command) = line.split_once("] \"")?;
+                (!source.ends_with(" lua")).then(|| {
+                    command
+                        .split('"')
+                        .next()
+                        .unwrap_or_default()
+                        .to_ascii_lowercase()
+                })
+            })
+            .collect()
+    }
+}
+
 impl RedisServer {
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
@@ -158,6 +193,29 @@ impl RedisServer {
                 Some((name.to_owned(), calls))
             })
             .collect()
+    }
+
+    /// Watches every command the server runs (`MONITOR`), until [`Monitor::stop`].
+    pub fn monitor(&self) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Redis is up");
+        stream.write_all(b"MONITOR\r\n").expect("write to Redis");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("a second handle"));
+        let mut ok = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut ok).expect("MONITOR answers");
+        assert_eq!(ok.trim_end(), "+OK", "MONITOR is on");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(reader) {
+                let Ok(line) = line else { break };
+                collected.lock().expect("not poisoned").push(line);
+            }
+        });
+        Monitor {
+            stream,
+            lines,
+            reader: Some(reader),
+        }
     }
 
     /// Stops the server cleanly (SIGTERM: the AOF is flushed) and waits for it to exit.

@@ -130,7 +130,7 @@ pub enum FirstPick {
         /// The device.
         device: DeviceId,
         /// How.
-        pick: Pick,
+        pick: Box<Pick>,
     },
     /// Refused, with the reason.
     Refused(FlowError),

@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 use super::machine::{FirstPick, Pick, Transition};
 use super::passcode::check_send_allowed;
 use super::service::summaries;
-use super::{
-    Context, DeviceSummary, Enrolment, Event, Flow, FlowKind, Head, Method, oob, transaction,
-};
+use super::{DeviceSummary, Enrolment, Event, Flow, FlowKind, Head, Method, oob, transaction};
 use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, DeviceId};
@@ -70,8 +68,8 @@ impl Adapter {
         default: Option<&DeviceId>,
         network: Option<NetworkAction>,
         kind: FlowKind,
-        ctx: &Context,
     ) -> Result<Transition, AdapterError> {
+        let ctx = &self.context(head.application.id.as_deref(), head.created_at_ms);
         let policy = self.policy_for(&head);
         let transaction = kind == FlowKind::Transaction;
         let address_required = head.client_ip.is_none()
@@ -152,7 +150,7 @@ impl Adapter {
         match self.prepare_selection(head, device).await {
             Ok(pick) => Ok(FirstPick::Reached {
                 device: device.clone(),
-                pick,
+                pick: Box::new(pick),
             }),
             Err(AdapterError::Flow(
                 refused @ (FlowError::PushLimited

@@ -145,7 +145,7 @@ pub fn start(
             },
         ))),
         Admission::ByPrimary(Some(FirstPick::Reached { device, pick })) => {
-            let (head, reached, effects) = steps::reach(&head, device, pick, ctx)?;
+            let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
             let mut transition = Transition::to(in_state(head, reached_state(reached)));
             transition.effects = effects;
             Ok(transition)

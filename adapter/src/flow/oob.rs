@@ -221,7 +221,7 @@ pub fn start(head: Head, start: Start, ctx: &Context) -> Result<Transition, Flow
             State::MfaFailed { reason }
         }
         ([_], Some(FirstPick::Reached { device, pick })) => {
-            let (head, reached, effects) = steps::reach(&head, device, pick, ctx)?;
+            let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
             let mut transition = Transition::to(in_state(head, reached_state(reached)));
             transition.effects = effects;
             return Ok(transition);

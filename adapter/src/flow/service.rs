@@ -337,7 +337,6 @@ impl Adapter {
                     default.as_ref(),
                     network,
                     request.kind,
-                    &ctx,
                 )
                 .await?
             }

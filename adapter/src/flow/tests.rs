@@ -112,7 +112,7 @@ fn oob_waiting(device: &DeviceId) -> Flow {
     let start = oob::Start {
         first: Some(FirstPick::Reached {
             device: device.clone(),
-            pick,
+            pick: Box::new(pick),
         }),
         ..oob::Start::default()
     };
@@ -158,7 +158,7 @@ fn oob_start_pushes_only_after_the_commit() {
     let start = oob::Start {
         first: Some(FirstPick::Reached {
             device: device.clone(),
-            pick,
+            pick: Box::new(pick),
         }),
         ..oob::Start::default()
     };
@@ -333,10 +333,10 @@ fn wrong_passcodes_lock_the_flow_out() {
     let start = oob::Start {
         first: Some(FirstPick::Reached {
             device: device.clone(),
-            pick: Pick::Code {
+            pick: Box::new(Pick::Code {
                 sent: None,
                 message: None,
-            },
+            }),
         }),
         ..oob::Start::default()
     };
@@ -557,7 +557,7 @@ fn new_device_is_admitted_only_after_the_primary_and_then_pairs() {
     let (_, pick) = push_pick(&head.id);
     let admission = new_device::Admission::ByPrimary(Some(FirstPick::Reached {
         device: primary.clone(),
-        pick,
+        pick: Box::new(pick),
     }));
     let waiting = new_device::start(head, None, admission, &ctx(0))
         .expect("starts")

@@ -110,7 +110,7 @@ pub fn start(
                 .unwrap_or_else(|| "the user has no paired device: register one first".to_owned()),
         },
         ([_], Some(FirstPick::Reached { device, pick })) => {
-            let (head, reached, effects) = steps::reach(&head, device, pick, ctx)?;
+            let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
             let Reached::Push(push) = reached else {
                 return Err(FlowError::UnknownDevice);
             };

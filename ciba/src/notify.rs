@@ -5,9 +5,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use assent_adapter::config::DeliveryMode;
-use assent_adapter::flow::ciba::Grant;
-use assent_adapter::flow::{DecisionHook, Flow, FlowKind, FlowState};
+use assent_core::config::DeliveryMode;
+use assent_core::flow::ciba::Grant;
+use assent_core::flow::{DecisionHook, Flow, FlowKind, FlowState};
 use serde_json::{Value, json};
 
 use crate::Provider;
@@ -100,8 +100,8 @@ impl Provider {
                 }
             }
             // Redeemed already: another delivery owns it.
-            Err(assent_adapter::AdapterError::Flow(
-                assent_adapter::error::FlowError::AlreadyPickedUp,
+            Err(assent_core::AdapterError::Flow(
+                assent_core::error::FlowError::AlreadyPickedUp,
             )) => None,
             // A push client cannot poll: it must hear that the transaction failed.
             Ok(_) | Err(_) => failed("the approved request could not be redeemed"),

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assent_adapter::device_key::{DeviceSigner, ProofClaims};
-use assent_adapter::proto::device::{
+use assent_core::device_key::{DeviceSigner, ProofClaims};
+use assent_proto::device::{
     DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList, PendingRequest,
 };
 use serde::{Deserialize, Serialize};
@@ -240,7 +240,7 @@ impl Device {
         let proof = self.signer.proof(&ProofClaims {
             auth_id: request.auth_id.to_string(),
             decision: decision.to_owned(),
-            params_hash: request.dynamic_params.digest(),
+            params_hash: assent_core::params::digest(&request.dynamic_params),
             number,
         })?;
         let response = self
@@ -367,7 +367,7 @@ impl Device {
     /// The app's current one-time passcode (from the seed given at pairing).
     pub fn current_otp(&self) -> Option<String> {
         let seed = self.state.totp_seed.as_deref()?;
-        assent_adapter::otp::totp_now(seed, assent_adapter::device::unix_now())
+        assent_core::otp::totp_now(seed, assent_core::device::unix_now())
     }
 }
 
@@ -383,7 +383,7 @@ pub fn describe(request: &PendingRequest) -> String {
         request.user_id,
         request.body
     );
-    for (name, value) in request.dynamic_params.as_map() {
+    for (name, value) in &request.dynamic_params {
         text.push_str(&format!("\n    {name} = {value}"));
     }
     if let Some(ip) = &request.client_ip {

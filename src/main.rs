@@ -1,13 +1,13 @@
 //! The `assent` command: the service, and the tools around it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use assent::Application;
 use assent::device::{Device, DeviceError, describe};
 use assent::telemetry::{self, LogFormat};
-use assent_adapter::Config;
-use assent_adapter::config::SecretHash;
+use assent_core::Config;
+use assent_core::config::{ConfigError, SecretHash};
 use clap::{Parser, Subcommand};
 
 /// assent: multi-factor authentication for federation servers, with a CIBA authenticator.
@@ -169,11 +169,22 @@ enum ConfigCommand {
     HashUserCode,
 }
 
+/// Loads and checks the configuration, with what only the senders can check (that the
+/// SMTP `from` is a mailbox).
+fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    let config = Config::load(path)?;
+    assent_senders::validate(&config.delivery).map_err(|(key, reason)| ConfigError::Value {
+        key: format!("delivery.{key}"),
+        reason,
+    })?;
+    Ok(config)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format),
-        Command::Config(ConfigCommand::Check { config }) => match Config::load(&config) {
+        Command::Config(ConfigCommand::Check { config }) => match load_config(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
@@ -219,7 +230,7 @@ fn main() -> ExitCode {
 
 fn serve(config_path: PathBuf, log_format: LogFormat) -> ExitCode {
     telemetry::init(log_format);
-    let config = match Config::load(&config_path) {
+    let config = match load_config(&config_path) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(config = %config_path.display(), %error, "invalid configuration");
@@ -360,7 +371,7 @@ async fn run_device(state: &std::path::Path, command: DeviceCommand) -> Result<(
 }
 
 fn rotate_keys(config_path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{}: {error}", config_path.display());

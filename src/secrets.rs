@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
-use assent_adapter::config::StoreUrl;
-use assent_adapter::{Adapter, Config, Metrics};
+use assent_core::config::StoreUrl;
+use assent_core::{Adapter, Config, Metrics};
 
 /// The Argon2id hash (PHC string) of a user code, for `user_code_hash` in the config.
 pub fn hash_user_code(code: &str) -> Result<String, String> {
@@ -31,7 +31,8 @@ pub async fn rotate_signing_keys(config: Config) -> Result<Vec<String>, String> 
         .max(config.ciba.access_token_lifetime_secs);
     let config_refresh = config.ciba.key_refresh_secs;
     let metrics = Metrics::new().map_err(|error| error.to_string())?;
-    let adapter = Adapter::start(config, metrics)
+    let delivery = assent_senders::delivery(&config.delivery, metrics.deliveries_failed.clone())?;
+    let adapter = Adapter::start(config, metrics, delivery)
         .await
         .map_err(|error| error.to_string())?;
     // Keep retired keys until every token they signed has expired: instances may sign

@@ -5,15 +5,15 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use assent_adapter::api::{ProblemError, observe};
-use assent_adapter::{Adapter, AdapterError, Config, Metrics};
+use assent_adapter::{ProblemError, observe};
+use assent_core::{Adapter, AdapterError, Config, Metrics};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The metrics registry refused a metric (a bug).
     #[error("metrics: {0}")]
-    Metrics(#[from] assent_adapter::metrics::MetricsError),
+    Metrics(#[from] assent_core::metrics::MetricsError),
     /// The store could not be reached or seeded.
     #[error("store: {0}")]
     Store(#[from] AdapterError),
@@ -43,7 +43,10 @@ impl Application {
         let metrics = Metrics::new()?;
         let listen = config.listen;
         let workers = config.http.workers;
-        let adapter = Adapter::start(config, metrics).await?;
+        let delivery =
+            assent_senders::delivery(&config.delivery, metrics.deliveries_failed.clone())
+                .map_err(AdapterError::Invalid)?;
+        let adapter = Adapter::start(config, metrics, delivery).await?;
         let provider = web::Data::new(assent_ciba::Provider::start(adapter.clone()).await?);
         let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
             address: listen,
@@ -66,9 +69,9 @@ impl Application {
                 .app_data(
                     web::JsonConfig::default()
                         .limit(body_limit)
-                        .error_handler(|error, _| assent_adapter::api::json_error(error).into()),
+                        .error_handler(|error, _| assent_adapter::json_error(error).into()),
                 )
-                .configure(assent_adapter::api::configure)
+                .configure(assent_adapter::configure)
                 .configure(assent_authn_api::configure(&cors_origins))
                 .configure(assent_ciba::configure)
                 .default_service(web::to(not_found))

@@ -1,6 +1,6 @@
-//! assent's adapter: the domain (users, devices, flows), the [`store::Store`] with its
-//! memory and Redis backends, and in [`api`] the HTTP routes of the Adapter, Device and
-//! Admin APIs. Only `api` knows about HTTP.
+//! assent's HTTP routes of the Adapter, Device and Admin APIs, and the operational
+//! endpoints: each parses, calls one function of `assent-core`, and maps its result or its
+//! error to a response. Wire types come from `assent-proto`.
 
 #![deny(
     clippy::unwrap_used,
@@ -9,131 +9,24 @@
     clippy::await_holding_lock
 )]
 
-pub mod api;
-pub mod config;
-pub mod device;
-pub mod device_key;
-pub mod device_management;
-pub mod error;
-pub mod flow;
-pub mod ids;
-pub mod keys;
-pub mod metrics;
-pub mod notify;
-pub mod otp;
-pub mod otp_device;
-pub mod pairing;
-pub mod params;
-pub mod policy;
-pub mod proto;
-pub mod qr;
-pub mod sealing;
-pub mod store;
-pub mod user;
+mod adapter_api;
+mod admin;
+mod auth;
+mod device_api;
+mod ops;
+mod problem;
+mod telemetry;
+mod wire;
 
-use std::sync::Arc;
-use std::time::Duration;
+use actix_web::web;
 
-pub use crate::config::Config;
-pub use crate::error::AdapterError;
-pub use crate::metrics::Metrics;
-use crate::store::{MemoryStore, RedisStore, Store};
-use crate::user::{UserId, UserProfile};
+pub use self::problem::{Problem, ProblemError, bad_request, json_error};
+pub use self::telemetry::observe;
 
-/// One instance's view of the service: configuration, state and metrics. Cheap to clone.
-#[derive(Clone)]
-pub struct Adapter {
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    metrics: Metrics,
-    delivery: notify::Delivery,
-    data_key: Option<sealing::DataKey>,
-    decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
-}
-
-impl Adapter {
-    /// Connects to the configured store and loads the configured users into it.
-    pub async fn start(config: Config, metrics: Metrics) -> Result<Self, AdapterError> {
-        let store: Arc<dyn Store> = match &config.store {
-            config::StoreUrl::Memory => Arc::new(MemoryStore::new()),
-            config::StoreUrl::Redis(url) => {
-                let options = store::redis_options(url, &config.store_options);
-                Arc::new(RedisStore::connect(options, metrics.store_errors.clone()).await?)
-            }
-        };
-        let delivery =
-            notify::Delivery::from_config(&config.delivery, metrics.deliveries_failed.clone())
-                .map_err(AdapterError::Invalid)?;
-        let data_key = match &config.secrets.data_key_env {
-            Some(name) => Some(sealing::DataKey::from_env(name).map_err(|reason| {
-                AdapterError::Invalid(format!("secrets.data_key_env: {reason}"))
-            })?),
-            None => None,
-        };
-        let adapter = Self {
-            data_key,
-            delivery,
-            config: Arc::new(config),
-            store,
-            metrics,
-            decision_hook: Arc::default(),
-        };
-        for profile in &adapter.config.users {
-            user::upsert(adapter.store(), profile).await?;
-        }
-        Ok(adapter)
-    }
-
-    /// Registers what runs after a device's decision (the CIBA provider's notifications).
-    /// Set once at start-up; later calls are ignored.
-    pub fn on_decision(&self, hook: Arc<dyn flow::DecisionHook>) {
-        let _ = self.decision_hook.set(hook);
-    }
-
-    pub(crate) fn decision_hook(&self) -> Option<&Arc<dyn flow::DecisionHook>> {
-        self.decision_hook.get()
-    }
-
-    /// The configuration this instance runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The state store.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
-    }
-
-    /// The senders of push notifications, SMS, voice calls and email.
-    pub fn delivery(&self) -> &notify::Delivery {
-        &self.delivery
-    }
-
-    /// The key sealing stored TOTP seeds, when one is configured.
-    pub fn data_key(&self) -> Option<&sealing::DataKey> {
-        self.data_key.as_ref()
-    }
-
-    /// The metrics registry.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// Whether the store answers; `/readyz` reports this.
-    pub async fn ready(&self) -> Result<&'static str, AdapterError> {
-        self.store.ping().await?;
-        Ok(self.store.backend())
-    }
-
-    /// A user's profile, for the operator.
-    pub async fn user(&self, id: &UserId) -> Result<UserProfile, AdapterError> {
-        user::find(self.store(), id)
-            .await?
-            .ok_or(AdapterError::NotFound("user"))
-    }
-
-    /// How long long polls may wait at most.
-    pub fn long_poll_cap(&self) -> Duration {
-        Duration::from_secs(self.config.http.long_poll_max_secs)
-    }
+/// Registers every route of this crate.
+pub fn configure(config: &mut web::ServiceConfig) {
+    ops::configure(config);
+    admin::configure(config);
+    adapter_api::configure(config);
+    device_api::configure(config);
 }

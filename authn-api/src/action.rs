@@ -3,7 +3,7 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use assent_adapter::flow::{Action, FlowAction, Method};
+use assent_core::flow::{Action, FlowAction, Method};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -5,8 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use assent_adapter::AdapterError;
-use assent_adapter::error::FlowError;
+use assent_core::AdapterError;
+use assent_core::error::FlowError;
 use serde::Serialize;
 
 /// Why an Authentication API request failed.

@@ -1,6 +1,6 @@
 //! assent's PingFederate-style Authentication API: `GET/POST /pf-ws/authn/flows/{flowId}`.
 //! It renders a flow's state as a PingFederate status and maps actions onto the domain;
-//! the flows themselves live in `assent-adapter`.
+//! the flows themselves live in `assent-core`.
 
 #![deny(
     clippy::unwrap_used,
@@ -11,6 +11,7 @@
 
 mod action;
 mod error;
+mod qr;
 mod render;
 mod routes;
 

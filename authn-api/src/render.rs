@@ -1,7 +1,7 @@
 //! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
 //! with exactly the fields the widget's templates read for that status.
 
-use assent_adapter::flow::{Action, DeviceSummary, Flow, Method, Status, View};
+use assent_core::flow::{Action, DeviceSummary, Flow, Method, Status, View};
 use serde_json::{Map, Value, json};
 
 /// The plugin type reported in every state.
@@ -81,17 +81,17 @@ fn activation_json(flow: &Flow, otp_length: u32) -> Value {
     else {
         return json!({});
     };
-    let shown = address.map(assent_adapter::notify::mask_recipient);
+    let shown = address.map(assent_core::notify::mask_recipient);
     match (method, totp_secret) {
         (Method::Totp, Some(secret)) => {
             let account = flow.user_id.as_str();
-            let key_uri = assent_adapter::otp::key_uri(secret, &flow.application.name, account)
+            let key_uri = assent_core::otp::key_uri(secret, &flow.application.name, account)
                 .unwrap_or_default();
             json!({
                 "keyUri": key_uri,
                 "pairingKey": secret,
-                "qrCode": assent_adapter::qr::images(&key_uri),
-                "otpLength": assent_adapter::otp::TOTP_DIGITS,
+                "qrCode": crate::qr::images(&key_uri),
+                "otpLength": assent_core::otp::TOTP_DIGITS,
             })
         }
         (Method::Email, _) => json!({ "email": shown, "otpLength": otp_length }),
@@ -126,7 +126,7 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
                 "device": device,
                 "changeDevicePermitted": change_permitted,
                 "applicationName": flow.application.name,
-                "otpLength": assent_adapter::otp::TOTP_DIGITS,
+                "otpLength": assent_core::otp::TOTP_DIGITS,
             });
             // Number matching: the page shows the number the person picks on the phone.
             if let (Some(number), Some(fields)) = (
@@ -147,7 +147,7 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
                 "device": device,
                 "changeDevicePermitted": change_permitted,
                 "applicationName": flow.application.name,
-                "otpLength": if sent { otp_length as usize } else { assent_adapter::otp::TOTP_DIGITS },
+                "otpLength": if sent { otp_length as usize } else { assent_core::otp::TOTP_DIGITS },
             })
         }
         Status::MfaSetupRequired => json!({
@@ -194,7 +194,7 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
                 let uri = format!("{qr_scheme}://assent?authentication_token={token}");
                 json!({
                     "uri": uri,
-                    "qrCode": assent_adapter::qr::images(&uri),
+                    "qrCode": crate::qr::images(&uri),
                     "expiresAt": expires_at_ms / 1000,
                     "applicationName": flow.application.name,
                     "claimed": false,
@@ -214,7 +214,7 @@ fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
             View::MobileActivation(offer) => json!({
                 "pairingKey": offer.pairing_key,
                 "applicationName": flow.application.name,
-                "qrCode": assent_adapter::qr::images(&offer.pairing_key),
+                "qrCode": crate::qr::images(&offer.pairing_key),
                 "expiresAt": offer.expires_at_ms / 1000,
             }),
             _ => json!({}),

@@ -4,9 +4,9 @@
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use assent_adapter::Adapter;
-use assent_adapter::flow::service::now_ms;
-use assent_adapter::flow::{Action, Flow};
+use assent_core::Adapter;
+use assent_core::flow::service::now_ms;
+use assent_core::flow::{Action, Flow};
 
 use crate::action::{self, AuthnQuery, XSRF_HEADER};
 use crate::error::AuthnError;

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use assent_adapter::AdapterError;
-use assent_adapter::config::{CibaClientConfig, DeliveryMode};
-use assent_adapter::error::FlowError;
-use assent_adapter::flow::StartCiba;
-use assent_adapter::user::{self, UserId, UserProfile};
+use assent_core::AdapterError;
+use assent_core::config::{CibaClientConfig, DeliveryMode};
+use assent_core::error::FlowError;
+use assent_core::flow::StartCiba;
+use assent_core::user::{self, UserId, UserProfile};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -95,7 +95,7 @@ impl Provider {
         if let Some(message) = &binding_message
             && (message.chars().count() > MAX_BINDING_MESSAGE
                 || message.len() > 4 * MAX_BINDING_MESSAGE
-                || message.chars().any(assent_adapter::params::is_deceptive))
+                || message.chars().any(assent_core::params::is_deceptive))
         {
             return Err(OAuthError::new(
                 "invalid_binding_message",
@@ -223,9 +223,9 @@ impl Provider {
         {
             return Err(invalid("aud must be the issuer"));
         }
-        let now = assent_adapter::device::unix_now();
+        let now = assent_core::device::unix_now();
         for claim in ["iat", "nbf"] {
-            let value = assent_adapter::device_key::numeric_claim(&claims, claim)
+            let value = assent_core::device_key::numeric_claim(&claims, claim)
                 .map_err(invalid)?
                 .ok_or_else(|| invalid(&format!("{claim} is required")))?;
             if value > now + 30 {
@@ -284,10 +284,10 @@ impl Provider {
                 let claims = jose::verify(&token, &keys).map_err(|why| {
                     OAuthError::invalid_request(format!("login_hint_token: {why}"))
                 })?;
-                let exp = assent_adapter::device_key::numeric_claim(&claims, "exp")
+                let exp = assent_core::device_key::numeric_claim(&claims, "exp")
                     .map_err(OAuthError::invalid_request)?
                     .ok_or_else(|| OAuthError::invalid_request("login_hint_token needs exp"))?;
-                if exp <= assent_adapter::device::unix_now() {
+                if exp <= assent_core::device::unix_now() {
                     return Err(OAuthError::new(
                         "expired_login_hint_token",
                         "the login_hint_token has expired",
@@ -328,7 +328,7 @@ impl Provider {
         let failures = self
             .adapter
             .store()
-            .index_members(&assent_adapter::keys::user_code_failures(user))
+            .index_members(&assent_core::keys::user_code_failures(user))
             .await
             .map_err(AdapterError::from)?;
         if failures.len() >= USER_CODE_TRIES {
@@ -342,9 +342,9 @@ impl Provider {
 
     /// Remembers a wrong code (one member per failure, in a set that expires).
     async fn user_code_failed(&self, user: &UserId) {
-        let key = assent_adapter::keys::user_code_failures(user);
-        let member = assent_adapter::ids::random_alphanumeric(12);
-        let ttl = assent_adapter::store::Ttl::Set(USER_CODE_WINDOW);
+        let key = assent_core::keys::user_code_failures(user);
+        let member = assent_core::ids::random_alphanumeric(12);
+        let ttl = assent_core::store::Ttl::Set(USER_CODE_WINDOW);
         if let Err(error) = self
             .adapter
             .store()

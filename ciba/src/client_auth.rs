@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use assent_adapter::config::{CibaClientConfig, ClientAuthMethod, SecretHash};
-use assent_adapter::keys;
-use assent_adapter::store::Ttl;
+use assent_core::config::{CibaClientConfig, ClientAuthMethod, SecretHash};
+use assent_core::keys;
+use assent_core::store::Ttl;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -177,8 +177,8 @@ impl Provider {
         claims: &josekit::jwt::JwtPayload,
         what: &str,
     ) -> Result<(), String> {
-        let now = assent_adapter::device::unix_now();
-        let exp = assent_adapter::device_key::numeric_claim(claims, "exp")
+        let now = assent_core::device::unix_now();
+        let exp = assent_core::device_key::numeric_claim(claims, "exp")
             .map_err(|why| format!("the {what}: {why}"))?
             .ok_or_else(|| format!("the {what} has no exp"))?;
         if exp <= now {

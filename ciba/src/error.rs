@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use assent_adapter::AdapterError;
+use assent_core::AdapterError;
 use serde::Serialize;
 
 /// An OAuth error code with its description.

@@ -22,8 +22,8 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_adapter::Adapter;
-use assent_adapter::config::CibaClientConfig;
+use assent_core::Adapter;
+use assent_core::config::CibaClientConfig;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 pub use crate::routes::configure;

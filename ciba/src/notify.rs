@@ -5,9 +5,9 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use assent_adapter::config::DeliveryMode;
-use assent_adapter::flow::ciba::Grant;
-use assent_adapter::flow::{DecisionHook, Flow, FlowKind};
+use assent_core::config::DeliveryMode;
+use assent_core::flow::ciba::Grant;
+use assent_core::flow::{DecisionHook, Flow, FlowKind};
 use serde_json::{Value, json};
 
 use crate::Provider;
@@ -70,8 +70,8 @@ impl Provider {
     /// The push payload: the tokens (redeemed here, once), or the error.
     async fn push_body(&self, flow: &Flow) -> Option<Value> {
         let auth_req_id = flow.id.as_str();
-        if flow.status(assent_adapter::flow::service::now_ms())
-            == assent_adapter::flow::Status::PushConfirmationRejected
+        if flow.status(assent_core::flow::service::now_ms())
+            == assent_core::flow::Status::PushConfirmationRejected
         {
             return Some(json!({
                 "error": "access_denied",
@@ -102,8 +102,8 @@ impl Provider {
                 }
             }
             // Redeemed already: another delivery owns it.
-            Err(assent_adapter::AdapterError::Flow(
-                assent_adapter::error::FlowError::AlreadyPickedUp,
+            Err(assent_core::AdapterError::Flow(
+                assent_core::error::FlowError::AlreadyPickedUp,
             )) => None,
             // A push client cannot poll: it must hear that the transaction failed.
             Ok(_) | Err(_) => failed("the approved request could not be redeemed"),

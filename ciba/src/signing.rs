@@ -6,8 +6,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use assent_adapter::store::{Store, StoreError, Ttl};
-use assent_adapter::{Adapter, AdapterError, keys};
+use assent_core::store::{Store, StoreError, Ttl};
+use assent_core::{Adapter, AdapterError, keys};
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, JwkSet, KeyPair};
@@ -62,7 +62,7 @@ pub struct KeySet {
 }
 
 fn unix_now() -> u64 {
-    assent_adapter::device::unix_now()
+    assent_core::device::unix_now()
 }
 
 fn new_key(kty: &str) -> Result<StoredKey, SigningError> {
@@ -70,7 +70,7 @@ fn new_key(kty: &str) -> Result<StoredKey, SigningError> {
         "RSA" => RsaKeyPair::generate(2048)?.to_jwk_private_key(),
         _ => EcKeyPair::generate(EcCurve::P256)?.to_jwk_private_key(),
     };
-    private.set_key_id(assent_adapter::ids::random_alphanumeric(16));
+    private.set_key_id(assent_core::ids::random_alphanumeric(16));
     Ok(StoredKey {
         private_jwk: private.into(),
         created_at: unix_now(),

@@ -3,18 +3,13 @@
 
 use std::time::Duration;
 
-use assent_adapter::config::{CibaClientConfig, DeliveryMode};
-use assent_adapter::error::FlowError;
-use assent_adapter::flow::ciba::Grant;
-use assent_adapter::flow::{ApprovalMethod, Flow, View};
-
-/// What refresh grants stored before the method was recorded were approved with.
-fn push_approval() -> ApprovalMethod {
-    ApprovalMethod::Push
-}
-use assent_adapter::store::Ttl;
-use assent_adapter::user::UserId;
-use assent_adapter::{AdapterError, keys};
+use assent_core::config::{CibaClientConfig, DeliveryMode};
+use assent_core::error::FlowError;
+use assent_core::flow::ciba::Grant;
+use assent_core::flow::{ApprovalMethod, Flow, View};
+use assent_core::store::Ttl;
+use assent_core::user::UserId;
+use assent_core::{AdapterError, keys};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -24,6 +19,11 @@ use sha2::{Digest, Sha256};
 use crate::Provider;
 use crate::error::OAuthError;
 use crate::form::Form;
+
+/// What refresh grants stored before the method was recorded were approved with.
+fn push_approval() -> ApprovalMethod {
+    ApprovalMethod::Push
+}
 
 /// The CIBA grant type.
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
@@ -102,7 +102,7 @@ impl Provider {
         auth: &Authentication<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         let config = &self.adapter.config().ciba;
-        let now = assent_adapter::device::unix_now();
+        let now = assent_core::device::unix_now();
         let keys = self.keys.keys().await;
         let scope = auth.scopes.join(" ");
         let server_error = |error: crate::signing::SigningError| {
@@ -121,7 +121,7 @@ impl Provider {
                     "client_id": client.id,
                     "iat": now,
                     "exp": now + config.access_token_lifetime_secs,
-                    "jti": assent_adapter::ids::random_alphanumeric(22),
+                    "jti": assent_core::ids::random_alphanumeric(22),
                     "scope": scope,
                     "auth_time": auth.auth_time,
                     "acr": auth.method.acr(),
@@ -131,7 +131,7 @@ impl Provider {
             .map_err(server_error)?;
 
         let refresh_token = if auth.scopes.iter().any(|scope| scope == "offline_access") {
-            let token = assent_adapter::ids::random_alphanumeric(43);
+            let token = assent_core::ids::random_alphanumeric(43);
             let expires_at = auth
                 .session_ends_at
                 .unwrap_or(now + config.refresh_token_lifetime_secs);
@@ -374,8 +374,8 @@ impl Provider {
         let inactive = json!({ "active": false });
         let keys = self.keys.keys().await;
         if let Ok(claims) = crate::jose::verify(token, &keys.jwks()) {
-            let now = assent_adapter::device::unix_now();
-            let exp = assent_adapter::device_key::numeric_claim(&claims, "exp")
+            let now = assent_core::device::unix_now();
+            let exp = assent_core::device_key::numeric_claim(&claims, "exp")
                 .ok()
                 .flatten();
             let typ_ok = crate::jose::header_type(token).as_deref() == Some("at+jwt");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use assent_adapter::config::SecretHash;
+use assent_core::config::SecretHash;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -353,9 +353,9 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     };
 
     // Signed by another key, claiming to be this device.
-    let (other_private, _) = assent_adapter::device_key::DeviceSigner::generate_key().unwrap();
+    let (other_private, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
     let impostor =
-        assent_adapter::device_key::DeviceSigner::new(phone.id(), other_private.into()).unwrap();
+        assent_core::device_key::DeviceSigner::new(phone.id(), other_private.into()).unwrap();
     let expired = phone
         .device
         .signer()
@@ -430,10 +430,10 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
             .json(&body)
             .send()
     };
-    let claims = |auth_id: &str, decision: &str| assent_adapter::device_key::ProofClaims {
+    let claims = |auth_id: &str, decision: &str| assent_core::device_key::ProofClaims {
         auth_id: auth_id.to_owned(),
         decision: decision.to_owned(),
-        params_hash: request.dynamic_params.digest(),
+        params_hash: assent_core::params::digest(&request.dynamic_params),
         number: None,
     };
     let auth_id = request.auth_id.to_string();
@@ -542,7 +542,7 @@ async fn pairing_refuses_bad_keys_and_works_once() {
             .json(&body)
             .send()
     };
-    let (private, public) = assent_adapter::device_key::DeviceSigner::generate_key().unwrap();
+    let (private, public) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
     let public: serde_json::Map<String, serde_json::Value> = public.into();
     let private: serde_json::Map<String, serde_json::Value> = private.into();
     let key = app.pairing_key("alice").await;

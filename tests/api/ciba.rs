@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use assent_adapter::config::SecretHash;
+use assent_core::config::SecretHash;
 use figment::Figment;
 use josekit::jwk::{Jwk, JwkSet};
 use josekit::jws::{ES256, JwsHeader};
@@ -50,7 +50,7 @@ impl ClientKey {
 }
 
 fn now() -> u64 {
-    assent_adapter::device::unix_now()
+    assent_core::device::unix_now()
 }
 
 /// The test's relying parties: one per delivery mode and authentication method.
@@ -208,7 +208,7 @@ async fn poll_mode_end_to_end(backend: Backend<'_>) {
     assert_eq!(request.title, "Poll RP");
     assert!(request.body.contains("Order 42"));
     assert_eq!(
-        request.dynamic_params.as_map()["scope"],
+        request.dynamic_params["scope"],
         "openid profile email offline_access"
     );
     ciba.phone.device.answer(&request, true).await.unwrap();

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use assent_adapter::notify::{Channel, Delivery, DeliveryConfig, DeliveryError, Message};
+use assent_core::notify::{Channel, Delivery, DeliveryConfig, DeliveryError, Message};
 use figment::providers::{Format, Toml};
 use hmac::{Hmac, Mac};
 use prometheus::{IntCounterVec, Opts};
@@ -44,7 +44,7 @@ fn config(toml: &str) -> DeliveryConfig {
 fn delivery(toml: &str) -> (Delivery, IntCounterVec) {
     secrets();
     let failures = IntCounterVec::new(Opts::new("failures", "test"), &["channel"]).unwrap();
-    let delivery = Delivery::from_config(&config(toml), failures.clone())
+    let delivery = assent_senders::delivery(&config(toml), failures.clone())
         .unwrap_or_else(|error| panic!("the senders start: {error}"));
     (delivery, failures)
 }
@@ -363,7 +363,7 @@ fn start_up_errors_name_the_key_and_the_variable() {
     secrets();
     let start = |toml: &str| {
         let failures = IntCounterVec::new(Opts::new("f", "t"), &["channel"]).unwrap();
-        match Delivery::from_config(&config(toml), failures) {
+        match assent_senders::delivery(&config(toml), failures) {
             Ok(_) => panic!("refused: {toml}"),
             Err(error) => error.to_string(),
         }
@@ -514,16 +514,16 @@ fn the_commented_examples_in_the_default_configuration_are_valid() {
         .focus("delivery")
         .extract()
         .unwrap_or_else(|error| panic!("{error}\n{uncommented}"));
-    assert_eq!(section.validate(), Ok(()));
+    assert_eq!(assent_senders::validate(&section), Ok(()));
     assert!(section.smtp.is_some() && section.sms_http.is_some() && section.webhook.is_some());
     let real = DeliveryConfig {
-        email: assent_adapter::notify::SenderKind::Smtp,
-        sms: assent_adapter::notify::SenderKind::Http,
-        voice: assent_adapter::notify::SenderKind::Http,
-        push: assent_adapter::notify::SenderKind::Webhook,
+        email: assent_core::notify::SenderKind::Smtp,
+        sms: assent_core::notify::SenderKind::Http,
+        voice: assent_core::notify::SenderKind::Http,
+        push: assent_core::notify::SenderKind::Webhook,
         ..section
     };
-    assert_eq!(real.validate(), Ok(()));
+    assert_eq!(assent_senders::validate(&real), Ok(()));
 }
 
 /// `key = value`, as opposed to prose.

@@ -37,9 +37,9 @@ async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>
     };
     // Another user's trusted device, an unpaired key, another flow's challenge, garbage.
     refused(authenticate(bob_phone.device.authorize(&server_payload).unwrap()).await).await;
-    let (stranger, _) = assent_adapter::device_key::DeviceSigner::generate_key().unwrap();
+    let (stranger, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
     let stranger =
-        assent_adapter::device_key::DeviceSigner::new(alice_phone.id(), stranger.into()).unwrap();
+        assent_core::device_key::DeviceSigner::new(alice_phone.id(), stranger.into()).unwrap();
     let nonce: Value = serde_json::from_slice(
         &base64::Engine::decode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,

@@ -49,7 +49,10 @@ async fn openid_client_completes_a_ciba_poll_flow() {
     .expect("a JSON line with the auth_req_id");
     let request = phone.one_pending().await;
     assert_eq!(
-        request.auth_id.flow().as_str(),
+        assent_core::ids::AuthId::parse(&request.auth_id)
+            .unwrap()
+            .flow()
+            .as_str(),
         started["auth_req_id"].as_str().unwrap()
     );
     assert!(request.body.contains("Interop 1"));

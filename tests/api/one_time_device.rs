@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use assent_adapter::device_key::{DeviceSigner, ProofClaims};
+use assent_core::device_key::{DeviceSigner, ProofClaims};
 
 use crate::support::{Backend, TestApp, on_both_backends, oob_request};
 
@@ -79,7 +79,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
         .unwrap();
     let request = &pending["requests"][0];
     let auth_id = request["authId"].as_str().unwrap();
-    let params: assent_adapter::params::DynamicParams =
+    let params: assent_core::params::DynamicParams =
         serde_json::from_value(request["dynamicParams"].clone()).unwrap();
     let proof = kiosk
         .proof(&ProofClaims {

@@ -368,9 +368,7 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
 
     // A proof over other parameters (what a tampered app would have shown) is refused.
     let mut altered = request.clone();
-    let mut params = altered.dynamic_params.as_map().clone();
-    params.insert("amount".into(), "€1".into());
-    altered.dynamic_params = assent_adapter::params::DynamicParams::parse(params).unwrap();
+    altered.dynamic_params.insert("amount".into(), "€1".into());
     let refused = phone
         .device
         .answer(&altered, true)

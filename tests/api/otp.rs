@@ -366,7 +366,7 @@ fn secret_of(key_uri: &str) -> String {
 }
 
 fn totp_now(secret: &str) -> String {
-    assent_adapter::otp::totp_now(secret, assent_adapter::device::unix_now()).unwrap()
+    assent_core::otp::totp_now(secret, assent_core::device::unix_now()).unwrap()
 }
 
 async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) {
@@ -475,8 +475,8 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     );
     // The code of the next time step (within the accepted drift): newer than the step the
     // activation spent, so it is accepted once...
-    let next_step = assent_adapter::device::unix_now() + 30;
-    let code = assent_adapter::otp::totp_now(&secret, next_step).unwrap();
+    let next_step = assent_core::device::unix_now() + 30;
+    let code = assent_core::otp::totp_now(&secret, next_step).unwrap();
     let accepted = app
         .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
         .await;
@@ -648,14 +648,14 @@ async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>
 
 async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
     let (app, sink, _smtp) = spawn(backend, Figment::new()).await;
-    let user = assent_adapter::user::UserId::parse("alice").unwrap();
+    let user = assent_core::user::UserId::parse("alice").unwrap();
     // alice's only device is her phone number (set up in an earlier sign-in).
-    assent_adapter::otp_device::add(
+    assent_core::otp_device::add(
         app.adapter.store(),
         &user,
-        assent_adapter::otp_device::OtpDevice {
-            id: assent_adapter::ids::DeviceId::generate(),
-            method: assent_adapter::policy::Method::Sms,
+        assent_core::otp_device::OtpDevice {
+            id: assent_core::ids::DeviceId::generate(),
+            method: assent_core::policy::Method::Sms,
             address: Some("+15555550101".to_owned()),
             totp_secret: None,
             paired_at: 0,
@@ -823,9 +823,9 @@ async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Bac
         .as_str()
         .unwrap()
         .to_owned();
-    let now = assent_adapter::device::unix_now();
-    let current = assent_adapter::otp::totp_now(&seed, now).unwrap();
-    let previous = assent_adapter::otp::totp_now(&seed, now - 30).unwrap();
+    let now = assent_core::device::unix_now();
+    let current = assent_core::otp::totp_now(&seed, now).unwrap();
+    let previous = assent_core::otp::totp_now(&seed, now - 30).unwrap();
     let flow = app.start_flow(&oob_request("alice")).await;
     app.state(&flow).await;
     let used = app
@@ -874,11 +874,11 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         .as_str()
         .unwrap()
         .to_owned();
-    let device_id = assent_adapter::ids::DeviceId::parse(phone.id()).unwrap();
+    let device_id = assent_core::ids::DeviceId::parse(phone.id()).unwrap();
     let stored = app
         .adapter
         .store()
-        .get(&assent_adapter::keys::device(&device_id))
+        .get(&assent_core::keys::device(&device_id))
         .await
         .unwrap()
         .unwrap();
@@ -911,11 +911,11 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         )
         .await;
     assert_eq!(completed["status"], "MFA_COMPLETED");
-    let user = assent_adapter::user::UserId::parse("alice").unwrap();
+    let user = assent_core::user::UserId::parse("alice").unwrap();
     let stored = app
         .adapter
         .store()
-        .get(&assent_adapter::keys::otp_devices(&user))
+        .get(&assent_core::keys::otp_devices(&user))
         .await
         .unwrap()
         .unwrap();
@@ -929,11 +929,11 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
     // alone do not let anyone search the six-digit space.
     let flow = sms_sign_in(&app, "zoe", "+15555550177").await;
     let code = code_in(&nth_sms(&sink, 1).await["Body"], 6);
-    let flow_id = assent_adapter::ids::FlowId::parse(&flow).unwrap();
+    let flow_id = assent_core::ids::FlowId::parse(&flow).unwrap();
     let record = app
         .adapter
         .store()
-        .get(&assent_adapter::keys::flow(&flow_id))
+        .get(&assent_core::keys::flow(&flow_id))
         .await
         .unwrap()
         .unwrap();

@@ -6,7 +6,7 @@
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use assent_adapter::Config;
+use assent_core::Config;
 use figment::Figment;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -241,7 +241,13 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
         .pending(0)
         .await
         .iter()
-        .map(|request| request.auth_id.flow().as_str().to_owned())
+        .map(|request| {
+            assent_core::ids::AuthId::parse(&request.auth_id)
+                .unwrap()
+                .flow()
+                .as_str()
+                .to_owned()
+        })
         .collect();
     // Same address, no browser id: an address alone may be a whole carrier's NAT.
     let (no_browser, state) = start(&app, &request_from("203.0.113.7", None)).await;
@@ -250,13 +256,13 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
     let mut expected = vec![elsewhere, other_browser];
     expected.sort();
     assert_eq!(pending, expected, "a push for each of them");
-    assert!(
-        phone
-            .pending(0)
-            .await
-            .iter()
-            .any(|request| request.auth_id.flow().as_str() == no_browser)
-    );
+    assert!(phone.pending(0).await.iter().any(|request| {
+        assent_core::ids::AuthId::parse(&request.auth_id)
+            .unwrap()
+            .flow()
+            .as_str()
+            == no_browser
+    }));
 }
 
 async fn without_a_skip_window_every_sign_in_asks(backend: Backend<'_>) {
@@ -371,8 +377,7 @@ async fn a_device_recent_enough_gets_the_push(backend: Backend<'_>) {
 /// API, and drives it with the simulator's own code.
 async fn pair_device_with_os(app: &TestApp, user: &str, os: &str, version: &str) -> TestDevice {
     let key = app.pairing_key(user).await;
-    let (private_jwk, public_jwk) =
-        assent_adapter::device_key::DeviceSigner::generate_key().unwrap();
+    let (private_jwk, public_jwk) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
     let (private_jwk, public_jwk): (
         serde_json::Map<String, Value>,
         serde_json::Map<String, Value>,
@@ -392,7 +397,7 @@ async fn pair_device_with_os(app: &TestApp, user: &str, os: &str, version: &str)
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let paired: assent_adapter::proto::device::Paired = response.json().await.unwrap();
+    let paired: assent_proto::device::Paired = response.json().await.unwrap();
     let state = assent::device::DeviceState {
         server: app.address.clone(),
         device_id: paired.device_id,
@@ -457,7 +462,7 @@ async fn number_shown(
     app: &TestApp,
     phone: &TestDevice,
     request: &Value,
-) -> (String, u8, assent_adapter::proto::device::PendingRequest) {
+) -> (String, u8, assent_proto::device::PendingRequest) {
     let (flow, state) = start(app, request).await;
     assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
     let number = state["numberMatch"]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_adapter::store::{Store, StoreError, Ttl};
+use assent_core::store::{Store, StoreError, Ttl};
 
 use crate::support::{RedisServer, memory_store, unique};
 

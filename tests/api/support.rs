@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assent::Application;
-use assent_adapter::store::{MemoryStore, RedisOptions, RedisStore, Store};
-use assent_adapter::{Adapter, Config};
+use assent_core::store::{MemoryStore, RedisOptions, RedisStore, Store};
+use assent_core::{Adapter, Config};
 use figment::Figment;
 use prometheus::IntCounter;
 
@@ -506,12 +506,12 @@ impl TestDevice {
     }
 
     /// The requests waiting for it, after long-polling up to `wait` seconds.
-    pub async fn pending(&self, wait: u64) -> Vec<assent_adapter::proto::device::PendingRequest> {
+    pub async fn pending(&self, wait: u64) -> Vec<assent_proto::device::PendingRequest> {
         self.device.pending(wait).await.expect("pending requests")
     }
 
     /// The one request waiting for it (waits up to 10 s for it to arrive).
-    pub async fn one_pending(&self) -> assent_adapter::proto::device::PendingRequest {
+    pub async fn one_pending(&self) -> assent_proto::device::PendingRequest {
         let mut pending = self.pending(10).await;
         assert_eq!(pending.len(), 1, "exactly one pending request: {pending:?}");
         pending.remove(0)

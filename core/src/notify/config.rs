@@ -1,19 +1,21 @@
-//! `[delivery]`: which sender serves each channel, and their settings.
+//! `[delivery]`: which sender serves each channel, and their settings. Plain data read
+//! with the rest of [`crate::Config`]; `assent-senders` builds the senders from it.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod file;
+mod sms_http;
+mod smtp;
+mod webhook;
 
-use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::file::{FileConfig, FileSender};
-use super::sms_http::{SmsHttpConfig, SmsHttpSender};
-use super::smtp::{SmtpConfig, SmtpSender};
-use super::webhook::{WebhookConfig, WebhookSender};
-use super::{Channel, Notifier};
+pub use self::file::FileConfig;
+pub use self::sms_http::SmsHttpConfig;
+pub use self::smtp::{DEFAULT_SMTP_TIMEOUT_SECS, SmtpConfig, SmtpTls};
+pub use self::webhook::WebhookConfig;
+use super::Channel;
 
 /// A configuration error: the key (relative to the table checked) and what is expected.
-pub(super) type Invalid = (String, String);
+pub type Invalid = (String, String);
 
 /// Which sender serves a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -136,77 +138,14 @@ impl DeliveryConfig {
         ]
     }
 
-    fn uses(&self, kind: SenderKind) -> bool {
+    /// Whether some channel is served by `kind`.
+    pub fn uses(&self, kind: SenderKind) -> bool {
         self.choices().iter().any(|(_, chosen)| *chosen == kind)
     }
 }
 
-impl super::Delivery {
-    /// Builds the configured senders, reading the secrets that `*_env` keys name.
-    pub fn from_config(
-        config: &DeliveryConfig,
-        failures: prometheus::IntCounterVec,
-    ) -> Result<Self, String> {
-        // Errors name the full key, e.g. `delivery.smtp.password_env: ...`.
-        config.validate().map_err(report(""))?;
-        let timeout = Duration::from_millis(config.timeout_ms);
-        // One instance per sender, shared by the channels it serves: the file sender's
-        // lock must cover every channel writing to the outbox.
-        let file = match config.uses(SenderKind::File) {
-            true => Some(shared(
-                FileSender::new(&config.file).map_err(report("file."))?,
-            )),
-            false => None,
-        };
-        let smtp = match &config.smtp {
-            Some(smtp) if config.uses(SenderKind::Smtp) => {
-                Some(shared(SmtpSender::new(smtp).map_err(report("smtp."))?))
-            }
-            _ => None,
-        };
-        let sms_http = match &config.sms_http {
-            Some(sms_http) if config.uses(SenderKind::Http) => Some(shared(
-                SmsHttpSender::new(sms_http, timeout).map_err(report("sms_http."))?,
-            )),
-            _ => None,
-        };
-        let webhook = match &config.webhook {
-            Some(webhook) if config.uses(SenderKind::Webhook) => Some(shared(
-                WebhookSender::new(webhook, timeout).map_err(report("webhook."))?,
-            )),
-            _ => None,
-        };
-        let pick = |kind: SenderKind| match kind {
-            SenderKind::File => file.clone(),
-            SenderKind::Smtp => smtp.clone(),
-            SenderKind::Http => sms_http.clone(),
-            SenderKind::Webhook => webhook.clone(),
-            SenderKind::None => None,
-        };
-        Ok(Self {
-            senders: Arc::new(super::Senders {
-                email: pick(config.email),
-                sms: pick(config.sms),
-                voice: pick(config.voice),
-                push: pick(config.push),
-                timeout,
-                failures,
-            }),
-        })
-    }
-}
-
-/// `delivery.<table><key>: <reason>`, for start-up errors.
-fn report(table: &'static str) -> impl Fn(Invalid) -> String {
-    move |(key, reason)| format!("delivery.{table}{key}: {reason}")
-}
-
-fn shared(sender: impl Notifier + 'static) -> Arc<dyn Notifier> {
-    Arc::new(sender)
-}
-
 /// `(key, reason)` from borrowed parts.
-pub(super) fn invalid(key: &str, reason: &str) -> Invalid {
+pub fn invalid(key: &str, reason: &str) -> Invalid {
     (key.to_owned(), reason.to_owned())
 }
 
@@ -226,7 +165,7 @@ fn block<'a, T>(block: &'a Option<T>, table: &str, used_by: &str) -> Result<&'a 
 }
 
 /// Checks the name of an environment variable (`*_env` keys).
-pub(super) fn check_env_name(key: &str, name: &str) -> Result<(), Invalid> {
+pub fn check_env_name(key: &str, name: &str) -> Result<(), Invalid> {
     let valid = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -239,31 +178,11 @@ pub(super) fn check_env_name(key: &str, name: &str) -> Result<(), Invalid> {
     }
 }
 
-/// Reads the secret held by the environment variable `name` (named by `key`).
-pub(super) fn secret_from_env(key: &str, name: &str) -> Result<SecretString, Invalid> {
-    check_env_name(key, name)?;
-    match std::env::var(name) {
-        Ok(value) if value.is_empty() => Err(invalid(
-            key,
-            &format!("the environment variable {name} is empty"),
-        )),
-        Ok(value) => Ok(SecretString::from(value)),
-        Err(std::env::VarError::NotPresent) => Err(invalid(
-            key,
-            &format!("the environment variable {name} is not set"),
-        )),
-        Err(std::env::VarError::NotUnicode(_)) => Err(invalid(
-            key,
-            &format!("the environment variable {name} is not valid UTF-8"),
-        )),
-    }
-}
-
 /// Checks a provider's URL: https, or plain http only to this machine (a local relay or
 /// a test receiver), since the requests carry credentials and passcodes.
-pub(super) fn check_url(key: &str, url: &str) -> Result<reqwest::Url, Invalid> {
+pub fn check_url(key: &str, url: &str) -> Result<url::Url, Invalid> {
     let expected = "an https:// URL (http:// only to localhost or a loopback address)";
-    let parsed = reqwest::Url::parse(url).map_err(|_| invalid(key, expected))?;
+    let parsed = url::Url::parse(url).map_err(|_| invalid(key, expected))?;
     let host = parsed.host_str().unwrap_or_default();
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -284,8 +203,6 @@ pub(super) fn check_url(key: &str, url: &str) -> Result<reqwest::Url, Invalid> {
     }
     Ok(parsed)
 }
-
-pub(super) use crate::device::unix_now;
 
 #[cfg(test)]
 mod tests {
@@ -386,27 +303,5 @@ mod tests {
         ] {
             assert!(check_url("url", bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn missing_secrets_are_start_up_errors_naming_the_variable() {
-        let config = parse(
-            "push = \"webhook\"\n[webhook]\nurl = \"https://push.example\"\nsecret_env = \"ASSENT_TEST_UNSET_WEBHOOK_SECRET\"",
-        );
-        let failures =
-            prometheus::IntCounterVec::new(prometheus::Opts::new("failures", "test"), &["channel"])
-                .unwrap();
-        let Err(error) = super::super::Delivery::from_config(&config, failures) else {
-            panic!("an unset secret is refused");
-        };
-        assert_eq!(
-            error,
-            "delivery.webhook.secret_env: the environment variable \
-             ASSENT_TEST_UNSET_WEBHOOK_SECRET is not set"
-        );
-        assert!(check_env_name("k", "A=B").is_err());
-        assert!(check_env_name("k", "").is_err());
-        assert!(check_env_name("k", "1ABC").is_err());
-        assert!(check_env_name("k", "ASSENT_SMTP_PASSWORD").is_ok());
     }
 }

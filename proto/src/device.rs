@@ -1,9 +1,11 @@
 //! The Device API: what the native app (or `assent device`) sends and receives.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::flow::DeviceRequest as PendingRequest;
+use crate::adapter::Application;
 
 /// `201` answer of `POST /admin/v1/users/{userId}/pairing-keys`.
 #[derive(Debug, Deserialize, Serialize)]
@@ -47,6 +49,40 @@ pub struct Paired {
     /// given once, at pairing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_seed: Option<String>,
+}
+
+/// A request as the device sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRequest {
+    /// The id to answer.
+    pub auth_id: String,
+    /// `oob` or `transaction`.
+    pub kind: String,
+    /// The user asked (a device may serve several).
+    pub user_id: String,
+    /// Title to show.
+    pub title: String,
+    /// Body to show.
+    pub body: String,
+    /// The application signed in to.
+    pub application: Application,
+    /// The browser's address.
+    pub client_ip: Option<String>,
+    /// The parameters shown, which the proof binds.
+    pub dynamic_params: BTreeMap<String, String>,
+    /// When the request times out (seconds since the epoch).
+    pub expires_at: u64,
+    /// A silent request: the app answers with its key, without asking the person.
+    #[serde(default)]
+    pub silent: bool,
+    /// Number matching: the person picks the number their browser shows among these,
+    /// and the proof carries it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub number_choices: Vec<u8>,
+    /// The administrator's message, shown with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_message: Option<String>,
 }
 
 /// `GET /device/v1/pending`.

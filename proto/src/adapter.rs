@@ -4,8 +4,37 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::flow::{Application, FlowKind, StartFlow};
-use crate::user::{UserId, UserProfile};
+/// What the federation server asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    /// Out of band / step up authentication from web.
+    Oob,
+    /// Transaction approval: the device shows and signs the dynamic parameters.
+    Transaction,
+    /// A CIBA request (refused here: CIBA starts at the backchannel endpoint).
+    Ciba,
+    /// Automatic device registration: the authenticated user pairs a new device.
+    Registration,
+    /// Device authorization: a trusted app proves itself with its device key.
+    DeviceAuthorization,
+    /// QR code sign-on: no user known until a trusted device scans the code.
+    Qr,
+    /// A new, untrusted device of a known user wants to pair.
+    NewDevice,
+}
+
+/// The application the user is signing in to, as the federation server describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Display name.
+    pub name: String,
+    /// The federation server's id for it.
+    pub id: Option<String>,
+    /// Icon shown on the device.
+    pub icon_url: Option<String>,
+}
 
 /// `POST /adapter/v1/flows`.
 #[derive(Debug, Deserialize, Serialize)]
@@ -59,7 +88,7 @@ pub struct OneTimeDeviceInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserInput {
     /// Stable id.
-    pub id: UserId,
+    pub id: String,
     /// Login name.
     pub username: String,
     /// Given name.
@@ -83,41 +112,6 @@ pub struct UserInput {
     /// Free attributes.
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
-}
-
-impl From<StartFlowRequest> for StartFlow {
-    fn from(request: StartFlowRequest) -> Self {
-        Self {
-            kind: request.kind,
-            user: request.user.map(|user| UserProfile {
-                id: user.id,
-                username: user.username,
-                first_name: user.first_name,
-                last_name: user.last_name,
-                email: user.email,
-                phone: user.phone,
-                voice: user.voice_number,
-                groups: user.groups,
-                attributes: user.attributes,
-                user_code_hash: None,
-            }),
-            application: request.application,
-            client_ip: request.client_ip,
-            client_device: request.client_device,
-            dynamic_params: request.dynamic_params,
-            template_id: request.template_id,
-            return_url: request.return_url,
-            one_time_device: request
-                .one_time_device
-                .map(|device| crate::flow::OneTimeDevice {
-                    public_jwk: device.public_jwk,
-                    name: device.name,
-                    os: device.os,
-                    os_version: device.os_version,
-                    model: device.model,
-                }),
-        }
-    }
 }
 
 /// `201` answer to a flow start.

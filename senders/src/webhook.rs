@@ -19,15 +19,17 @@
 use std::fmt;
 use std::time::Duration;
 
+use assent_core::device::unix_now;
+use assent_core::notify::config::{Invalid, check_url, invalid};
+use assent_core::notify::{DeliveryError, Message, Notifier, WebhookConfig};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Sha256;
 
-use super::config::{Invalid, check_env_name, check_url, invalid, secret_from_env, unix_now};
-use super::sms_http::http_client;
-use super::{DeliveryError, Message, Notifier};
+use crate::secret_from_env;
+use crate::sms_http::http_client;
 
 /// The signature header.
 const SIGNATURE_HEADER: &str = "X-Assent-Signature";
@@ -35,32 +37,8 @@ const SIGNATURE_HEADER: &str = "X-Assent-Signature";
 /// Shorter secrets could be guessed offline from one signed request.
 const MIN_SECRET_BYTES: usize = 32;
 
-/// `[delivery.webhook]`: where push notifications are posted, signed (see the module).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// The receiver: https, or http only to this machine.
-    pub url: String,
-    /// The environment variable holding the signing secret (32 bytes or more).
-    pub secret_env: String,
-}
-
-impl WebhookConfig {
-    pub(super) fn validate(&self, used_by: &str) -> Result<(), Invalid> {
-        let required = format!("required when {used_by}");
-        if self.url.is_empty() {
-            return Err(invalid("url", &required));
-        }
-        check_url("url", &self.url)?;
-        if self.secret_env.is_empty() {
-            return Err(invalid("secret_env", &required));
-        }
-        check_env_name("secret_env", &self.secret_env)
-    }
-}
-
 /// Posts signed push notifications to one URL.
-pub(super) struct WebhookSender {
+pub(crate) struct WebhookSender {
     client: reqwest::Client,
     url: reqwest::Url,
     secret: SecretString,
@@ -87,7 +65,7 @@ struct Push<'a> {
 
 impl WebhookSender {
     /// Reads the secret and checks its length; requests give up after `timeout`.
-    pub(super) fn new(config: &WebhookConfig, timeout: Duration) -> Result<Self, Invalid> {
+    pub(crate) fn new(config: &WebhookConfig, timeout: Duration) -> Result<Self, Invalid> {
         let url = check_url("url", &config.url)?;
         let secret = secret_from_env("secret_env", &config.secret_env)?;
         check_secret_length(&secret, &config.secret_env)?;
@@ -176,19 +154,5 @@ mod tests {
         assert_eq!(key, "secret_env");
         assert_eq!(reason, "the secret in PUSH_SECRET is shorter than 32 bytes");
         assert!(check_secret_length(&SecretString::from("x".repeat(32)), "S").is_ok());
-    }
-
-    #[test]
-    fn validation_names_the_key() {
-        let used_by = "push = \"webhook\"";
-        assert_eq!(
-            WebhookConfig::default().validate(used_by).unwrap_err(),
-            invalid("url", "required when push = \"webhook\"")
-        );
-        let config = WebhookConfig {
-            url: "https://push.example".into(),
-            secret_env: String::new(),
-        };
-        assert_eq!(config.validate(used_by).unwrap_err().0, "secret_env");
     }
 }

@@ -3,10 +3,9 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+use assent_core::error::AdapterError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-
-use crate::error::AdapterError;
 
 fn authorization<'a>(request: &'a HttpRequest, scheme: &str) -> Option<&'a str> {
     let value = request
@@ -21,7 +20,7 @@ fn authorization<'a>(request: &'a HttpRequest, scheme: &str) -> Option<&'a str> 
 }
 
 /// `Authorization: Basic base64(id:secret)`.
-pub(super) fn basic(request: &HttpRequest) -> Result<(String, String), AdapterError> {
+pub(crate) fn basic(request: &HttpRequest) -> Result<(String, String), AdapterError> {
     let encoded = authorization(request, "Basic").ok_or(AdapterError::Unauthenticated(
         "HTTP Basic client credentials required",
     ))?;
@@ -37,12 +36,12 @@ pub(super) fn basic(request: &HttpRequest) -> Result<(String, String), AdapterEr
 }
 
 /// `Authorization: Bearer <token>`.
-pub(super) fn bearer(request: &HttpRequest) -> Result<&str, AdapterError> {
+pub(crate) fn bearer(request: &HttpRequest) -> Result<&str, AdapterError> {
     authorization(request, "Bearer").ok_or(AdapterError::Unauthenticated("bearer token required"))
 }
 
 /// `Authorization: Device <jwt>`.
-pub(super) fn device(request: &HttpRequest) -> Result<&str, AdapterError> {
+pub(crate) fn device(request: &HttpRequest) -> Result<&str, AdapterError> {
     authorization(request, "Device").ok_or(AdapterError::Unauthenticated(
         "`Authorization: Device <jwt>` required",
     ))

@@ -1,10 +1,11 @@
 //! Email over SMTP (lettre), with STARTTLS or implicit TLS and an optional private CA.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use assent_core::notify::config::{DEFAULT_SMTP_TIMEOUT_SECS, Invalid, invalid};
+use assent_core::notify::{DeliveryError, Message, Notifier, SmtpConfig, SmtpTls};
 use async_trait::async_trait;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
@@ -13,108 +14,23 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::{AsyncSmtpTransport, AsyncSmtpTransportBuilder};
 use lettre::{AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 
-use super::config::{Invalid, check_env_name, invalid, secret_from_env};
-use super::{DeliveryError, Message, Notifier};
+use crate::secret_from_env;
 
-/// How the connection to the SMTP server is protected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain text (a relay on this machine or a trusted network; no password then).
-    None,
-    /// Plain connection upgraded with STARTTLS, which is required (port 587).
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
-
-/// `[delivery.smtp]`: the SMTP server that sends email.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmtpConfig {
-    /// The server's host name (checked against its certificate).
-    pub host: String,
-    /// The port; by default 587 (starttls), 465 (tls) or 25 (none).
-    pub port: Option<u16>,
-    /// `none`, `starttls` or `tls`.
-    pub tls: SmtpTls,
-    /// The user to authenticate as, if the server wants a login.
-    pub username: Option<String>,
-    /// The environment variable holding the password (read at start-up).
-    pub password_env: Option<String>,
-    /// The sender: `Assent <no-reply@example.com>` or a bare address.
-    pub from: String,
-    /// A PEM certificate to trust besides the system's roots (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of each SMTP command, in seconds (default 10).
-    pub timeout_secs: Option<u64>,
-}
-
-/// Used when `timeout_secs` is not set; the delivery timeout bounds a send anyway.
-const DEFAULT_TIMEOUT_SECS: u64 = 10;
-
-impl SmtpConfig {
-    pub(super) fn validate(&self, used_by: &str) -> Result<(), Invalid> {
-        let required = format!("required when {used_by}");
-        if self.host.trim().is_empty() {
-            return Err(invalid("host", &required));
-        }
-        if self.from.trim().is_empty() {
-            return Err(invalid("from", &required));
-        }
-        if self.from.parse::<Mailbox>().is_err() {
-            return Err(invalid(
-                "from",
-                "a mailbox: `Assent <no-reply@example.com>` or `no-reply@example.com`",
-            ));
-        }
-        if self.port == Some(0) {
-            return Err(invalid("port", "between 1 and 65535"));
-        }
-        if !(1..=300).contains(&self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)) {
-            return Err(invalid("timeout_secs", "between 1 and 300"));
-        }
-        match (&self.username, &self.password_env) {
-            (Some(_), None) => {
-                return Err(invalid("password_env", "required when username is set"));
-            }
-            (None, Some(_)) => {
-                return Err(invalid("username", "required when password_env is set"));
-            }
-            (Some(_), Some(name)) => check_env_name("password_env", name)?,
-            (None, None) => {}
-        }
-        if self.username.is_some() && self.tls == SmtpTls::None && !self.host_is_loopback() {
-            return Err(invalid(
-                "tls",
-                "\"starttls\" or \"tls\": a password goes in clear only to this machine",
-            ));
-        }
-        Ok(())
+/// What only lettre can check of `[delivery.smtp]`: that `from` is a mailbox it accepts
+/// (core's [`SmtpConfig::validate`] checks the rest).
+pub(crate) fn check_from(config: &SmtpConfig) -> Result<(), Invalid> {
+    if config.from.parse::<Mailbox>().is_err() {
+        return Err(invalid(
+            "from",
+            "a mailbox: `Assent <no-reply@example.com>` or `no-reply@example.com`",
+        ));
     }
-
-    fn host_is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
-
-    fn port(&self) -> u16 {
-        self.port.unwrap_or(match self.tls {
-            SmtpTls::None => 25,
-            SmtpTls::Starttls => 587,
-            SmtpTls::Tls => 465,
-        })
-    }
+    Ok(())
 }
 
 /// Sends email through one SMTP server, reusing connections (lettre's pool).
-pub(super) struct SmtpSender {
+pub(crate) struct SmtpSender {
     from: Mailbox,
     server: String,
     builder: AsyncSmtpTransportBuilder,
@@ -135,7 +51,7 @@ impl fmt::Debug for SmtpSender {
 
 impl SmtpSender {
     /// Reads the CA file and the password; a missing one is a start-up error.
-    pub(super) fn new(config: &SmtpConfig) -> Result<Self, Invalid> {
+    pub(crate) fn new(config: &SmtpConfig) -> Result<Self, Invalid> {
         let from = config
             .from
             .parse::<Mailbox>()
@@ -145,7 +61,7 @@ impl SmtpSender {
             SmtpTls::Starttls => Tls::Required(tls_parameters(config)?),
             SmtpTls::Tls => Tls::Wrapper(tls_parameters(config)?),
         };
-        let timeout = config.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+        let timeout = config.timeout_secs.unwrap_or(DEFAULT_SMTP_TIMEOUT_SECS);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port())
             .tls(tls)
@@ -223,7 +139,7 @@ impl Notifier for SmtpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::Channel;
+    use assent_core::notify::Channel;
 
     fn config(toml: &str) -> SmtpConfig {
         use figment::providers::{Format, Toml};
@@ -232,36 +148,14 @@ mod tests {
             .unwrap()
     }
 
-    const USED_BY: &str = "email = \"smtp\"";
-
     #[test]
-    fn validation_names_the_key() {
-        let error = |toml: &str| config(toml).validate(USED_BY).unwrap_err();
-        assert_eq!(
-            error("from = \"a@example.com\""),
-            invalid("host", "required when email = \"smtp\"")
-        );
-        assert_eq!(error("host = \"mail\"").0, "from");
-        assert_eq!(error("host = \"mail\"\nfrom = \"not a mailbox\"").0, "from");
-        let base = "host = \"mail.example\"\nfrom = \"Assent <a@example.com>\"\n";
-        assert_eq!(error(&format!("{base}port = 0")).0, "port");
-        assert_eq!(error(&format!("{base}timeout_secs = 0")).0, "timeout_secs");
-        assert_eq!(error(&format!("{base}username = \"u\"")).0, "password_env");
-        assert_eq!(error(&format!("{base}password_env = \"P\"")).0, "username");
-        assert_eq!(
-            error(&format!("{base}username = \"u\"\npassword_env = \"P-1\"")).0,
-            "password_env"
-        );
-        assert_eq!(
-            error(&format!(
-                "{base}tls = \"none\"\nusername = \"u\"\npassword_env = \"P\""
-            ))
-            .0,
-            "tls"
-        );
-        assert!(config(base).validate(USED_BY).is_ok());
-        assert_eq!(config(base).port(), 587);
-        assert_eq!(config(&format!("{base}tls = \"tls\"")).port(), 465);
+    fn from_must_be_a_mailbox() {
+        let error = check_from(&config("host = \"mail\"\nfrom = \"not a mailbox\"")).unwrap_err();
+        assert_eq!(error.0, "from");
+        for good in ["Assent <a@example.com>", "a@example.com"] {
+            let from = format!("host = \"mail.example\"\nfrom = \"{good}\"");
+            assert!(check_from(&config(&from)).is_ok(), "{good}");
+        }
     }
 
     #[test]

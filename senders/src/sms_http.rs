@@ -3,72 +3,15 @@
 use std::fmt;
 use std::time::Duration;
 
+use assent_core::notify::config::{Invalid, check_url, invalid};
+use assent_core::notify::{Channel, DeliveryError, Message, Notifier, SmsHttpConfig};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
-use super::config::{Invalid, check_env_name, check_url, invalid, secret_from_env};
-use super::{Channel, DeliveryError, Message, Notifier};
-
-/// `[delivery.sms_http]`: the SMS and voice provider (Twilio or an API-compatible one).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmsHttpConfig {
-    /// The API's base URL: https, or http only to this machine.
-    pub base_url: String,
-    /// The account id: part of the path and the Basic auth user.
-    pub account_sid: String,
-    /// The environment variable holding the auth token (read at start-up).
-    pub auth_token_env: String,
-    /// The number (or sender id) SMS come from; calls too, unless `voice_from` is set.
-    pub from: String,
-    /// The number calls come from, when it differs from `from`.
-    pub voice_from: Option<String>,
-}
-
-impl Default for SmsHttpConfig {
-    fn default() -> Self {
-        Self {
-            base_url: "https://api.twilio.com".to_owned(),
-            account_sid: String::new(),
-            auth_token_env: String::new(),
-            from: String::new(),
-            voice_from: None,
-        }
-    }
-}
-
-impl SmsHttpConfig {
-    pub(super) fn validate(&self, used_by: &str) -> Result<(), Invalid> {
-        let required = format!("required when {used_by}");
-        if self.account_sid.is_empty() {
-            return Err(invalid("account_sid", &required));
-        }
-        // It becomes a path segment: nothing that could leave it.
-        if !self.account_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(invalid("account_sid", "letters and digits"));
-        }
-        if self.auth_token_env.is_empty() {
-            return Err(invalid("auth_token_env", &required));
-        }
-        check_env_name("auth_token_env", &self.auth_token_env)?;
-        if self.from.trim().is_empty() {
-            return Err(invalid("from", &required));
-        }
-        if self
-            .voice_from
-            .as_ref()
-            .is_some_and(|from| from.trim().is_empty())
-        {
-            return Err(invalid("voice_from", "a number, or no key at all"));
-        }
-        check_url("base_url", &self.base_url)?;
-        Ok(())
-    }
-}
+use crate::secret_from_env;
 
 /// Posts SMS to `Messages.json` and calls to `Calls.json` of one account.
-pub(super) struct SmsHttpSender {
+pub(crate) struct SmsHttpSender {
     client: reqwest::Client,
     messages_url: String,
     calls_url: String,
@@ -89,7 +32,7 @@ impl fmt::Debug for SmsHttpSender {
 
 impl SmsHttpSender {
     /// Reads the auth token; requests give up after `timeout`.
-    pub(super) fn new(config: &SmsHttpConfig, timeout: Duration) -> Result<Self, Invalid> {
+    pub(crate) fn new(config: &SmsHttpConfig, timeout: Duration) -> Result<Self, Invalid> {
         let base_url = check_url("base_url", &config.base_url)?;
         let auth_token = secret_from_env("auth_token_env", &config.auth_token_env)?;
         let account = format!(
@@ -114,7 +57,7 @@ impl SmsHttpSender {
 
 /// An HTTP client for providers: bounded in time, never following redirects (a POST
 /// with credentials goes where it was configured to go, or nowhere).
-pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -206,41 +149,11 @@ fn xml_escape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn config(toml: &str) -> SmsHttpConfig {
-        use figment::providers::{Format, Toml};
-        figment::Figment::from(Toml::string(toml))
-            .extract()
-            .unwrap()
-    }
-
     #[test]
     fn twiml_escapes_the_text() {
         assert_eq!(
             twiml("Code <1 2 3> & \"4\" 'five'\u{7}"),
             "<Response><Say>Code &lt;1 2 3&gt; &amp; &quot;4&quot; &apos;five&apos; </Say></Response>"
         );
-    }
-
-    #[test]
-    fn validation_names_the_key() {
-        let used_by = "sms = \"http\"";
-        let error = |toml: &str| config(toml).validate(used_by).unwrap_err().0;
-        assert_eq!(
-            config("").validate(used_by).unwrap_err(),
-            invalid("account_sid", "required when sms = \"http\"")
-        );
-        assert_eq!(error("account_sid = \"AC/../x\""), "account_sid");
-        assert_eq!(error("account_sid = \"AC1\""), "auth_token_env");
-        assert_eq!(
-            error("account_sid = \"AC1\"\nauth_token_env = \"T\""),
-            "from"
-        );
-        let base = "account_sid = \"AC1\"\nauth_token_env = \"T\"\nfrom = \"+15550100\"\n";
-        assert_eq!(error(&format!("{base}voice_from = \"\"")), "voice_from");
-        assert_eq!(
-            error(&format!("{base}base_url = \"http://sms.example\"")),
-            "base_url"
-        );
-        assert!(config(base).validate(used_by).is_ok());
     }
 }

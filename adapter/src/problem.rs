@@ -4,9 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use assent_core::error::{AdapterError, FlowError};
 use serde::Serialize;
-
-use crate::error::{AdapterError, FlowError};
 
 /// A problem details body.
 #[derive(Debug, Serialize)]

@@ -1,42 +1,17 @@
 //! The development sender: every message becomes one JSON line in a local file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+use assent_core::device::unix_now;
+use assent_core::notify::config::{Invalid, invalid};
+use assent_core::notify::{DeliveryError, FileConfig, Message, Notifier, mask_recipient};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
-use super::config::{Invalid, invalid, unix_now};
-use super::{DeliveryError, Message, Notifier, mask_recipient};
-
-/// `[delivery.file]`: the development outbox.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileConfig {
-    /// The file messages are appended to (relative to the working directory).
-    pub path: PathBuf,
-}
-
-impl Default for FileConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("assent-outbox.jsonl"),
-        }
-    }
-}
-
-impl FileConfig {
-    pub(super) fn validate(&self) -> Result<(), Invalid> {
-        match self.path.file_name() {
-            Some(_) => Ok(()),
-            None => Err(invalid("path", "the path of a file")),
-        }
-    }
-}
+use serde::Serialize;
 
 /// Appends messages to the outbox, one JSON line each.
-pub(super) struct FileSender {
+pub(crate) struct FileSender {
     path: Arc<Path>,
     // Held from before the write until the blocking write has finished (the owned guard
     // moves into the blocking task), so lines never interleave even when a timed-out
@@ -58,7 +33,7 @@ struct Line<'a> {
 impl FileSender {
     /// Checks at start-up that the file's directory exists (it is not created, so that a
     /// typo does not scatter outboxes).
-    pub(super) fn new(config: &FileConfig) -> Result<Self, Invalid> {
+    pub(crate) fn new(config: &FileConfig) -> Result<Self, Invalid> {
         let directory = match config.path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
@@ -126,6 +101,8 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -139,13 +116,5 @@ mod tests {
         assert_eq!(key, "path");
         assert!(reason.contains("/nonexistent-assent-dir"), "{reason}");
         assert!(FileSender::new(&FileConfig::default()).is_ok());
-    }
-
-    #[test]
-    fn a_path_must_name_a_file() {
-        let config = FileConfig {
-            path: PathBuf::from("/"),
-        };
-        assert!(config.validate().is_err());
     }
 }

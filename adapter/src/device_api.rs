@@ -3,19 +3,20 @@
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use assent_core::Adapter;
+use assent_core::device::Device;
+use assent_core::device_key::PublicDeviceKey;
+use assent_core::flow::Decision;
+use assent_core::flow::service::now_ms;
+use assent_core::pairing::PairingRequest;
+use assent_proto::device::{DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList};
 use serde::Deserialize;
 
-use super::auth;
-use super::problem::{ProblemError, bad_request};
-use crate::Adapter;
-use crate::device::Device;
-use crate::device_key::PublicDeviceKey;
-use crate::flow::Decision;
-use crate::flow::service::now_ms;
-use crate::pairing::PairingRequest;
-use crate::proto::device::{DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList};
+use crate::auth;
+use crate::problem::{ProblemError, bad_request};
+use crate::wire;
 
-pub(super) fn configure(config: &mut web::ServiceConfig) {
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .service(pair)
         .service(pending)
@@ -91,6 +92,7 @@ async fn pending(
     let query = query.map_err(|error| bad_request(format!("bad query: {error}")))?;
     let device = responding_device(&adapter, &request).await?;
     let requests = adapter.pending_requests(&device, query.duration()).await?;
+    let requests = requests.into_iter().map(wire::pending_request).collect();
     Ok(HttpResponse::Ok().json(PendingList { requests }))
 }
 
@@ -134,13 +136,14 @@ async fn own_devices(
     let query = query.map_err(|error| bad_request(format!("bad query: {error}")))?;
     let device = device(&adapter, &request).await?;
     let user = match &query.user_id {
-        Some(user) => crate::user::UserId::parse(user).map_err(bad_request)?,
+        Some(user) => assent_core::user::UserId::parse(user).map_err(bad_request)?,
         None => device.user_id.clone(),
     };
     if !device.serves(&user) {
-        return Err(
-            crate::error::AdapterError::Forbidden("this device does not serve that user").into(),
-        );
+        return Err(assent_core::error::AdapterError::Forbidden(
+            "this device does not serve that user",
+        )
+        .into());
     }
     let devices = adapter.devices_of(&user).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": devices })))
@@ -156,7 +159,7 @@ async fn unpair_self(
     let device = device(&adapter, &request).await?;
     if device.id.as_str() != path.as_str() {
         return Err(
-            crate::error::AdapterError::Forbidden("a device may only unpair itself").into(),
+            assent_core::error::AdapterError::Forbidden("a device may only unpair itself").into(),
         );
     }
     // A device leaving leaves every user it served.

@@ -2,14 +2,15 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use assent_core::Adapter;
+use assent_core::flow::service::now_ms;
+use assent_proto::adapter::{FlowCreated, StartFlowRequest};
 
-use super::auth;
-use super::problem::ProblemError;
-use crate::Adapter;
-use crate::flow::service::now_ms;
-use crate::proto::adapter::{FlowCreated, StartFlowRequest};
+use crate::auth;
+use crate::problem::{ProblemError, bad_request};
+use crate::wire;
 
-pub(super) fn configure(config: &mut web::ServiceConfig) {
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config.service(start_flow).service(flow_result);
 }
 
@@ -27,8 +28,9 @@ async fn start_flow(
 ) -> Result<HttpResponse, actix_web::Error> {
     // Credentials first: an unauthenticated caller learns nothing about the body's shape.
     let client_id = client(&adapter, &request)?;
+    let start = wire::start_flow(body?.into_inner()).map_err(bad_request)?;
     let flow = adapter
-        .start_flow(&client_id, body?.into_inner().into())
+        .start_flow(&client_id, start)
         .await
         .map_err(ProblemError::from)?;
     let url = format!(

@@ -1,16 +1,16 @@
 //! The Admin API: the operator's view of users and devices, behind the admin token.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use assent_core::Adapter;
+use assent_core::device_management::DeviceUpdate;
+use assent_core::error::AdapterError;
+use assent_core::user::UserId;
+use assent_proto::device::PairingKeyIssued;
 
-use super::auth;
-use super::problem::{ProblemError, bad_request};
-use crate::Adapter;
-use crate::device_management::DeviceUpdate;
-use crate::error::AdapterError;
-use crate::proto::device::PairingKeyIssued;
-use crate::user::UserId;
+use crate::auth;
+use crate::problem::{ProblemError, bad_request};
 
-pub(super) fn configure(config: &mut web::ServiceConfig) {
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
         .service(get_user)
         .service(issue_pairing_key)

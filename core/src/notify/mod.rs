@@ -1,23 +1,18 @@
 //! Delivery: push notifications, SMS, voice calls and email leave through one
 //! [`Notifier`] per channel. The senders are real (SMTP, an HTTP SMS/voice provider, a
-//! signed webhook); a development sender writes to a file. Every delivery is bounded in
-//! time and its failures are counted.
+//! signed webhook); a development sender writes to a file. They live in `assent-senders`,
+//! which builds a [`Delivery`] from [`DeliveryConfig`]. Every delivery is bounded in time
+//! and its failures are counted.
 
-mod config;
-mod file;
-mod sms_http;
-mod smtp;
-mod webhook;
+pub mod config;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::config::{DeliveryConfig, SenderKind};
-pub use self::file::FileConfig;
-pub use self::sms_http::SmsHttpConfig;
-pub use self::smtp::{SmtpConfig, SmtpTls};
-pub use self::webhook::WebhookConfig;
+pub use self::config::{
+    DeliveryConfig, FileConfig, SenderKind, SmsHttpConfig, SmtpConfig, SmtpTls, WebhookConfig,
+};
 
 /// Where a message goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +104,28 @@ struct Senders {
 }
 
 impl Delivery {
+    /// The sender of each channel (`None`: the channel is not offered). Every delivery
+    /// gives up after `timeout`; failures are counted in `failures`, by channel.
+    pub fn new(
+        email: Option<Arc<dyn Notifier>>,
+        sms: Option<Arc<dyn Notifier>>,
+        voice: Option<Arc<dyn Notifier>>,
+        push: Option<Arc<dyn Notifier>>,
+        timeout: std::time::Duration,
+        failures: prometheus::IntCounterVec,
+    ) -> Self {
+        Self {
+            senders: Arc::new(Senders {
+                email,
+                sms,
+                voice,
+                push,
+                timeout,
+                failures,
+            }),
+        }
+    }
+
     /// Whether a sender is configured for `channel`.
     pub fn has(&self, channel: Channel) -> bool {
         self.sender(channel).is_some()

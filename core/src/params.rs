@@ -81,10 +81,16 @@ impl DynamicParams {
     /// SHA-256 of the canonical form (JSON of the sorted map), base64url: what a device's
     /// proof binds.
     pub fn digest(&self) -> String {
-        // A map of strings always serialises.
-        let canonical = serde_json::to_vec(&self.0).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
+        digest(&self.0)
     }
+}
+
+/// [`DynamicParams::digest`] of parameters as a device received them (a plain map on the
+/// wire).
+pub fn digest(params: &BTreeMap<String, String>) -> String {
+    // A map of strings always serialises.
+    let canonical = serde_json::to_vec(params).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical))
 }
 
 /// A message template from the configuration: `${name}` placeholders.

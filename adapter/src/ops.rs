@@ -1,12 +1,12 @@
 //! Liveness, readiness and metrics.
 
 use actix_web::{HttpResponse, get, web};
+use assent_core::Adapter;
 use serde_json::json;
 
-use super::problem::ProblemError;
-use crate::Adapter;
+use crate::problem::ProblemError;
 
-pub(super) fn configure(config: &mut web::ServiceConfig) {
+pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config.service(healthz).service(readyz).service(metrics);
 }
 

@@ -1,0 +1,93 @@
+//! Between the wire types of `assent-proto` and the domain's values: ids and kinds are
+//! checked here, at the edge.
+
+use assent_core::flow::{Application, DeviceRequest, FlowKind, OneTimeDevice, StartFlow};
+use assent_core::user::{UserId, UserProfile};
+use assent_proto::adapter::{self as wire, StartFlowRequest};
+use assent_proto::device::PendingRequest;
+use serde::Deserialize;
+use serde::de::value::{Error as ValueError, StringDeserializer};
+
+/// The flow a federation server asked for; the error says what is wrong with its user id.
+pub(crate) fn start_flow(request: StartFlowRequest) -> Result<StartFlow, String> {
+    let user = match request.user {
+        None => None,
+        Some(user) => Some(UserProfile {
+            id: user_id(user.id)?,
+            username: user.username,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            email: user.email,
+            phone: user.phone,
+            voice: user.voice_number,
+            groups: user.groups,
+            attributes: user.attributes,
+            user_code_hash: None,
+        }),
+    };
+    Ok(StartFlow {
+        kind: flow_kind(request.kind),
+        user,
+        application: application(request.application),
+        client_ip: request.client_ip,
+        client_device: request.client_device,
+        dynamic_params: request.dynamic_params,
+        template_id: request.template_id,
+        return_url: request.return_url,
+        one_time_device: request.one_time_device.map(|device| OneTimeDevice {
+            public_jwk: device.public_jwk,
+            name: device.name,
+            os: device.os,
+            os_version: device.os_version,
+            model: device.model,
+        }),
+    })
+}
+
+/// A user id by the rules it is read from JSON with.
+fn user_id(raw: String) -> Result<UserId, String> {
+    UserId::deserialize(StringDeserializer::<ValueError>::new(raw))
+        .map_err(|error| error.to_string())
+}
+
+fn flow_kind(kind: wire::FlowKind) -> FlowKind {
+    match kind {
+        wire::FlowKind::Oob => FlowKind::Oob,
+        wire::FlowKind::Transaction => FlowKind::Transaction,
+        wire::FlowKind::Ciba => FlowKind::Ciba,
+        wire::FlowKind::Registration => FlowKind::Registration,
+        wire::FlowKind::DeviceAuthorization => FlowKind::DeviceAuthorization,
+        wire::FlowKind::Qr => FlowKind::Qr,
+        wire::FlowKind::NewDevice => FlowKind::NewDevice,
+    }
+}
+
+fn application(application: wire::Application) -> Application {
+    Application {
+        name: application.name,
+        id: application.id,
+        icon_url: application.icon_url,
+    }
+}
+
+/// A request waiting for a device, as the Device API shows it.
+pub(crate) fn pending_request(request: DeviceRequest) -> PendingRequest {
+    PendingRequest {
+        auth_id: request.auth_id.to_string(),
+        kind: request.kind,
+        user_id: request.user_id.to_string(),
+        title: request.title,
+        body: request.body,
+        application: wire::Application {
+            name: request.application.name,
+            id: request.application.id,
+            icon_url: request.application.icon_url,
+        },
+        client_ip: request.client_ip,
+        dynamic_params: request.dynamic_params.as_map().clone(),
+        expires_at: request.expires_at,
+        silent: request.silent,
+        number_choices: request.number_choices,
+        admin_message: request.admin_message,
+    }
+}

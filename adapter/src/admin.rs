@@ -5,10 +5,11 @@ use assent_core::Adapter;
 use assent_core::device_management::DeviceUpdate;
 use assent_core::error::AdapterError;
 use assent_core::user::UserId;
+use assent_proto::admin::UserDevices;
 use assent_proto::device::PairingKeyIssued;
 
-use crate::auth;
 use crate::problem::{ProblemError, bad_request};
+use crate::{auth, wire};
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
     config
@@ -75,10 +76,15 @@ async fn list_devices(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
     let user = authorized_user(&adapter, &request, &path)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "devices": adapter.devices_of(&user).await?,
-        "passcodeDevices": adapter.passcode_devices_of(&user).await?,
-    })))
+    let devices = adapter.devices_of(&user).await?;
+    let passcode_devices = adapter.passcode_devices_of(&user).await?;
+    Ok(HttpResponse::Ok().json(UserDevices {
+        devices: devices.into_iter().map(wire::paired_device).collect(),
+        passcode_devices: passcode_devices
+            .into_iter()
+            .map(wire::passcode_device)
+            .collect(),
+    }))
 }
 
 /// Renames a device or makes it the user's primary one.
@@ -95,7 +101,7 @@ async fn update_device(
         .update_device(&user, &device, body?.into_inner())
         .await
         .map_err(ProblemError::from)?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(wire::paired_device(view)))
 }
 
 /// Unpairs a device; requests waiting for it fail.

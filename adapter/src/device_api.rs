@@ -9,7 +9,9 @@ use assent_core::device_key::PublicDeviceKey;
 use assent_core::flow::Decision;
 use assent_core::flow::service::now_ms;
 use assent_core::pairing::PairingRequest;
-use assent_proto::device::{DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList};
+use assent_proto::device::{
+    DecisionAccepted, DecisionRequest, DeviceJoined, DeviceList, PairRequest, Paired, PendingList,
+};
 use serde::Deserialize;
 
 use crate::auth;
@@ -146,7 +148,9 @@ async fn own_devices(
         .into());
     }
     let devices = adapter.devices_of(&user).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "devices": devices })))
+    Ok(HttpResponse::Ok().json(DeviceList {
+        devices: devices.into_iter().map(wire::paired_device).collect(),
+    }))
 }
 
 /// Unpairs this device (a device may remove only itself).
@@ -189,9 +193,13 @@ async fn join(
         .join_device(&device, &body.pairing_key)
         .await
         .map_err(ProblemError::from)?;
-    let users: Vec<&str> = device.users().map(|user| user.as_str()).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "deviceId": device.id.as_str(), "users": users })))
+    Ok(HttpResponse::Ok().json(DeviceJoined {
+        device_id: device.id.as_str().to_owned(),
+        users: device
+            .users()
+            .map(|user| user.as_str().to_owned())
+            .collect(),
+    }))
 }
 
 /// A trusted device scanned a QR sign-on code.

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use assent_core::Adapter;
-use serde_json::json;
+use assent_proto::ops::{Health, HealthStatus};
 
 use crate::problem::ProblemError;
 
@@ -13,14 +13,20 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
 /// The process is up.
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health {
+        status: HealthStatus::Ok,
+        store: None,
+    })
 }
 
 /// The store answers: this instance can serve flows.
 #[get("/readyz")]
 async fn readyz(adapter: web::Data<Adapter>) -> Result<HttpResponse, ProblemError> {
     let backend = adapter.ready().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": backend })))
+    Ok(HttpResponse::Ok().json(Health {
+        status: HealthStatus::Ready,
+        store: Some(backend.to_owned()),
+    }))
 }
 
 /// Prometheus text exposition.

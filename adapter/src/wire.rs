@@ -1,10 +1,13 @@
 //! Between the wire types of `assent-proto` and the domain's values: ids and kinds are
 //! checked here, at the edge.
 
-use assent_core::flow::{Application, DeviceRequest, FlowKind, OneTimeDevice, StartFlow};
+use assent_core::device_management::{DeviceView, PasscodeDeviceView};
+use assent_core::flow::{Application, DeviceRequest, FlowKind, Method, OneTimeDevice, StartFlow};
 use assent_core::user::{UserId, UserProfile};
 use assent_proto::adapter::{self as wire, StartFlowRequest};
-use assent_proto::device::PendingRequest;
+use assent_proto::admin::PasscodeDevice;
+use assent_proto::authn::Method as WireMethod;
+use assent_proto::device::{PairedDevice, PendingRequest};
 use serde::Deserialize;
 use serde::de::value::{Error as ValueError, StringDeserializer};
 
@@ -89,5 +92,35 @@ pub(crate) fn pending_request(request: DeviceRequest) -> PendingRequest {
         silent: request.silent,
         number_choices: request.number_choices,
         admin_message: request.admin_message,
+    }
+}
+
+/// A paired device, as its user and the operator see it.
+pub(crate) fn paired_device(device: DeviceView) -> PairedDevice {
+    PairedDevice {
+        id: device.id,
+        name: device.name,
+        nickname: device.nickname,
+        os: device.os,
+        os_version: device.os_version,
+        model: device.model,
+        paired_at: device.paired_at,
+        primary: device.primary,
+    }
+}
+
+/// A passcode device, as the operator sees it.
+pub(crate) fn passcode_device(device: PasscodeDeviceView) -> PasscodeDevice {
+    PasscodeDevice {
+        id: device.id,
+        method: match device.method {
+            Method::PingidMobile => WireMethod::PingidMobile,
+            Method::Sms => WireMethod::Sms,
+            Method::Voice => WireMethod::Voice,
+            Method::Email => WireMethod::Email,
+            Method::Totp => WireMethod::Totp,
+        },
+        target: device.target,
+        paired_at: device.paired_at,
     }
 }

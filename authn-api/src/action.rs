@@ -1,11 +1,15 @@
 //! Reading an action request: the action id (from the content type or `?action=`), the
-//! XSRF header, and the action's parameters.
+//! XSRF header, and the action's parameters as the typed bodies of `assent-proto`.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use assent_core::flow::{Action, FlowAction, Method};
+use assent_proto::authn::{
+    ActionId, ActionRequest, DetailCode, DeviceChoice, EmailTarget, MobilePayload, NicknameUpdate,
+    PairingMethodChoice, Passcode, PhoneTarget,
+};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::AuthnError;
 
@@ -23,7 +27,7 @@ pub struct AuthnQuery {
 
 /// The action id of a POST: `application/vnd.pingidentity.<id>+json`, or
 /// `application/json` with `?action=<id>`.
-pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<Action, AuthnError> {
+pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<ActionId, AuthnError> {
     if !request.headers().contains_key(XSRF_HEADER) {
         return Err(AuthnError::MissingXsrf);
     }
@@ -76,92 +80,223 @@ pub fn action_id(request: &HttpRequest, query: &AuthnQuery) -> Result<Action, Au
             ));
         }
     };
-    Action::parse(&id).ok_or_else(|| {
+    ActionId::parse(&id).ok_or_else(|| {
         AuthnError::InvalidActionId(format!("unknown action id `{}`", id.escape_default()))
     })
 }
 
-/// The body as a JSON object; an empty body is an empty object, as the widget sends
-/// parameterless actions without one.
-pub fn body_object(body: &[u8]) -> Result<Map<String, Value>, AuthnError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AuthnError::InvalidJson(
+/// The action `id` with its parameters read from `body`. Every body must be a JSON object;
+/// an empty one counts as `{}`, as the widget sends parameterless actions without a body.
+pub fn request(id: ActionId, body: &[u8]) -> Result<ActionRequest, AuthnError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    // Checked apart from the parameters, so that a malformed body is told from a wrong
+    // field, and so that an array is not read as a struct's fields in order.
+    serde_json::from_slice::<IgnoredAny>(body)
+        .map_err(|error| AuthnError::InvalidJson(format!("malformed JSON: {error}")))?;
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(AuthnError::InvalidJson(
             "the body must be a JSON object".to_owned(),
-        )),
-        Err(error) => Err(AuthnError::InvalidJson(format!("malformed JSON: {error}"))),
+        ));
+    }
+    Ok(match id {
+        ActionId::SelectDevice => ActionRequest::SelectDevice(parameters(body)?),
+        ActionId::SetDefaultDevice => ActionRequest::SetDefaultDevice(parameters(body)?),
+        ActionId::UpdateDeviceNickname => ActionRequest::UpdateDeviceNickname(parameters(body)?),
+        ActionId::RemoveDevice => ActionRequest::RemoveDevice(parameters(body)?),
+        ActionId::Poll => ActionRequest::Poll,
+        ActionId::ContinueAuthentication => ActionRequest::ContinueAuthentication,
+        ActionId::CancelAuthentication => ActionRequest::CancelAuthentication,
+        ActionId::CancelDevicePairing => ActionRequest::CancelDevicePairing,
+        ActionId::Authenticate => ActionRequest::Authenticate(parameters(body)?),
+        ActionId::CheckOtp => ActionRequest::CheckOtp(parameters(body)?),
+        ActionId::Resend => ActionRequest::Resend,
+        ActionId::ResendOtp => ActionRequest::ResendOtp,
+        ActionId::SetupMfa => ActionRequest::SetupMfa,
+        ActionId::SelectDevicePairingMethod => {
+            ActionRequest::SelectDevicePairingMethod(parameters(body)?)
+        }
+        ActionId::SubmitSmsTarget => ActionRequest::SubmitSmsTarget(parameters(body)?),
+        ActionId::SubmitVoiceTarget => ActionRequest::SubmitVoiceTarget(parameters(body)?),
+        ActionId::SubmitEmailTarget => ActionRequest::SubmitEmailTarget(parameters(body)?),
+        ActionId::ActivateSmsDevice => ActionRequest::ActivateSmsDevice(parameters(body)?),
+        ActionId::ActivateVoiceDevice => ActionRequest::ActivateVoiceDevice(parameters(body)?),
+        ActionId::ActivateEmailDevice => ActionRequest::ActivateEmailDevice(parameters(body)?),
+        ActionId::ActivateTotpDevice => ActionRequest::ActivateTotpDevice(parameters(body)?),
+    })
+}
+
+/// An action body: where its text fields sit, to name the one at fault.
+trait Parameters: DeserializeOwned {
+    /// The paths of its text fields, as error details name them.
+    const TARGETS: &'static [&'static str];
+
+    /// Its text fields, in the order of `TARGETS`.
+    fn texts(&self) -> Vec<&str>;
+}
+
+impl Parameters for DeviceChoice {
+    const TARGETS: &'static [&'static str] = &["deviceRef.id"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.device_ref.id]
     }
 }
 
-fn string_field(
-    map: &Map<String, Value>,
-    path: &[&str],
-    target: &'static str,
-) -> Result<String, AuthnError> {
-    let mut value = map.get(path[0]);
-    for key in &path[1..] {
-        value = value.and_then(|value| value.get(key));
-    }
-    match value {
-        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-        Some(_) => Err(AuthnError::Validation {
-            code: "INVALID_VALUE",
-            message: format!("`{target}` must be a non-empty string"),
-            target,
-        }),
-        None => Err(AuthnError::Validation {
-            code: "MISSING_VALUE",
-            message: format!("`{target}` is required"),
-            target,
-        }),
+impl Parameters for NicknameUpdate {
+    const TARGETS: &'static [&'static str] = &["id", "nickname"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.id, &self.nickname]
     }
 }
 
-/// The domain action for an action id and its body (not `poll`, which only waits).
-pub fn flow_action(action: Action, body: &Map<String, Value>) -> Result<FlowAction, AuthnError> {
-    let device_ref = || string_field(body, &["deviceRef", "id"], "deviceRef.id");
-    Ok(match action {
-        Action::SelectDevice => FlowAction::SelectDevice(device_ref()?),
-        Action::SetDefaultDevice => FlowAction::SetDefaultDevice(device_ref()?),
-        Action::RemoveDevice => FlowAction::RemoveDevice(device_ref()?),
-        Action::UpdateDeviceNickname => FlowAction::UpdateDeviceNickname {
-            id: string_field(body, &["id"], "id")?,
-            nickname: string_field(body, &["nickname"], "nickname")?,
+impl Parameters for MobilePayload {
+    const TARGETS: &'static [&'static str] = &["mobilePayload"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.mobile_payload]
+    }
+}
+
+impl Parameters for Passcode {
+    const TARGETS: &'static [&'static str] = &["otp"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.otp]
+    }
+}
+
+impl Parameters for PairingMethodChoice {
+    const TARGETS: &'static [&'static str] = &["devicePairingMethod.deviceType"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.device_pairing_method.device_type]
+    }
+}
+
+impl Parameters for PhoneTarget {
+    const TARGETS: &'static [&'static str] = &["phone"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.phone]
+    }
+}
+
+impl Parameters for EmailTarget {
+    const TARGETS: &'static [&'static str] = &["email"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.email]
+    }
+}
+
+/// Reads a JSON object as `T`, refusing empty text; the error names the field at fault.
+fn parameters<T: Parameters>(body: &[u8]) -> Result<T, AuthnError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let at = error.path().to_string();
+            let inner = error.into_inner();
+            // serde reports a missing field at its parent, naming it only in the message.
+            let missing = inner
+                .to_string()
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(|field| match at.as_str() {
+                    "." => field.to_owned(),
+                    parent => format!("{parent}.{field}"),
+                });
+            let place = missing.as_deref().unwrap_or(&at);
+            let target = T::TARGETS
+                .iter()
+                .copied()
+                .find(|target| {
+                    *target == place
+                        || target
+                            .strip_prefix(place)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                })
+                .unwrap_or(T::TARGETS[0]);
+            return Err(match missing {
+                Some(_) => missing_value(target),
+                None => invalid_value(target),
+            });
+        }
+    };
+    match T::TARGETS
+        .iter()
+        .zip(parsed.texts())
+        .find(|(_, text)| text.is_empty())
+    {
+        Some((target, _)) => Err(invalid_value(target)),
+        None => Ok(parsed),
+    }
+}
+
+fn missing_value(target: &'static str) -> AuthnError {
+    AuthnError::Validation {
+        code: DetailCode::MissingValue,
+        message: format!("`{target}` is required"),
+        target,
+    }
+}
+
+fn invalid_value(target: &'static str) -> AuthnError {
+    AuthnError::Validation {
+        code: DetailCode::InvalidValue,
+        message: format!("`{target}` must be a non-empty string"),
+        target,
+    }
+}
+
+/// The domain action for a request (not `poll`, which only waits).
+pub fn flow_action(request: ActionRequest) -> Result<FlowAction, AuthnError> {
+    Ok(match request {
+        ActionRequest::SelectDevice(choice) => FlowAction::SelectDevice(choice.device_ref.id),
+        ActionRequest::SetDefaultDevice(choice) => {
+            FlowAction::SetDefaultDevice(choice.device_ref.id)
+        }
+        ActionRequest::RemoveDevice(choice) => FlowAction::RemoveDevice(choice.device_ref.id),
+        ActionRequest::UpdateDeviceNickname(update) => FlowAction::UpdateDeviceNickname {
+            id: update.id,
+            nickname: update.nickname,
         },
-        Action::ContinueAuthentication => FlowAction::Continue,
-        Action::CancelAuthentication => FlowAction::Cancel,
-        Action::CancelDevicePairing => FlowAction::CancelPairing,
-        Action::Authenticate => FlowAction::Authenticate {
-            mobile_payload: string_field(body, &["mobilePayload"], "mobilePayload")?,
+        ActionRequest::ContinueAuthentication => FlowAction::Continue,
+        ActionRequest::CancelAuthentication => FlowAction::Cancel,
+        ActionRequest::CancelDevicePairing => FlowAction::CancelPairing,
+        ActionRequest::Authenticate(payload) => FlowAction::Authenticate {
+            mobile_payload: payload.mobile_payload,
         },
-        Action::CheckOtp => FlowAction::CheckOtp(string_field(body, &["otp"], "otp")?),
-        Action::Resend | Action::ResendOtp => FlowAction::Resend(action),
-        Action::SetupMfa => FlowAction::SetupMfa,
-        Action::SelectDevicePairingMethod => FlowAction::SelectPairingMethod(string_field(
-            body,
-            &["devicePairingMethod", "deviceType"],
-            "devicePairingMethod.deviceType",
-        )?),
-        Action::SubmitSmsTarget => FlowAction::SubmitTarget {
+        ActionRequest::CheckOtp(passcode) => FlowAction::CheckOtp(passcode.otp),
+        ActionRequest::Resend => FlowAction::Resend(Action::Resend),
+        ActionRequest::ResendOtp => FlowAction::Resend(Action::ResendOtp),
+        ActionRequest::SetupMfa => FlowAction::SetupMfa,
+        ActionRequest::SelectDevicePairingMethod(choice) => {
+            FlowAction::SelectPairingMethod(choice.device_pairing_method.device_type)
+        }
+        ActionRequest::SubmitSmsTarget(target) => FlowAction::SubmitTarget {
             method: Method::Sms,
-            address: string_field(body, &["phone"], "phone")?,
+            address: target.phone,
         },
-        Action::SubmitVoiceTarget => FlowAction::SubmitTarget {
+        ActionRequest::SubmitVoiceTarget(target) => FlowAction::SubmitTarget {
             method: Method::Voice,
-            address: string_field(body, &["phone"], "phone")?,
+            address: target.phone,
         },
-        Action::SubmitEmailTarget => FlowAction::SubmitTarget {
+        ActionRequest::SubmitEmailTarget(target) => FlowAction::SubmitTarget {
             method: Method::Email,
-            address: string_field(body, &["email"], "email")?,
+            address: target.email,
         },
-        Action::ActivateSmsDevice => activate(Method::Sms, body)?,
-        Action::ActivateVoiceDevice => activate(Method::Voice, body)?,
-        Action::ActivateEmailDevice => activate(Method::Email, body)?,
-        Action::ActivateTotpDevice => activate(Method::Totp, body)?,
-        Action::Poll => {
+        ActionRequest::ActivateSmsDevice(passcode) => activate(Method::Sms, passcode),
+        ActionRequest::ActivateVoiceDevice(passcode) => activate(Method::Voice, passcode),
+        ActionRequest::ActivateEmailDevice(passcode) => activate(Method::Email, passcode),
+        ActionRequest::ActivateTotpDevice(passcode) => activate(Method::Totp, passcode),
+        ActionRequest::Poll => {
             return Err(AuthnError::InvalidActionId(
                 "poll is handled by waiting, not as a flow action".to_owned(),
             ));
@@ -169,9 +304,80 @@ pub fn flow_action(action: Action, body: &Map<String, Value>) -> Result<FlowActi
     })
 }
 
-fn activate(method: Method, body: &Map<String, Value>) -> Result<FlowAction, AuthnError> {
-    Ok(FlowAction::Activate {
+fn activate(method: Method, passcode: Passcode) -> FlowAction {
+    FlowAction::Activate {
         method,
-        otp: string_field(body, &["otp"], "otp")?,
-    })
+        otp: passcode.otp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target_of(id: ActionId, body: &str) -> (DetailCode, &'static str) {
+        match request(id, body.as_bytes()) {
+            Err(AuthnError::Validation { code, target, .. }) => (code, target),
+            other => panic!("a validation error for {body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_parameter_is_named_by_its_full_path() {
+        let missing = (DetailCode::MissingValue, "deviceRef.id");
+        assert_eq!(target_of(ActionId::SelectDevice, "{}"), missing);
+        assert_eq!(
+            target_of(ActionId::SelectDevice, r#"{"deviceRef":{}}"#),
+            missing
+        );
+        let invalid = (DetailCode::InvalidValue, "deviceRef.id");
+        assert_eq!(
+            target_of(ActionId::SelectDevice, r#"{"deviceRef":{"id":""}}"#),
+            invalid
+        );
+        assert_eq!(
+            target_of(ActionId::SelectDevice, r#"{"deviceRef":{"id":7}}"#),
+            invalid
+        );
+        assert_eq!(
+            target_of(ActionId::UpdateDeviceNickname, r#"{"id":"D1"}"#),
+            (DetailCode::MissingValue, "nickname")
+        );
+        assert_eq!(
+            target_of(
+                ActionId::UpdateDeviceNickname,
+                r#"{"id":"D1","nickname":false}"#
+            ),
+            (DetailCode::InvalidValue, "nickname")
+        );
+        assert_eq!(
+            target_of(
+                ActionId::SelectDevicePairingMethod,
+                r#"{"devicePairingMethod":{"deviceType":""}}"#
+            ),
+            (DetailCode::InvalidValue, "devicePairingMethod.deviceType")
+        );
+    }
+
+    #[test]
+    fn bodies_are_objects_or_empty() {
+        for body in ["[1,2]", "\"otp\"", "{not json"] {
+            assert!(matches!(
+                request(ActionId::CheckOtp, body.as_bytes()),
+                Err(AuthnError::InvalidJson(_))
+            ));
+        }
+        assert!(matches!(
+            request(ActionId::CancelAuthentication, b" \n"),
+            Ok(ActionRequest::CancelAuthentication)
+        ));
+        // The widget adds fields of its own (FIDO's relyingPartyId...): they are ignored.
+        assert!(matches!(
+            request(
+                ActionId::SelectDevicePairingMethod,
+                br#"{"devicePairingMethod":{"deviceType":"SMS","userAgent":"x"}}"#
+            ),
+            Ok(ActionRequest::SelectDevicePairingMethod(_))
+        ));
+    }
 }

@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use assent_core::AdapterError;
 use assent_core::error::FlowError;
-use serde::Serialize;
+use assent_proto::authn::{DetailCode, ErrorBody, ErrorCode, ErrorDetail};
 
 /// Why an Authentication API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum AuthnError {
     #[error("{message}")]
     Validation {
         /// Detail code, e.g. `INVALID_VALUE`.
-        code: &'static str,
+        code: DetailCode,
         /// What is wrong.
         message: String,
         /// The field.
@@ -42,134 +42,107 @@ pub enum AuthnError {
     },
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(rename = "userMessage")]
-    user_message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    /// Wrong passcodes still allowed, on `INVALID_OTP`.
-    #[serde(rename = "attemptsRemaining", skip_serializing_if = "Option::is_none")]
-    attempts_remaining: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: &'a str,
-    details: Vec<Detail<'a>>,
-}
-
 impl AuthnError {
     /// Status, top-level code, detail code, detail target.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, Option<&'static str>) {
+    fn parts(&self) -> (StatusCode, ErrorCode, DetailCode, Option<&'static str>) {
+        use DetailCode as D;
+        use ErrorCode as E;
         use StatusCode as S;
         match self {
-            Self::MissingXsrf => (S::FORBIDDEN, "INVALID_REQUEST", "MISSING_XSRF_HEADER", None),
-            Self::InvalidActionId(_) => (
-                S::BAD_REQUEST,
-                "INVALID_ACTION_ID",
-                "INVALID_ACTION_ID",
-                None,
-            ),
+            Self::MissingXsrf => (S::FORBIDDEN, E::InvalidRequest, D::MissingXsrfHeader, None),
+            Self::InvalidActionId(_) => {
+                (S::BAD_REQUEST, E::InvalidActionId, D::InvalidActionId, None)
+            }
             Self::UnsupportedContentType(_) => (
                 S::UNSUPPORTED_MEDIA_TYPE,
-                "INVALID_REQUEST",
-                "INVALID_CONTENT_TYPE",
+                E::InvalidRequest,
+                D::InvalidContentType,
                 None,
             ),
-            Self::InvalidJson(_) => (S::BAD_REQUEST, "INVALID_REQUEST", "INVALID_JSON", None),
+            Self::InvalidJson(_) => (S::BAD_REQUEST, E::InvalidRequest, D::InvalidJson, None),
             Self::TooLarge => (
                 S::PAYLOAD_TOO_LARGE,
-                "INVALID_REQUEST",
-                "REQUEST_TOO_LARGE",
+                E::InvalidRequest,
+                D::RequestTooLarge,
                 None,
             ),
             Self::Validation { code, target, .. } => {
-                (S::BAD_REQUEST, "VALIDATION_ERROR", code, Some(target))
+                (S::BAD_REQUEST, E::ValidationError, *code, Some(target))
             }
             Self::Domain(error) => match error {
-                AdapterError::NotFound(_) => (
-                    S::NOT_FOUND,
-                    "RESOURCE_NOT_FOUND",
-                    "RESOURCE_NOT_FOUND",
-                    None,
-                ),
+                AdapterError::NotFound(_) => {
+                    (S::NOT_FOUND, E::ResourceNotFound, D::ResourceNotFound, None)
+                }
                 AdapterError::Forbidden(_) => (
                     S::FORBIDDEN,
-                    "INVALID_REQUEST",
-                    "FLOW_BOUND_TO_ANOTHER_CLIENT",
+                    E::InvalidRequest,
+                    D::FlowBoundToAnotherClient,
                     None,
                 ),
-                AdapterError::Flow(FlowError::NotAllowed { .. }) => (
-                    S::BAD_REQUEST,
-                    "INVALID_ACTION_ID",
-                    "INVALID_ACTION_ID",
-                    None,
-                ),
+                AdapterError::Flow(FlowError::NotAllowed { .. }) => {
+                    (S::BAD_REQUEST, E::InvalidActionId, D::InvalidActionId, None)
+                }
                 AdapterError::Flow(FlowError::InvalidOtp(_) | FlowError::OtpReplayed) => (
                     S::BAD_REQUEST,
-                    "VALIDATION_ERROR",
-                    "INVALID_OTP",
+                    E::ValidationError,
+                    D::InvalidOtp,
                     Some("otp"),
                 ),
                 AdapterError::Flow(FlowError::DeviceRefused(_)) => (
                     S::BAD_REQUEST,
-                    "VALIDATION_ERROR",
-                    "DEVICE_NOT_ALLOWED",
+                    E::ValidationError,
+                    D::DeviceNotAllowed,
                     Some("deviceRef.id"),
                 ),
                 AdapterError::Flow(FlowError::MethodNotOffered) => (
                     S::BAD_REQUEST,
-                    "VALIDATION_ERROR",
-                    "INVALID_VALUE",
+                    E::ValidationError,
+                    D::InvalidValue,
                     Some("devicePairingMethod.deviceType"),
                 ),
                 AdapterError::Flow(FlowError::Throttled(_)) => (
                     S::TOO_MANY_REQUESTS,
-                    "REQUEST_FAILED",
-                    "TOO_MANY_REQUESTS",
+                    E::RequestFailed,
+                    D::TooManyRequests,
                     None,
                 ),
                 AdapterError::Flow(FlowError::TooManyPushes) => (
                     S::TOO_MANY_REQUESTS,
-                    "REQUEST_FAILED",
-                    "TOO_MANY_REQUESTS",
+                    E::RequestFailed,
+                    D::TooManyRequests,
                     None,
                 ),
                 AdapterError::Flow(FlowError::PushLimited) => (
                     S::TOO_MANY_REQUESTS,
-                    "REQUEST_FAILED",
-                    "PUSH_LIMIT_EXCEEDED",
+                    E::RequestFailed,
+                    D::PushLimitExceeded,
                     None,
                 ),
                 AdapterError::Flow(FlowError::UnknownDevice) => (
                     S::BAD_REQUEST,
-                    "VALIDATION_ERROR",
-                    "INVALID_DEVICE",
+                    E::ValidationError,
+                    D::InvalidDevice,
                     Some("deviceRef.id"),
                 ),
                 AdapterError::Invalid(_) => {
-                    (S::BAD_REQUEST, "VALIDATION_ERROR", "INVALID_VALUE", None)
+                    (S::BAD_REQUEST, E::ValidationError, D::InvalidValue, None)
                 }
                 AdapterError::Flow(_) | AdapterError::Conflict(_) => {
-                    (S::CONFLICT, "REQUEST_FAILED", "CONFLICT", None)
+                    (S::CONFLICT, E::RequestFailed, D::Conflict, None)
                 }
                 AdapterError::Unauthenticated(_) => {
-                    (S::UNAUTHORIZED, "INVALID_REQUEST", "UNAUTHENTICATED", None)
+                    (S::UNAUTHORIZED, E::InvalidRequest, D::Unauthenticated, None)
                 }
                 AdapterError::Unavailable(_) => (
                     S::SERVICE_UNAVAILABLE,
-                    "REQUEST_FAILED",
-                    "SERVICE_UNAVAILABLE",
+                    E::RequestFailed,
+                    D::ServiceUnavailable,
                     None,
                 ),
                 AdapterError::Internal(_) => (
                     S::INTERNAL_SERVER_ERROR,
-                    "UNEXPECTED_ERROR",
-                    "UNEXPECTED_ERROR",
+                    E::UnexpectedError,
+                    D::UnexpectedError,
                     None,
                 ),
             },
@@ -227,14 +200,14 @@ impl ResponseError for AuthnError {
         }
         response
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(Body {
+            .json(ErrorBody {
                 code,
-                message: &message,
-                details: vec![Detail {
+                message: message.clone(),
+                details: vec![ErrorDetail {
                     code: detail_code,
-                    message: &message,
-                    user_message: self.user_message(),
-                    target,
+                    message,
+                    user_message: self.user_message().to_owned(),
+                    target: target.map(str::to_owned),
                     attempts_remaining: match self {
                         Self::Domain(AdapterError::Flow(FlowError::InvalidOtp(left))) => {
                             Some(*left)

@@ -1,6 +1,6 @@
 //! assent's PingFederate-style Authentication API: `GET/POST /pf-ws/authn/flows/{flowId}`.
-//! It renders a flow's state as a PingFederate status and maps actions onto the domain;
-//! the flows themselves live in `assent-core`.
+//! It renders a flow's state as the typed PingFederate status of `assent-proto` and maps
+//! the typed actions onto the domain; the flows themselves live in `assent-core`.
 
 #![deny(
     clippy::unwrap_used,

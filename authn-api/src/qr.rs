@@ -3,20 +3,11 @@
 
 use std::io::Cursor;
 
+use assent_proto::authn::QrImages;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use image::{ImageFormat, Luma};
 use qrcode::QrCode;
-use serde::Serialize;
-
-/// One value as QR images.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct QrImages {
-    /// `data:image/svg+xml;base64,...`
-    pub svg: String,
-    /// `data:image/png;base64,...`
-    pub png: String,
-}
 
 /// Encodes `value`; `None` only if it is too long for a QR code (never for our values).
 pub fn images(value: &str) -> Option<QrImages> {

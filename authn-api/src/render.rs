@@ -1,59 +1,127 @@
-//! A flow's state as PingFederate renders it: `{id, pluginTypeId, status, _links, ...}`,
+//! A flow's state as PingFederate renders it: the typed [`AuthnState`] of `assent-proto`,
 //! with exactly the fields the widget's templates read for that status.
 
+use assent_core::AdapterError;
 use assent_core::flow::{Action, DeviceSummary, Flow, Method, Status, View};
-use serde_json::{Map, Value, json};
+use assent_proto::authn::{
+    ActionId, AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation, Completion, Device,
+    DeviceRef, DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup,
+    MobileActivation, MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID, PairingMethod,
+    PairingMethods, PairingType, PhoneActivation, PushConfirmation, PushRejection, Resume,
+    ServerPayload, Status as Wire, TotpActivation,
+};
+use chrono::{DateTime, Utc};
 
-/// The plugin type reported in every state.
-pub const PLUGIN_TYPE_ID: &str = "assent";
+use crate::error::AuthnError;
+
+/// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted. Fails only
+/// if the flow's status and what its state shows disagree, which the domain rules out.
+pub fn render(
+    flow: &Flow,
+    now_ms: u64,
+    flow_url: &str,
+    qr_scheme: &str,
+) -> Result<AuthnState, AuthnError> {
+    let status = flow.status(now_ms);
+    let links = flow
+        .allowed_actions(now_ms)
+        .into_iter()
+        .map(|action| {
+            let link = Link {
+                href: flow_url.to_owned(),
+            };
+            (action_id(action), link)
+        })
+        .collect();
+    let admin_message = flow
+        .policy
+        .admin_message
+        .clone()
+        .filter(|_| !status.is_terminal());
+    Ok(AuthnState {
+        id: flow.id.as_str().to_owned(),
+        plugin_type_id: PLUGIN_TYPE_ID.to_owned(),
+        links,
+        admin_message,
+        authn_api_state: None,
+        status: fields(flow, status, now_ms, qr_scheme)?,
+    })
+}
+
+/// The wire's name of a domain action.
+fn action_id(action: Action) -> ActionId {
+    match action {
+        Action::SelectDevice => ActionId::SelectDevice,
+        Action::SetDefaultDevice => ActionId::SetDefaultDevice,
+        Action::UpdateDeviceNickname => ActionId::UpdateDeviceNickname,
+        Action::RemoveDevice => ActionId::RemoveDevice,
+        Action::Poll => ActionId::Poll,
+        Action::ContinueAuthentication => ActionId::ContinueAuthentication,
+        Action::CancelAuthentication => ActionId::CancelAuthentication,
+        Action::CancelDevicePairing => ActionId::CancelDevicePairing,
+        Action::Authenticate => ActionId::Authenticate,
+        Action::CheckOtp => ActionId::CheckOtp,
+        Action::Resend => ActionId::Resend,
+        Action::ResendOtp => ActionId::ResendOtp,
+        Action::SetupMfa => ActionId::SetupMfa,
+        Action::SelectDevicePairingMethod => ActionId::SelectDevicePairingMethod,
+        Action::SubmitSmsTarget => ActionId::SubmitSmsTarget,
+        Action::SubmitVoiceTarget => ActionId::SubmitVoiceTarget,
+        Action::SubmitEmailTarget => ActionId::SubmitEmailTarget,
+        Action::ActivateSmsDevice => ActionId::ActivateSmsDevice,
+        Action::ActivateVoiceDevice => ActionId::ActivateVoiceDevice,
+        Action::ActivateEmailDevice => ActionId::ActivateEmailDevice,
+        Action::ActivateTotpDevice => ActionId::ActivateTotpDevice,
+    }
+}
+
+fn method(method: Method) -> assent_proto::authn::Method {
+    use assent_proto::authn::Method as Wire;
+    match method {
+        Method::PingidMobile => Wire::PingidMobile,
+        Method::Sms => Wire::Sms,
+        Method::Voice => Wire::Voice,
+        Method::Email => Wire::Email,
+        Method::Totp => Wire::Totp,
+    }
+}
+
+/// The widget's icon for a device: the app's platform, or the passcode method.
+fn device_type(device: &DeviceSummary) -> DeviceType {
+    match device.method {
+        Method::PingidMobile => match device.kind.as_str() {
+            "iPhone" => DeviceType::IPhone,
+            "Android" => DeviceType::Android,
+            _ => DeviceType::Mobile,
+        },
+        Method::Sms => DeviceType::Sms,
+        Method::Voice => DeviceType::Voice,
+        Method::Email => DeviceType::Email,
+        Method::Totp => DeviceType::Totp,
+    }
+}
 
 /// A device as the widget reads it. The widget offers "Use passcode" for a device with
 /// `otpEnabled`, so the app's own passcode shows only while `checkOtp` is allowed.
-fn device_json(device: &DeviceSummary, app_code_allowed: bool) -> Value {
+fn device(device: &DeviceSummary, app_code_allowed: bool) -> Device {
     let otp_enabled = match device.method {
         Method::PingidMobile => device.otp_enabled && app_code_allowed,
         _ => device.otp_enabled,
     };
-    json!({
-        "id": device.id.as_str(),
-        "type": device.kind,
-        "name": device.name,
-        "nickname": device.nickname,
-        "target": device.target,
-        "default": device.default,
-        "defaultDevice": device.default,
-        "usable": device.usable(),
-        "unusableReason": device.unusable,
-        "otpEnabled": otp_enabled,
-        "pushEnabled": device.push_enabled,
-        "backup": device.backup,
-    })
-}
-
-/// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted.
-pub fn render(flow: &Flow, now_ms: u64, flow_url: &str, qr_scheme: &str) -> Value {
-    let status = flow.status(now_ms);
-    let links: Map<String, Value> = flow
-        .allowed_actions(now_ms)
-        .iter()
-        .map(|action| (action.id().to_owned(), json!({ "href": flow_url })))
-        .collect();
-    let mut state = json!({
-        "id": flow.id.as_str(),
-        "pluginTypeId": PLUGIN_TYPE_ID,
-        "status": status.as_str(),
-        "_links": links,
-    });
-    let fields = fields(flow, now_ms, qr_scheme);
-    if let (Some(state), Value::Object(fields)) = (state.as_object_mut(), fields) {
-        state.extend(fields);
-        if let Some(message) = &flow.policy.admin_message
-            && !status.is_terminal()
-        {
-            state.insert("adminMessage".to_owned(), message.clone().into());
-        }
+    Device {
+        id: device.id.as_str().to_owned(),
+        device_type: device_type(device),
+        name: device.name.clone(),
+        nickname: device.nickname.clone(),
+        target: device.target.clone(),
+        default: device.default,
+        default_device: device.default,
+        usable: device.usable(),
+        unusable_reason: device.unusable.clone(),
+        otp_enabled,
+        push_enabled: device.push_enabled,
+        backup: device.backup,
     }
-    state
 }
 
 /// Methods the person still has to set up.
@@ -64,162 +132,236 @@ fn missing_methods(flow: &Flow) -> Vec<Method> {
         .unwrap_or_default()
 }
 
-fn pairing_method_json(method: Method, application: &str) -> Value {
-    match method {
-        Method::PingidMobile => json!({ "deviceType": "MOBILE", "applicationName": application }),
-        other => json!({ "deviceType": other.widget_type() }),
+fn pairing_method(method: Method, application: &str) -> PairingMethod {
+    let (device_type, application_name) = match method {
+        Method::PingidMobile => (PairingType::Mobile, Some(application.to_owned())),
+        Method::Sms => (PairingType::Sms, None),
+        Method::Voice => (PairingType::Voice, None),
+        Method::Email => (PairingType::Email, None),
+        Method::Totp => (PairingType::Totp, None),
+    };
+    PairingMethod {
+        device_type,
+        application_name,
     }
 }
 
-fn activation_json(flow: &Flow, otp_length: u32) -> Value {
+/// A time of the domain (ms since the epoch) as the wire writes it.
+fn time(ms: u64) -> Result<DateTime<Utc>, AuthnError> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| AdapterError::internal(format!("{ms} ms is no time")).into())
+}
+
+/// The status shows something its state does not have.
+fn mismatch(status: Status) -> AuthnError {
+    AdapterError::internal(format!("{} without its state", status.as_str())).into()
+}
+
+fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, AuthnError> {
     let View::Activation {
-        method,
+        method: activated,
         address,
         totp_secret,
         ..
     } = flow.view()
     else {
-        return json!({});
+        return Err(mismatch(status));
     };
     let shown = address.map(assent_core::notify::mask_recipient);
-    match (method, totp_secret) {
-        (Method::Totp, Some(secret)) => {
+    Ok(match activated {
+        Method::Totp => {
+            let secret = totp_secret.ok_or_else(|| mismatch(status))?;
             let account = flow.user_id.as_str();
             let key_uri = assent_core::otp::key_uri(secret, &flow.application.name, account)
                 .unwrap_or_default();
-            json!({
-                "keyUri": key_uri,
-                "pairingKey": secret,
-                "qrCode": crate::qr::images(&key_uri),
-                "otpLength": assent_core::otp::TOTP_DIGITS,
+            Wire::TotpActivationRequired(TotpActivation {
+                qr_code: crate::qr::images(&key_uri),
+                key_uri,
+                pairing_key: secret.to_owned(),
+                otp_length: assent_core::otp::TOTP_DIGITS as u32,
             })
         }
-        (Method::Email, _) => json!({ "email": shown, "otpLength": otp_length }),
-        _ => json!({ "phone": shown, "otpLength": otp_length }),
-    }
+        Method::Email => Wire::EmailActivationRequired(EmailActivation {
+            email: shown,
+            otp_length,
+        }),
+        Method::Voice => Wire::VoiceActivationRequired(PhoneActivation {
+            phone: shown,
+            otp_length,
+        }),
+        Method::Sms | Method::PingidMobile => Wire::SmsActivationRequired(PhoneActivation {
+            phone: shown,
+            otp_length,
+        }),
+    })
 }
 
-fn fields(flow: &Flow, now_ms: u64, qr_scheme: &str) -> Value {
+fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<Wire, AuthnError> {
     let otp_length = flow.policy.otp_length;
-    let status = flow.status(now_ms);
     let app_code_allowed = flow.allowed_actions(now_ms).contains(&Action::CheckOtp);
-    let as_json = |device: &DeviceSummary| device_json(device, app_code_allowed);
-    let devices: Vec<Value> = flow.devices.iter().map(as_json).collect();
+    let as_wire = |summary: &DeviceSummary| device(summary, app_code_allowed);
+    let devices = || flow.devices.iter().map(as_wire).collect::<Vec<_>>();
     let selected = flow.selected_device();
-    let selected_json = selected.map(|id| json!({ "id": id.as_str() }));
-    let device = selected
-        .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
-        .map(as_json);
-    let change_permitted = flow.devices.len() > 1;
-    match status {
-        Status::DeviceSelectionRequired => json!({
-            "devices": devices,
-            "selectedDeviceRef": selected_json,
-            "changeDevicePermitted": true,
-            "manageDevicesAllowed": flow.manage_devices,
-            "userSelectedDefault": flow.devices.iter().any(|device| device.default),
+    let selected_device_ref = selected.map(|id| DeviceRef {
+        id: id.as_str().to_owned(),
+    });
+    let selected_device = || {
+        selected
+            .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
+            .map(as_wire)
+    };
+    let change_device_permitted = flow.devices.len() > 1;
+    let application_name = || flow.application.name.clone();
+    Ok(match status {
+        Status::DeviceSelectionRequired => Wire::DeviceSelectionRequired(DeviceSelection {
+            devices: devices(),
+            selected_device_ref,
+            change_device_permitted: true,
+            manage_devices_allowed: flow.manage_devices,
+            user_selected_default: flow.devices.iter().any(|device| device.default),
         }),
         Status::PushConfirmationWaiting | Status::PushConfirmationTimedOut => {
-            let mut fields = json!({
-                "devices": devices,
-                "selectedDeviceRef": selected_json,
-                "device": device,
-                "changeDevicePermitted": change_permitted,
-                "applicationName": flow.application.name,
-                "otpLength": assent_core::otp::TOTP_DIGITS,
-            });
-            // Number matching: the page shows the number the person picks on the phone.
-            if let (Some(number), Some(fields)) = (
-                flow.push().and_then(|push| push.number),
-                fields.as_object_mut(),
-            ) {
-                fields.insert("numberMatch".to_owned(), number.into());
+            let fields = PushConfirmation {
+                devices: devices(),
+                selected_device_ref,
+                device: selected_device(),
+                change_device_permitted,
+                application_name: application_name(),
+                otp_length: assent_core::otp::TOTP_DIGITS as u32,
+                // Number matching: the page shows the number the person picks on the phone.
+                number_match: flow.push().and_then(|push| push.number),
+            };
+            if status == Status::PushConfirmationWaiting {
+                Wire::PushConfirmationWaiting(fields)
+            } else {
+                Wire::PushConfirmationTimedOut(fields)
             }
-            fields
         }
         Status::OtpRequired => {
             // A code the device computes (authenticator app, the app's seed) has the
             // TOTP length; a sent one the policy's.
             let sent = matches!(flow.view(), View::Otp { sent: Some(_), .. });
-            json!({
-                "devices": devices,
-                "selectedDeviceRef": selected_json,
-                "device": device,
-                "changeDevicePermitted": change_permitted,
-                "applicationName": flow.application.name,
-                "otpLength": if sent { otp_length as usize } else { assent_core::otp::TOTP_DIGITS },
+            Wire::OtpRequired(OtpChallenge {
+                devices: devices(),
+                selected_device_ref,
+                device: selected_device(),
+                change_device_permitted,
+                application_name: application_name(),
+                otp_length: if sent {
+                    otp_length
+                } else {
+                    assent_core::otp::TOTP_DIGITS as u32
+                },
             })
         }
-        Status::MfaSetupRequired => json!({
-            "allowSkipMfa": false,
-            "requiredMethods": missing_methods(flow),
+        Status::MfaSetupRequired => Wire::MfaSetupRequired(MfaSetup {
+            allow_skip_mfa: false,
+            required_methods: missing_methods(flow).into_iter().map(method).collect(),
         }),
-        Status::DevicePairingMethodRequired => json!({
-            "devicePairingMethods": missing_methods(flow)
-                .iter()
-                .map(|method| pairing_method_json(*method, &flow.application.name))
-                .collect::<Vec<_>>(),
+        Status::DevicePairingMethodRequired => Wire::DevicePairingMethodRequired(PairingMethods {
+            device_pairing_methods: missing_methods(flow)
+                .into_iter()
+                .map(|method| pairing_method(method, &flow.application.name))
+                .collect(),
         }),
-        Status::SmsPairingTargetRequired
-        | Status::VoicePairingTargetRequired
-        | Status::EmailPairingTargetRequired => json!({}),
+        Status::SmsPairingTargetRequired => Wire::SmsPairingTargetRequired,
+        Status::VoicePairingTargetRequired => Wire::VoicePairingTargetRequired,
+        Status::EmailPairingTargetRequired => Wire::EmailPairingTargetRequired,
         Status::SmsActivationRequired
         | Status::VoiceActivationRequired
         | Status::EmailActivationRequired
-        | Status::TotpActivationRequired => activation_json(flow, otp_length),
-        Status::PushConfirmationRejected => json!({
-            "devices": devices,
-            "selectedDeviceRef": selected_json,
-            "device": device,
+        | Status::TotpActivationRequired => activation(flow, status, otp_length)?,
+        Status::PushConfirmationRejected => Wire::PushConfirmationRejected(PushRejection {
+            devices: devices(),
+            selected_device_ref,
+            device: selected_device(),
         }),
         Status::MfaFailed | Status::Failed => {
-            let reason = flow.failure_reason().unwrap_or("the second factor failed");
-            json!({ "reason": reason, "userMessage": reason })
+            let reason = flow
+                .failure_reason()
+                .unwrap_or("the second factor failed")
+                .to_owned();
+            let failure = Failure {
+                user_message: reason.clone(),
+                reason,
+            };
+            if status == Status::MfaFailed {
+                Wire::MfaFailed(failure)
+            } else {
+                Wire::Failed(failure)
+            }
         }
-        Status::Resume => json!({ "resumeUrl": flow.return_url }),
-        Status::Completed => match flow.completed_approval() {
-            Some(approval) => json!({
-                "outcome": "APPROVED",
-                "authorizeResponse": { "deviceId": approval.device_id.as_str() },
-            }),
-            _ => json!({}),
-        },
-        Status::Canceled => json!({ "outcome": "CANCELED" }),
-        Status::MfaCompleted => json!({}),
-        Status::AuthenticationCodeResponseRequired => match flow.view() {
-            View::QrCode {
-                token,
-                expires_at_ms,
-            } => {
-                let uri = format!("{qr_scheme}://assent?authentication_token={token}");
-                json!({
-                    "uri": uri,
-                    "qrCode": crate::qr::images(&uri),
-                    "expiresAt": expires_at_ms / 1000,
-                    "applicationName": flow.application.name,
-                    "claimed": false,
-                })
-            }
-            _ => json!({ "applicationName": flow.application.name, "claimed": true }),
-        },
+        Status::Resume => Wire::Resume(Resume {
+            resume_url: flow.return_url.clone().ok_or_else(|| mismatch(status))?,
+        }),
+        Status::Completed => Wire::Completed(match flow.completed_approval() {
+            Some(approval) => Completion {
+                outcome: Some(Outcome::Approved),
+                authorize_response: Some(AuthorizeResponse {
+                    device_id: approval.device_id.as_str().to_owned(),
+                }),
+            },
+            None => Completion {
+                outcome: None,
+                authorize_response: None,
+            },
+        }),
+        Status::Canceled => Wire::Canceled(Cancellation {
+            outcome: Outcome::Canceled,
+        }),
+        Status::MfaCompleted => Wire::MfaCompleted,
+        Status::AuthenticationCodeResponseRequired => {
+            Wire::AuthenticationCodeResponseRequired(match flow.view() {
+                View::QrCode {
+                    token,
+                    expires_at_ms,
+                } => {
+                    let uri = format!("{qr_scheme}://assent?authentication_token={token}");
+                    AuthenticationCode {
+                        qr_code: crate::qr::images(&uri),
+                        uri: Some(uri),
+                        expires_at: Some(time(expires_at_ms)?),
+                        application_name: application_name(),
+                        claimed: false,
+                    }
+                }
+                _ => AuthenticationCode {
+                    uri: None,
+                    qr_code: None,
+                    expires_at: None,
+                    application_name: application_name(),
+                    claimed: true,
+                },
+            })
+        }
         // Opaque to the federation server and the page: the app's SDK signs it.
-        Status::MobilePairingRequired => match flow.view() {
-            View::MobilePayload { nonce } => {
-                let payload = json!({ "flowId": flow.id.as_str(), "nonce": nonce }).to_string();
-                json!({ "serverPayload": base64_url(payload.as_bytes()) })
-            }
-            _ => json!({}),
-        },
-        Status::MobileActivationRequired => match flow.view() {
-            View::MobileActivation(offer) => json!({
-                "pairingKey": offer.pairing_key,
-                "applicationName": flow.application.name,
-                "qrCode": crate::qr::images(&offer.pairing_key),
-                "expiresAt": offer.expires_at_ms / 1000,
-            }),
-            _ => json!({}),
-        },
-    }
+        Status::MobilePairingRequired => {
+            let View::MobilePayload { nonce } = flow.view() else {
+                return Err(mismatch(status));
+            };
+            let payload = ServerPayload {
+                flow_id: flow.id.as_str().to_owned(),
+                nonce: nonce.to_owned(),
+            };
+            let payload = serde_json::to_vec(&payload).map_err(AdapterError::internal)?;
+            Wire::MobilePairingRequired(MobilePairing {
+                server_payload: base64_url(&payload),
+            })
+        }
+        Status::MobileActivationRequired => {
+            let View::MobileActivation(offer) = flow.view() else {
+                return Err(mismatch(status));
+            };
+            Wire::MobileActivationRequired(MobileActivation {
+                pairing_key: offer.pairing_key.clone(),
+                application_name: application_name(),
+                qr_code: crate::qr::images(&offer.pairing_key),
+                expires_at: time(offer.expires_at_ms)?,
+            })
+        }
+    })
 }
 
 fn base64_url(bytes: &[u8]) -> String {

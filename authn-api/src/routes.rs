@@ -5,8 +5,9 @@ use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::Adapter;
+use assent_core::flow::Flow;
 use assent_core::flow::service::now_ms;
-use assent_core::flow::{Action, Flow};
+use assent_proto::authn::ActionRequest;
 
 use crate::action::{self, AuthnQuery, XSRF_HEADER};
 use crate::error::AuthnError;
@@ -65,19 +66,21 @@ fn presented_state(request: &HttpRequest) -> Option<String> {
 }
 
 /// The state as JSON, with the binding secret for a cookieless client to echo.
-fn state_response(adapter: &Adapter, flow: &Flow, state: Option<&str>) -> HttpResponse {
+fn state_response(
+    adapter: &Adapter,
+    flow: &Flow,
+    state: Option<&str>,
+) -> Result<HttpResponse, AuthnError> {
     let mut body = render(
         flow,
         now_ms(),
         &flow_url(adapter, flow.id.as_str()),
         &adapter.config().policy.qr_app_scheme,
-    );
-    if let (Some(state), Some(object)) = (state, body.as_object_mut()) {
-        object.insert("_pf_authn_api_state".to_owned(), state.into());
-    }
-    HttpResponse::Ok()
+    )?;
+    body.authn_api_state = state.map(str::to_owned);
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body)
+        .json(body))
 }
 
 /// The cookie that carries the binding for browsers; scoped to this one flow.
@@ -102,7 +105,7 @@ async fn get_flow(
     let (flow, secret) = adapter
         .flow_for_browser(&path, presented.as_deref())
         .await?;
-    let mut response = state_response(&adapter, &flow, Some(&secret));
+    let mut response = state_response(&adapter, &flow, Some(&secret))?;
     if presented.as_deref() != Some(secret.as_str())
         && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, &secret))
     {
@@ -124,17 +127,17 @@ async fn post_flow(
         .map_err(|error| AuthnError::InvalidJson(format!("bad query string: {error}")))?;
     let action = action::action_id(&request, &query)?;
     let body = body.map_err(|_| AuthnError::TooLarge)?;
-    let body = action::body_object(&body)?;
+    let action = action::request(action, &body)?;
     let presented = presented_state(&request);
-    let flow = if action == Action::Poll {
+    let flow = if action == ActionRequest::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
         adapter
             .wait_for_flow(&path, presented.as_deref(), wait)
             .await?
     } else {
-        let action = action::flow_action(action, &body)?;
+        let action = action::flow_action(action)?;
         adapter.act(&path, presented.as_deref(), action).await?
     };
     let state = presented.filter(|_| flow.browser_binding.is_some());
-    Ok(state_response(&adapter, &flow, state.as_deref()))
+    state_response(&adapter, &flow, state.as_deref())
 }

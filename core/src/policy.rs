@@ -441,10 +441,7 @@ mod tests {
         };
         let overrides = BTreeMap::from([(
             "payroll".to_owned(),
-            serde_json::json!({ "number_matching": true })
-                .as_object()
-                .cloned()
-                .unwrap(),
+            serde_json::from_str(r#"{ "number_matching": true }"#).unwrap(),
         )]);
         let policies = Policies::resolve(&global, &overrides).unwrap();
         let payroll = policies.for_application(Some("payroll"));
@@ -452,10 +449,7 @@ mod tests {
         assert!(!policies.for_application(Some("other")).number_matching);
         let bad = BTreeMap::from([(
             "x".to_owned(),
-            serde_json::json!({ "use_codes": true })
-                .as_object()
-                .cloned()
-                .unwrap(),
+            serde_json::from_str(r#"{ "use_codes": true }"#).unwrap(),
         )]);
         let (key, _) = Policies::resolve(&global, &bad).unwrap_err();
         assert_eq!(key, "application_policies.x");

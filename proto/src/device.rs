@@ -111,3 +111,42 @@ pub struct DecisionAccepted {
     /// The flow's status now.
     pub status: String,
 }
+
+/// A paired device as its user (`GET /device/v1/devices`) and the operator see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedDevice {
+    /// Device id.
+    pub id: String,
+    /// The name the app reported.
+    pub name: String,
+    /// The user's name for it.
+    pub nickname: Option<String>,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+    /// When it was paired (seconds since the epoch).
+    pub paired_at: u64,
+    /// The user's primary device.
+    pub primary: bool,
+}
+
+/// `GET /device/v1/devices`: the devices of this device's user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceList {
+    /// Oldest first.
+    pub devices: Vec<PairedDevice>,
+}
+
+/// Answer of `POST /device/v1/users`: the users this (shared) device now serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceJoined {
+    /// The device.
+    pub device_id: String,
+    /// Every user it is paired with, the first pairing first.
+    pub users: Vec<String>,
+}

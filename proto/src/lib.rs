@@ -1,6 +1,7 @@
-//! Wire types of the Adapter and Device APIs: plain serde structs shared by the server and
-//! the device simulator, so that client and server cannot drift. Ids are plain strings
-//! here; the server checks them where it turns these into domain values.
+//! Wire types of the Adapter, Authentication, Device and Admin APIs: plain serde structs shared
+//! by the server, the device simulator and the tests, so that client and server cannot
+//! drift. Ids are plain strings here; the server checks them where it turns these into
+//! domain values.
 
 #![deny(
     clippy::unwrap_used,
@@ -10,4 +11,7 @@
 )]
 
 pub mod adapter;
+pub mod admin;
+pub mod authn;
 pub mod device;
+pub mod ops;

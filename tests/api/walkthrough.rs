@@ -4,6 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use assent_proto::authn::{AuthnState, StatusName};
+
 use crate::support::{AssentProcess, repo_root, unique};
 
 /// The first ```sh block after `heading` in the README.
@@ -65,7 +67,7 @@ async fn the_readme_walk_through_works_as_written() {
     assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
     // continueAuthentication's answer is a state (it has `_links`); the pickup is not.
     assert!(
-        stdout.contains(r#""status":"COMPLETED","_links":{}"#),
+        stdout.contains(r#""_links":{},"status":"COMPLETED""#),
         "{stdout}"
     );
     assert!(
@@ -124,7 +126,7 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut binding = String::new();
     loop {
-        let state: serde_json::Value = http
+        let state: AuthnState = http
             .get(format!("{}/pf-ws/authn/flows/{flow}", process.address))
             .header("X-PF-Authn-API-State", binding.clone())
             .send()
@@ -133,13 +135,13 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
             .json()
             .await
             .unwrap();
-        if state["status"] == "PUSH_CONFIRMATION_REJECTED" {
+        if state.status.name() == StatusName::PushConfirmationRejected {
             break;
         }
-        binding = state["_pf_authn_api_state"].as_str().unwrap().to_owned();
+        binding = state.authn_api_state.clone().unwrap();
         assert!(
             Instant::now() < deadline,
-            "the watcher denies the request: {state}"
+            "the watcher denies the request: {state:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
+use assent_proto::authn::{ActionRequest, StatusName};
+
 use crate::support::{
     Backend, FEDERATION, TestApp, oob_request, problem, transfer_request, unique,
 };
@@ -70,7 +72,7 @@ async fn authentication_api_refuses_bad_requests_without_touching_the_flow() {
     let response = post(url.clone(), "application/json", "{}").await.unwrap();
     ping_error(response, 400, "INVALID_ACTION_ID").await;
     // An action the flow does not offer now.
-    let response = app.act(&flow, "continueAuthentication", None).await;
+    let response = app.act_raw(&flow, "continueAuthentication", None).await;
     ping_error(response, 400, "INVALID_ACTION_ID").await;
     // Malformed JSON, and JSON that is not an object.
     for body in ["{not json", "[1,2]"] {
@@ -78,11 +80,11 @@ async fn authentication_api_refuses_bad_requests_without_touching_the_flow() {
         ping_error(response, 400, "INVALID_REQUEST").await;
     }
     // Missing and wrong parameters.
-    let response = app.act(&flow, "selectDevice", Some(json!({}))).await;
+    let response = app.act_raw(&flow, "selectDevice", Some(json!({}))).await;
     let body = ping_error(response, 400, "VALIDATION_ERROR").await;
     assert_eq!(body["details"][0]["target"], "deviceRef.id");
     let response = app
-        .act(
+        .act_raw(
             &flow,
             "selectDevice",
             Some(json!({ "deviceRef": { "id": "AAAAAAAAAAAAAAAAAAAA" } })),
@@ -108,7 +110,7 @@ async fn authentication_api_refuses_bad_requests_without_touching_the_flow() {
     ] {
         let response = app.get(&format!("/pf-ws/authn/flows/{id}")).await;
         ping_error(response, 404, "RESOURCE_NOT_FOUND").await;
-        let response = app.act(id, "cancelAuthentication", None).await;
+        let response = app.act_raw(id, "cancelAuthentication", None).await;
         ping_error(response, 404, "RESOURCE_NOT_FOUND").await;
     }
 }
@@ -303,7 +305,7 @@ async fn adapter_api_refuses_bad_requests_and_creates_nothing() {
     assert_eq!(app.result("AAAAAAAAAAAAAAAAAAAAAAAA").await.status(), 404);
     assert_eq!(app.result("..%2F..%2Fetc").await.status(), 404);
     let flow = app.start_flow(&oob_request("alice")).await;
-    app.act_ok(&flow, "cancelAuthentication", None).await;
+    app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
     let result_url = app.url(&format!("/adapter/v1/flows/{flow}/result"));
     let response = app
         .http
@@ -526,8 +528,8 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     }
 
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING",
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting,
         "flow untouched"
     );
     assert_eq!(phone.pending(0).await.len(), 1);
@@ -595,7 +597,7 @@ async fn pairing_refuses_bad_keys_and_works_once() {
     }
     // None of that paired anything for alice (a flow still finds no device).
     let flow = app.start_flow(&oob_request("alice")).await;
-    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::MfaFailed);
 
     let response = pair(body(&key, &public)).await.unwrap();
     assert_eq!(response.status(), 201);

@@ -3,7 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, links, on_both_backends, oob_request};
+use assent_proto::authn::{ActionRequest, AuthnState, ErrorCode, ServerPayload, StatusName};
+
+use crate::support::{
+    Backend, Refusal, TestApp, expect_status, links, on_both_backends, oob_request,
+};
 
 on_both_backends!(a_trusted_app_is_authorized_and_others_are_refused);
 
@@ -19,28 +23,25 @@ async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>
     let bob_phone = app.pair_device("bob").await;
     let flow = app.start_flow(&authorization("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MOBILE_PAIRING_REQUIRED");
+    assert_eq!(state.status.name(), StatusName::MobilePairingRequired);
     assert_eq!(links(&state), ["authenticate", "cancelAuthentication"]);
-    let server_payload = state["serverPayload"].as_str().unwrap().to_owned();
+    let server_payload = expect_status!(state, MobilePairingRequired)
+        .server_payload
+        .clone();
 
-    let authenticate = |mobile_payload: String| {
-        app.act(
-            &flow,
-            "authenticate",
-            Some(json!({ "mobilePayload": mobile_payload })),
-        )
-    };
-    let refused = |response: reqwest::Response| async move {
-        assert_eq!(response.status(), 400);
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+    let authenticate =
+        |mobile_payload: String| app.act(&flow, ActionRequest::authenticate(mobile_payload));
+    let refused = |response: Result<AuthnState, Refusal>| async move {
+        let refusal = response.expect_err("refused");
+        assert_eq!(refusal.status, 400);
+        assert_eq!(refusal.body.code, ErrorCode::ValidationError, "{refusal:?}");
     };
     // Another user's trusted device, an unpaired key, another flow's challenge, garbage.
     refused(authenticate(bob_phone.device.authorize(&server_payload).unwrap()).await).await;
     let (stranger, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
     let stranger =
         assent_core::device_key::DeviceSigner::new(alice_phone.id(), stranger.into()).unwrap();
-    let nonce: Value = serde_json::from_slice(
+    let payload: ServerPayload = serde_json::from_slice(
         &base64::Engine::decode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
             &server_payload,
@@ -48,7 +49,8 @@ async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>
         .unwrap(),
     )
     .unwrap();
-    let nonce = nonce["nonce"].as_str().unwrap();
+    assert_eq!(payload.flow_id, flow);
+    let nonce = payload.nonce.as_str();
     refused(authenticate(stranger.mobile_payload(&flow, nonce).unwrap()).await).await;
     let other_flow = app.start_flow(&authorization("alice")).await;
     refused(
@@ -74,17 +76,18 @@ async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>
     )
     .await;
     refused(authenticate("not.a.jws".to_owned()).await).await;
-    let missing = app.act(&flow, "authenticate", Some(json!({}))).await;
+    let missing = app.act_raw(&flow, "authenticate", Some(json!({}))).await;
     assert_eq!(missing.status(), 400);
     assert_eq!(
-        app.state(&flow).await["status"],
-        "MOBILE_PAIRING_REQUIRED",
+        app.state(&flow).await.status.name(),
+        StatusName::MobilePairingRequired,
         "untouched"
     );
 
-    let done = authenticate(alice_phone.device.authorize(&server_payload).unwrap()).await;
-    assert_eq!(done.status(), 200);
-    assert_eq!(done.json::<Value>().await.unwrap()["status"], "COMPLETED");
+    let done = authenticate(alice_phone.device.authorize(&server_payload).unwrap())
+        .await
+        .expect("authorized");
+    assert_eq!(done.status.name(), StatusName::Completed);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["method"], "device_authorization");
     assert_eq!(result["deviceId"], alice_phone.id());

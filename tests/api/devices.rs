@@ -3,7 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, on_both_backends, oob_request, problem};
+use assent_proto::admin::UserDevices;
+use assent_proto::authn::StatusName;
+use assent_proto::device::{DeviceList, PairedDevice};
+
+use crate::support::{Backend, TestApp, expect_status, on_both_backends, oob_request, problem};
 
 on_both_backends!(
     the_operator_manages_a_users_devices,
@@ -12,13 +16,13 @@ on_both_backends!(
     a_shared_device_serves_each_of_its_users,
 );
 
-async fn devices(app: &TestApp, user: &str) -> Vec<Value> {
+async fn devices(app: &TestApp, user: &str) -> Vec<PairedDevice> {
     let response = app
         .admin_get(&format!("/admin/v1/users/{user}/devices"))
         .await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["devices"].as_array().unwrap().clone()
+    let body: UserDevices = response.json().await.unwrap();
+    body.devices
 }
 
 async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
@@ -27,8 +31,8 @@ async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
     let second = app.pair_device("bob").await;
     let listed = devices(&app, "bob").await;
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().all(|device| device["primary"] == false));
-    assert_eq!(listed[0]["model"], "assent simulator");
+    assert!(listed.iter().all(|device| !device.primary));
+    assert_eq!(listed[0].model, "assent simulator");
 
     let url = |device: &str| app.url(&format!("/admin/v1/users/bob/devices/{device}"));
     let patch = |device: &str, body: Value| {
@@ -38,7 +42,7 @@ async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
             .json(&body)
             .send()
     };
-    let updated: Value = patch(
+    let updated: PairedDevice = patch(
         second.id(),
         json!({ "nickname": "Work phone", "primary": true }),
     )
@@ -47,25 +51,22 @@ async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
     .json()
     .await
     .unwrap();
-    assert_eq!(updated["nickname"], "Work phone");
-    assert_eq!(updated["primary"], true);
+    assert_eq!(updated.nickname.as_deref(), Some("Work phone"));
+    assert!(updated.primary);
     let listed = devices(&app, "bob").await;
-    let primary: Vec<&Value> = listed
-        .iter()
-        .filter(|device| device["primary"] == true)
-        .collect();
+    let primary: Vec<&PairedDevice> = listed.iter().filter(|device| device.primary).collect();
     assert_eq!(primary.len(), 1);
-    assert_eq!(primary[0]["id"], second.id());
+    assert_eq!(primary[0].id, second.id());
     // A new flow for bob lists the primary as the default device.
     let flow = app.start_flow(&oob_request("bob")).await;
     let state = app.state(&flow).await;
-    let default = state["devices"]
-        .as_array()
-        .unwrap()
+    let default = state
+        .status
+        .devices()
         .iter()
-        .find(|d| d["default"] == true)
+        .find(|device| device.default)
         .unwrap();
-    assert_eq!(default["id"], second.id());
+    assert_eq!(default.id, second.id());
 
     for (device, body, status) in [
         (first.id(), json!({ "nickname": "x".repeat(200) }), 400),
@@ -128,8 +129,12 @@ async fn unpairing_fails_the_requests_waiting_for_the_device(backend: Backend<'_
         .unwrap();
     assert_eq!(response.status(), 204);
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MFA_FAILED");
-    assert!(state["userMessage"].as_str().unwrap().contains("unpaired"));
+    assert_eq!(state.status.name(), StatusName::MfaFailed);
+    assert!(
+        expect_status!(state, MfaFailed)
+            .user_message
+            .contains("unpaired")
+    );
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED");
     let refused = app
@@ -150,7 +155,7 @@ async fn a_device_lists_its_users_devices_and_unpairs_only_itself(backend: Backe
     let app = TestApp::spawn(backend).await;
     let first = app.pair_device("bob").await;
     let second = app.pair_device("bob").await;
-    let listed: Value = app
+    let listed: DeviceList = app
         .http
         .get(app.url("/device/v1/devices"))
         .header("Authorization", first.authorization())
@@ -160,7 +165,7 @@ async fn a_device_lists_its_users_devices_and_unpairs_only_itself(backend: Backe
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.devices.len(), 2);
     let delete = |target: &str, by: &crate::support::TestDevice| {
         app.http
             .delete(app.url(&format!("/device/v1/devices/{target}")))
@@ -213,7 +218,7 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
     for user in ["alice", "bob"] {
         let listed = devices(&app, user).await;
         assert!(
-            listed.iter().all(|device| device["id"] != other.id()),
+            listed.iter().all(|device| device.id != other.id()),
             "{user}"
         );
     }
@@ -240,7 +245,10 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
         .collect();
     assert_eq!(labels, ["alice", "bob"]);
     tablet.device.answer(&pending[1], true).await.unwrap();
-    assert_eq!(app.state(&bob_flow).await["status"], "MFA_COMPLETED");
+    assert_eq!(
+        app.state(&bob_flow).await.status.name(),
+        StatusName::MfaCompleted
+    );
 
     // Unpairing bob keeps alice's pairing and her waiting request.
     let response = app
@@ -254,8 +262,8 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
     assert!(devices(&app, "bob").await.is_empty());
     assert_eq!(devices(&app, "alice").await.len(), 1);
     assert_eq!(
-        app.state(&alice_flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&alice_flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
     assert_eq!(
         tablet.pending(0).await.len(),

@@ -5,7 +5,10 @@
 use figment::Figment;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, on_both_backends, oob_request, unique};
+use assent_proto::admin::UserDevices;
+use assent_proto::authn::{ActionRequest, AuthnState, StatusName};
+
+use crate::support::{Backend, TestApp, expect_status, on_both_backends, oob_request, unique};
 
 on_both_backends!(
     a_wrong_number_or_a_proof_over_other_parameters_admits_no_device,
@@ -21,13 +24,25 @@ fn new_device(user: &str) -> Value {
 }
 
 async fn devices_of(app: &TestApp, user: &str) -> usize {
-    let body: Value = app
+    let body: UserDevices = app
         .admin_get(&format!("/admin/v1/users/{user}/devices"))
         .await
         .json()
         .await
         .unwrap();
-    body["devices"].as_array().unwrap().len()
+    body.devices.len()
+}
+
+/// The number the page shows under number matching.
+fn number_shown(state: &AuthnState) -> u8 {
+    expect_status!(state, PushConfirmationWaiting)
+        .number_match
+        .expect("a number")
+}
+
+/// Whether the raw state carries a pairing key (whatever its status).
+async fn shows_a_pairing_key(app: &TestApp, flow: &str) -> bool {
+    app.state_json(flow).await.get("pairingKey").is_some()
 }
 
 async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
@@ -47,8 +62,8 @@ async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
 
     let flow = app.start_flow(&new_device("alice")).await;
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
     assert!(
         old_phone.pending(0).await.is_empty(),
@@ -61,20 +76,23 @@ async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
 
     let state = app.state(&flow).await;
     assert_eq!(
-        state["status"], "MOBILE_ACTIVATION_REQUIRED",
+        state.status.name(),
+        StatusName::MobileActivationRequired,
         "straight to pairing"
     );
-    let early = app.act(&flow, "continueAuthentication", None).await;
-    assert_eq!(early.status(), 400, "no completion without the new device");
+    let early = app
+        .act_err(&flow, ActionRequest::ContinueAuthentication)
+        .await;
+    assert_eq!(early.status, 400, "no completion without the new device");
     let newcomer = assent::device::Device::pair(
         &app.address,
-        state["pairingKey"].as_str().unwrap(),
+        &expect_status!(state, MobileActivationRequired).pairing_key,
         "new phone",
     )
     .await
     .unwrap();
     assert_eq!(newcomer.user_id(), "alice");
-    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED");
     assert_eq!(result["deviceId"], newcomer.id());
@@ -87,15 +105,15 @@ async fn the_primary_denies_and_nothing_is_paired(backend: Backend<'_>) {
     let flow = app.start_flow(&new_device("alice")).await;
     primary.answer_pending(false).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_REJECTED");
-    assert!(state.get("pairingKey").is_none());
+    assert_eq!(state.status.name(), StatusName::PushConfirmationRejected);
+    assert!(!shows_a_pairing_key(&app, &flow).await);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED");
     assert_eq!(devices_of(&app, "alice").await, 1);
 
     // A user with no device at all has no primary to ask.
     let flow = app.start_flow(&new_device(&unique("fay"))).await;
-    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::MfaFailed);
 }
 
 async fn pair_individually_goes_straight_to_registration(backend: Backend<'_>) {
@@ -108,19 +126,19 @@ async fn pair_individually_goes_straight_to_registration(backend: Backend<'_>) {
     let primary = app.pair_device("alice").await;
     let flow = app.start_flow(&new_device("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
+    assert_eq!(state.status.name(), StatusName::MobileActivationRequired);
     assert!(
         primary.pending(0).await.is_empty(),
         "the primary is not asked"
     );
     assent::device::Device::pair(
         &app.address,
-        state["pairingKey"].as_str().unwrap(),
+        &expect_status!(state, MobileActivationRequired).pairing_key,
         "tablet",
     )
     .await
     .unwrap();
-    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
 }
 
 /// The primary's approval goes through the same check as every device decision: under
@@ -138,8 +156,12 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
     // A proof over other parameters: refused, and the request still waits.
     let flow = app.start_flow(&new_device("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    let number = u8::try_from(state["numberMatch"].as_u64().expect("a number")).unwrap();
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    let number = number_shown(&state);
     let request = primary.one_pending().await;
     assert!(request.number_choices.contains(&number), "{request:?}");
     let forged = assent_core::device_key::ProofClaims {
@@ -167,8 +189,12 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
         "{problem}"
     );
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert!(state.get("pairingKey").is_none(), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert!(!shows_a_pairing_key(&app, &flow).await, "{state:?}");
 
     // The wrong number: a denial, final, and no pairing key.
     let wrong = *request
@@ -183,14 +209,18 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
         .expect("the answer is taken");
     assert_eq!(answer.status, "PUSH_CONFIRMATION_REJECTED");
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_REJECTED", "{state}");
-    assert!(state.get("pairingKey").is_none(), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationRejected,
+        "{state:?}"
+    );
+    assert!(!shows_a_pairing_key(&app, &flow).await, "{state:?}");
     assert_eq!(devices_of(&app, "alice").await, 1, "nothing was paired");
 
     // The right number admits the new device.
     let flow = app.start_flow(&new_device("alice")).await;
     let state = app.state(&flow).await;
-    let number = u8::try_from(state["numberMatch"].as_u64().expect("a number")).unwrap();
+    let number = number_shown(&state);
     let request = primary.one_pending().await;
     let answer = primary
         .device
@@ -199,5 +229,10 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
         .expect("the answer is taken");
     assert_eq!(answer.status, "MOBILE_ACTIVATION_REQUIRED");
     let state = app.state(&flow).await;
-    assert!(state["pairingKey"].is_string(), "{state}");
+    assert!(
+        !expect_status!(state, MobileActivationRequired)
+            .pairing_key
+            .is_empty(),
+        "{state:?}"
+    );
 }

@@ -5,7 +5,10 @@ use serde_json::{Value, json};
 
 use assent_core::device_key::{DeviceSigner, ProofClaims};
 
-use crate::support::{Backend, TestApp, on_both_backends, oob_request};
+use assent_proto::admin::UserDevices;
+use assent_proto::authn::{ActionRequest, StatusName};
+
+use crate::support::{Backend, TestApp, expect_status, on_both_backends, oob_request};
 
 on_both_backends!(
     a_one_time_device_answers_once_and_is_never_paired,
@@ -29,13 +32,15 @@ async fn a_one_time_device_is_pushed_to_under_the_users_push_limit(backend: Back
         let flow = app.start_flow(&request).await;
         app.state(&flow).await
     };
-    assert_eq!(start().await["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(
+        start().await.status.name(),
+        StatusName::PushConfirmationWaiting
+    );
     let refused = start().await;
-    assert_eq!(refused["status"], "MFA_FAILED");
+    assert_eq!(refused.status.name(), StatusName::MfaFailed);
     assert!(
-        refused["reason"]
-            .as_str()
-            .unwrap()
+        expect_status!(refused, MfaFailed)
+            .reason
             .contains("too many push notifications")
     );
 }
@@ -56,8 +61,8 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     let device_id = created["oneTimeDeviceId"].as_str().unwrap().to_owned();
 
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING");
-    assert_eq!(state["selectedDeviceRef"]["id"], device_id.as_str());
+    assert_eq!(state.status.name(), StatusName::PushConfirmationWaiting);
+    assert_eq!(state.status.selected_device_id(), Some(device_id.as_str()));
     assert!(
         paired.pending(0).await.is_empty(),
         "the paired phone is not asked"
@@ -101,7 +106,10 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
+    assert_eq!(
+        app.state(&flow).await.status.name(),
+        StatusName::MfaCompleted
+    );
 
     // It cannot act as a paired device: no QR scan, no joining, no device list.
     let kiosk_auth = || format!("Device {}", kiosk.token().unwrap());
@@ -122,7 +130,8 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
         assert_eq!(response.status(), 403, "{path}");
     }
     // Once its flow has ended, it is trusted no more.
-    app.act_ok(&flow, "continueAuthentication", None).await;
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
     let after = app
         .http
         .get(app.url("/device/v1/pending"))
@@ -133,23 +142,26 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     assert_eq!(after.status(), 401);
 
     // Never listed among alice's devices, and it cannot start anything new.
-    let devices: Value = app
+    let devices: UserDevices = app
         .admin_get("/admin/v1/users/alice/devices")
         .await
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = devices["devices"]
-        .as_array()
-        .unwrap()
+    let ids: Vec<&str> = devices
+        .devices
         .iter()
-        .map(|d| d["id"].as_str().unwrap())
+        .map(|device| device.id.as_str())
         .collect();
     assert_eq!(ids, [paired.id()]);
     let next = app.start_flow(&oob_request("alice")).await;
+    let next = app.state(&next).await;
     assert_eq!(
-        app.state(&next).await["selectedDeviceRef"]["id"],
-        paired.id()
+        expect_status!(next, PushConfirmationWaiting)
+            .selected_device_ref
+            .as_ref()
+            .map(|device| device.id.as_str()),
+        Some(paired.id())
     );
 
     // A bad key or a flow kind that cannot carry one is refused, leaving nothing behind.

@@ -6,9 +6,13 @@ use std::time::{Duration, Instant};
 use figment::Figment;
 use serde_json::json;
 
+use assent_proto::authn::{
+    ActionRequest, AuthnState, DeviceType, ErrorBody, ErrorCode, StatusName,
+};
+
 use crate::support::{
-    Backend, RedisServer, TestApp, links, on_both_backends, oob_request, problem, transfer_request,
-    unique,
+    Backend, RedisServer, TestApp, expect_status, links, on_both_backends, oob_request, problem,
+    transfer_request, unique,
 };
 
 on_both_backends!(
@@ -58,7 +62,7 @@ async fn a_long_poll_is_capped_and_woken_by_the_answer(backend: Backend<'_>) {
     };
     // Nobody answers: the configured cap (4 s), not the asked 60 s, ends the wait.
     let (state, waited) = poll().await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(state.status.name(), StatusName::PushConfirmationWaiting);
     assert!(
         waited >= Duration::from_millis(3500) && waited < Duration::from_secs(15),
         "{waited:?}"
@@ -71,7 +75,7 @@ async fn a_long_poll_is_capped_and_woken_by_the_answer(backend: Backend<'_>) {
     };
     let ((state, waited), answer) = tokio::join!(poll(), approve);
     assert_eq!(answer, "MFA_COMPLETED");
-    assert_eq!(state["status"], "MFA_COMPLETED");
+    assert_eq!(state.status.name(), StatusName::MfaCompleted);
     assert!(
         waited < Duration::from_millis(3500),
         "woken, not timed out: {waited:?}"
@@ -84,9 +88,15 @@ async fn whole_oob_flow_completes_and_the_result_is_picked_up_once(backend: Back
     let flow = app.start_flow(&oob_request("alice")).await;
 
     let waiting = app.state(&flow).await;
-    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
-    assert_eq!(waiting["id"], flow.as_str());
-    assert_eq!(waiting["selectedDeviceRef"]["id"], phone.id());
+    assert_eq!(waiting.status.name(), StatusName::PushConfirmationWaiting);
+    assert_eq!(waiting.id, flow);
+    let push = expect_status!(waiting, PushConfirmationWaiting);
+    assert_eq!(
+        push.selected_device_ref
+            .as_ref()
+            .map(|device| device.id.as_str()),
+        Some(phone.id())
+    );
     assert_eq!(
         links(&waiting),
         ["cancelAuthentication", "poll", "selectDevice"]
@@ -113,14 +123,16 @@ async fn whole_oob_flow_completes_and_the_result_is_picked_up_once(backend: Back
         "answered requests leave the list"
     );
 
-    let completed = app.act_ok(&flow, "poll", None).await;
-    assert_eq!(completed["status"], "MFA_COMPLETED");
+    let completed = app.act_ok(&flow, ActionRequest::Poll).await;
+    assert_eq!(completed.status.name(), StatusName::MfaCompleted);
     assert_eq!(links(&completed), ["continueAuthentication"]);
     // The widget sends `{}` for continueAuthentication.
     let done = app
-        .act_ok(&flow, "continueAuthentication", Some(json!({})))
+        .act_raw(&flow, "continueAuthentication", Some(json!({})))
         .await;
-    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done.status(), 200);
+    let done: AuthnState = done.json().await.unwrap();
+    assert_eq!(done.status.name(), StatusName::Completed);
     assert!(links(&done).is_empty());
 
     let result = app.result(&flow).await;
@@ -160,27 +172,20 @@ async fn a_denial_is_rejected_and_final(backend: Backend<'_>) {
     );
 
     let rejected = app.state(&flow).await;
-    assert_eq!(rejected["status"], "PUSH_CONFIRMATION_REJECTED");
+    assert_eq!(rejected.status.name(), StatusName::PushConfirmationRejected);
     assert_eq!(links(&rejected), ["cancelAuthentication"]);
     // A denial is final: the federation server can read it without waiting for the browser.
     let early: serde_json::Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(early["status"], "FAILED");
     assert!(early["reason"].as_str().unwrap().contains("denied"));
     let retry = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
+        .act_err(&flow, ActionRequest::select_device(phone.id()))
         .await;
-    assert_eq!(retry.status(), 400);
-    assert_eq!(
-        retry.json::<serde_json::Value>().await.unwrap()["code"],
-        "INVALID_ACTION_ID"
-    );
+    assert_eq!(retry.status, 400);
+    assert_eq!(retry.body.code, ErrorCode::InvalidActionId);
 
-    let failed = app.act_ok(&flow, "cancelAuthentication", None).await;
-    assert_eq!(failed["status"], "FAILED");
+    let failed = app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+    assert_eq!(failed.status.name(), StatusName::Failed);
     assert_eq!(app.result(&flow).await.status(), 404, "picked up once");
     assert_eq!(early["amr"], json!([]));
     let metrics = app.get("/metrics").await.text().await.unwrap();
@@ -206,8 +211,9 @@ async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'
     let flow = app.start_flow(&oob_request("bob")).await;
 
     let selection = app.state(&flow).await;
-    assert_eq!(selection["status"], "DEVICE_SELECTION_REQUIRED");
-    assert_eq!(selection["manageDevicesAllowed"], true);
+    assert_eq!(selection.status.name(), StatusName::DeviceSelectionRequired);
+    let choice = expect_status!(selection, DeviceSelectionRequired);
+    assert!(choice.manage_devices_allowed);
     assert_eq!(
         links(&selection),
         [
@@ -218,12 +224,12 @@ async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'
             "updateDeviceNickname"
         ]
     );
-    let devices = selection["devices"].as_array().unwrap();
+    let devices = &choice.devices;
     assert_eq!(devices.len(), 2);
     for device in devices {
-        assert_eq!(device["type"], "Android");
-        assert_eq!(device["usable"], true);
-        assert!(device["target"].as_str().is_some());
+        assert_eq!(device.device_type, DeviceType::Android);
+        assert!(device.usable);
+        assert!(!device.target.is_empty());
     }
     assert!(
         first.pending(0).await.is_empty(),
@@ -233,64 +239,61 @@ async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'
     let renamed = app
         .act_ok(
             &flow,
-            "updateDeviceNickname",
-            Some(json!({ "id": second.id(), "nickname": "Work phone" })),
+            ActionRequest::update_device_nickname(second.id(), "Work phone"),
         )
         .await;
-    let device = |state: &serde_json::Value, id: &str| {
-        state["devices"]
-            .as_array()
-            .unwrap()
+    let device = |state: &AuthnState, id: &str| {
+        state
+            .status
+            .devices()
             .iter()
-            .find(|d| d["id"] == id)
+            .find(|device| device.id == id)
             .cloned()
             .unwrap()
     };
-    assert_eq!(device(&renamed, second.id())["nickname"], "Work phone");
+    assert_eq!(
+        device(&renamed, second.id()).nickname.as_deref(),
+        Some("Work phone")
+    );
     let defaulted = app
-        .act_ok(
-            &flow,
-            "setDefaultDevice",
-            Some(json!({ "deviceRef": { "id": second.id() } })),
-        )
+        .act_ok(&flow, ActionRequest::set_default_device(second.id()))
         .await;
-    assert_eq!(device(&defaulted, second.id())["default"], true);
-    assert_eq!(device(&defaulted, first.id())["default"], false);
+    assert!(device(&defaulted, second.id()).default);
+    assert!(!device(&defaulted, first.id()).default);
 
     let waiting = app
-        .act_ok(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": second.id() } })),
-        )
+        .act_ok(&flow, ActionRequest::select_device(second.id()))
         .await;
-    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
-    assert_eq!(waiting["selectedDeviceRef"]["id"], second.id());
-    assert_eq!(waiting["changeDevicePermitted"], true);
+    assert_eq!(waiting.status.name(), StatusName::PushConfirmationWaiting);
+    let push = expect_status!(waiting, PushConfirmationWaiting);
+    assert_eq!(
+        push.selected_device_ref
+            .as_ref()
+            .map(|device| device.id.as_str()),
+        Some(second.id())
+    );
+    assert!(push.change_device_permitted);
     assert!(
         first.pending(0).await.is_empty(),
         "only the chosen device is asked"
     );
     // Changing device moves the request: the first push is withdrawn.
-    app.act_ok(
-        &flow,
-        "selectDevice",
-        Some(json!({ "deviceRef": { "id": first.id() } })),
-    )
-    .await;
+    app.act_ok(&flow, ActionRequest::select_device(first.id()))
+        .await;
     assert!(second.pending(0).await.is_empty());
     assert_eq!(first.answer_pending(true).await, "MFA_COMPLETED");
 
     // Removing a device from a fresh flow unpairs it for good.
     let again = app.start_flow(&oob_request("bob")).await;
     let removed = app
-        .act_ok(
-            &again,
-            "removeDevice",
-            Some(json!({ "deviceRef": { "id": first.id() } })),
-        )
+        .act_ok(&again, ActionRequest::remove_device(first.id()))
         .await;
-    assert_eq!(removed["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        expect_status!(removed, DeviceSelectionRequired)
+            .devices
+            .len(),
+        1
+    );
     let unpaired = app
         .http
         .get(app.url("/device/v1/pending"))
@@ -306,8 +309,8 @@ async fn cancel_ends_the_flow(backend: Backend<'_>) {
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&oob_request("alice")).await;
     // The widget posts cancelAuthentication with no body at all.
-    let canceled = app.act_ok(&flow, "cancelAuthentication", None).await;
-    assert_eq!(canceled["status"], "CANCELED");
+    let canceled = app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+    assert_eq!(canceled.status.name(), StatusName::Canceled);
     assert!(
         phone.pending(0).await.is_empty(),
         "a canceled request is withdrawn"
@@ -321,11 +324,10 @@ async fn a_user_without_device_gets_mfa_failed(backend: Backend<'_>) {
     let newcomer = unique("carol");
     let flow = app.start_flow(&oob_request(&newcomer)).await;
     let failed = app.state(&flow).await;
-    assert_eq!(failed["status"], "MFA_FAILED");
+    assert_eq!(failed.status.name(), StatusName::MfaFailed);
     assert!(
-        failed["userMessage"]
-            .as_str()
-            .unwrap()
+        expect_status!(failed, MfaFailed)
+            .user_message
             .contains("no paired device")
     );
     assert_eq!(links(&failed), ["cancelAuthentication"]);
@@ -347,10 +349,13 @@ async fn a_return_url_resumes(backend: Backend<'_>) {
     let flow = app.start_flow(&request).await;
     phone.answer_pending(true).await;
     let resumed = app
-        .act_ok(&flow, "continueAuthentication", Some(json!({})))
+        .act_ok(&flow, ActionRequest::ContinueAuthentication)
         .await;
-    assert_eq!(resumed["status"], "RESUME");
-    assert_eq!(resumed["resumeUrl"], "https://idp.example/resume/abc");
+    assert_eq!(resumed.status.name(), StatusName::Resume);
+    assert_eq!(
+        expect_status!(resumed, Resume).resume_url,
+        "https://idp.example/resume/abc"
+    );
     let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED");
 }
@@ -380,8 +385,8 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
         "{refused}"
     );
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING",
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting,
         "flow untouched"
     );
 
@@ -389,7 +394,8 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
         phone.device.answer(&request, true).await.unwrap().status,
         "MFA_COMPLETED"
     );
-    app.act_ok(&flow, "continueAuthentication", None).await;
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
     let result: serde_json::Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(
         result["dynamicParams"],
@@ -426,12 +432,12 @@ async fn concurrent_answers_have_exactly_one_winner(backend: Backend<'_>) {
             decisions[1]
         };
         let expected = if winner {
-            "MFA_COMPLETED"
+            StatusName::MfaCompleted
         } else {
-            "PUSH_CONFIRMATION_REJECTED"
+            StatusName::PushConfirmationRejected
         };
-        assert_eq!(app.state(&flow).await["status"], expected);
-        app.act(&flow, "cancelAuthentication", None).await;
+        assert_eq!(app.state(&flow).await.status.name(), expected);
+        let _ = app.act(&flow, ActionRequest::CancelAuthentication).await;
     }
 }
 
@@ -467,22 +473,35 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     let flow = app.start_flow(&oob_request("alice")).await;
     let request = phone.one_pending().await;
     let waiting = app.state(&flow).await;
-    assert_eq!(
-        waiting["device"]["otpEnabled"], false,
+    assert!(
+        !expect_status!(waiting, PushConfirmationWaiting)
+            .device
+            .as_ref()
+            .unwrap()
+            .otp_enabled,
         "no passcode while the push waits, unless useCode"
     );
     // A long poll returns by the push's own time-out, not the requested wait.
     let started = Instant::now();
     let timed_out = app.poll(&flow, 20).await;
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(timed_out["status"], "PUSH_CONFIRMATION_TIMED_OUT");
+    assert_eq!(
+        timed_out.status.name(),
+        StatusName::PushConfirmationTimedOut
+    );
     // OTP fallback (on by default): the app's own passcode may be typed instead, and the
     // widget offers "Use passcode" for a device with otpEnabled.
     assert_eq!(
         links(&timed_out),
         ["cancelAuthentication", "checkOtp", "selectDevice"]
     );
-    assert_eq!(timed_out["device"]["otpEnabled"], true);
+    assert!(
+        expect_status!(timed_out, PushConfirmationTimedOut)
+            .device
+            .as_ref()
+            .unwrap()
+            .otp_enabled
+    );
 
     let late = phone
         .device
@@ -497,13 +516,9 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
     );
 
     let retried = app
-        .act_ok(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
+        .act_ok(&flow, ActionRequest::select_device(phone.id()))
         .await;
-    assert_eq!(retried["status"], "PUSH_CONFIRMATION_WAITING");
+    assert_eq!(retried.status.name(), StatusName::PushConfirmationWaiting);
     assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
 }
 
@@ -526,7 +541,7 @@ async fn a_long_poll_is_woken_by_an_approval_through_another_instance() {
             .send()
             .await
             .unwrap()
-            .json::<serde_json::Value>()
+            .json::<AuthnState>()
             .await
             .unwrap();
         (state, started.elapsed())
@@ -538,7 +553,7 @@ async fn a_long_poll_is_woken_by_an_approval_through_another_instance() {
     };
     let ((state, waited), answer) = tokio::join!(poll, approve);
     assert_eq!(answer, "MFA_COMPLETED");
-    assert_eq!(state["status"], "MFA_COMPLETED");
+    assert_eq!(state.status.name(), StatusName::MfaCompleted);
     assert!(
         waited < Duration::from_secs(10),
         "woken by the approval, not the deadline: {waited:?}"
@@ -555,15 +570,20 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
     // A returning user: the federation server has sent this profile before.
     let warm_up = app.start_flow(&oob_request("alice")).await;
     phone.answer_pending(false).await;
-    app.act_ok(&warm_up, "cancelAuthentication", None).await;
+    app.act_ok(&warm_up, ActionRequest::CancelAuthentication)
+        .await;
     redis.command(&["CONFIG", "RESETSTAT"]);
     let monitor = redis.monitor();
 
     let flow = app.start_flow(&oob_request("alice")).await;
     let request = phone.device.pending(0).await.unwrap().remove(0);
     phone.device.answer(&request, true).await.unwrap();
-    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
-    app.act_ok(&flow, "continueAuthentication", None).await;
+    assert_eq!(
+        app.state(&flow).await.status.name(),
+        StatusName::MfaCompleted
+    );
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
     assert_eq!(app.result(&flow).await.status(), 200);
 
     // Round trips: every command assent sent (a script is one `evalsha`), whatever its
@@ -594,24 +614,14 @@ async fn by_default_a_flow_cannot_manage_devices() {
     let _second = app.pair_device("bob").await;
     let flow = app.start_flow(&oob_request("bob")).await;
     let selection = app.state(&flow).await;
-    assert_eq!(selection["manageDevicesAllowed"], false);
+    assert!(!expect_status!(selection, DeviceSelectionRequired).manage_devices_allowed);
     assert_eq!(links(&selection), ["cancelAuthentication", "selectDevice"]);
     let remove = app
-        .act(
-            &flow,
-            "removeDevice",
-            Some(json!({ "deviceRef": { "id": first.id() } })),
-        )
+        .act_err(&flow, ActionRequest::remove_device(first.id()))
         .await;
-    assert_eq!(remove.status(), 400);
-    assert_eq!(
-        remove.json::<serde_json::Value>().await.unwrap()["code"],
-        "INVALID_ACTION_ID"
-    );
-    assert_eq!(
-        app.state(&flow).await["devices"].as_array().unwrap().len(),
-        2
-    );
+    assert_eq!(remove.status, 400);
+    assert_eq!(remove.body.code, ErrorCode::InvalidActionId);
+    assert_eq!(app.state(&flow).await.status.devices().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,20 +634,11 @@ async fn pushes_per_flow_are_capped() {
     .await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&oob_request("alice")).await;
-    let select = || {
-        app.act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
-    };
-    assert_eq!(select().await.status(), 200, "the second push");
-    let third = select().await;
-    assert_eq!(third.status(), 429);
-    assert_eq!(
-        third.json::<serde_json::Value>().await.unwrap()["code"],
-        "REQUEST_FAILED"
-    );
+    let select = || app.act(&flow, ActionRequest::select_device(phone.id()));
+    assert!(select().await.is_ok(), "the second push");
+    let third = select().await.unwrap_err();
+    assert_eq!(third.status, 429);
+    assert_eq!(third.body.code, ErrorCode::RequestFailed);
     assert_eq!(
         phone.pending(0).await.len(),
         1,
@@ -654,7 +655,7 @@ async fn a_flow_is_bound_to_the_client_that_first_reads_it() {
     // Cookieless: the state carries the secret; the flow id alone no longer suffices.
     let flow = app.start_flow(&oob_request("alice")).await;
     let state = app.state(&flow).await;
-    let secret = state["_pf_authn_api_state"].as_str().unwrap().to_owned();
+    let secret = state.authn_api_state.clone().unwrap();
     assert!(secret.len() >= 32);
     let url = app.url(&format!("/pf-ws/authn/flows/{flow}"));
     let peek = stranger.get(&url).send().await.unwrap();
@@ -671,18 +672,18 @@ async fn a_flow_is_bound_to_the_client_that_first_reads_it() {
     };
     let hijack = cancel(Some("guessed-state")).await.unwrap();
     assert_eq!(hijack.status(), 403);
-    let body: serde_json::Value = hijack.json().await.unwrap();
-    assert_eq!(body["code"], "INVALID_REQUEST");
+    let body: ErrorBody = hijack.json().await.unwrap();
+    assert_eq!(body.code, ErrorCode::InvalidRequest);
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING",
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting,
         "untouched"
     );
     let owner = cancel(Some(&secret)).await.unwrap();
     assert_eq!(owner.status(), 200);
     assert_eq!(
-        owner.json::<serde_json::Value>().await.unwrap()["status"],
-        "CANCELED"
+        owner.json::<AuthnState>().await.unwrap().status.name(),
+        StatusName::Canceled
     );
 
     // Browsers: the binding GET sets an HttpOnly cookie scoped to the flow.

@@ -4,12 +4,17 @@
 
 use std::time::Duration;
 
+use assent_proto::admin::UserDevices;
+use assent_proto::authn::{
+    ActionRequest, AuthnState, DetailCode, Device, DeviceType, ErrorCode, Method, PairingMethod,
+    PairingType, StatusName,
+};
 use figment::Figment;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Backend, HttpSink, SmtpServer, TestApp, links, mail_body, mail_header, on_both_backends,
-    oob_request, transfer_request, unique,
+    Backend, HttpSink, SmtpServer, TestApp, expect_status, links, mail_body, mail_header,
+    on_both_backends, oob_request, transfer_request, unique,
 };
 
 on_both_backends!(
@@ -100,33 +105,39 @@ fn profile_request(user: &str, phone: &str) -> Value {
 async fn sms_sign_in(app: &TestApp, user: &str, phone: &str) -> String {
     let flow = app.start_flow(&profile_request(user, phone)).await;
     let state = app.state(&flow).await;
-    let waiting = select(app, &flow, device_of_type(&state, "SMS")).await;
-    assert_eq!(waiting["status"], "OTP_REQUIRED", "{waiting}");
+    let waiting = select(app, &flow, device_of_type(&state, DeviceType::Sms)).await;
+    assert_eq!(
+        waiting.status.name(),
+        StatusName::OtpRequired,
+        "{waiting:?}"
+    );
     flow
 }
 
-async fn select(app: &TestApp, flow: &str, device: &Value) -> Value {
-    app.act_ok(
-        flow,
-        "selectDevice",
-        Some(json!({ "deviceRef": { "id": device["id"] } })),
-    )
-    .await
+async fn select(app: &TestApp, flow: &str, device: &Device) -> AuthnState {
+    app.act_ok(flow, ActionRequest::select_device(&device.id))
+        .await
 }
 
-fn device_of_type<'a>(state: &'a Value, kind: &str) -> &'a Value {
-    state["devices"]
-        .as_array()
-        .unwrap()
+fn device_of_type(state: &AuthnState, kind: DeviceType) -> &Device {
+    state
+        .status
+        .devices()
         .iter()
-        .find(|device| device["type"] == kind)
-        .unwrap_or_else(|| panic!("a {kind} device in {state}"))
+        .find(|device| device.device_type == kind)
+        .unwrap_or_else(|| panic!("a {kind:?} device in {state:?}"))
 }
 
-async fn finish(app: &TestApp, flow: &str, completed: Value) -> Value {
-    assert_eq!(completed["status"], "MFA_COMPLETED", "{completed}");
-    let done = app.act_ok(flow, "continueAuthentication", None).await;
-    assert_eq!(done["status"], "COMPLETED");
+async fn finish(app: &TestApp, flow: &str, completed: AuthnState) -> Value {
+    assert_eq!(
+        completed.status.name(),
+        StatusName::MfaCompleted,
+        "{completed:?}"
+    );
+    let done = app
+        .act_ok(flow, ActionRequest::ContinueAuthentication)
+        .await;
+    assert_eq!(done.status.name(), StatusName::Completed);
     let result = app.result(flow).await;
     assert_eq!(result.status(), 200);
     result.json().await.unwrap()
@@ -139,13 +150,13 @@ async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
         .await;
     let state = app.state(&flow).await;
     // No device: the SMS backup to the profile's number is what there is to choose.
-    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
-    let sms = device_of_type(&state, "SMS");
-    assert_eq!(sms["target"], "+1555***0177", "the number is shown masked");
-    assert_eq!(sms["otpEnabled"], true);
+    assert_eq!(state.status.name(), StatusName::DeviceSelectionRequired);
+    let sms = device_of_type(&state, DeviceType::Sms);
+    assert_eq!(sms.target, "+1555***0177", "the number is shown masked");
+    assert!(sms.otp_enabled);
 
     let waiting = select(&app, &flow, sms).await;
-    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    assert_eq!(waiting.status.name(), StatusName::OtpRequired);
     assert_eq!(
         links(&waiting),
         [
@@ -156,24 +167,20 @@ async fn a_code_by_sms_completes_the_sign_in(backend: Backend<'_>) {
             "selectDevice"
         ]
     );
-    assert_eq!(waiting["otpLength"], 6);
+    assert_eq!(expect_status!(waiting, OtpRequired).otp_length, 6);
     let message = nth_sms(&sink, 1).await;
     assert_eq!(message["To"], "+15555550177");
     assert_eq!(message["From"], "+15555550100");
     let code = code_in(&message["Body"], 6);
 
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
     let result = finish(&app, &flow, completed).await;
     assert_eq!(result["status"], "COMPLETED");
     assert_eq!(result["method"], "sms");
     assert_eq!(result["amr"], json!(["mfa", "sms", "otp"]));
     // Single use: the code cannot complete anything again.
-    let again = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(again.status(), 400);
+    let again = app.act_err(&flow, ActionRequest::check_otp(code)).await;
+    assert_eq!(again.status, 400);
 }
 
 async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
@@ -182,8 +189,11 @@ async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
         .start_flow(&profile_request("dave", "+15555550188"))
         .await;
     let state = app.state(&flow).await;
-    let voice = device_of_type(&state, "Voice");
-    assert_eq!(select(&app, &flow, voice).await["status"], "OTP_REQUIRED");
+    let voice = device_of_type(&state, DeviceType::Voice);
+    assert_eq!(
+        select(&app, &flow, voice).await.status.name(),
+        StatusName::OtpRequired
+    );
 
     let call = &sink.wait_for(1).await[0];
     assert_eq!(call.path, "/2010-04-01/Accounts/AC0123456789/Calls.json");
@@ -200,9 +210,7 @@ async fn a_code_by_voice_call_completes_the_sign_in(backend: Backend<'_>) {
     let code: String = spoken.chars().filter(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{twiml}");
 
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(finish(&app, &flow, completed).await["method"], "voice");
 }
 
@@ -210,9 +218,12 @@ async fn a_code_by_email_arrives_through_smtp_and_completes_the_sign_in(backend:
     let (app, _sink, smtp) = spawn(backend, Figment::new().merge(("mfa.email_backup", true))).await;
     let flow = app.start_flow(&oob_request("erin")).await;
     let state = app.state(&flow).await;
-    let email = device_of_type(&state, "Email");
-    assert_eq!(email["target"], "e***@example.com");
-    assert_eq!(select(&app, &flow, email).await["status"], "OTP_REQUIRED");
+    let email = device_of_type(&state, DeviceType::Email);
+    assert_eq!(email.target, "e***@example.com");
+    assert_eq!(
+        select(&app, &flow, email).await.status.name(),
+        StatusName::OtpRequired
+    );
 
     let messages = smtp.wait_for_messages(1, Duration::from_secs(10)).await;
     let message = &messages[0];
@@ -229,9 +240,7 @@ async fn a_code_by_email_arrives_through_smtp_and_completes_the_sign_in(backend:
     );
     let code = code_in(&mail_body(message), 6);
 
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(finish(&app, &flow, completed).await["method"], "email");
 }
 
@@ -249,29 +258,30 @@ async fn wrong_codes_fail_the_sign_in_after_the_limit(backend: Backend<'_>) {
 
     for remaining in [2, 1] {
         let response = app
-            .act(&flow, "checkOtp", Some(json!({ "otp": wrong })))
+            .act_raw(&flow, "checkOtp", Some(json!({ "otp": wrong })))
             .await;
         assert_eq!(response.status(), 400);
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["code"], "VALIDATION_ERROR");
-        assert_eq!(error["details"][0]["code"], "INVALID_OTP");
-        assert_eq!(error["details"][0]["target"], "otp");
-        assert_eq!(error["details"][0]["attemptsRemaining"], remaining);
+        let raw: Value = response.json().await.unwrap();
         assert!(
-            error.get("status").is_none(),
+            raw.get("status").is_none(),
             "the widget reads `status` as a state"
         );
-        assert_eq!(app.state(&flow).await["status"], "OTP_REQUIRED");
+        let error: assent_proto::authn::ErrorBody = serde_json::from_value(raw).unwrap();
+        assert_eq!(error.code, ErrorCode::ValidationError);
+        let detail = &error.details[0];
+        assert_eq!(detail.code, DetailCode::InvalidOtp);
+        assert_eq!(detail.target.as_deref(), Some("otp"));
+        assert_eq!(detail.attempts_remaining, Some(remaining));
+        assert_eq!(
+            app.state(&flow).await.status.name(),
+            StatusName::OtpRequired
+        );
     }
     // The last wrong try fails the authentication; the right code no longer helps.
-    let failed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": wrong })))
-        .await;
-    assert_eq!(failed["status"], "MFA_FAILED");
-    let late = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(late.status(), 400);
+    let failed = app.act_ok(&flow, ActionRequest::check_otp(wrong)).await;
+    assert_eq!(failed.status.name(), StatusName::MfaFailed);
+    let late = app.act_err(&flow, ActionRequest::check_otp(code)).await;
+    assert_eq!(late.status, 400);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED");
     assert!(
@@ -294,39 +304,37 @@ async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
         .start_flow(&profile_request("gina", "+15555550166"))
         .await;
     let state = app.state(&flow).await;
-    let sms = device_of_type(&state, "SMS").clone();
+    let sms = device_of_type(&state, DeviceType::Sms).clone();
     select(&app, &flow, &sms).await;
     let first = code_in(&nth_sms(&sink, 1).await["Body"], 6);
 
     // `resend`, and the widget's own way: picking the same device again.
     assert_eq!(
-        app.act_ok(&flow, "resend", None).await["status"],
-        "OTP_REQUIRED"
+        app.act_ok(&flow, ActionRequest::Resend).await.status.name(),
+        StatusName::OtpRequired
     );
     let second = code_in(&nth_sms(&sink, 2).await["Body"], 6);
-    assert_eq!(select(&app, &flow, &sms).await["status"], "OTP_REQUIRED");
+    assert_eq!(
+        select(&app, &flow, &sms).await.status.name(),
+        StatusName::OtpRequired
+    );
     let third = code_in(&nth_sms(&sink, 3).await["Body"], 6);
 
-    let refused = app.act(&flow, "resend", None).await;
-    assert_eq!(refused.status(), 429);
-    let error: Value = refused.json().await.unwrap();
-    assert_eq!(error["code"], "REQUEST_FAILED");
-    assert_eq!(error["details"][0]["code"], "TOO_MANY_REQUESTS");
+    let refused = app.act_err(&flow, ActionRequest::Resend).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body.code, ErrorCode::RequestFailed);
+    assert_eq!(refused.detail().code, DetailCode::TooManyRequests);
     assert_eq!(sink.requests().len(), 3, "nothing more was sent");
 
     // Only the last code works.
     for old in [&first, &second] {
         if old != &third {
-            let response = app
-                .act(&flow, "checkOtp", Some(json!({ "otp": old })))
-                .await;
-            assert_eq!(response.status(), 400);
+            let response = app.act_err(&flow, ActionRequest::check_otp(old)).await;
+            assert_eq!(response.status, 400);
         }
     }
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": third })))
-        .await;
-    assert_eq!(completed["status"], "MFA_COMPLETED");
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(third)).await;
+    assert_eq!(completed.status.name(), StatusName::MfaCompleted);
 
     // The interval between sends is enforced too.
     let (app, _sink, _smtp) = spawn(
@@ -337,23 +345,23 @@ async fn resends_are_limited_and_replace_the_code(backend: Backend<'_>) {
     )
     .await;
     let flow = sms_sign_in(&app, "gina", "+15555550166").await;
-    let early = app.act(&flow, "resend", None).await;
-    assert_eq!(early.status(), 429);
-    let error: Value = early.json().await.unwrap();
-    assert!(
-        error["message"].as_str().unwrap().contains("wait"),
-        "{error}"
-    );
+    let early = app.act_err(&flow, ActionRequest::Resend).await;
+    assert_eq!(early.status, 429);
+    assert!(early.body.message.contains("wait"), "{early:?}");
+}
+
+/// A pairing method as `DEVICE_PAIRING_METHOD_REQUIRED` lists a passcode method.
+fn pairing(device_type: PairingType) -> PairingMethod {
+    PairingMethod {
+        device_type,
+        application_name: None,
+    }
 }
 
 /// `selectDevicePairingMethod` as the widget posts it (`deviceType` as its tiles name it).
-async fn pick_method(app: &TestApp, flow: &str, device_type: &str) -> Value {
-    app.act_ok(
-        flow,
-        "selectDevicePairingMethod",
-        Some(json!({ "devicePairingMethod": { "deviceType": device_type } })),
-    )
-    .await
+async fn pick_method(app: &TestApp, flow: &str, device_type: &str) -> AuthnState {
+    app.act_ok(flow, ActionRequest::select_pairing_method(device_type))
+        .await
 }
 
 /// The seed of an `otpauth://` URI.
@@ -383,7 +391,7 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     // The person proves themselves with the device they have first...
     assert_eq!(phone.answer_pending(true).await, "MFA_SETUP_REQUIRED");
     let setup = app.state(&flow).await;
-    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
+    assert_eq!(setup.status.name(), StatusName::MfaSetupRequired);
     assert_eq!(links(&setup), ["cancelAuthentication", "setupMfa"]);
     let result = app.result(&flow).await;
     assert_eq!(
@@ -393,62 +401,68 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     );
 
     // ... then sets up each missing method.
-    let methods = app.act_ok(&flow, "setupMfa", None).await;
-    assert_eq!(methods["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+    let methods = app.act_ok(&flow, ActionRequest::SetupMfa).await;
     assert_eq!(
-        methods["devicePairingMethods"],
-        json!([{ "deviceType": "SMS" }, { "deviceType": "TOTP" }])
+        methods.status.name(),
+        StatusName::DevicePairingMethodRequired
+    );
+    assert_eq!(
+        expect_status!(methods, DevicePairingMethodRequired).device_pairing_methods,
+        [pairing(PairingType::Sms), pairing(PairingType::Totp)]
     );
     let target = pick_method(&app, &flow, "SMS").await;
-    assert_eq!(target["status"], "SMS_PAIRING_TARGET_REQUIRED");
+    assert_eq!(target.status.name(), StatusName::SmsPairingTargetRequired);
     // The widget sends the country code and the number together.
     let activation = app
-        .act_ok(
-            &flow,
-            "submitSmsTarget",
-            Some(json!({ "phone": "+1 555 555 0123" })),
-        )
+        .act_ok(&flow, ActionRequest::submit_sms_target("+1 555 555 0123"))
         .await;
-    assert_eq!(activation["status"], "SMS_ACTIVATION_REQUIRED");
-    assert_eq!(activation["phone"], "+1555***0123");
+    assert_eq!(activation.status.name(), StatusName::SmsActivationRequired);
+    assert_eq!(
+        expect_status!(activation, SmsActivationRequired)
+            .phone
+            .as_deref(),
+        Some("+1555***0123")
+    );
     assert!(links(&activation).contains(&"resendOtp".to_owned()));
     let message = nth_sms(&sink, 1).await;
     assert_eq!(message["To"], "+15555550123");
     // The widget's "Resend" on this page: a new code to the same number replaces the first.
-    let resent = app.act_ok(&flow, "resendOtp", None).await;
-    assert_eq!(resent["status"], "SMS_ACTIVATION_REQUIRED");
+    let resent = app.act_ok(&flow, ActionRequest::ResendOtp).await;
+    assert_eq!(resent.status.name(), StatusName::SmsActivationRequired);
     let message = nth_sms(&sink, 2).await;
     assert_eq!(message["To"], "+15555550123");
     let code = code_in(&message["Body"], 6);
     let next = app
-        .act_ok(&flow, "activateSmsDevice", Some(json!({ "otp": code })))
+        .act_ok(&flow, ActionRequest::activate_sms_device(code))
         .await;
-    assert_eq!(next["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+    assert_eq!(next.status.name(), StatusName::DevicePairingMethodRequired);
     assert_eq!(
-        next["devicePairingMethods"],
-        json!([{ "deviceType": "TOTP" }])
+        expect_status!(next, DevicePairingMethodRequired).device_pairing_methods,
+        [pairing(PairingType::Totp)]
     );
 
     let totp = pick_method(&app, &flow, "TOTP").await;
-    assert_eq!(totp["status"], "TOTP_ACTIVATION_REQUIRED");
-    let key_uri = totp["keyUri"].as_str().unwrap();
+    assert_eq!(totp.status.name(), StatusName::TotpActivationRequired);
+    let activation = expect_status!(totp, TotpActivationRequired);
+    let key_uri = activation.key_uri.as_str();
     assert!(
         key_uri.starts_with("otpauth://totp/Demo%20Bank:alice?"),
         "{key_uri}"
     );
     assert!(
-        totp["qrCode"]["png"]
-            .as_str()
+        activation
+            .qr_code
+            .as_ref()
             .unwrap()
+            .png
             .starts_with("data:image/png;base64,")
     );
     let secret = secret_of(key_uri);
-    assert_eq!(totp["pairingKey"], secret.as_str());
+    assert_eq!(activation.pairing_key, secret);
     let completed = app
         .act_ok(
             &flow,
-            "activateTotpDevice",
-            Some(json!({ "otp": totp_now(&secret) })),
+            ActionRequest::activate_totp_device(totp_now(&secret)),
         )
         .await;
     let result = finish(&app, &flow, completed).await;
@@ -458,16 +472,19 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     // once: the same code again, in another sign-in, is refused.
     let flow = app.start_flow(&oob_request("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
-    let kinds: Vec<&str> = state["devices"]
-        .as_array()
-        .unwrap()
+    assert_eq!(state.status.name(), StatusName::DeviceSelectionRequired);
+    let kinds: Vec<DeviceType> = state
+        .status
+        .devices()
         .iter()
-        .map(|device| device["type"].as_str().unwrap())
+        .map(|device| device.device_type)
         .collect();
-    assert_eq!(kinds, ["Android", "SMS", "TOTP"]);
-    let waiting = select(&app, &flow, device_of_type(&state, "TOTP")).await;
-    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    assert_eq!(
+        kinds,
+        [DeviceType::Android, DeviceType::Sms, DeviceType::Totp]
+    );
+    let waiting = select(&app, &flow, device_of_type(&state, DeviceType::Totp)).await;
+    assert_eq!(waiting.status.name(), StatusName::OtpRequired);
     assert_eq!(
         links(&waiting),
         ["cancelAuthentication", "checkOtp", "selectDevice"],
@@ -477,24 +494,22 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     // activation spent, so it is accepted once...
     let next_step = assent_core::device::unix_now() + 30;
     let code = assent_core::otp::totp_now(&secret, next_step).unwrap();
-    let accepted = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(accepted["status"], "MFA_COMPLETED", "{accepted}");
+    let accepted = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
+    assert_eq!(
+        accepted.status.name(),
+        StatusName::MfaCompleted,
+        "{accepted:?}"
+    );
     // ...and never again, not even in another sign-in.
     let replay_flow = app.start_flow(&oob_request("alice")).await;
     let state = app.state(&replay_flow).await;
-    select(&app, &replay_flow, device_of_type(&state, "TOTP")).await;
+    select(&app, &replay_flow, device_of_type(&state, DeviceType::Totp)).await;
     let replay = app
-        .act(&replay_flow, "checkOtp", Some(json!({ "otp": code })))
+        .act_err(&replay_flow, ActionRequest::check_otp(code))
         .await;
-    assert_eq!(replay.status(), 400);
-    let error: Value = replay.json().await.unwrap();
-    assert_eq!(error["details"][0]["code"], "INVALID_OTP");
-    assert!(
-        error["message"].as_str().unwrap().contains("already used"),
-        "{error}"
-    );
+    assert_eq!(replay.status, 400);
+    assert_eq!(replay.detail().code, DetailCode::InvalidOtp);
+    assert!(replay.body.message.contains("already used"), "{replay:?}");
 }
 
 async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Backend<'_>) {
@@ -509,18 +524,17 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
     // No device at all: setting up comes first.
     let flow = app.start_flow(&oob_request("hank")).await;
     let setup = app.state(&flow).await;
-    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
-    app.act_ok(&flow, "setupMfa", None).await;
+    assert_eq!(setup.status.name(), StatusName::MfaSetupRequired);
+    app.act_ok(&flow, ActionRequest::SetupMfa).await;
     let voice = pick_method(&app, &flow, "Voice").await;
-    assert_eq!(voice["status"], "VOICE_PAIRING_TARGET_REQUIRED");
+    assert_eq!(voice.status.name(), StatusName::VoicePairingTargetRequired);
     let activation = app
-        .act_ok(
-            &flow,
-            "submitVoiceTarget",
-            Some(json!({ "phone": "+15555550144" })),
-        )
+        .act_ok(&flow, ActionRequest::submit_voice_target("+15555550144"))
         .await;
-    assert_eq!(activation["status"], "VOICE_ACTIVATION_REQUIRED");
+    assert_eq!(
+        activation.status.name(),
+        StatusName::VoiceActivationRequired
+    );
     let twiml = sink.wait_for(1).await[0].form()["Twiml"].clone();
     let spoken = twiml
         .split("code is ")
@@ -531,25 +545,32 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
         .unwrap();
     let code: String = spoken.chars().filter(char::is_ascii_digit).collect();
     let next = app
-        .act_ok(&flow, "activateVoiceDevice", Some(json!({ "otp": code })))
+        .act_ok(&flow, ActionRequest::activate_voice_device(code))
         .await;
-    assert_eq!(next["status"], "DEVICE_PAIRING_METHOD_REQUIRED");
+    assert_eq!(next.status.name(), StatusName::DevicePairingMethodRequired);
 
     pick_method(&app, &flow, "Email").await;
     let activation = app
         .act_ok(
             &flow,
-            "submitEmailTarget",
-            Some(json!({ "email": "hank@work.example" })),
+            ActionRequest::submit_email_target("hank@work.example"),
         )
         .await;
-    assert_eq!(activation["status"], "EMAIL_ACTIVATION_REQUIRED");
-    assert_eq!(activation["email"], "h***@work.example");
+    assert_eq!(
+        activation.status.name(),
+        StatusName::EmailActivationRequired
+    );
+    assert_eq!(
+        expect_status!(activation, EmailActivationRequired)
+            .email
+            .as_deref(),
+        Some("h***@work.example")
+    );
     let mail = &smtp.wait_for_messages(1, Duration::from_secs(10)).await[0];
     assert_eq!(mail_header(mail, "To").unwrap(), "hank@work.example");
     let code = code_in(&mail_body(mail), 6);
     let completed = app
-        .act_ok(&flow, "activateEmailDevice", Some(json!({ "otp": code })))
+        .act_ok(&flow, ActionRequest::activate_email_device(code))
         .await;
     let result = finish(&app, &flow, completed).await;
     // Setting methods up proves no second factor: the federation server is told so.
@@ -559,37 +580,34 @@ async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Back
     // Both are now the user's devices; the operator sees them (masked) and may remove one.
     let flow = app.start_flow(&oob_request("hank")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED");
-    assert_eq!(state["devices"].as_array().unwrap().len(), 2);
-    let listed: Value = app
+    assert_eq!(state.status.name(), StatusName::DeviceSelectionRequired);
+    assert_eq!(state.status.devices().len(), 2);
+    let listed: UserDevices = app
         .admin_get("/admin/v1/users/hank/devices")
         .await
         .json()
         .await
         .unwrap();
-    let passcode = listed["passcodeDevices"].as_array().unwrap();
+    let passcode = &listed.passcode_devices;
     assert_eq!(passcode.len(), 2);
-    assert_eq!(passcode[0]["method"], "VOICE");
-    assert_eq!(passcode[0]["target"], "+1555***0144");
-    assert_eq!(passcode[1]["target"], "h***@work.example");
+    assert_eq!(passcode[0].method, Method::Voice);
+    assert_eq!(passcode[0].target.as_deref(), Some("+1555***0144"));
+    assert_eq!(passcode[1].target.as_deref(), Some("h***@work.example"));
     let removed = app
         .http
-        .delete(app.url(&format!(
-            "/admin/v1/users/hank/devices/{}",
-            passcode[0]["id"].as_str().unwrap()
-        )))
+        .delete(app.url(&format!("/admin/v1/users/hank/devices/{}", passcode[0].id)))
         .bearer_auth(crate::support::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(removed.status(), 204);
-    let listed: Value = app
+    let listed: UserDevices = app
         .admin_get("/admin/v1/users/hank/devices")
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(listed["passcodeDevices"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.passcode_devices.len(), 1);
 }
 
 async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>) {
@@ -600,50 +618,42 @@ async fn bad_enrolment_input_is_refused_and_changes_nothing(backend: Backend<'_>
     .await;
     let flow = app.start_flow(&oob_request("ivan")).await;
     app.state(&flow).await;
-    app.act_ok(&flow, "setupMfa", None).await;
+    app.act_ok(&flow, ActionRequest::SetupMfa).await;
     // A method not asked for, and one that does not exist.
     for device_type in ["TOTP", "CARRIER_PIGEON"] {
         let response = app
-            .act(
-                &flow,
-                "selectDevicePairingMethod",
-                Some(json!({ "devicePairingMethod": { "deviceType": device_type } })),
-            )
+            .act_err(&flow, ActionRequest::select_pairing_method(device_type))
             .await;
-        assert_eq!(response.status(), 400, "{device_type}");
+        assert_eq!(response.status, 400, "{device_type}");
     }
     pick_method(&app, &flow, "SMS").await;
     for phone in ["5555550101", "+1555-CALL-NOW", "+1234567890123456789", ""] {
         let response = app
-            .act(&flow, "submitSmsTarget", Some(json!({ "phone": phone })))
+            .act_err(&flow, ActionRequest::submit_sms_target(phone))
             .await;
-        assert_eq!(response.status(), 400, "{phone:?}");
-        let error: Value = response.json().await.unwrap();
-        assert_eq!(error["code"], "VALIDATION_ERROR");
+        assert_eq!(response.status, 400, "{phone:?}");
+        assert_eq!(response.body.code, ErrorCode::ValidationError);
     }
-    let response = app.act(&flow, "submitSmsTarget", None).await;
+    // No body at all: the phone number is missing.
+    let response = app.act_raw(&flow, "submitSmsTarget", None).await;
     assert_eq!(response.status(), 400);
     assert_eq!(
-        app.state(&flow).await["status"],
-        "SMS_PAIRING_TARGET_REQUIRED",
+        app.state(&flow).await.status.name(),
+        StatusName::SmsPairingTargetRequired,
         "the flow did not move"
     );
     assert!(sink.requests().is_empty(), "nothing was sent");
     // A non-numeric or absurd code is a wrong code, not a crash.
-    app.act_ok(
-        &flow,
-        "submitSmsTarget",
-        Some(json!({ "phone": "+15555550111" })),
-    )
-    .await;
+    app.act_ok(&flow, ActionRequest::submit_sms_target("+15555550111"))
+        .await;
     for otp in ["abcdef", "1234567890123", " "] {
         let response = app
-            .act(&flow, "activateSmsDevice", Some(json!({ "otp": otp })))
+            .act_err(&flow, ActionRequest::activate_sms_device(otp))
             .await;
-        assert_eq!(response.status(), 400, "{otp:?}");
+        assert_eq!(response.status, 400, "{otp:?}");
     }
-    let cancelled = app.act_ok(&flow, "cancelDevicePairing", None).await;
-    assert_eq!(cancelled["status"], "CANCELED");
+    let cancelled = app.act_ok(&flow, ActionRequest::CancelDevicePairing).await;
+    assert_eq!(cancelled.status.name(), StatusName::Canceled);
 }
 
 async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
@@ -667,26 +677,25 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
     request["kind"] = json!("new_device");
     let flow = app.start_flow(&request).await;
     let waiting = app.state(&flow).await;
-    assert_eq!(waiting["status"], "OTP_REQUIRED");
+    assert_eq!(waiting.status.name(), StatusName::OtpRequired);
     let message = nth_sms(&sink, 1).await;
     assert_eq!(message["To"], "+15555550101");
     let wrong = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": "12345678" })))
+        .act_err(&flow, ActionRequest::check_otp("12345678"))
         .await;
-    assert_eq!(wrong.status(), 400);
+    assert_eq!(wrong.status, 400);
     let admitted = app
         .act_ok(
             &flow,
-            "checkOtp",
-            Some(json!({ "otp": code_in(&message["Body"], 6) })),
+            ActionRequest::check_otp(code_in(&message["Body"], 6)),
         )
         .await;
-    assert_eq!(admitted["status"], "MOBILE_ACTIVATION_REQUIRED");
-    let key = admitted["pairingKey"].as_str().unwrap();
+    assert_eq!(admitted.status.name(), StatusName::MobileActivationRequired);
+    let key = &expect_status!(admitted, MobileActivationRequired).pairing_key;
     assent::device::Device::pair(&app.address, key, "new phone")
         .await
         .expect("the new device pairs with the key the primary's code unlocked");
-    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
 }
 
 async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) {
@@ -705,26 +714,18 @@ async fn codes_sent_to_a_user_are_limited_across_sign_ins(backend: Backend<'_>) 
         .start_flow(&profile_request("jill", "+15555550155"))
         .await;
     let state = app.state(&flow).await;
-    let sms = device_of_type(&state, "SMS");
+    let sms = device_of_type(&state, DeviceType::Sms);
     let refused = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": sms["id"] } })),
-        )
+        .act_err(&flow, ActionRequest::select_device(&sms.id))
         .await;
-    assert_eq!(refused.status(), 429);
-    let error: Value = refused.json().await.unwrap();
+    assert_eq!(refused.status, 429);
     assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("too many passcodes"),
-        "{error}"
+        refused.body.message.contains("too many passcodes"),
+        "{refused:?}"
     );
     assert_eq!(
-        app.state(&flow).await["status"],
-        "DEVICE_SELECTION_REQUIRED"
+        app.state(&flow).await.status.name(),
+        StatusName::DeviceSelectionRequired
     );
     assert_eq!(sink.requests().len(), 2);
     // Another user is not affected.
@@ -747,14 +748,12 @@ async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backen
     let waiting = app.state(&flow).await;
     // No passcode signs what is approved: no backup offered, no code instead of the push,
     // and nothing to set up first.
-    assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
-    assert_eq!(waiting["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(waiting.status.name(), StatusName::PushConfirmationWaiting);
+    assert_eq!(waiting.status.devices().len(), 1);
     assert!(!links(&waiting).contains(&"checkOtp".to_owned()));
     let code = phone.device.current_otp().unwrap();
-    let refused = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(refused.status(), 400);
+    let refused = app.act_err(&flow, ActionRequest::check_otp(code)).await;
+    assert_eq!(refused.status, 400);
     assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
 }
 
@@ -771,10 +770,10 @@ async fn a_user_with_devices_cannot_set_up_a_method_instead_of_using_them(backen
     app.pair_device("alice").await;
     let flow = app.start_flow(&oob_request("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MFA_FAILED", "{state}");
-    assert!(state["reason"].as_str().unwrap().contains("99"));
-    let setup = app.act(&flow, "setupMfa", None).await;
-    assert_eq!(setup.status(), 400);
+    assert_eq!(state.status.name(), StatusName::MfaFailed, "{state:?}");
+    assert!(expect_status!(state, MfaFailed).reason.contains("99"));
+    let setup = app.act_err(&flow, ActionRequest::SetupMfa).await;
+    assert_eq!(setup.status, 400);
 }
 
 async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
@@ -792,28 +791,17 @@ async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
     for _ in 0..2 {
         let flow = app.start_flow(&oob_request("alice")).await;
         app.state(&flow).await;
-        let response = app
-            .act(&flow, "checkOtp", Some(json!({ "otp": wrong })))
-            .await;
-        assert_eq!(response.status(), 400);
+        let response = app.act_err(&flow, ActionRequest::check_otp(wrong)).await;
+        assert_eq!(response.status, 400);
     }
     let flow = app.start_flow(&oob_request("alice")).await;
     app.state(&flow).await;
-    let response = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let response = app.act_err(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(
-        response.status(),
-        429,
+        response.status, 429,
         "even the right code waits out the window"
     );
-    let error: Value = response.json().await.unwrap();
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap()
-            .contains("too many passcodes tried")
-    );
+    assert!(response.body.message.contains("too many passcodes tried"));
 }
 
 async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Backend<'_>) {
@@ -828,19 +816,14 @@ async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Bac
     let previous = assent_core::otp::totp_now(&seed, now - 30).unwrap();
     let flow = app.start_flow(&oob_request("alice")).await;
     app.state(&flow).await;
-    let used = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": current })))
-        .await;
-    assert_eq!(used["status"], "MFA_COMPLETED");
+    let used = app.act_ok(&flow, ActionRequest::check_otp(current)).await;
+    assert_eq!(used.status.name(), StatusName::MfaCompleted);
     // The previous step's code is still within the clock drift, but older than one used.
     let flow = app.start_flow(&oob_request("alice")).await;
     app.state(&flow).await;
-    let response = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": previous })))
-        .await;
-    assert_eq!(response.status(), 400);
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["details"][0]["code"], "INVALID_OTP");
+    let response = app.act_err(&flow, ActionRequest::check_otp(previous)).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.detail().code, DetailCode::InvalidOtp);
 }
 
 const DATA_KEY_ENV: &str = "ASSENT_SECRET_TEST_DATA_KEY";
@@ -895,22 +878,20 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
     let setup = app
         .act_ok(
             &flow,
-            "checkOtp",
-            Some(json!({ "otp": phone.device.current_otp().unwrap() })),
+            ActionRequest::check_otp(phone.device.current_otp().unwrap()),
         )
         .await;
-    assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");
-    app.act_ok(&flow, "setupMfa", None).await;
+    assert_eq!(setup.status.name(), StatusName::MfaSetupRequired);
+    app.act_ok(&flow, ActionRequest::SetupMfa).await;
     let totp = pick_method(&app, &flow, "TOTP").await;
-    let secret = secret_of(totp["keyUri"].as_str().unwrap());
+    let secret = secret_of(&expect_status!(totp, TotpActivationRequired).key_uri);
     let completed = app
         .act_ok(
             &flow,
-            "activateTotpDevice",
-            Some(json!({ "otp": totp_now(&secret) })),
+            ActionRequest::activate_totp_device(totp_now(&secret)),
         )
         .await;
-    assert_eq!(completed["status"], "MFA_COMPLETED");
+    assert_eq!(completed.status.name(), StatusName::MfaCompleted);
     let user = assent_core::user::UserId::parse("alice").unwrap();
     let stored = app
         .adapter
@@ -948,11 +929,9 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
             .collect::<String>()
     };
     assert_ne!(sent["code_sha256"].as_str().unwrap(), unkeyed);
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
     // Accepted (this application then wants its mandatory authenticator app set up).
-    assert_eq!(completed["status"], "MFA_SETUP_REQUIRED");
+    assert_eq!(completed.status.name(), StatusName::MfaSetupRequired);
 
     // Without its key the service does not start, and says which variable is missing.
     let config = crate::support::test_config(

@@ -12,9 +12,13 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use assent_proto::authn::{
+    ActionRequest, AuthnState, DetailCode, DeviceType, ErrorCode, StatusName,
+};
+
 use crate::support::{
-    Backend, HttpSink, TestApp, TestDevice, free_port, links, on_both_backends, oob_request,
-    repo_root, unique,
+    Backend, HttpSink, Refusal, TestApp, TestDevice, expect_status, free_port, links,
+    on_both_backends, oob_request, repo_root, unique,
 };
 
 on_both_backends!(
@@ -73,7 +77,7 @@ fn network_rules(rules: &[(&str, &str)]) -> Value {
 }
 
 /// Starts a flow and returns it with its first state.
-async fn start(app: &TestApp, request: &Value) -> (String, Value) {
+async fn start(app: &TestApp, request: &Value) -> (String, AuthnState) {
     let flow = app.start_flow(request).await;
     let state = app.state(&flow).await;
     (flow, state)
@@ -88,9 +92,15 @@ async fn result(app: &TestApp, flow: &str) -> Value {
 
 /// Checks a flow that policy let through without a second factor, and that the device
 /// heard nothing.
-async fn assert_skipped(app: &TestApp, phone: &TestDevice, flow: &str, state: &Value, why: &str) {
-    assert_eq!(state["status"], "COMPLETED", "{state}");
-    assert!(links(state).is_empty(), "{state}");
+async fn assert_skipped(
+    app: &TestApp,
+    phone: &TestDevice,
+    flow: &str,
+    state: &AuthnState,
+    why: &str,
+) {
+    assert_eq!(state.status.name(), StatusName::Completed, "{state:?}");
+    assert!(links(state).is_empty(), "{state:?}");
     let result = result(app, flow).await;
     assert_eq!(result["status"], "COMPLETED", "{result}");
     assert_eq!(result["subject"], "alice");
@@ -104,10 +114,10 @@ async fn assert_skipped(app: &TestApp, phone: &TestDevice, flow: &str, state: &V
 
 /// Checks a flow that policy failed at start, for a reason mentioning `why`, as the page
 /// and the federation server see it.
-async fn assert_failed(app: &TestApp, flow: &str, state: &Value, why: &str) {
-    assert_eq!(state["status"], "MFA_FAILED", "{state}");
+async fn assert_failed(app: &TestApp, flow: &str, state: &AuthnState, why: &str) {
+    assert_eq!(state.status.name(), StatusName::MfaFailed, "{state:?}");
     assert_eq!(links(state), ["cancelAuthentication"]);
-    let reason = state["reason"].as_str().unwrap_or_default();
+    let reason = &expect_status!(state, MfaFailed).reason;
     assert!(reason.contains(why), "{reason:?} mentions {why:?}");
     let result = result(app, flow).await;
     assert_eq!(result["status"], "FAILED", "{result}");
@@ -117,7 +127,7 @@ async fn assert_failed(app: &TestApp, flow: &str, state: &Value, why: &str) {
 }
 
 /// Checks a flow that network policy refused.
-async fn assert_denied(app: &TestApp, flow: &str, state: &Value) {
+async fn assert_denied(app: &TestApp, flow: &str, state: &AuthnState) {
     assert_failed(app, flow, state, "network").await;
 }
 
@@ -125,22 +135,16 @@ async fn assert_denied(app: &TestApp, flow: &str, state: &Value) {
 async fn approve_and_continue(app: &TestApp, phone: &TestDevice, flow: &str) {
     assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
     let done = app
-        .act_ok(flow, "continueAuthentication", Some(json!({})))
+        .act_ok(flow, ActionRequest::ContinueAuthentication)
         .await;
-    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done.status.name(), StatusName::Completed);
 }
 
-/// The error detail code of a 4xx Authentication API answer.
-async fn error_detail(response: reqwest::Response, status: u16) -> (String, String) {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().await.unwrap();
-    (
-        body["code"].as_str().unwrap_or_default().to_owned(),
-        body["details"][0]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
+/// The error and detail codes of a 4xx Authentication API answer.
+fn error_detail(refusal: Result<AuthnState, Refusal>, status: u16) -> (ErrorCode, DetailCode) {
+    let refusal = refusal.expect_err("a refusal");
+    assert_eq!(refusal.status, status);
+    (refusal.body.code, refusal.detail().code)
 }
 
 async fn a_bypass_range_completes_without_a_push_and_a_deny_range_fails(backend: Backend<'_>) {
@@ -176,7 +180,11 @@ async fn a_bypass_range_completes_without_a_push_and_a_deny_range_fails(backend:
 
     // Outside every range: the usual push.
     let (flow, state) = start(&app, &request_from("203.0.113.7", None)).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     approve_and_continue(&app, &phone, &flow).await;
     assert_eq!(result(&app, &flow).await["method"], "push");
 }
@@ -207,7 +215,11 @@ async fn ipv6_rules_match_in_order_and_mapped_ipv4_matches_ipv4_rules(backend: B
     assert_skipped(&app, &phone, &flow, &state, "trusted network").await;
 
     let (_, state) = start(&app, &request_from("2001:db9::1", None)).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     assert_eq!(
         phone.one_pending().await.client_ip.as_deref(),
         Some("2001:db9::1")
@@ -224,7 +236,11 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
     let here = request_from("203.0.113.7", Some("browser-1"));
 
     let (flow, state) = start(&app, &here).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     approve_and_continue(&app, &phone, &flow).await;
 
     // Same user, address and browser: no second factor this time.
@@ -233,10 +249,18 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
 
     // Another address, same browser: a push.
     let (elsewhere, state) = start(&app, &request_from("198.51.100.20", Some("browser-1"))).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     // Same address, another browser: a push.
     let (other_browser, state) = start(&app, &request_from("203.0.113.7", Some("browser-2"))).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     let mut pending: Vec<String> = phone
         .pending(0)
         .await
@@ -251,7 +275,11 @@ async fn a_recent_mfa_skips_the_next_from_the_same_address_and_client_device(bac
         .collect();
     // Same address, no browser id: an address alone may be a whole carrier's NAT.
     let (no_browser, state) = start(&app, &request_from("203.0.113.7", None)).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     pending.sort();
     let mut expected = vec![elsewhere, other_browser];
     expected.sort();
@@ -273,7 +301,11 @@ async fn without_a_skip_window_every_sign_in_asks(backend: Backend<'_>) {
     approve_and_continue(&app, &phone, &flow).await;
 
     let (_, state) = start(&app, &here).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     phone.one_pending().await;
 }
 
@@ -294,7 +326,11 @@ async fn a_require_rule_asks_even_within_the_skip_window(backend: Backend<'_>) {
     approve_and_continue(&app, &phone, &flow).await;
 
     let (flow, state) = start(&app, &here).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     approve_and_continue(&app, &phone, &flow).await;
     assert_eq!(result(&app, &flow).await["method"], "push");
 }
@@ -310,9 +346,17 @@ async fn the_push_limit_stops_push_bombing_of_one_user(backend: Backend<'_>) {
     let phone = app.pair_device("alice").await;
 
     let (first, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     let (_, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
 
     let (third, state) = start(&app, &oob_request("alice")).await;
     assert_failed(&app, &third, &state, "push notifications").await;
@@ -320,29 +364,26 @@ async fn the_push_limit_stops_push_bombing_of_one_user(backend: Backend<'_>) {
 
     // Sending the push again from a waiting flow counts too.
     let again = app
-        .act(
-            &first,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
+        .act(&first, ActionRequest::select_device(phone.id()))
         .await;
     assert_eq!(
-        error_detail(again, 429).await,
-        (
-            "REQUEST_FAILED".to_owned(),
-            "PUSH_LIMIT_EXCEEDED".to_owned()
-        )
+        error_detail(again, 429),
+        (ErrorCode::RequestFailed, DetailCode::PushLimitExceeded)
     );
     assert_eq!(
-        app.state(&first).await["status"],
-        "PUSH_CONFIRMATION_WAITING",
+        app.state(&first).await.status.name(),
+        StatusName::PushConfirmationWaiting,
         "the refused push leaves the flow as it was"
     );
 
     // The limit is per user.
     let bobs = app.pair_device("bob").await;
     let (_, state) = start(&app, &oob_request("bob")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     bobs.one_pending().await;
 }
 
@@ -369,7 +410,11 @@ async fn a_device_recent_enough_gets_the_push(backend: Backend<'_>) {
     .await;
     let phone = app.pair_device("alice").await;
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     approve_and_continue(&app, &phone, &flow).await;
 }
 
@@ -422,36 +467,38 @@ async fn with_two_devices_only_the_recent_enough_one_is_pushed(backend: Backend<
     let recent = pair_device_with_os(&app, "alice", "Android", "16.1").await;
 
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert_eq!(state["selectedDeviceRef"]["id"], recent.id());
-    let devices = state["devices"].as_array().unwrap();
-    let shown_old = devices
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    let push = expect_status!(state, PushConfirmationWaiting);
+    assert_eq!(
+        push.selected_device_ref
+            .as_ref()
+            .map(|device| device.id.as_str()),
+        Some(recent.id())
+    );
+    let shown_old = push
+        .devices
         .iter()
-        .find(|device| device["id"] == old.id())
+        .find(|device| device.id == old.id())
         .expect("the old device is listed");
-    assert_eq!(shown_old["usable"], false, "{shown_old}");
+    assert!(!shown_old.usable, "{shown_old:?}");
     assert!(
-        shown_old["unusableReason"]
-            .as_str()
+        shown_old
+            .unusable_reason
+            .as_deref()
             .unwrap_or_default()
             .contains("16"),
-        "{shown_old}"
+        "{shown_old:?}"
     );
     assert!(old.pending(0).await.is_empty(), "no push to the old device");
 
-    let refused = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": old.id() } })),
-        )
-        .await;
+    let refused = app.act(&flow, ActionRequest::select_device(old.id())).await;
     assert_eq!(
-        error_detail(refused, 400).await,
-        (
-            "VALIDATION_ERROR".to_owned(),
-            "DEVICE_NOT_ALLOWED".to_owned()
-        )
+        error_detail(refused, 400),
+        (ErrorCode::ValidationError, DetailCode::DeviceNotAllowed)
     );
     approve_and_continue(&app, &recent, &flow).await;
     assert_eq!(result(&app, &flow).await["deviceId"], recent.id());
@@ -464,11 +511,14 @@ async fn number_shown(
     request: &Value,
 ) -> (String, u8, assent_proto::device::PendingRequest) {
     let (flow, state) = start(app, request).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    let number = state["numberMatch"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("numberMatch in {state}"));
-    let number = u8::try_from(number).unwrap();
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    let number = expect_status!(state, PushConfirmationWaiting)
+        .number_match
+        .unwrap_or_else(|| panic!("numberMatch in {state:?}"));
     let pending = phone.one_pending().await;
     let mut choices = pending.number_choices.clone();
     assert_eq!(choices.len(), 3, "{choices:?}");
@@ -496,7 +546,11 @@ async fn number_matching_refuses_the_wrong_number_and_accepts_the_right_one(back
         .expect("the answer is taken");
     assert_eq!(answer.status, "PUSH_CONFIRMATION_REJECTED");
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_REJECTED", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationRejected,
+        "{state:?}"
+    );
     let outcome = result(&app, &flow).await;
     assert_eq!(outcome["status"], "FAILED");
     assert!(
@@ -514,8 +568,12 @@ async fn number_matching_refuses_the_wrong_number_and_accepts_the_right_one(back
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "MFA_COMPLETED");
-    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
-    app.act_ok(&flow, "continueAuthentication", None).await;
+    assert_eq!(
+        app.state(&flow).await.status.name(),
+        StatusName::MfaCompleted
+    );
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
     let outcome = result(&app, &flow).await;
     assert_eq!(outcome["status"], "COMPLETED");
     assert_eq!(outcome["method"], "push");
@@ -525,8 +583,17 @@ async fn without_number_matching_no_number_is_shown_or_asked(backend: Backend<'_
     let app = spawn(backend, Figment::new()).await;
     let phone = app.pair_device("alice").await;
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert!(state.get("numberMatch").is_none(), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert!(
+        expect_status!(state, PushConfirmationWaiting)
+            .number_match
+            .is_none(),
+        "{state:?}"
+    );
     let pending = phone.one_pending().await;
     assert!(pending.number_choices.is_empty(), "{pending:?}");
     // The raw Device API answer has no numberChoices either.
@@ -559,14 +626,26 @@ async fn an_application_override_applies_to_that_application_only(backend: Backe
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "MFA_COMPLETED");
-    assert_eq!(app.state(&flow).await["status"], "MFA_COMPLETED");
+    assert_eq!(
+        app.state(&flow).await.status.name(),
+        StatusName::MfaCompleted
+    );
 
     let mut other = oob_request("alice");
     other["application"]["id"] = json!("other");
     other["application"]["name"] = json!("Other App");
     let (flow, state) = start(&app, &other).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert!(state.get("numberMatch").is_none(), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert!(
+        expect_status!(state, PushConfirmationWaiting)
+            .number_match
+            .is_none(),
+        "{state:?}"
+    );
     let pending = phone.one_pending().await;
     assert_eq!(pending.application.name, "Other App");
     assert!(pending.number_choices.is_empty(), "{pending:?}");
@@ -581,23 +660,34 @@ async fn the_admin_message_reaches_the_page_and_the_device(backend: Backend<'_>)
     .await;
     let phone = app.pair_device("alice").await;
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert_eq!(state["adminMessage"], ADMIN_MESSAGE);
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert_eq!(state.admin_message.as_deref(), Some(ADMIN_MESSAGE));
     let pending = phone.one_pending().await;
     assert_eq!(pending.admin_message.as_deref(), Some(ADMIN_MESSAGE));
     assert_eq!(
         phone.device.answer(&pending, true).await.unwrap().status,
         "MFA_COMPLETED"
     );
-    assert_eq!(app.state(&flow).await["adminMessage"], ADMIN_MESSAGE);
+    assert_eq!(
+        app.state(&flow).await.admin_message.as_deref(),
+        Some(ADMIN_MESSAGE)
+    );
 }
 
 async fn without_an_admin_message_none_is_shown(backend: Backend<'_>) {
     let app = spawn(backend, Figment::new()).await;
     let phone = app.pair_device("alice").await;
     let (_, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert!(state.get("adminMessage").is_none(), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert!(state.admin_message.is_none(), "{state:?}");
     let pending = phone.one_pending().await;
     assert_eq!(pending.admin_message, None);
 }
@@ -614,35 +704,31 @@ async fn a_method_not_allowed_is_neither_offered_nor_selectable(backend: Backend
     let mut request = oob_request("alice");
     request["user"]["phone"] = json!("+15555550123");
     let (flow, state) = start(&app, &request).await;
-    assert_eq!(state["status"], "DEVICE_SELECTION_REQUIRED", "{state}");
-    let devices = state["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 1, "only the SMS backup: {state}");
-    assert_eq!(devices[0]["type"], "SMS");
-    assert_eq!(devices[0]["backup"], true);
+    assert_eq!(
+        state.status.name(),
+        StatusName::DeviceSelectionRequired,
+        "{state:?}"
+    );
+    let devices = state.status.devices();
+    assert_eq!(devices.len(), 1, "only the SMS backup: {state:?}");
+    assert_eq!(devices[0].device_type, DeviceType::Sms);
+    assert!(devices[0].backup);
     assert!(phone.pending(0).await.is_empty(), "no push");
 
     let refused = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
+        .act(&flow, ActionRequest::select_device(phone.id()))
         .await;
     assert_eq!(
-        error_detail(refused, 400).await,
-        ("VALIDATION_ERROR".to_owned(), "INVALID_DEVICE".to_owned())
+        error_detail(refused, 400),
+        (ErrorCode::ValidationError, DetailCode::InvalidDevice)
     );
     assert!(phone.pending(0).await.is_empty(), "still no push");
 
     // The allowed method works.
     let sms = app
-        .act_ok(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": devices[0]["id"] } })),
-        )
+        .act_ok(&flow, ActionRequest::select_device(&devices[0].id))
         .await;
-    assert_eq!(sms["status"], "OTP_REQUIRED", "{sms}");
+    assert_eq!(sms.status.name(), StatusName::OtpRequired, "{sms:?}");
 }
 
 async fn a_mandatory_method_that_is_not_allowed_is_refused_at_start(backend: Backend<'_>) {
@@ -694,7 +780,11 @@ async fn use_code_lets_the_app_passcode_replace_the_push_once(backend: Backend<'
     let app = spawn(backend, Figment::new().merge(("mfa.use_code", true))).await;
     let phone = app.pair_device("alice").await;
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     assert_eq!(
         links(&state),
         ["cancelAuthentication", "checkOtp", "poll", "selectDevice"]
@@ -703,15 +793,18 @@ async fn use_code_lets_the_app_passcode_replace_the_push_once(backend: Backend<'
         .device
         .current_otp()
         .expect("the app has a passcode seed");
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(completed["status"], "MFA_COMPLETED", "{completed}");
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
+    assert_eq!(
+        completed.status.name(),
+        StatusName::MfaCompleted,
+        "{completed:?}"
+    );
     assert!(
         phone.pending(0).await.is_empty(),
         "the push is no longer pending"
     );
-    app.act_ok(&flow, "continueAuthentication", None).await;
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
     let outcome = result(&app, &flow).await;
     assert_eq!(outcome["status"], "COMPLETED");
     assert_eq!(outcome["method"], "mobile_otp");
@@ -719,16 +812,14 @@ async fn use_code_lets_the_app_passcode_replace_the_push_once(backend: Backend<'
 
     // The same code again, in another sign-in: refused.
     let (flow, _) = start(&app, &oob_request("alice")).await;
-    let replayed = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
+    let replayed = app.act(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(
-        error_detail(replayed, 400).await,
-        ("VALIDATION_ERROR".to_owned(), "INVALID_OTP".to_owned())
+        error_detail(replayed, 400),
+        (ErrorCode::ValidationError, DetailCode::InvalidOtp)
     );
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
 }
 
@@ -736,7 +827,11 @@ async fn without_use_code_no_passcode_is_taken_during_a_push(backend: Backend<'_
     let app = spawn(backend, Figment::new().merge(("mfa.use_code", false))).await;
     let phone = app.pair_device("alice").await;
     let (flow, state) = start(&app, &oob_request("alice")).await;
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
     assert_eq!(
         links(&state),
         ["cancelAuthentication", "poll", "selectDevice"]
@@ -745,13 +840,11 @@ async fn without_use_code_no_passcode_is_taken_during_a_push(backend: Backend<'_
         .device
         .current_otp()
         .expect("the app has a passcode seed");
-    let refused = app
-        .act(&flow, "checkOtp", Some(json!({ "otp": code })))
-        .await;
-    assert_eq!(error_detail(refused, 400).await.0, "INVALID_ACTION_ID");
+    let refused = app.act(&flow, ActionRequest::check_otp(code)).await;
+    assert_eq!(error_detail(refused, 400).0, ErrorCode::InvalidActionId);
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
 }
 
@@ -803,24 +896,33 @@ async fn an_undeliverable_push_falls_back_to_the_app_passcode(backend: Backend<'
     let deadline = Instant::now() + Duration::from_secs(5);
     let state = loop {
         let state = app.state(&flow).await;
-        if state["status"] != "PUSH_CONFIRMATION_WAITING" || Instant::now() > deadline {
+        if state.status.name() != StatusName::PushConfirmationWaiting || Instant::now() > deadline {
             break state;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(state["status"], "OTP_REQUIRED", "{state}");
-    assert!(links(&state).contains(&"checkOtp".to_owned()), "{state}");
-    assert_eq!(state["selectedDeviceRef"]["id"], phone.id());
+    assert_eq!(state.status.name(), StatusName::OtpRequired, "{state:?}");
+    assert!(links(&state).contains(&"checkOtp".to_owned()), "{state:?}");
+    assert_eq!(
+        expect_status!(state, OtpRequired)
+            .selected_device_ref
+            .as_ref()
+            .map(|device| device.id.as_str()),
+        Some(phone.id())
+    );
 
     let code = phone
         .device
         .current_otp()
         .expect("the app has a passcode seed");
-    let completed = app
-        .act_ok(&flow, "checkOtp", Some(json!({ "otp": code })))
+    let completed = app.act_ok(&flow, ActionRequest::check_otp(code)).await;
+    assert_eq!(
+        completed.status.name(),
+        StatusName::MfaCompleted,
+        "{completed:?}"
+    );
+    app.act_ok(&flow, ActionRequest::ContinueAuthentication)
         .await;
-    assert_eq!(completed["status"], "MFA_COMPLETED", "{completed}");
-    app.act_ok(&flow, "continueAuthentication", None).await;
     assert_eq!(result(&app, &flow).await["method"], "mobile_otp");
     assert_eq!(sink.requests().len(), 1, "one push attempt");
 }
@@ -842,8 +944,12 @@ async fn without_otp_fallback_an_undeliverable_push_keeps_waiting(backend: Backe
         app.state(&flow).await;
         app.poll(&flow, 1).await
     };
-    assert_eq!(state["status"], "PUSH_CONFIRMATION_WAITING", "{state}");
-    assert!(!links(&state).contains(&"checkOtp".to_owned()), "{state}");
+    assert_eq!(
+        state.status.name(),
+        StatusName::PushConfirmationWaiting,
+        "{state:?}"
+    );
+    assert!(!links(&state).contains(&"checkOtp".to_owned()), "{state:?}");
 
     // The device still sees the request through its own long poll, and approves.
     approve_and_continue(&app, &phone, &flow).await;

@@ -6,7 +6,9 @@ use std::time::Duration;
 use figment::Figment;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, links, on_both_backends, unique};
+use assent_proto::authn::{ActionId, ActionRequest, AuthnState, ErrorCode, StatusName};
+
+use crate::support::{Backend, TestApp, expect_status, links, on_both_backends, unique};
 
 on_both_backends!(
     a_denied_silent_push_ends_the_qr_flow,
@@ -20,8 +22,8 @@ fn qr_request() -> Value {
     json!({ "kind": "qr", "application": { "name": "Demo Bank" }, "clientIp": "203.0.113.7" })
 }
 
-fn token(state: &Value) -> String {
-    let uri = state["uri"].as_str().unwrap();
+fn token(state: &AuthnState) -> String {
+    let uri = uri(state);
     assert!(
         uri.starts_with("assent://assent?authentication_token="),
         "{uri}"
@@ -32,27 +34,36 @@ fn token(state: &Value) -> String {
         .to_owned()
 }
 
+/// What the QR code encodes.
+fn uri(state: &AuthnState) -> &str {
+    expect_status!(state, AuthenticationCodeResponseRequired)
+        .uri
+        .as_deref()
+        .unwrap_or_else(|| panic!("a QR code in {state:?}"))
+}
+
 async fn a_trusted_device_signs_in_by_scanning(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&qr_request()).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "AUTHENTICATION_CODE_RESPONSE_REQUIRED");
+    assert_eq!(
+        state.status.name(),
+        StatusName::AuthenticationCodeResponseRequired
+    );
     assert_eq!(links(&state), ["cancelAuthentication", "poll"]);
     assert!(
-        state["qrCode"]["png"]
-            .as_str()
+        expect_status!(state, AuthenticationCodeResponseRequired)
+            .qr_code
+            .as_ref()
             .unwrap()
+            .png
             .starts_with("data:image/png;base64,")
     );
-    let scanned = phone
-        .device
-        .scan(state["uri"].as_str().unwrap())
-        .await
-        .unwrap();
+    let scanned = phone.device.scan(uri(&state)).await.unwrap();
     assert_eq!(scanned["status"], "COMPLETED");
     assert_eq!(scanned["applicationName"], "Demo Bank");
-    assert_eq!(app.state(&flow).await["status"], "COMPLETED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["subject"], "alice");
     assert_eq!(result["method"], "qr");
@@ -145,7 +156,8 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
         .map(|u| u["id"].as_str().unwrap())
         .collect();
     assert_eq!(users, ["alice", "bob"]);
-    assert_eq!(app.state(&flow).await["claimed"], true);
+    let claimed = app.state(&flow).await;
+    assert!(expect_status!(claimed, AuthenticationCodeResponseRequired).claimed);
 
     let forged = format!("{flow}.{}", "B".repeat(24));
     let guess = tablet
@@ -159,15 +171,10 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
         "the selection needs the scanned token: {guess}"
     );
     let browser = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": tablet.id() } })),
-        )
+        .act_err(&flow, ActionRequest::select_device(tablet.id()))
         .await;
-    assert_eq!(browser.status(), 400, "the page cannot push on a QR flow");
-    let refused: Value = browser.json().await.unwrap();
-    assert_eq!(refused["code"], "INVALID_ACTION_ID", "{refused}");
+    assert_eq!(browser.status, 400, "the page cannot push on a QR flow");
+    assert_eq!(browser.body.code, ErrorCode::InvalidActionId, "{browser:?}");
     let intruder = stranger
         .device
         .select(&code, "alice")
@@ -209,8 +216,8 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
         "PUSH_CONFIRMATION_WAITING"
     );
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
     // First a silent push, answered by the device key alone...
     let silent = phone.one_pending().await;
@@ -218,8 +225,8 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     assert_eq!(silent.user_id.as_str(), "alice");
     phone.device.answer(&silent, true).await.unwrap();
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationWaiting
     );
     // ...then the person's approval.
     let request = phone.one_pending().await;
@@ -228,25 +235,22 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     // The page waits: it never pushes to the scanning device itself, even though that
     // device is now the flow's.
     let waiting = app.state(&flow).await;
-    assert!(waiting["_links"].get("selectDevice").is_none(), "{waiting}");
+    assert!(!waiting.offers(ActionId::SelectDevice), "{waiting:?}");
     let browser = app
-        .act(
-            &flow,
-            "selectDevice",
-            Some(json!({ "deviceRef": { "id": phone.id() } })),
-        )
+        .act_err(&flow, ActionRequest::select_device(phone.id()))
         .await;
-    assert_eq!(browser.status(), 400, "the page cannot push on a QR flow");
-    let refused: Value = browser.json().await.unwrap();
-    assert_eq!(refused["code"], "INVALID_ACTION_ID", "{refused}");
+    assert_eq!(browser.status, 400, "the page cannot push on a QR flow");
+    assert_eq!(browser.body.code, ErrorCode::InvalidActionId, "{browser:?}");
     assert_eq!(
         phone.one_pending().await.auth_id,
         request.auth_id,
         "no new push reached the device"
     );
     phone.device.answer(&request, true).await.unwrap();
-    let done = app.act_ok(&flow, "continueAuthentication", None).await;
-    assert_eq!(done["status"], "COMPLETED");
+    let done = app
+        .act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
+    assert_eq!(done.status.name(), StatusName::Completed);
     assert_eq!(
         app.result(&flow).await.json::<Value>().await.unwrap()["subject"],
         "alice"
@@ -271,8 +275,8 @@ async fn a_denied_silent_push_ends_the_qr_flow(backend: Backend<'_>) {
     assert!(silent.silent);
     phone.device.answer(&silent, false).await.unwrap();
     assert_eq!(
-        app.state(&flow).await["status"],
-        "PUSH_CONFIRMATION_REJECTED"
+        app.state(&flow).await.status.name(),
+        StatusName::PushConfirmationRejected
     );
     assert!(
         phone.pending(0).await.is_empty(),

@@ -6,7 +6,12 @@ use std::time::{Duration, Instant};
 use figment::Figment;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, links, on_both_backends, oob_request, unique};
+use assent_proto::admin::UserDevices;
+use assent_proto::authn::{ActionRequest, StatusName};
+
+use crate::support::{
+    Backend, TestApp, expect_status, links, on_both_backends, oob_request, unique,
+};
 
 on_both_backends!(
     a_registration_pairs_the_app_and_resumes,
@@ -27,6 +32,14 @@ async fn pair_with(app: &TestApp, key: &str) -> Result<assent::device::Device, S
         .map_err(|error| error.to_string())
 }
 
+/// The pairing key the flow shows.
+async fn pairing_key(app: &TestApp, flow: &str) -> String {
+    let state = app.state(flow).await;
+    expect_status!(state, MobileActivationRequired)
+        .pairing_key
+        .clone()
+}
+
 /// The refusal of a pairing that must fail.
 async fn refused(app: &TestApp, key: &str) -> String {
     match pair_with(app, key).await {
@@ -39,25 +52,24 @@ async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let flow = app.start_flow(&registration("alice")).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
-    assert_eq!(state["applicationName"], "Demo Bank");
+    assert_eq!(state.status.name(), StatusName::MobileActivationRequired);
+    let activation = expect_status!(state, MobileActivationRequired);
+    assert_eq!(activation.application_name, "Demo Bank");
     assert_eq!(
         links(&state),
         ["cancelAuthentication", "cancelDevicePairing", "poll"]
     );
-    let key = state["pairingKey"].as_str().unwrap().to_owned();
-    assert!(
-        state["qrCode"]["svg"]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/svg+xml;base64,")
-    );
-    assert!(
-        state["qrCode"]["png"]
-            .as_str()
-            .unwrap()
-            .starts_with("data:image/png;base64,")
-    );
+    let key = activation.pairing_key.clone();
+    let qr_code = activation.qr_code.as_ref().unwrap();
+    assert!(qr_code.svg.starts_with("data:image/svg+xml;base64,"));
+    assert!(qr_code.png.starts_with("data:image/png;base64,"));
+    // The key's expiry is an RFC 3339 time on the wire, a few minutes ahead.
+    let raw = app.state_json(&flow).await;
+    let written = raw["expiresAt"].as_str().expect("expiresAt is a string");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(written).unwrap();
+    assert_eq!(expires_at, activation.expires_at, "{written}");
+    let ahead = expires_at.timestamp() - assent_core::device::unix_now() as i64;
+    assert!((1..=3600).contains(&ahead), "{written} is {ahead} s ahead");
 
     // The browser long-polls; the app's pairing wakes it.
     let poll = async {
@@ -69,8 +81,11 @@ async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
         pair_with(&app, &key).await.unwrap()
     };
     let ((state, waited), device) = tokio::join!(poll, pair);
-    assert_eq!(state["status"], "RESUME");
-    assert_eq!(state["resumeUrl"], "myapp://assent/registered");
+    assert_eq!(state.status.name(), StatusName::Resume);
+    assert_eq!(
+        expect_status!(state, Resume).resume_url,
+        "myapp://assent/registered"
+    );
     assert!(waited < Duration::from_secs(15), "{waited:?}");
 
     let result: Value = app.result(&flow).await.json().await.unwrap();
@@ -79,19 +94,13 @@ async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
     assert_eq!(result["deviceId"], device.id());
     assert_eq!(result["amr"], json!(["swk"]));
     // The new device is trusted: it can authenticate and is listed for alice.
-    let devices: Value = app
+    let devices: UserDevices = app
         .admin_get("/admin/v1/users/alice/devices")
         .await
         .json()
         .await
         .unwrap();
-    assert!(
-        devices["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["id"] == device.id())
-    );
+    assert!(devices.devices.iter().any(|d| d.id == device.id()));
     assert!(device.pending(0).await.unwrap().is_empty());
     // The key worked once.
     assert!(refused(&app, &key).await.contains("404"));
@@ -105,24 +114,22 @@ async fn an_expired_or_withdrawn_pairing_key_is_refused(backend: Backend<'_>) {
     )
     .await;
     let flow = app.start_flow(&registration("alice")).await;
-    let key = app.state(&flow).await["pairingKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = pairing_key(&app, &flow).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let expired = app.state(&flow).await;
-    assert_eq!(expired["status"], "MFA_FAILED");
-    assert!(expired["userMessage"].as_str().unwrap().contains("expired"));
+    assert_eq!(expired.status.name(), StatusName::MfaFailed);
+    assert!(
+        expect_status!(expired, MfaFailed)
+            .user_message
+            .contains("expired")
+    );
     assert!(refused(&app, &key).await.contains("404"));
 
     let app = TestApp::spawn(backend).await;
     let flow = app.start_flow(&registration("alice")).await;
-    let key = app.state(&flow).await["pairingKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let canceled = app.act_ok(&flow, "cancelDevicePairing", None).await;
-    assert_eq!(canceled["status"], "CANCELED");
+    let key = pairing_key(&app, &flow).await;
+    let canceled = app.act_ok(&flow, ActionRequest::CancelDevicePairing).await;
+    assert_eq!(canceled.status.name(), StatusName::Canceled);
     assert!(
         refused(&app, &key).await.contains("404"),
         "a canceled registration's key is withdrawn"
@@ -139,20 +146,25 @@ async fn an_oob_flow_may_enrol_a_user_without_device(backend: Backend<'_>) {
     let newcomer = unique("erin");
     let flow = app.start_flow(&oob_request(&newcomer)).await;
     let state = app.state(&flow).await;
-    assert_eq!(state["status"], "MOBILE_ACTIVATION_REQUIRED");
-    let device = pair_with(&app, state["pairingKey"].as_str().unwrap())
-        .await
-        .unwrap();
+    assert_eq!(state.status.name(), StatusName::MobileActivationRequired);
+    let device = pair_with(
+        &app,
+        &expect_status!(state, MobileActivationRequired).pairing_key,
+    )
+    .await
+    .unwrap();
     assert_eq!(device.user_id(), newcomer);
     let completed = app.state(&flow).await;
-    assert_eq!(completed["status"], "MFA_COMPLETED");
-    let done = app.act_ok(&flow, "continueAuthentication", None).await;
-    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(completed.status.name(), StatusName::MfaCompleted);
+    let done = app
+        .act_ok(&flow, ActionRequest::ContinueAuthentication)
+        .await;
+    assert_eq!(done.status.name(), StatusName::Completed);
 
     // A transaction is never turned into an enrolment: nobody would see what is approved.
     let transfer = crate::support::transfer_request(&unique("gus"), "100", "Bob");
     let flow = app.start_flow(&transfer).await;
-    assert_eq!(app.state(&flow).await["status"], "MFA_FAILED");
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::MfaFailed);
 
     // Without the policy, the same user (had they no device) fails clearly: see oob.rs.
     let mut ciba_kind = oob_request(&newcomer);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use assent::Application;
 use assent_core::store::{MemoryStore, RedisOptions, RedisStore, Store};
 use assent_core::{Adapter, Config};
+use assent_proto::authn::{ActionRequest, AuthnState, ErrorBody, ErrorDetail};
 use figment::Figment;
 use prometheus::IntCounter;
 
@@ -614,24 +615,35 @@ impl TestApp {
 
     /// The flow's state, as the widget's GET sees it (the first GET binds the flow to this
     /// client, which then echoes `_pf_authn_api_state` as a cookieless client does).
-    pub async fn state(&self, flow: &str) -> serde_json::Value {
-        let request = self
-            .http
-            .get(self.url(&format!("/pf-ws/authn/flows/{flow}")));
-        let response = self.with_binding(request, flow).send().await.unwrap();
+    pub async fn state(&self, flow: &str) -> AuthnState {
+        let response = self.get_state_raw(flow).await;
         assert_eq!(response.status(), 200);
-        let state: serde_json::Value = response.json().await.unwrap();
-        if let Some(secret) = state["_pf_authn_api_state"].as_str() {
+        let state: AuthnState = response.json().await.unwrap();
+        if let Some(secret) = &state.authn_api_state {
             self.states
                 .lock()
                 .unwrap()
-                .insert(flow.to_owned(), secret.to_owned());
+                .insert(flow.to_owned(), secret.clone());
         }
         state
     }
 
+    /// The flow's state as raw JSON, as this client (for tests of the wire itself).
+    pub async fn state_json(&self, flow: &str) -> serde_json::Value {
+        let response = self.get_state_raw(flow).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn get_state_raw(&self, flow: &str) -> reqwest::Response {
+        let request = self
+            .http
+            .get(self.url(&format!("/pf-ws/authn/flows/{flow}")));
+        self.with_binding(request, flow).send().await.unwrap()
+    }
+
     /// `poll` with `?wait=`, as this client.
-    pub async fn poll(&self, flow: &str, wait: u64) -> serde_json::Value {
+    pub async fn poll(&self, flow: &str, wait: u64) -> AuthnState {
         let request = self
             .http
             .post(self.url(&format!("/pf-ws/authn/flows/{flow}?wait={wait}")))
@@ -643,13 +655,59 @@ impl TestApp {
     }
 
     /// Posts an action the way PingFederate's widget does (action id in the content type,
-    /// `X-XSRF-Header: PingFederate`); `None` sends no body, as the widget does for
-    /// parameterless actions.
-    pub async fn act(
+    /// `X-XSRF-Header: PingFederate`, no body for an action without parameters): the next
+    /// state, or the refusal.
+    pub async fn act(&self, flow: &str, action: ActionRequest) -> Result<AuthnState, Refusal> {
+        let body = action
+            .has_parameters()
+            .then(|| serde_json::to_string(&action).expect("a body"));
+        let response = self.post_action(flow, action.id().as_str(), body).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        if status == 200 {
+            Ok(serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}")))
+        } else {
+            let body =
+                serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
+            Err(Refusal { status, body })
+        }
+    }
+
+    /// [`Self::act`], expecting a new state.
+    pub async fn act_ok(&self, flow: &str, action: ActionRequest) -> AuthnState {
+        let id = action.id();
+        match self.act(flow, action).await {
+            Ok(state) => state,
+            Err(refusal) => panic!("{} refused: {refusal:?}", id.as_str()),
+        }
+    }
+
+    /// [`Self::act`], expecting a refusal.
+    pub async fn act_err(&self, flow: &str, action: ActionRequest) -> Refusal {
+        let id = action.id();
+        match self.act(flow, action).await {
+            Ok(state) => panic!("{} accepted: {state:?}", id.as_str()),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// Posts an action id with a raw body, as the widget would (for tests of the wire
+    /// itself: malformed bodies, unknown actions, `{}` instead of no body).
+    pub async fn act_raw(
         &self,
         flow: &str,
         action: &str,
         body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        self.post_action(flow, action, body.map(|body| body.to_string()))
+            .await
+    }
+
+    async fn post_action(
+        &self,
+        flow: &str,
+        action: &str,
+        body: Option<String>,
     ) -> reqwest::Response {
         let mut request = self
             .http
@@ -661,40 +719,52 @@ impl TestApp {
                 format!("application/vnd.pingidentity.{action}+json"),
             );
         if let Some(body) = body {
-            request = request.body(body.to_string());
+            request = request.body(body);
         }
         self.with_binding(request, flow)
             .send()
             .await
             .expect("the request reaches the server")
     }
+}
 
-    /// [`Self::act`], expecting a new state.
-    pub async fn act_ok(
-        &self,
-        flow: &str,
-        action: &str,
-        body: Option<serde_json::Value>,
-    ) -> serde_json::Value {
-        let response = self.act(flow, action, body).await;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "{action} accepted: {body}");
-        body
+/// An Authentication API refusal: the HTTP status and the Ping error body.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The error body.
+    pub body: ErrorBody,
+}
+
+impl Refusal {
+    /// The first detail (every refusal has one).
+    pub fn detail(&self) -> &ErrorDetail {
+        self.body.details.first().expect("a detail")
     }
 }
 
 /// The action ids a state offers in `_links`, sorted.
-pub fn links(state: &serde_json::Value) -> Vec<String> {
-    let mut links: Vec<String> = state["_links"]
-        .as_object()
-        .expect("_links")
+pub fn links(state: &AuthnState) -> Vec<String> {
+    let mut links: Vec<String> = state
+        .links
         .keys()
-        .cloned()
+        .map(|action| action.as_str().to_owned())
         .collect();
     links.sort();
     links
 }
+
+/// The fields of `state`'s status, which must be `$variant` (else panics with the state).
+macro_rules! expect_status {
+    ($state:expr, $variant:ident) => {
+        match &$state.status {
+            assent_proto::authn::Status::$variant(fields) => fields,
+            _ => panic!("expected {}: {:?}", stringify!($variant), $state),
+        }
+    };
+}
+pub(crate) use expect_status;
 
 /// Runs each named `async fn(Backend<'_>)` as two tests: on memory and on a real Redis.
 macro_rules! on_both_backends {

@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assent_core::device_key::{DeviceSigner, ProofClaims};
+use assent_core::device_key::DeviceSigner;
 use assent_proto::device::{
-    DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList, PendingRequest,
+    Decision, DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList, PendingRequest,
+    ProofClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -236,10 +237,14 @@ impl Device {
         approve: bool,
         number: Option<u8>,
     ) -> Result<DecisionAccepted, DeviceError> {
-        let decision = if approve { "approve" } else { "deny" };
+        let decision = if approve {
+            Decision::Approve
+        } else {
+            Decision::Deny
+        };
         let proof = self.signer.proof(&ProofClaims {
             auth_id: request.auth_id.to_string(),
-            decision: decision.to_owned(),
+            decision,
             params_hash: assent_core::params::digest(&request.dynamic_params),
             number,
         })?;
@@ -251,7 +256,7 @@ impl Device {
             ))
             .header("Authorization", self.authorization()?)
             .json(&DecisionRequest {
-                decision: decision.to_owned(),
+                decision: decision.as_str().to_owned(),
                 proof,
             })
             .send()

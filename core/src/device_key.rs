@@ -4,6 +4,11 @@
 
 use std::time::{Duration, SystemTime};
 
+use assent_proto::device::ProofClaims;
+use assent_proto::mobile::{
+    NEW_DEVICE_PAYLOAD_TYPE, NewDeviceClaims, ServerPayloadAnswer, TRUSTED_DEVICE_PAYLOAD_TYPE,
+    TrustedDeviceClaims,
+};
 use josekit::jwk::Jwk;
 use josekit::jws::{ES256, JwsHeader};
 use josekit::jwt::{self, JwtPayload};
@@ -54,14 +59,20 @@ impl PublicDeviceKey {
     }
 }
 
-/// The unverified `iss` of a device JWT: only to find which key to verify it with.
-pub fn token_issuer(token: &str) -> Option<String> {
+/// The payload of a compact JWS, unverified: only to find the key to verify it with.
+fn unverified_claims<T: serde::de::DeserializeOwned>(jws: &str) -> Option<T> {
     use base64::Engine;
-    let payload = token.split('.').nth(1)?;
+    let payload = jws.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The unverified `iss` of a device JWT or a trusted device's mobile payload: only to find
+/// which key to verify it with.
+pub fn token_issuer(token: &str) -> Option<String> {
+    let claims: Map<String, Value> = unverified_claims(token)?;
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
@@ -130,21 +141,6 @@ pub fn verify_token(
     })
 }
 
-/// What a device signs when it answers a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProofClaims {
-    /// The request answered.
-    pub auth_id: String,
-    /// `approve` or `deny`.
-    pub decision: String,
-    /// [`crate::params::DynamicParams::digest`] of the parameters shown.
-    pub params_hash: String,
-    /// Number matching: the number the person picked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number: Option<u8>,
-}
-
 /// Verifies a decision proof (a compact JWS, ES256, by the device key) and returns what
 /// it binds.
 pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &'static str> {
@@ -155,26 +151,9 @@ pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &
         .map_err(|_| "the proof's payload is not {authId, decision, paramsHash}")
 }
 
-/// What a trusted app signs to authorize a flow: the server's challenge, and who it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MobileClaims {
-    /// The signing device.
-    pub device_id: String,
-    /// The flow it authorizes.
-    pub flow_id: String,
-    /// The flow's one-time nonce.
-    pub nonce: String,
-}
-
 /// The device a mobile payload claims to come from, before verifying it.
 pub fn mobile_payload_device(payload: &str) -> Option<String> {
-    use base64::Engine;
-    let body = payload.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .ok()?;
-    let claims: MobileClaims = serde_json::from_slice(&bytes).ok()?;
+    let claims: ServerPayloadAnswer = unverified_claims(payload)?;
     Some(claims.device_id)
 }
 
@@ -182,12 +161,80 @@ pub fn mobile_payload_device(payload: &str) -> Option<String> {
 pub fn verify_mobile_payload(
     payload: &str,
     key: &PublicDeviceKey,
-) -> Result<MobileClaims, &'static str> {
+) -> Result<ServerPayloadAnswer, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
     let (bytes, _) = josekit::jws::deserialize_compact(payload, &verifier)
         .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
     serde_json::from_slice(&bytes)
         .map_err(|_| "the mobile payload is not {deviceId, flowId, nonce}")
+}
+
+/// How long after its `iat` a trusted or new device's mobile payload is accepted: the app
+/// signs it just before posting it, so its `jti` need only be remembered that long.
+pub const MOBILE_PAYLOAD_LIFETIME: Duration = Duration::from_secs(120);
+
+/// `iat` within [`MOBILE_PAYLOAD_LIFETIME`] before `now`, allowing [`CLOCK_SKEW`]; and a
+/// `jti` of 1 to 128 characters.
+fn check_fresh(iat: u64, jti: &str, now: SystemTime) -> Result<(), &'static str> {
+    let now = unix_secs(now);
+    if iat > now.saturating_add(CLOCK_SKEW.as_secs()) {
+        return Err("the mobile payload's iat is in the future");
+    }
+    let lifetime = MOBILE_PAYLOAD_LIFETIME + CLOCK_SKEW;
+    if iat.saturating_add(lifetime.as_secs()) < now {
+        return Err("the mobile payload is too old (iat)");
+    }
+    if !(1..=128).contains(&jti.len()) {
+        return Err("the mobile payload needs a jti of 1 to 128 characters");
+    }
+    Ok(())
+}
+
+/// Verifies a trusted device's mobile payload: `typ`, ES256 by `key`, `iss` = `device_id`,
+/// a fresh `iat`, a `jti`. The caller checks the flow id and keeps the `jti` for
+/// [`MOBILE_PAYLOAD_LIFETIME`] to refuse a replay.
+pub fn verify_trusted_device_payload(
+    payload: &str,
+    key: &PublicDeviceKey,
+    device_id: &str,
+    now: SystemTime,
+) -> Result<TrustedDeviceClaims, &'static str> {
+    let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+        .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
+    if header.token_type() != Some(TRUSTED_DEVICE_PAYLOAD_TYPE) {
+        return Err("the mobile payload is not a trusted device's (typ)");
+    }
+    let claims: TrustedDeviceClaims = serde_json::from_slice(&bytes)
+        .map_err(|_| "the mobile payload is not {iss, flowId, iat, jti}")?;
+    if claims.iss != device_id {
+        return Err("the mobile payload's iss is not the device id");
+    }
+    check_fresh(claims.iat, &claims.jti, now)?;
+    Ok(claims)
+}
+
+/// Verifies an untrusted app's mobile payload: `typ`, signed (ES256) by the P-256 key it
+/// carries, a fresh `iat`, a `jti`; returns the key with the claims. As for a trusted
+/// device, the caller checks the flow id and the `jti`.
+pub fn verify_new_device_payload(
+    payload: &str,
+    now: SystemTime,
+) -> Result<(PublicDeviceKey, NewDeviceClaims), &'static str> {
+    let unverified: NewDeviceClaims =
+        unverified_claims(payload).ok_or("the mobile payload is not a new device's")?;
+    let key = PublicDeviceKey::parse(&unverified.public_jwk)
+        .map_err(|_| "the mobile payload's publicJwk is not a P-256 public key")?;
+    let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+        .map_err(|_| "the mobile payload is not signed by the key it carries (ES256)")?;
+    if header.token_type() != Some(NEW_DEVICE_PAYLOAD_TYPE) {
+        return Err("the mobile payload is not a new device's (typ)");
+    }
+    let claims: NewDeviceClaims =
+        serde_json::from_slice(&bytes).map_err(|_| "the mobile payload is not a new device's")?;
+    check_fresh(claims.iat, &claims.jti, now)?;
+    Ok((key, claims))
 }
 
 /// The device's side: a private key and the id the server gave it.
@@ -251,7 +298,7 @@ impl DeviceSigner {
 
     /// The mobile payload answering a flow's server payload (`{flowId, nonce}`).
     pub fn mobile_payload(&self, flow_id: &str, nonce: &str) -> Result<String, josekit::JoseError> {
-        let claims = MobileClaims {
+        let claims = ServerPayloadAnswer {
             device_id: self.device_id.clone(),
             flow_id: flow_id.to_owned(),
             nonce: nonce.to_owned(),

@@ -1,6 +1,7 @@
-//! Wire types of the Adapter and Device APIs: plain serde structs shared by the server and
-//! the device simulator, so that client and server cannot drift. Ids are plain strings
-//! here; the server checks them where it turns these into domain values.
+//! Wire types of the Adapter and Device APIs and of the native app's payloads: plain serde
+//! structs shared by the server, the device SDK and the device simulator, so that client
+//! and server cannot drift. Ids are plain strings here; the server checks them where it
+//! turns these into domain values.
 
 #![deny(
     clippy::unwrap_used,
@@ -11,3 +12,4 @@
 
 pub mod adapter;
 pub mod device;
+pub mod mobile;

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use assent_core::config::SecretHash;
+use assent_proto::device::{Decision, ProofClaims};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -430,24 +431,26 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
             .json(&body)
             .send()
     };
-    let claims = |auth_id: &str, decision: &str| assent_core::device_key::ProofClaims {
+    let claims = |auth_id: &str, decision: Decision| ProofClaims {
         auth_id: auth_id.to_owned(),
-        decision: decision.to_owned(),
+        decision,
         params_hash: assent_core::params::digest(&request.dynamic_params),
         number: None,
     };
     let auth_id = request.auth_id.to_string();
-    let wrong_key = impostor.proof(&claims(&auth_id, "approve")).unwrap();
+    let wrong_key = impostor
+        .proof(&claims(&auth_id, Decision::Approve))
+        .unwrap();
     let other_request = format!("{flow}.AAAAAAAAAAAA");
     let wrong_auth = phone
         .device
         .signer()
-        .proof(&claims(&other_request, "approve"))
+        .proof(&claims(&other_request, Decision::Approve))
         .unwrap();
     let wrong_decision = phone
         .device
         .signer()
-        .proof(&claims(&auth_id, "deny"))
+        .proof(&claims(&auth_id, Decision::Deny))
         .unwrap();
     for (case, proof) in [
         ("wrong key", wrong_key),
@@ -467,7 +470,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let valid = phone
         .device
         .signer()
-        .proof(&claims(&auth_id, "approve"))
+        .proof(&claims(&auth_id, Decision::Approve))
         .unwrap();
     let response = decide(
         auth_id.clone(),
@@ -486,7 +489,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let proof_for_other = phone
         .device
         .signer()
-        .proof(&claims(&other_request, "approve"))
+        .proof(&claims(&other_request, Decision::Approve))
         .unwrap();
     let response = decide(
         other_request,

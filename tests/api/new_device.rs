@@ -142,9 +142,9 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
     let number = u8::try_from(state["numberMatch"].as_u64().expect("a number")).unwrap();
     let request = primary.one_pending().await;
     assert!(request.number_choices.contains(&number), "{request:?}");
-    let forged = assent_core::device_key::ProofClaims {
+    let forged = assent_proto::device::ProofClaims {
         auth_id: request.auth_id.to_string(),
-        decision: "approve".to_owned(),
+        decision: assent_proto::device::Decision::Approve,
         params_hash: assent_core::params::DynamicParams::default().digest() + "0",
         number: Some(number),
     };

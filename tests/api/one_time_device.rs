@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use assent_core::device_key::{DeviceSigner, ProofClaims};
+use assent_core::device_key::DeviceSigner;
+use assent_proto::device::{Decision, ProofClaims};
 
 use crate::support::{Backend, TestApp, on_both_backends, oob_request};
 
@@ -84,7 +85,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     let proof = kiosk
         .proof(&ProofClaims {
             auth_id: auth_id.to_owned(),
-            decision: "approve".to_owned(),
+            decision: Decision::Approve,
             params_hash: params.digest(),
             number: None,
         })

@@ -1,6 +1,6 @@
-//! A device's P-256 key (ES256, through josekit): the server verifies device JWTs and
-//! decision proofs with the public half; the device (or the simulator) signs with the
-//! private half.
+//! A device's P-256 key (ES256, through josekit), as the server sees it: the public half,
+//! and the checks of what the device signs with the private half — its JWTs, its decision
+//! proofs, its mobile payloads. The signing side is the device SDK's (`assent-device-sdk`).
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +10,7 @@ use assent_proto::mobile::{
     TrustedDeviceClaims,
 };
 use josekit::jwk::Jwk;
-use josekit::jws::{ES256, JwsHeader};
+use josekit::jws::ES256;
 use josekit::jwt::{self, JwtPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -235,85 +235,4 @@ pub fn verify_new_device_payload(
         serde_json::from_slice(&bytes).map_err(|_| "the mobile payload is not a new device's")?;
     check_fresh(claims.iat, &claims.jti, now)?;
     Ok((key, claims))
-}
-
-/// The device's side: a private key and the id the server gave it.
-pub struct DeviceSigner {
-    device_id: String,
-    private_jwk: Jwk,
-}
-
-impl DeviceSigner {
-    /// A fresh P-256 key pair: the private JWK (to keep) and the public JWK (to pair with).
-    pub fn generate_key() -> Result<(Jwk, Jwk), josekit::JoseError> {
-        let pair = ES256.generate_key_pair()?;
-        Ok((pair.to_jwk_private_key(), pair.to_jwk_public_key()))
-    }
-
-    /// A signer for a paired device.
-    pub fn new(
-        device_id: &str,
-        private_jwk: Map<String, Value>,
-    ) -> Result<Self, josekit::JoseError> {
-        Ok(Self {
-            device_id: device_id.to_owned(),
-            private_jwk: Jwk::from_map(private_jwk)?,
-        })
-    }
-
-    /// A fresh device JWT (`iss` = device id, 60 s lifetime, random `jti`), for
-    /// `Authorization: Device <jwt>`.
-    pub fn token(&self) -> Result<String, josekit::JoseError> {
-        self.token_with(
-            SystemTime::now() + Duration::from_secs(60),
-            &crate::ids::random_alphanumeric(22),
-        )
-    }
-
-    /// A device JWT with a chosen expiry and id (tests use it to try expired ones).
-    pub fn token_with(
-        &self,
-        expires_at: SystemTime,
-        jti: &str,
-    ) -> Result<String, josekit::JoseError> {
-        let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
-        let mut payload = JwtPayload::new();
-        payload.set_issuer(&self.device_id);
-        payload.set_issued_at(&SystemTime::now());
-        payload.set_expires_at(&expires_at);
-        payload.set_jwt_id(jti);
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        jwt::encode_with_signer(&payload, &header, &signer)
-    }
-
-    /// Any claims as a JWT signed by the device key, unchecked (tests use it to forge
-    /// odd tokens).
-    pub fn sign_jwt(&self, claims: Value) -> Result<String, josekit::JoseError> {
-        let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &header, &signer)
-    }
-
-    /// The mobile payload answering a flow's server payload (`{flowId, nonce}`).
-    pub fn mobile_payload(&self, flow_id: &str, nonce: &str) -> Result<String, josekit::JoseError> {
-        let claims = ServerPayloadAnswer {
-            device_id: self.device_id.clone(),
-            flow_id: flow_id.to_owned(),
-            nonce: nonce.to_owned(),
-        };
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        let payload =
-            serde_json::to_vec(&claims).map_err(|e| josekit::JoseError::InvalidJson(e.into()))?;
-        josekit::jws::serialize_compact(&payload, &JwsHeader::new(), &signer)
-    }
-
-    /// A decision proof.
-    pub fn proof(&self, claims: &ProofClaims) -> Result<String, josekit::JoseError> {
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        let payload =
-            serde_json::to_vec(claims).map_err(|e| josekit::JoseError::InvalidJson(e.into()))?;
-        josekit::jws::serialize_compact(&payload, &JwsHeader::new(), &signer)
-    }
 }

@@ -7,6 +7,7 @@
 //! server reads, so the two cannot drift.
 
 #![deny(
+    missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

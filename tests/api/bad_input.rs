@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use assent_core::config::SecretHash;
+use assent_device_sdk::{DeviceKey, DeviceSigner};
 use assent_proto::device::{Decision, ProofClaims};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -354,9 +355,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     };
 
     // Signed by another key, claiming to be this device.
-    let (other_private, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let impostor =
-        assent_core::device_key::DeviceSigner::new(phone.id(), other_private.into()).unwrap();
+    let impostor = DeviceSigner::new(phone.id(), DeviceKey::generate().unwrap());
     let expired = phone
         .device
         .signer()
@@ -385,17 +384,20 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let huge_exp = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": 1e20, "jti": "huge" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": 1e20, "jti": "huge" }))
         .unwrap();
     let negative_nbf = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": exp, "nbf": -1e30, "jti": "neg" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": exp, "nbf": -1e30, "jti": "neg" }))
         .unwrap();
     let text_exp = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": "soon", "jti": "text" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": "soon", "jti": "text" }))
         .unwrap();
     let cases = [
         ("huge exp", format!("Device {huge_exp}")),
@@ -545,9 +547,9 @@ async fn pairing_refuses_bad_keys_and_works_once() {
             .json(&body)
             .send()
     };
-    let (private, public) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let public: serde_json::Map<String, serde_json::Value> = public.into();
-    let private: serde_json::Map<String, serde_json::Value> = private.into();
+    let device_key = DeviceKey::generate().unwrap();
+    let public = device_key.public_jwk().clone();
+    let private = device_key.private_jwk();
     let key = app.pairing_key("alice").await;
     let body = |pairing_key: &str, jwk: &serde_json::Map<String, serde_json::Value>| {
         json!({
@@ -643,7 +645,7 @@ async fn an_expired_pairing_key_is_refused() {
     .await;
     let key = app.pairing_key("alice").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let error = assent::device::Device::pair(&app.address, &key, "late phone")
+    let error = crate::support::pair_phone(&app.address, &key, "late phone")
         .await
         .err()
         .unwrap()

@@ -683,7 +683,7 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
         .await;
     assert_eq!(admitted["status"], "MOBILE_ACTIVATION_REQUIRED");
     let key = admitted["pairingKey"].as_str().unwrap();
-    assent::device::Device::pair(&app.address, key, "new phone")
+    crate::support::pair_phone(&app.address, key, "new phone")
         .await
         .expect("the new device pairs with the key the primary's code unlocked");
     assert_eq!(app.state(&flow).await["status"], "COMPLETED");
@@ -750,7 +750,7 @@ async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backen
     assert_eq!(waiting["status"], "PUSH_CONFIRMATION_WAITING");
     assert_eq!(waiting["devices"].as_array().unwrap().len(), 1);
     assert!(!links(&waiting).contains(&"checkOtp".to_owned()));
-    let code = phone.device.current_otp().unwrap();
+    let code = phone.current_otp();
     let refused = app
         .act(&flow, "checkOtp", Some(json!({ "otp": code })))
         .await;
@@ -786,7 +786,7 @@ async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
     )
     .await;
     let phone = app.pair_device("alice").await;
-    let code = phone.device.current_otp().unwrap();
+    let code = phone.current_otp();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     // Each sign-in allows three wrong codes; the user allows two tries in all.
     for _ in 0..2 {
@@ -896,7 +896,7 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         .act_ok(
             &flow,
             "checkOtp",
-            Some(json!({ "otp": phone.device.current_otp().unwrap() })),
+            Some(json!({ "otp": phone.current_otp() })),
         )
         .await;
     assert_eq!(setup["status"], "MFA_SETUP_REQUIRED");

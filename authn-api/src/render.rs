@@ -8,8 +8,9 @@ use assent_proto::authn::{
     DeviceRef, DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup,
     MobileActivation, MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID, PairingMethod,
     PairingMethods, PairingType, PhoneActivation, PushConfirmation, PushRejection, Resume,
-    ServerPayload, Status as Wire, TotpActivation,
+    Status as Wire, TotpActivation,
 };
+use assent_proto::mobile::ServerPayload;
 use chrono::{DateTime, Utc};
 
 use crate::error::AuthnError;
@@ -344,6 +345,7 @@ fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<W
             let payload = ServerPayload {
                 flow_id: flow.id.as_str().to_owned(),
                 nonce: nonce.to_owned(),
+                pairing_key: None,
             };
             let payload = serde_json::to_vec(&payload).map_err(AdapterError::internal)?;
             Wire::MobilePairingRequired(MobilePairing {

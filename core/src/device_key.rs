@@ -1,11 +1,16 @@
-//! A device's P-256 key (ES256, through josekit): the server verifies device JWTs and
-//! decision proofs with the public half; the device (or the simulator) signs with the
-//! private half.
+//! A device's P-256 key (ES256, through josekit), as the server sees it: the public half,
+//! and the checks of what the device signs with the private half — its JWTs, its decision
+//! proofs, its mobile payloads. The signing side is the device SDK's (`assent-device-sdk`).
 
 use std::time::{Duration, SystemTime};
 
+use assent_proto::device::ProofClaims;
+use assent_proto::mobile::{
+    NEW_DEVICE_PAYLOAD_TYPE, NewDeviceClaims, ServerPayloadAnswer, TRUSTED_DEVICE_PAYLOAD_TYPE,
+    TrustedDeviceClaims,
+};
 use josekit::jwk::Jwk;
-use josekit::jws::{ES256, JwsHeader};
+use josekit::jws::ES256;
 use josekit::jwt::{self, JwtPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -54,14 +59,20 @@ impl PublicDeviceKey {
     }
 }
 
-/// The unverified `iss` of a device JWT: only to find which key to verify it with.
-pub fn token_issuer(token: &str) -> Option<String> {
+/// The payload of a compact JWS, unverified: only to find the key to verify it with.
+fn unverified_claims<T: serde::de::DeserializeOwned>(jws: &str) -> Option<T> {
     use base64::Engine;
-    let payload = token.split('.').nth(1)?;
+    let payload = jws.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The unverified `iss` of a device JWT or a trusted device's mobile payload: only to find
+/// which key to verify it with.
+pub fn token_issuer(token: &str) -> Option<String> {
+    let claims: Map<String, Value> = unverified_claims(token)?;
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
@@ -130,21 +141,6 @@ pub fn verify_token(
     })
 }
 
-/// What a device signs when it answers a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProofClaims {
-    /// The request answered.
-    pub auth_id: String,
-    /// `approve` or `deny`.
-    pub decision: String,
-    /// [`crate::params::DynamicParams::digest`] of the parameters shown.
-    pub params_hash: String,
-    /// Number matching: the number the person picked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number: Option<u8>,
-}
-
 /// Verifies a decision proof (a compact JWS, ES256, by the device key) and returns what
 /// it binds.
 pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &'static str> {
@@ -155,26 +151,9 @@ pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &
         .map_err(|_| "the proof's payload is not {authId, decision, paramsHash}")
 }
 
-/// What a trusted app signs to authorize a flow: the server's challenge, and who it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MobileClaims {
-    /// The signing device.
-    pub device_id: String,
-    /// The flow it authorizes.
-    pub flow_id: String,
-    /// The flow's one-time nonce.
-    pub nonce: String,
-}
-
 /// The device a mobile payload claims to come from, before verifying it.
 pub fn mobile_payload_device(payload: &str) -> Option<String> {
-    use base64::Engine;
-    let body = payload.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .ok()?;
-    let claims: MobileClaims = serde_json::from_slice(&bytes).ok()?;
+    let claims: ServerPayloadAnswer = unverified_claims(payload)?;
     Some(claims.device_id)
 }
 
@@ -182,7 +161,7 @@ pub fn mobile_payload_device(payload: &str) -> Option<String> {
 pub fn verify_mobile_payload(
     payload: &str,
     key: &PublicDeviceKey,
-) -> Result<MobileClaims, &'static str> {
+) -> Result<ServerPayloadAnswer, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
     let (bytes, _) = josekit::jws::deserialize_compact(payload, &verifier)
         .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
@@ -190,83 +169,70 @@ pub fn verify_mobile_payload(
         .map_err(|_| "the mobile payload is not {deviceId, flowId, nonce}")
 }
 
-/// The device's side: a private key and the id the server gave it.
-pub struct DeviceSigner {
-    device_id: String,
-    private_jwk: Jwk,
+/// How long after its `iat` a trusted or new device's mobile payload is accepted: the app
+/// signs it just before posting it, so its `jti` need only be remembered that long.
+pub const MOBILE_PAYLOAD_LIFETIME: Duration = Duration::from_secs(120);
+
+/// `iat` within [`MOBILE_PAYLOAD_LIFETIME`] before `now`, allowing [`CLOCK_SKEW`]; and a
+/// `jti` of 1 to 128 characters.
+fn check_fresh(iat: u64, jti: &str, now: SystemTime) -> Result<(), &'static str> {
+    let now = unix_secs(now);
+    if iat > now.saturating_add(CLOCK_SKEW.as_secs()) {
+        return Err("the mobile payload's iat is in the future");
+    }
+    let lifetime = MOBILE_PAYLOAD_LIFETIME + CLOCK_SKEW;
+    if iat.saturating_add(lifetime.as_secs()) < now {
+        return Err("the mobile payload is too old (iat)");
+    }
+    if !(1..=128).contains(&jti.len()) {
+        return Err("the mobile payload needs a jti of 1 to 128 characters");
+    }
+    Ok(())
 }
 
-impl DeviceSigner {
-    /// A fresh P-256 key pair: the private JWK (to keep) and the public JWK (to pair with).
-    pub fn generate_key() -> Result<(Jwk, Jwk), josekit::JoseError> {
-        let pair = ES256.generate_key_pair()?;
-        Ok((pair.to_jwk_private_key(), pair.to_jwk_public_key()))
+/// Verifies a trusted device's mobile payload: `typ`, ES256 by `key`, `iss` = `device_id`,
+/// a fresh `iat`, a `jti`. The caller checks the flow id and keeps the `jti` for
+/// [`MOBILE_PAYLOAD_LIFETIME`] to refuse a replay.
+pub fn verify_trusted_device_payload(
+    payload: &str,
+    key: &PublicDeviceKey,
+    device_id: &str,
+    now: SystemTime,
+) -> Result<TrustedDeviceClaims, &'static str> {
+    let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+        .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
+    if header.token_type() != Some(TRUSTED_DEVICE_PAYLOAD_TYPE) {
+        return Err("the mobile payload is not a trusted device's (typ)");
     }
+    let claims: TrustedDeviceClaims = serde_json::from_slice(&bytes)
+        .map_err(|_| "the mobile payload is not {iss, flowId, iat, jti}")?;
+    if claims.iss != device_id {
+        return Err("the mobile payload's iss is not the device id");
+    }
+    check_fresh(claims.iat, &claims.jti, now)?;
+    Ok(claims)
+}
 
-    /// A signer for a paired device.
-    pub fn new(
-        device_id: &str,
-        private_jwk: Map<String, Value>,
-    ) -> Result<Self, josekit::JoseError> {
-        Ok(Self {
-            device_id: device_id.to_owned(),
-            private_jwk: Jwk::from_map(private_jwk)?,
-        })
+/// Verifies an untrusted app's mobile payload: `typ`, signed (ES256) by the P-256 key it
+/// carries, a fresh `iat`, a `jti`; returns the key with the claims. As for a trusted
+/// device, the caller checks the flow id and the `jti`.
+pub fn verify_new_device_payload(
+    payload: &str,
+    now: SystemTime,
+) -> Result<(PublicDeviceKey, NewDeviceClaims), &'static str> {
+    let unverified: NewDeviceClaims =
+        unverified_claims(payload).ok_or("the mobile payload is not a new device's")?;
+    let key = PublicDeviceKey::parse(&unverified.public_jwk)
+        .map_err(|_| "the mobile payload's publicJwk is not a P-256 public key")?;
+    let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+        .map_err(|_| "the mobile payload is not signed by the key it carries (ES256)")?;
+    if header.token_type() != Some(NEW_DEVICE_PAYLOAD_TYPE) {
+        return Err("the mobile payload is not a new device's (typ)");
     }
-
-    /// A fresh device JWT (`iss` = device id, 60 s lifetime, random `jti`), for
-    /// `Authorization: Device <jwt>`.
-    pub fn token(&self) -> Result<String, josekit::JoseError> {
-        self.token_with(
-            SystemTime::now() + Duration::from_secs(60),
-            &crate::ids::random_alphanumeric(22),
-        )
-    }
-
-    /// A device JWT with a chosen expiry and id (tests use it to try expired ones).
-    pub fn token_with(
-        &self,
-        expires_at: SystemTime,
-        jti: &str,
-    ) -> Result<String, josekit::JoseError> {
-        let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
-        let mut payload = JwtPayload::new();
-        payload.set_issuer(&self.device_id);
-        payload.set_issued_at(&SystemTime::now());
-        payload.set_expires_at(&expires_at);
-        payload.set_jwt_id(jti);
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        jwt::encode_with_signer(&payload, &header, &signer)
-    }
-
-    /// Any claims as a JWT signed by the device key, unchecked (tests use it to forge
-    /// odd tokens).
-    pub fn sign_jwt(&self, claims: Value) -> Result<String, josekit::JoseError> {
-        let mut header = JwsHeader::new();
-        header.set_token_type("JWT");
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        josekit::jws::serialize_compact(claims.to_string().as_bytes(), &header, &signer)
-    }
-
-    /// The mobile payload answering a flow's server payload (`{flowId, nonce}`).
-    pub fn mobile_payload(&self, flow_id: &str, nonce: &str) -> Result<String, josekit::JoseError> {
-        let claims = MobileClaims {
-            device_id: self.device_id.clone(),
-            flow_id: flow_id.to_owned(),
-            nonce: nonce.to_owned(),
-        };
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        let payload =
-            serde_json::to_vec(&claims).map_err(|e| josekit::JoseError::InvalidJson(e.into()))?;
-        josekit::jws::serialize_compact(&payload, &JwsHeader::new(), &signer)
-    }
-
-    /// A decision proof.
-    pub fn proof(&self, claims: &ProofClaims) -> Result<String, josekit::JoseError> {
-        let signer = ES256.signer_from_jwk(&self.private_jwk)?;
-        let payload =
-            serde_json::to_vec(claims).map_err(|e| josekit::JoseError::InvalidJson(e.into()))?;
-        josekit::jws::serialize_compact(&payload, &JwsHeader::new(), &signer)
-    }
+    let claims: NewDeviceClaims =
+        serde_json::from_slice(&bytes).map_err(|_| "the mobile payload is not a new device's")?;
+    check_fresh(claims.iat, &claims.jti, now)?;
+    Ok((key, claims))
 }

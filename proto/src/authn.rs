@@ -485,18 +485,8 @@ pub struct MobileActivation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MobilePairing {
-    /// Base64url of a JSON [`ServerPayload`], for the app's SDK to sign.
+    /// Base64url of a JSON [`crate::mobile::ServerPayload`], for the app's SDK to sign.
     pub server_payload: String,
-}
-
-/// What `serverPayload` carries: opaque to the federation server and the page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServerPayload {
-    /// The flow to authorize.
-    pub flow_id: String,
-    /// The one-time challenge the device signs.
-    pub nonce: String,
 }
 
 /// `AUTHENTICATION_CODE_RESPONSE_REQUIRED`: the QR code, until a device scans it.

@@ -19,6 +19,20 @@ pub struct PairingKeyIssued {
     pub expires_at: u64,
 }
 
+/// What a device says about itself when it pairs.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInfo {
+    /// A name for the device.
+    pub name: String,
+    /// Operating system.
+    pub os: String,
+    /// Operating system version.
+    pub os_version: String,
+    /// Hardware model.
+    pub model: String,
+}
+
 /// `POST /device/v1/pairings`.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -92,14 +106,59 @@ pub struct PendingList {
     pub requests: Vec<PendingRequest>,
 }
 
+/// A device's answer to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Yes, it's me.
+    Approve,
+    /// No.
+    Deny,
+}
+
+impl Decision {
+    /// Parses `approve` / `deny`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "approve" => Some(Self::Approve),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
 /// `POST /device/v1/authentications/{authId}`.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
-    /// `approve` or `deny`.
+    /// `approve` or `deny`; kept a string so the server can say what is wrong with it.
     pub decision: String,
-    /// Compact JWS by the device key over `{authId, decision, paramsHash}`.
+    /// Compact JWS by the device key over [`ProofClaims`].
     pub proof: String,
+}
+
+/// What a device signs when it answers a request (the payload of `proof`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofClaims {
+    /// The request answered.
+    pub auth_id: String,
+    /// The answer.
+    pub decision: Decision,
+    /// The hash of the dynamic parameters shown: base64url (no padding) of the SHA-256
+    /// of their JSON object, keys sorted, no spaces.
+    pub params_hash: String,
+    /// Number matching: the number the person picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u8>,
 }
 
 /// Answer to a decision.
@@ -110,6 +169,14 @@ pub struct DecisionAccepted {
     pub auth_id: String,
     /// The flow's status now.
     pub status: String,
+}
+
+/// `POST /device/v1/users`: pairs a trusted device with one more user (a shared device).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JoinRequest {
+    /// A pairing key issued for that user.
+    pub pairing_key: String,
 }
 
 /// A paired device as its user (`GET /device/v1/devices`) and the operator see it.
@@ -149,4 +216,47 @@ pub struct DeviceJoined {
     pub device_id: String,
     /// Every user it is paired with, the first pairing first.
     pub users: Vec<String>,
+}
+
+/// Where a QR sign-on stands after a scan or a user selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QrStatus {
+    /// A shared device: the person picks which of its users they are.
+    UserSelectionRequired,
+    /// The person must still approve on the device (a silent push comes first).
+    PushConfirmationWaiting,
+    /// Signed in.
+    Completed,
+}
+
+/// Answer to `POST /device/v1/qr/{token}` and `.../select`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QrOutcome {
+    /// Where the sign-on stands.
+    pub status: QrStatus,
+    /// The application signed in to.
+    pub application_name: String,
+    /// The users to choose from (a shared device).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<QrUser>,
+}
+
+/// A user a shared device can sign in as.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QrUser {
+    /// The user id to select.
+    pub id: String,
+    /// Their login name.
+    pub username: String,
+}
+
+/// `POST /device/v1/qr/{token}/select`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QrSelectRequest {
+    /// Which of the device's users signs in.
+    pub user_id: String,
 }

@@ -1,7 +1,8 @@
-//! Wire types of the Adapter, Authentication, Device and Admin APIs: plain serde structs shared
-//! by the server, the device simulator and the tests, so that client and server cannot
-//! drift. Ids are plain strings here; the server checks them where it turns these into
-//! domain values.
+//! Wire types of the Adapter, Authentication, Device and Admin APIs and of the native app's
+//! payloads: plain serde
+//! structs shared by the server, the device SDK and the device simulator, so that client
+//! and server cannot drift. Ids are plain strings here; the server checks them where it
+//! turns these into domain values.
 
 #![deny(
     clippy::unwrap_used,
@@ -14,4 +15,5 @@ pub mod adapter;
 pub mod admin;
 pub mod authn;
 pub mod device;
+pub mod mobile;
 pub mod ops;

@@ -4,6 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use assent_core::config::SecretHash;
+use assent_device_sdk::{DeviceKey, DeviceSigner};
+use assent_proto::device::{Decision, ProofClaims};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
@@ -355,9 +357,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     };
 
     // Signed by another key, claiming to be this device.
-    let (other_private, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let impostor =
-        assent_core::device_key::DeviceSigner::new(phone.id(), other_private.into()).unwrap();
+    let impostor = DeviceSigner::new(phone.id(), DeviceKey::generate().unwrap());
     let expired = phone
         .device
         .signer()
@@ -386,17 +386,20 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let huge_exp = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": 1e20, "jti": "huge" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": 1e20, "jti": "huge" }))
         .unwrap();
     let negative_nbf = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": exp, "nbf": -1e30, "jti": "neg" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": exp, "nbf": -1e30, "jti": "neg" }))
         .unwrap();
     let text_exp = phone
         .device
         .signer()
-        .sign_jwt(json!({ "iss": phone.id(), "exp": "soon", "jti": "text" }))
+        .key()
+        .sign_jwt(&json!({ "iss": phone.id(), "exp": "soon", "jti": "text" }))
         .unwrap();
     let cases = [
         ("huge exp", format!("Device {huge_exp}")),
@@ -432,24 +435,26 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
             .json(&body)
             .send()
     };
-    let claims = |auth_id: &str, decision: &str| assent_core::device_key::ProofClaims {
+    let claims = |auth_id: &str, decision: Decision| ProofClaims {
         auth_id: auth_id.to_owned(),
-        decision: decision.to_owned(),
+        decision,
         params_hash: assent_core::params::digest(&request.dynamic_params),
         number: None,
     };
     let auth_id = request.auth_id.to_string();
-    let wrong_key = impostor.proof(&claims(&auth_id, "approve")).unwrap();
+    let wrong_key = impostor
+        .proof(&claims(&auth_id, Decision::Approve))
+        .unwrap();
     let other_request = format!("{flow}.AAAAAAAAAAAA");
     let wrong_auth = phone
         .device
         .signer()
-        .proof(&claims(&other_request, "approve"))
+        .proof(&claims(&other_request, Decision::Approve))
         .unwrap();
     let wrong_decision = phone
         .device
         .signer()
-        .proof(&claims(&auth_id, "deny"))
+        .proof(&claims(&auth_id, Decision::Deny))
         .unwrap();
     for (case, proof) in [
         ("wrong key", wrong_key),
@@ -469,7 +474,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let valid = phone
         .device
         .signer()
-        .proof(&claims(&auth_id, "approve"))
+        .proof(&claims(&auth_id, Decision::Approve))
         .unwrap();
     let response = decide(
         auth_id.clone(),
@@ -488,7 +493,7 @@ async fn device_api_refuses_bad_tokens_keys_and_proofs() {
     let proof_for_other = phone
         .device
         .signer()
-        .proof(&claims(&other_request, "approve"))
+        .proof(&claims(&other_request, Decision::Approve))
         .unwrap();
     let response = decide(
         other_request,
@@ -544,9 +549,9 @@ async fn pairing_refuses_bad_keys_and_works_once() {
             .json(&body)
             .send()
     };
-    let (private, public) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let public: serde_json::Map<String, serde_json::Value> = public.into();
-    let private: serde_json::Map<String, serde_json::Value> = private.into();
+    let device_key = DeviceKey::generate().unwrap();
+    let public = device_key.public_jwk().clone();
+    let private = device_key.private_jwk();
     let key = app.pairing_key("alice").await;
     let body = |pairing_key: &str, jwk: &serde_json::Map<String, serde_json::Value>| {
         json!({
@@ -642,7 +647,7 @@ async fn an_expired_pairing_key_is_refused() {
     .await;
     let key = app.pairing_key("alice").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let error = assent::device::Device::pair(&app.address, &key, "late phone")
+    let error = crate::support::pair_phone(&app.address, &key, "late phone")
         .await
         .err()
         .unwrap()

@@ -211,7 +211,7 @@ async fn poll_mode_end_to_end(backend: Backend<'_>) {
         request.dynamic_params["scope"],
         "openid profile email offline_access"
     );
-    ciba.phone.device.answer(&request, true).await.unwrap();
+    ciba.phone.device.approve(&request).await.unwrap();
 
     tokio::time::sleep(Duration::from_millis(6100)).await;
     let (status, tokens) = ciba.token("rp-poll", &id).await;

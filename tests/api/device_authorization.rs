@@ -1,9 +1,10 @@
 //! Device authorization (seed 004): a trusted app in a web view signs the flow's server
 //! payload with its device key and is signed in with no interaction.
 
+use assent_device_sdk::{DeviceKey, DeviceSigner, ServerPayload, decode_server_payload};
 use serde_json::{Value, json};
 
-use assent_proto::authn::{ActionRequest, AuthnState, ErrorCode, ServerPayload, StatusName};
+use assent_proto::authn::{ActionRequest, AuthnState, ErrorCode, StatusName};
 
 use crate::support::{
     Backend, Refusal, TestApp, expect_status, links, on_both_backends, oob_request,
@@ -38,43 +39,22 @@ async fn a_trusted_app_is_authorized_and_others_are_refused(backend: Backend<'_>
     };
     // Another user's trusted device, an unpaired key, another flow's challenge, garbage.
     refused(authenticate(bob_phone.device.authorize(&server_payload).unwrap()).await).await;
-    let (stranger, _) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let stranger =
-        assent_core::device_key::DeviceSigner::new(alice_phone.id(), stranger.into()).unwrap();
-    let payload: ServerPayload = serde_json::from_slice(
-        &base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            &server_payload,
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(payload.flow_id, flow);
-    let nonce = payload.nonce.as_str();
-    refused(authenticate(stranger.mobile_payload(&flow, nonce).unwrap()).await).await;
+    let stranger = DeviceSigner::new(alice_phone.id(), DeviceKey::generate().unwrap());
+    let challenge = decode_server_payload(&server_payload).unwrap();
+    assert_eq!(challenge.flow_id, flow);
+    refused(authenticate(stranger.answer_server_payload(&challenge).unwrap()).await).await;
     let other_flow = app.start_flow(&authorization("alice")).await;
-    refused(
-        authenticate(
-            alice_phone
-                .device
-                .signer()
-                .mobile_payload(&other_flow, nonce)
-                .unwrap(),
-        )
-        .await,
-    )
-    .await;
-    refused(
-        authenticate(
-            alice_phone
-                .device
-                .signer()
-                .mobile_payload(&flow, "wrong-nonce")
-                .unwrap(),
-        )
-        .await,
-    )
-    .await;
+    let alice_signer = alice_phone.device.signer();
+    let elsewhere = ServerPayload {
+        flow_id: other_flow,
+        ..challenge.clone()
+    };
+    refused(authenticate(alice_signer.answer_server_payload(&elsewhere).unwrap()).await).await;
+    let wrong_nonce = ServerPayload {
+        nonce: "wrong-nonce".to_owned(),
+        ..challenge
+    };
+    refused(authenticate(alice_signer.answer_server_payload(&wrong_nonce).unwrap()).await).await;
     refused(authenticate("not.a.jws".to_owned()).await).await;
     let missing = app.act_raw(&flow, "authenticate", Some(json!({}))).await;
     assert_eq!(missing.status(), 400);

@@ -190,12 +190,13 @@ async fn a_device_lists_its_users_devices_and_unpairs_only_itself(backend: Backe
 async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let tablet = app.pair_device("alice").await;
-    let users = tablet
+    let joined = tablet
         .device
         .join(&app.pairing_key("bob").await)
         .await
         .unwrap();
-    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(joined.device_id, tablet.id());
+    assert_eq!(joined.users, ["alice", "bob"]);
     // A second key for a user it already serves is refused, and not spent.
     let key = app.pairing_key("bob").await;
     let again = tablet.device.join(&key).await.unwrap_err().to_string();
@@ -244,7 +245,7 @@ async fn a_shared_device_serves_each_of_its_users(backend: Backend<'_>) {
         .map(|request| request.user_id.as_str())
         .collect();
     assert_eq!(labels, ["alice", "bob"]);
-    tablet.device.answer(&pending[1], true).await.unwrap();
+    tablet.device.approve(&pending[1]).await.unwrap();
     assert_eq!(
         app.state(&bob_flow).await.status.name(),
         StatusName::MfaCompleted

@@ -56,7 +56,7 @@ async fn openid_client_completes_a_ciba_poll_flow() {
         started["auth_req_id"].as_str().unwrap()
     );
     assert!(request.body.contains("Interop 1"));
-    phone.device.answer(&request, true).await.unwrap();
+    phone.device.approve(&request).await.unwrap();
 
     let finished = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await

@@ -72,7 +72,7 @@ async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
     let request = primary.one_pending().await;
     assert_eq!(request.kind, "new_device");
     assert_eq!(request.title, "New device");
-    primary.device.answer(&request, true).await.unwrap();
+    primary.device.approve(&request).await.unwrap();
 
     let state = app.state(&flow).await;
     assert_eq!(
@@ -84,7 +84,7 @@ async fn the_primary_approves_and_the_new_device_pairs(backend: Backend<'_>) {
         .act_err(&flow, ActionRequest::ContinueAuthentication)
         .await;
     assert_eq!(early.status, 400, "no completion without the new device");
-    let newcomer = assent::device::Device::pair(
+    let newcomer = crate::support::pair_phone(
         &app.address,
         &expect_status!(state, MobileActivationRequired).pairing_key,
         "new phone",
@@ -131,7 +131,7 @@ async fn pair_individually_goes_straight_to_registration(backend: Backend<'_>) {
         primary.pending(0).await.is_empty(),
         "the primary is not asked"
     );
-    assent::device::Device::pair(
+    crate::support::pair_phone(
         &app.address,
         &expect_status!(state, MobileActivationRequired).pairing_key,
         "tablet",
@@ -164,9 +164,9 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
     let number = number_shown(&state);
     let request = primary.one_pending().await;
     assert!(request.number_choices.contains(&number), "{request:?}");
-    let forged = assent_core::device_key::ProofClaims {
+    let forged = assent_proto::device::ProofClaims {
         auth_id: request.auth_id.to_string(),
-        decision: "approve".to_owned(),
+        decision: assent_proto::device::Decision::Approve,
         params_hash: assent_core::params::DynamicParams::default().digest() + "0",
         number: Some(number),
     };
@@ -204,7 +204,11 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
         .unwrap();
     let answer = primary
         .device
-        .answer_with_number(&request, true, Some(wrong))
+        .answer(
+            &request,
+            assent_proto::device::Decision::Approve,
+            Some(wrong),
+        )
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "PUSH_CONFIRMATION_REJECTED");
@@ -224,7 +228,11 @@ async fn a_wrong_number_or_a_proof_over_other_parameters_admits_no_device(backen
     let request = primary.one_pending().await;
     let answer = primary
         .device
-        .answer_with_number(&request, true, Some(number))
+        .answer(
+            &request,
+            assent_proto::device::Decision::Approve,
+            Some(number),
+        )
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "MOBILE_ACTIVATION_REQUIRED");

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use assent_core::device_key::{DeviceSigner, ProofClaims};
+use assent_device_sdk::{DeviceKey, DeviceSigner};
+use assent_proto::device::{Decision, ProofClaims};
 
 use assent_proto::admin::UserDevices;
 use assent_proto::authn::{ActionRequest, StatusName};
@@ -23,8 +24,7 @@ async fn a_one_time_device_is_pushed_to_under_the_users_push_limit(backend: Back
     )
     .await;
     let start = || async {
-        let (_, public) = DeviceSigner::generate_key().unwrap();
-        let public: serde_json::Map<String, Value> = public.into();
+        let public = DeviceKey::generate().unwrap().public_jwk().clone();
         let mut request = oob_request("alice");
         request["oneTimeDevice"] = json!({
             "publicJwk": public, "name": "Kiosk", "os": "Android", "osVersion": "14", "model": "Kiosk 1",
@@ -48,8 +48,8 @@ async fn a_one_time_device_is_pushed_to_under_the_users_push_limit(backend: Back
 async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let paired = app.pair_device("alice").await;
-    let (private, public) = DeviceSigner::generate_key().unwrap();
-    let public: serde_json::Map<String, Value> = public.into();
+    let key = DeviceKey::generate().unwrap();
+    let public = key.public_jwk().clone();
     let mut request = oob_request("alice");
     request["oneTimeDevice"] = json!({
         "publicJwk": public, "name": "Kiosk", "os": "Android", "osVersion": "14", "model": "Kiosk 1",
@@ -68,7 +68,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
         "the paired phone is not asked"
     );
 
-    let kiosk = DeviceSigner::new(&device_id, private.into()).unwrap();
+    let kiosk = DeviceSigner::new(&device_id, key);
     let pending: Value = app
         .http
         .get(app.url("/device/v1/pending"))
@@ -89,7 +89,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     let proof = kiosk
         .proof(&ProofClaims {
             auth_id: auth_id.to_owned(),
-            decision: "approve".to_owned(),
+            decision: Decision::Approve,
             params_hash: params.digest(),
             number: None,
         })

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use assent_proto::device::Decision;
 use figment::Figment;
 use serde_json::json;
 
@@ -115,7 +116,7 @@ async fn whole_oob_flow_completes_and_the_result_is_picked_up_once(backend: Back
     assert_eq!(request.client_ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(request.kind, "oob");
     assert_eq!(
-        phone.device.answer(&request, true).await.unwrap().status,
+        phone.device.approve(&request).await.unwrap().status,
         "MFA_COMPLETED"
     );
     assert!(
@@ -376,7 +377,7 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
     altered.dynamic_params.insert("amount".into(), "€1".into());
     let refused = phone
         .device
-        .answer(&altered, true)
+        .approve(&altered)
         .await
         .unwrap_err()
         .to_string();
@@ -391,7 +392,7 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
     );
 
     assert_eq!(
-        phone.device.answer(&request, true).await.unwrap().status,
+        phone.device.approve(&request).await.unwrap().status,
         "MFA_COMPLETED"
     );
     app.act_ok(&flow, ActionRequest::ContinueAuthentication)
@@ -406,12 +407,15 @@ async fn transaction_shows_the_rendered_template_and_binds_the_parameters(backen
 async fn concurrent_answers_have_exactly_one_winner(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let phone = app.pair_device("alice").await;
-    for decisions in [[true, true], [true, false]] {
+    for decisions in [
+        [Decision::Approve, Decision::Approve],
+        [Decision::Approve, Decision::Deny],
+    ] {
         let flow = app.start_flow(&oob_request("alice")).await;
         let request = phone.one_pending().await;
         let (a, b) = tokio::join!(
-            phone.device.answer(&request, decisions[0]),
-            phone.device.answer(&request, decisions[1])
+            phone.device.answer(&request, decisions[0], None),
+            phone.device.answer(&request, decisions[1], None)
         );
         let outcomes = [a.is_ok(), b.is_ok()];
         assert_eq!(
@@ -431,10 +435,9 @@ async fn concurrent_answers_have_exactly_one_winner(backend: Backend<'_>) {
         } else {
             decisions[1]
         };
-        let expected = if winner {
-            StatusName::MfaCompleted
-        } else {
-            StatusName::PushConfirmationRejected
+        let expected = match winner {
+            Decision::Approve => StatusName::MfaCompleted,
+            Decision::Deny => StatusName::PushConfirmationRejected,
         };
         assert_eq!(app.state(&flow).await.status.name(), expected);
         let _ = app.act(&flow, ActionRequest::CancelAuthentication).await;
@@ -505,7 +508,7 @@ async fn no_answer_times_out_and_the_person_may_retry(backend: Backend<'_>) {
 
     let late = phone
         .device
-        .answer(&request, true)
+        .approve(&request)
         .await
         .unwrap_err()
         .to_string();
@@ -577,7 +580,7 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
 
     let flow = app.start_flow(&oob_request("alice")).await;
     let request = phone.device.pending(0).await.unwrap().remove(0);
-    phone.device.answer(&request, true).await.unwrap();
+    phone.device.approve(&request).await.unwrap();
     assert_eq!(
         app.state(&flow).await.status.name(),
         StatusName::MfaCompleted

@@ -217,7 +217,7 @@ async fn no_secret_reaches_the_logs() {
         .await
         .unwrap();
     let pairing_key = issued["pairingKey"].as_str().unwrap().to_owned();
-    let phone = assent::device::Device::pair(&process.address, &pairing_key, "phone")
+    let phone = crate::support::pair_phone(&process.address, &pairing_key, "phone")
         .await
         .unwrap();
     let token = phone.signer().token().unwrap();

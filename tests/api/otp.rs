@@ -692,7 +692,7 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
         .await;
     assert_eq!(admitted.status.name(), StatusName::MobileActivationRequired);
     let key = &expect_status!(admitted, MobileActivationRequired).pairing_key;
-    assent::device::Device::pair(&app.address, key, "new phone")
+    crate::support::pair_phone(&app.address, key, "new phone")
         .await
         .expect("the new device pairs with the key the primary's code unlocked");
     assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
@@ -751,7 +751,7 @@ async fn a_transaction_is_approved_only_by_the_devices_signature(backend: Backen
     assert_eq!(waiting.status.name(), StatusName::PushConfirmationWaiting);
     assert_eq!(waiting.status.devices().len(), 1);
     assert!(!links(&waiting).contains(&"checkOtp".to_owned()));
-    let code = phone.device.current_otp().unwrap();
+    let code = phone.current_otp();
     let refused = app.act_err(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(refused.status, 400);
     assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
@@ -785,7 +785,7 @@ async fn passcodes_tried_are_limited_across_sign_ins(backend: Backend<'_>) {
     )
     .await;
     let phone = app.pair_device("alice").await;
-    let code = phone.device.current_otp().unwrap();
+    let code = phone.current_otp();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     // Each sign-in allows three wrong codes; the user allows two tries in all.
     for _ in 0..2 {
@@ -876,10 +876,7 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
     let flow = app.start_flow(&oob_request("alice")).await;
     app.state(&flow).await;
     let setup = app
-        .act_ok(
-            &flow,
-            ActionRequest::check_otp(phone.device.current_otp().unwrap()),
-        )
+        .act_ok(&flow, ActionRequest::check_otp(phone.current_otp()))
         .await;
     assert_eq!(setup.status.name(), StatusName::MfaSetupRequired);
     app.act_ok(&flow, ActionRequest::SetupMfa).await;

@@ -418,42 +418,19 @@ async fn a_device_recent_enough_gets_the_push(backend: Backend<'_>) {
     approve_and_continue(&app, &phone, &flow).await;
 }
 
-/// Pairs a device that reports another OS than the simulator does, through the Device
-/// API, and drives it with the simulator's own code.
+/// Pairs a device that reports another OS than the simulator does, through the device
+/// SDK.
 async fn pair_device_with_os(app: &TestApp, user: &str, os: &str, version: &str) -> TestDevice {
     let key = app.pairing_key(user).await;
-    let (private_jwk, public_jwk) = assent_core::device_key::DeviceSigner::generate_key().unwrap();
-    let (private_jwk, public_jwk): (
-        serde_json::Map<String, Value>,
-        serde_json::Map<String, Value>,
-    ) = (private_jwk.into(), public_jwk.into());
-    let response = app
-        .http
-        .post(app.url("/device/v1/pairings"))
-        .json(&json!({
-            "pairingKey": key,
-            "publicJwk": public_jwk,
-            "name": format!("{os} phone"),
-            "os": os,
-            "osVersion": version,
-            "model": "test model",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let paired: assent_proto::device::Paired = response.json().await.unwrap();
-    let state = assent::device::DeviceState {
-        server: app.address.clone(),
-        device_id: paired.device_id,
-        user_id: paired.user_id,
-        private_jwk,
-        totp_seed: paired.totp_seed,
+    let info = assent_device_sdk::DeviceInfo {
+        name: format!("{os} phone"),
+        os: os.to_owned(),
+        os_version: version.to_owned(),
+        model: "test model".to_owned(),
     };
-    let path = std::env::temp_dir().join(unique("assent-device"));
-    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
-    let device = assent::device::Device::load(&path).expect("the device state loads");
-    let _ = std::fs::remove_file(&path);
+    let device = assent_device_sdk::Device::pair(&app.address, &key, &info)
+        .await
+        .expect("pairing succeeds");
     TestDevice { device }
 }
 
@@ -541,7 +518,11 @@ async fn number_matching_refuses_the_wrong_number_and_accepts_the_right_one(back
         .unwrap();
     let answer = phone
         .device
-        .answer_with_number(&pending, true, Some(wrong))
+        .answer(
+            &pending,
+            assent_proto::device::Decision::Approve,
+            Some(wrong),
+        )
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "PUSH_CONFIRMATION_REJECTED");
@@ -564,7 +545,11 @@ async fn number_matching_refuses_the_wrong_number_and_accepts_the_right_one(back
     let (flow, number, pending) = number_shown(&app, &phone, &oob_request("alice")).await;
     let answer = phone
         .device
-        .answer_with_number(&pending, true, Some(number))
+        .answer(
+            &pending,
+            assent_proto::device::Decision::Approve,
+            Some(number),
+        )
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "MFA_COMPLETED");
@@ -622,7 +607,11 @@ async fn an_application_override_applies_to_that_application_only(backend: Backe
     let (flow, number, pending) = number_shown(&app, &phone, &oob_request("alice")).await;
     let answer = phone
         .device
-        .answer_with_number(&pending, true, Some(number))
+        .answer(
+            &pending,
+            assent_proto::device::Decision::Approve,
+            Some(number),
+        )
         .await
         .expect("the answer is taken");
     assert_eq!(answer.status, "MFA_COMPLETED");
@@ -669,7 +658,7 @@ async fn the_admin_message_reaches_the_page_and_the_device(backend: Backend<'_>)
     let pending = phone.one_pending().await;
     assert_eq!(pending.admin_message.as_deref(), Some(ADMIN_MESSAGE));
     assert_eq!(
-        phone.device.answer(&pending, true).await.unwrap().status,
+        phone.device.approve(&pending).await.unwrap().status,
         "MFA_COMPLETED"
     );
     assert_eq!(
@@ -789,10 +778,7 @@ async fn use_code_lets_the_app_passcode_replace_the_push_once(backend: Backend<'
         links(&state),
         ["cancelAuthentication", "checkOtp", "poll", "selectDevice"]
     );
-    let code = phone
-        .device
-        .current_otp()
-        .expect("the app has a passcode seed");
+    let code = phone.current_otp();
     let completed = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
     assert_eq!(
         completed.status.name(),
@@ -836,10 +822,7 @@ async fn without_use_code_no_passcode_is_taken_during_a_push(backend: Backend<'_
         links(&state),
         ["cancelAuthentication", "poll", "selectDevice"]
     );
-    let code = phone
-        .device
-        .current_otp()
-        .expect("the app has a passcode seed");
+    let code = phone.current_otp();
     let refused = app.act(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(error_detail(refused, 400).0, ErrorCode::InvalidActionId);
     assert_eq!(
@@ -911,10 +894,7 @@ async fn an_undeliverable_push_falls_back_to_the_app_passcode(backend: Backend<'
         Some(phone.id())
     );
 
-    let code = phone
-        .device
-        .current_otp()
-        .expect("the app has a passcode seed");
+    let code = phone.current_otp();
     let completed = app.act_ok(&flow, ActionRequest::check_otp(code)).await;
     assert_eq!(
         completed.status.name(),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use assent_proto::device::QrStatus;
 use figment::Figment;
 use serde_json::{Value, json};
 
@@ -61,8 +62,8 @@ async fn a_trusted_device_signs_in_by_scanning(backend: Backend<'_>) {
             .starts_with("data:image/png;base64,")
     );
     let scanned = phone.device.scan(uri(&state)).await.unwrap();
-    assert_eq!(scanned["status"], "COMPLETED");
-    assert_eq!(scanned["applicationName"], "Demo Bank");
+    assert_eq!(scanned.status, QrStatus::Completed);
+    assert_eq!(scanned.application_name, "Demo Bank");
     assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["subject"], "alice");
@@ -131,8 +132,8 @@ async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) 
     let fresh = token(&renewed);
     assert_ne!(fresh, code);
     assert_eq!(
-        phone.device.scan(&fresh).await.unwrap()["status"],
-        "COMPLETED"
+        phone.device.scan(&fresh).await.unwrap().status,
+        QrStatus::Completed
     );
 }
 
@@ -148,13 +149,8 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
     let flow = app.start_flow(&qr_request()).await;
     let code = token(&app.state(&flow).await);
     let scanned = tablet.device.scan(&code).await.unwrap();
-    assert_eq!(scanned["status"], "USER_SELECTION_REQUIRED");
-    let users: Vec<&str> = scanned["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
+    assert_eq!(scanned.status, QrStatus::UserSelectionRequired);
+    let users: Vec<&str> = scanned.users.iter().map(|u| u.id.as_str()).collect();
     assert_eq!(users, ["alice", "bob"]);
     let claimed = app.state(&flow).await;
     assert!(expect_status!(claimed, AuthenticationCodeResponseRequired).claimed);
@@ -193,7 +189,7 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
         .to_string();
     assert!(outsider.contains("400"), "{outsider}");
     let selected = tablet.device.select(&code, "bob").await.unwrap();
-    assert_eq!(selected["status"], "COMPLETED");
+    assert_eq!(selected.status, QrStatus::Completed);
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(
         result["subject"], "bob",
@@ -212,8 +208,8 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     let flow = app.start_flow(&qr_request()).await;
     let code = token(&app.state(&flow).await);
     assert_eq!(
-        phone.device.scan(&code).await.unwrap()["status"],
-        "PUSH_CONFIRMATION_WAITING"
+        phone.device.scan(&code).await.unwrap().status,
+        QrStatus::PushConfirmationWaiting
     );
     assert_eq!(
         app.state(&flow).await.status.name(),
@@ -223,7 +219,7 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     let silent = phone.one_pending().await;
     assert!(silent.silent);
     assert_eq!(silent.user_id.as_str(), "alice");
-    phone.device.answer(&silent, true).await.unwrap();
+    phone.device.approve(&silent).await.unwrap();
     assert_eq!(
         app.state(&flow).await.status.name(),
         StatusName::PushConfirmationWaiting
@@ -246,7 +242,7 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
         request.auth_id,
         "no new push reached the device"
     );
-    phone.device.answer(&request, true).await.unwrap();
+    phone.device.approve(&request).await.unwrap();
     let done = app
         .act_ok(&flow, ActionRequest::ContinueAuthentication)
         .await;
@@ -273,7 +269,7 @@ async fn a_denied_silent_push_ends_the_qr_flow(backend: Backend<'_>) {
         .unwrap();
     let silent = phone.one_pending().await;
     assert!(silent.silent);
-    phone.device.answer(&silent, false).await.unwrap();
+    phone.device.deny(&silent).await.unwrap();
     assert_eq!(
         app.state(&flow).await.status.name(),
         StatusName::PushConfirmationRejected

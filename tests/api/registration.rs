@@ -26,8 +26,8 @@ fn registration(user: &str) -> Value {
     request
 }
 
-async fn pair_with(app: &TestApp, key: &str) -> Result<assent::device::Device, String> {
-    assent::device::Device::pair(&app.address, key, "new phone")
+async fn pair_with(app: &TestApp, key: &str) -> Result<assent_device_sdk::Device, String> {
+    crate::support::pair_phone(&app.address, key, "new phone")
         .await
         .map_err(|error| error.to_string())
 }

@@ -494,10 +494,11 @@ pub fn transfer_request(user: &str, amount: &str, payee: &str) -> serde_json::Va
     })
 }
 
-/// A device paired through the real Device API (by the simulator's own code).
+/// A device paired through the real Device API by the device SDK, the client a mobile app
+/// embeds and the simulator is built on.
 pub struct TestDevice {
-    /// The simulator's device.
-    pub device: assent::device::Device,
+    /// The SDK's device.
+    pub device: assent_device_sdk::Device,
 }
 
 impl TestDevice {
@@ -521,8 +522,13 @@ impl TestDevice {
     /// Approves (or denies) the one pending request.
     pub async fn answer_pending(&self, approve: bool) -> String {
         let request = self.one_pending().await;
+        let decision = if approve {
+            assent_proto::device::Decision::Approve
+        } else {
+            assent_proto::device::Decision::Deny
+        };
         self.device
-            .answer(&request, approve)
+            .answer(&request, decision, None)
             .await
             .expect("the answer is accepted")
             .status
@@ -530,8 +536,23 @@ impl TestDevice {
 
     /// A fresh `Authorization` header value.
     pub fn authorization(&self) -> String {
-        format!("Device {}", self.device.signer().token().expect("a token"))
+        self.device.authorization().expect("a token")
     }
+
+    /// The app's current one-time passcode (the simulator's, from the seed given at
+    /// pairing).
+    pub fn current_otp(&self) -> String {
+        assent::device::current_otp(&self.device).expect("a passcode seed")
+    }
+}
+
+/// Pairs a simulated phone called `name` with the pairing key `key`.
+pub async fn pair_phone(
+    address: &str,
+    key: &str,
+    name: &str,
+) -> Result<assent_device_sdk::Device, assent_device_sdk::SdkError> {
+    assent_device_sdk::Device::pair(address, key, &assent::device::simulator_info(name)).await
 }
 
 impl TestApp {
@@ -558,7 +579,7 @@ impl TestApp {
     /// Pairs a new simulated device with `user`.
     pub async fn pair_device(&self, user: &str) -> TestDevice {
         let key = self.pairing_key(user).await;
-        let device = assent::device::Device::pair(&self.address, &key, "test phone")
+        let device = pair_phone(&self.address, &key, "test phone")
             .await
             .expect("pairing succeeds");
         TestDevice { device }

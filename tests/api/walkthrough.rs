@@ -106,6 +106,17 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
     assert!(paired.status.success());
     let empty = assent().args(["device", "pending"]).output().unwrap();
     assert!(String::from_utf8_lossy(&empty.stdout).contains("no pending requests"));
+    // A reader that stops reading (`| head -1`): the simulator ends quietly, no panic.
+    let mut closed = assent()
+        .args(["device", "pending"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let closed = closed.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success() && stderr.is_empty(), "{stderr}");
 
     let watcher = assent()
         .args(["device", "watch", "--auto", "deny", "--count", "1"])

@@ -2,38 +2,15 @@
 //! poll once expired; the trusted device's scan; the person's pick on a shared device.
 //! The machine is [`super::qr`].
 
-use serde::Serialize;
-
 use super::service::{now_ms, summaries};
 use super::{Event, Flow, FlowKind, FlowState};
 use crate::device::{self, Device};
+pub use assent_proto::device::{QrOutcome, QrStatus, QrUser};
+
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, FlowId, random_alphanumeric};
 use crate::user::UserId;
 use crate::{Adapter, user};
-
-/// What the scanning device is told.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QrOutcome {
-    /// `USER_SELECTION_REQUIRED`, `PUSH_CONFIRMATION_WAITING` or `COMPLETED`.
-    pub status: &'static str,
-    /// The application signed in to.
-    pub application_name: String,
-    /// The users to choose from (a shared device).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub users: Vec<QrUser>,
-}
-
-/// A user a shared device can sign in as.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct QrUser {
-    /// The user id to select.
-    pub id: String,
-    /// Their login name.
-    pub username: String,
-}
 
 /// The flow a QR token names (`<flowId>.<secret>`).
 fn token_flow(token: &str) -> Result<FlowId, AdapterError> {
@@ -136,7 +113,7 @@ impl Adapter {
                     });
                 }
                 Ok(QrOutcome {
-                    status: "USER_SELECTION_REQUIRED",
+                    status: QrStatus::UserSelectionRequired,
                     application_name: flow.application.name.clone(),
                     users: listed,
                 })
@@ -175,8 +152,10 @@ impl Adapter {
         };
         let flow = self.qr_step(flow_id, selected).await?;
         let status = match flow.state() {
-            FlowState::Qr(super::qr::State::PushWaiting { .. }) => "PUSH_CONFIRMATION_WAITING",
-            _ => "COMPLETED",
+            FlowState::Qr(super::qr::State::PushWaiting { .. }) => {
+                QrStatus::PushConfirmationWaiting
+            }
+            _ => QrStatus::Completed,
         };
         Ok(QrOutcome {
             status,

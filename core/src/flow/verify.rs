@@ -4,41 +4,12 @@
 //! request id, the device asked, the request still waiting, the parameters shown and the
 //! number picked. A kind's machine only sees a [`Verdict`].
 
-use serde::{Deserialize, Serialize};
-
 use super::{Flow, Push, Status};
 use crate::device_key::{self, PublicDeviceKey};
 use crate::error::FlowError;
 use crate::ids::{AuthId, DeviceId};
 
-/// A device's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Yes, it's me.
-    Approve,
-    /// No.
-    Deny,
-}
-
-impl Decision {
-    /// Parses `approve` / `deny`.
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "approve" => Some(Self::Approve),
-            "deny" => Some(Self::Deny),
-            _ => None,
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-        }
-    }
-}
+pub use assent_proto::device::Decision;
 
 /// A device's answer whose proof was verified with the device's key. The only way to
 /// make one is [`DeviceAnswer::from_proof`], so no decision reaches a machine unsigned.
@@ -62,7 +33,7 @@ impl DeviceAnswer {
         decision: Decision,
     ) -> Result<Self, FlowError> {
         let claims = device_key::verify_proof(proof, key).map_err(FlowError::BadProof)?;
-        if claims.auth_id != auth_id.as_str() || claims.decision != decision.as_str() {
+        if claims.auth_id != auth_id.as_str() || claims.decision != decision {
             return Err(FlowError::BadProof(
                 "the proof does not bind this request and this decision",
             ));

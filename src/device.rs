@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use assent_core::clock::Clock;
 use assent_core::device_key::{DeviceSigner, ProofClaims};
 use assent_proto::device::{
     DecisionAccepted, DecisionRequest, PairRequest, Paired, PendingList, PendingRequest,
@@ -367,7 +368,7 @@ impl Device {
     /// The app's current one-time passcode (from the seed given at pairing).
     pub fn current_otp(&self) -> Option<String> {
         let seed = self.state.totp_seed.as_deref()?;
-        assent_core::otp::totp_now(seed, assent_core::device::unix_now())
+        assent_core::otp::totp_now(seed, assent_core::clock::SystemClock.now_secs())
     }
 }
 

@@ -5,7 +5,6 @@ use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::Adapter;
-use assent_core::flow::service::now_ms;
 use assent_core::flow::{Action, Flow};
 
 use crate::action::{self, AuthnQuery, XSRF_HEADER};
@@ -68,7 +67,7 @@ fn presented_state(request: &HttpRequest) -> Option<String> {
 fn state_response(adapter: &Adapter, flow: &Flow, state: Option<&str>) -> HttpResponse {
     let mut body = render(
         flow,
-        now_ms(),
+        adapter.clock().now_ms(),
         &flow_url(adapter, flow.id.as_str()),
         &adapter.config().policy.qr_app_scheme,
     );

@@ -223,7 +223,7 @@ impl Provider {
         {
             return Err(invalid("aud must be the issuer"));
         }
-        let now = assent_core::device::unix_now();
+        let now = self.adapter.clock().now_secs();
         for claim in ["iat", "nbf"] {
             let value = assent_core::device_key::numeric_claim(&claims, claim)
                 .map_err(invalid)?
@@ -287,7 +287,7 @@ impl Provider {
                 let exp = assent_core::device_key::numeric_claim(&claims, "exp")
                     .map_err(OAuthError::invalid_request)?
                     .ok_or_else(|| OAuthError::invalid_request("login_hint_token needs exp"))?;
-                if exp <= assent_core::device::unix_now() {
+                if exp <= self.adapter.clock().now_secs() {
                     return Err(OAuthError::new(
                         "expired_login_hint_token",
                         "the login_hint_token has expired",

@@ -177,7 +177,7 @@ impl Provider {
         claims: &josekit::jwt::JwtPayload,
         what: &str,
     ) -> Result<(), String> {
-        let now = assent_core::device::unix_now();
+        let now = self.adapter.clock().now_secs();
         let exp = assent_core::device_key::numeric_claim(claims, "exp")
             .map_err(|why| format!("the {what}: {why}"))?
             .ok_or_else(|| format!("the {what} has no exp"))?;

@@ -70,7 +70,7 @@ impl Provider {
     /// The push payload: the tokens (redeemed here, once), or the error.
     async fn push_body(&self, flow: &Flow) -> Option<Value> {
         let auth_req_id = flow.id.as_str();
-        if flow.status(assent_core::flow::service::now_ms())
+        if flow.status(self.adapter.clock().now_ms())
             == assent_core::flow::Status::PushConfirmationRejected
         {
             return Some(json!({

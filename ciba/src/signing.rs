@@ -6,6 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use assent_core::clock::Clock;
 use assent_core::store::{Store, StoreError, Ttl};
 use assent_core::{Adapter, AdapterError, keys};
 use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
@@ -61,11 +62,7 @@ pub struct KeySet {
     keys: Vec<Key>,
 }
 
-fn unix_now() -> u64 {
-    assent_core::device::unix_now()
-}
-
-fn new_key(kty: &str) -> Result<StoredKey, SigningError> {
+fn new_key(kty: &str, now_secs: u64) -> Result<StoredKey, SigningError> {
     let mut private = match kty {
         "RSA" => RsaKeyPair::generate(2048)?.to_jwk_private_key(),
         _ => EcKeyPair::generate(EcCurve::P256)?.to_jwk_private_key(),
@@ -73,7 +70,7 @@ fn new_key(kty: &str) -> Result<StoredKey, SigningError> {
     private.set_key_id(assent_core::ids::random_alphanumeric(16));
     Ok(StoredKey {
         private_jwk: private.into(),
-        created_at: unix_now(),
+        created_at: now_secs,
         retired_at: None,
     })
 }
@@ -220,7 +217,7 @@ impl KeyRing {
             }
             None => (
                 Source::Store,
-                KeySet::load(&load_or_create(adapter.store()).await?.keys)?,
+                KeySet::load(&load_or_create(adapter.store(), adapter.clock()).await?.keys)?,
             ),
         };
         Ok(Self {
@@ -256,7 +253,7 @@ impl KeyRing {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             return Ok(Arc::clone(&guard.1));
         }
-        let stored = load_or_create(self.adapter.store()).await?;
+        let stored = load_or_create(self.adapter.store(), self.adapter.clock()).await?;
         let set = Arc::new(KeySet::load(&stored.keys)?);
         let mut guard = self
             .loaded
@@ -267,14 +264,17 @@ impl KeyRing {
     }
 }
 
-async fn load_or_create(store: &dyn Store) -> Result<StoredKeys, SigningError> {
+async fn load_or_create(store: &dyn Store, clock: &dyn Clock) -> Result<StoredKeys, SigningError> {
     let key = keys::signing_keys();
     if let Some(record) = store.get(&key).await? {
         return serde_json::from_slice(&record.value)
             .map_err(|error| SigningError::File(format!("stored keys: {error}")));
     }
     let fresh = StoredKeys {
-        keys: vec![new_key("RSA")?, new_key("EC")?],
+        keys: vec![
+            new_key("RSA", clock.now_secs())?,
+            new_key("EC", clock.now_secs())?,
+        ],
     };
     let value =
         serde_json::to_vec(&fresh).map_err(|error| SigningError::File(error.to_string()))?;
@@ -291,10 +291,14 @@ async fn load_or_create(store: &dyn Store) -> Result<StoredKeys, SigningError> {
 
 /// Adds new current keys and retires the previous ones; keys retired longer than `retain`
 /// ago (the longest token lifetime) are dropped. Returns the new current kids.
-pub async fn rotate(store: &dyn Store, retain: Duration) -> Result<Vec<String>, SigningError> {
+pub async fn rotate(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    retain: Duration,
+) -> Result<Vec<String>, SigningError> {
     let key = keys::signing_keys();
     for _ in 0..4 {
-        load_or_create(store).await?;
+        load_or_create(store, clock).await?;
         let record = store
             .get(&key)
             .await?
@@ -303,7 +307,7 @@ pub async fn rotate(store: &dyn Store, retain: Duration) -> Result<Vec<String>, 
         // cannot overwrite a rotation it did not see.
         let current: StoredKeys = serde_json::from_slice(&record.value)
             .map_err(|error| SigningError::File(format!("stored keys: {error}")))?;
-        let now = unix_now();
+        let now = clock.now_secs();
         let mut keys: Vec<StoredKey> = current
             .keys
             .into_iter()
@@ -313,8 +317,8 @@ pub async fn rotate(store: &dyn Store, retain: Duration) -> Result<Vec<String>, 
                 key
             })
             .collect();
-        keys.push(new_key("RSA")?);
-        keys.push(new_key("EC")?);
+        keys.push(new_key("RSA", now)?);
+        keys.push(new_key("EC", now)?);
         let next = StoredKeys { keys };
         let value =
             serde_json::to_vec(&next).map_err(|error| SigningError::File(error.to_string()))?;

@@ -102,7 +102,7 @@ impl Provider {
         auth: &Authentication<'_>,
     ) -> Result<TokenResponse, OAuthError> {
         let config = &self.adapter.config().ciba;
-        let now = assent_core::device::unix_now();
+        let now = self.adapter.clock().now_secs();
         let keys = self.keys.keys().await;
         let scope = auth.scopes.join(" ");
         let server_error = |error: crate::signing::SigningError| {
@@ -374,7 +374,7 @@ impl Provider {
         let inactive = json!({ "active": false });
         let keys = self.keys.keys().await;
         if let Ok(claims) = crate::jose::verify(token, &keys.jwks()) {
-            let now = assent_core::device::unix_now();
+            let now = self.adapter.clock().now_secs();
             let exp = assent_core::device_key::numeric_claim(&claims, "exp")
                 .ok()
                 .flatten();

@@ -10,6 +10,7 @@
     clippy::await_holding_lock
 )]
 
+pub mod clock;
 pub mod config;
 pub mod device;
 pub mod device_key;
@@ -46,16 +47,19 @@ pub struct Adapter {
     metrics: Metrics,
     delivery: notify::Delivery,
     data_key: Option<sealing::DataKey>,
+    clock: Arc<dyn clock::Clock>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
 }
 
 impl Adapter {
     /// Connects to the configured store and loads the configured users into it; messages
-    /// leave through `delivery` (built from `config.delivery` by `assent-senders`).
+    /// leave through `delivery` (built from `config.delivery` by `assent-senders`), and
+    /// time is told by `clock` (the system's; tests move a manual one).
     pub async fn start(
         config: Config,
         metrics: Metrics,
         delivery: notify::Delivery,
+        clock: Arc<dyn clock::Clock>,
     ) -> Result<Self, AdapterError> {
         let store: Arc<dyn Store> = match &config.store {
             config::StoreUrl::Memory => Arc::new(MemoryStore::new()),
@@ -76,6 +80,7 @@ impl Adapter {
             config: Arc::new(config),
             store,
             metrics,
+            clock,
             decision_hook: Arc::default(),
         };
         for profile in &adapter.config.users {
@@ -112,6 +117,11 @@ impl Adapter {
     /// The key sealing stored TOTP seeds, when one is configured.
     pub fn data_key(&self) -> Option<&sealing::DataKey> {
         self.data_key.as_ref()
+    }
+
+    /// The clock every service tells time by.
+    pub fn clock(&self) -> &dyn clock::Clock {
+        self.clock.as_ref()
     }
 
     /// The metrics registry.

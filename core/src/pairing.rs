@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::device::{self, Device, unix_now, validate_label};
+use crate::device::{self, Device, validate_label};
 use crate::device_key::PublicDeviceKey;
 use crate::error::AdapterError;
 use crate::ids::{DeviceId, FlowId, PairingKey};
@@ -86,11 +86,12 @@ pub(crate) fn grant_record(
 
 /// Consumes a pairing key (once, atomically) and returns the device it makes, not saved
 /// yet, and the flow the key came from. Everything is checked before the key is
-/// consumed, so a malformed request leaves the key usable.
+/// consumed, so a malformed request leaves the key usable. `now_secs` stamps the pairing.
 pub async fn redeem(
     store: &dyn Store,
     request: PairingRequest,
     otp_seed: Option<String>,
+    now_secs: u64,
 ) -> Result<(Device, Option<FlowId>), AdapterError> {
     for (field, value) in [
         ("name", &request.name),
@@ -117,7 +118,7 @@ pub async fn redeem(
         model: request.model,
         nickname: None,
         public_key: request.public_key,
-        paired_at: unix_now(),
+        paired_at: now_secs,
         also_paired: Vec::new(),
         one_time: false,
         one_time_flow: None,

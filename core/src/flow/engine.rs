@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use super::machine::{self, Context, Effect, Event, Metric, Transition};
-use super::service::now_ms;
 use super::{Flow, FlowKind, Status};
 use crate::error::AdapterError;
 use crate::ids::FlowId;
@@ -101,7 +100,7 @@ impl Adapter {
             .flows_started
             .with_label_values(&[kind])
             .inc();
-        match next.status(now_ms()) {
+        match next.status(self.clock().now_ms()) {
             Status::MfaFailed => self.count_finished(kind, "failed"),
             Status::Completed | Status::Resume => self.count_finished(kind, "skipped"),
             _ => {}
@@ -140,7 +139,7 @@ impl Adapter {
                 None => self.load_any(id).await?,
             };
             let (event, answer) = make_event(&flow)?;
-            let now = now_ms();
+            let now = self.clock().now_ms();
             let Transition { next, effects } = machine::apply(
                 &flow,
                 event,
@@ -211,7 +210,10 @@ impl Adapter {
         for effect in effects {
             match effect {
                 Effect::IssuePairingKey(offer) => {
-                    let ttl_ms = offer.expires_at_ms.saturating_sub(now_ms()).max(1000);
+                    let ttl_ms = offer
+                        .expires_at_ms
+                        .saturating_sub(self.clock().now_ms())
+                        .max(1000);
                     let (key, value) = crate::pairing::grant_record(
                         &offer.pairing_key,
                         &flow.user_id,
@@ -265,7 +267,8 @@ impl Adapter {
                     }
                 }
                 Effect::Record(Metric::Decided(decision)) => {
-                    let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
+                    let elapsed =
+                        self.clock().now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
                     self.metrics()
                         .decision_seconds
                         .with_label_values(&[flow.kind().as_str(), decision.as_str()])

@@ -45,7 +45,9 @@ pub async fn rotate_signing_keys(config: Config) -> Result<Vec<String>, String> 
     // Keep retired keys until every token they signed has expired: instances may sign
     // with a retired key until their next refresh, and JWKS readers cache for a minute.
     let retain = Duration::from_secs(lifetime + config_refresh + 120);
-    assent_ciba::signing::rotate(adapter.store(), adapter.clock(), retain)
+    adapter
+        .signing_keys()
+        .rotate(retain)
         .await
         .map_err(|error| error.to_string())
 }

@@ -1,15 +1,13 @@
 //! Tokens: the ID token (OpenID Connect), the JWT access token (RFC 9068) and the opaque,
 //! rotating refresh token; the token endpoint's grants; introspection (RFC 7662).
 
-use std::time::Duration;
-
+use assent_core::AdapterError;
 use assent_core::config::{CibaClientConfig, DeliveryMode};
 use assent_core::error::FlowError;
 use assent_core::flow::ciba::Grant;
 use assent_core::flow::{ApprovalMethod, Flow, View};
-use assent_core::store::Ttl;
+use assent_core::oauth::refresh::RefreshGrant;
 use assent_core::user::UserId;
-use assent_core::{AdapterError, keys};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -19,11 +17,6 @@ use sha2::{Digest, Sha256};
 use crate::Provider;
 use crate::error::OAuthError;
 use crate::form::Form;
-
-/// What refresh grants stored before the method was recorded were approved with.
-fn push_approval() -> ApprovalMethod {
-    ApprovalMethod::Push
-}
 
 /// The CIBA grant type.
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
@@ -44,20 +37,6 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The scopes granted.
     pub scope: String,
-}
-
-/// What a refresh token stands for, stored under its hash.
-#[derive(Serialize, Deserialize)]
-struct RefreshGrant {
-    client_id: String,
-    subject: UserId,
-    scopes: Vec<String>,
-    auth_time: u64,
-    /// How the person approved: `amr` and `acr` follow from it.
-    #[serde(default = "push_approval")]
-    method: ApprovalMethod,
-    /// The absolute end of the session: rotation hands it on, never extends it.
-    expires_at: u64,
 }
 
 /// The authentication behind a set of tokens.
@@ -81,10 +60,6 @@ pub struct Authentication<'a> {
 fn half_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..16])
-}
-
-fn hash_hex(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -131,7 +106,6 @@ impl Provider {
             .map_err(server_error)?;
 
         let refresh_token = if auth.scopes.iter().any(|scope| scope == "offline_access") {
-            let token = assent_core::ids::random_alphanumeric(43);
             let expires_at = auth
                 .session_ends_at
                 .unwrap_or(now + config.refresh_token_lifetime_secs);
@@ -143,15 +117,7 @@ impl Provider {
                 method: auth.method,
                 expires_at,
             };
-            let value = serde_json::to_vec(&grant)
-                .map_err(|_| OAuthError::new("server_error", "encoding"))?;
-            let ttl = Ttl::Set(Duration::from_secs(expires_at.saturating_sub(now).max(1)));
-            self.adapter
-                .store()
-                .insert(&keys::refresh_token(&hash_hex(&token)), &value, ttl)
-                .await
-                .map_err(AdapterError::from)?;
-            Some(token)
+            Some(self.adapter.refresh_tokens().issue(&grant).await?)
         } else {
             None
         };
@@ -331,25 +297,13 @@ impl Provider {
         let token = form
             .get("refresh_token")
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-        let key = keys::refresh_token(&hash_hex(token));
-        let store = self.adapter.store();
-        // Checked before it is spent, so another client cannot burn it.
-        let record = store.get(&key).await.map_err(AdapterError::from)?;
-        let grant: RefreshGrant = record
-            .and_then(|record| serde_json::from_slice(&record.value).ok())
-            .filter(|grant: &RefreshGrant| grant.client_id == client.id)
-            .ok_or_else(|| OAuthError::invalid_grant("unknown, expired or used refresh token"))?;
         // Rotation: the token works once; of two concurrent uses one wins.
-        if store
-            .consume(&key)
-            .await
-            .map_err(AdapterError::from)?
-            .is_none()
-        {
-            return Err(OAuthError::invalid_grant(
-                "unknown, expired or used refresh token",
-            ));
-        }
+        let grant = self
+            .adapter
+            .refresh_tokens()
+            .redeem(token, &client.id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("unknown, expired or used refresh token"))?;
         let auth = Authentication {
             subject: &grant.subject,
             scopes: &grant.scopes,
@@ -375,7 +329,7 @@ impl Provider {
         let keys = self.keys.keys().await;
         if let Ok(claims) = crate::jose::verify(token, &keys.jwks()) {
             let now = self.adapter.clock().now_secs();
-            let exp = assent_core::device_key::numeric_claim(&claims, "exp")
+            let exp = assent_core::jwt::numeric_claim(&claims, "exp")
                 .ok()
                 .flatten();
             let typ_ok = crate::jose::header_type(token).as_deref() == Some("at+jwt");
@@ -389,14 +343,13 @@ impl Provider {
             answer.insert("token_type".into(), "Bearer".into());
             return Ok(Value::Object(answer));
         }
-        let record = self
+        match self
             .adapter
-            .store()
-            .get(&keys::refresh_token(&hash_hex(token)))
-            .await
-            .map_err(AdapterError::from)?;
-        match record.and_then(|record| serde_json::from_slice::<RefreshGrant>(&record.value).ok()) {
-            Some(grant) if grant.client_id == client.id => Ok(json!({
+            .refresh_tokens()
+            .find(token, &client.id)
+            .await?
+        {
+            Some(grant) => Ok(json!({
                 "active": true,
                 "token_type": "refresh_token",
                 "client_id": grant.client_id,

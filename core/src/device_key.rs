@@ -10,6 +10,8 @@ use josekit::jwt::{self, JwtPayload};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::jwt::numeric_claim;
+
 /// How far ahead a device JWT's `exp` may lie: tokens are short-lived by design.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// Clock skew tolerated between device and server.
@@ -54,34 +56,9 @@ impl PublicDeviceKey {
     }
 }
 
-/// The unverified `iss` of a device JWT: only to find which key to verify it with.
-pub fn token_issuer(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
-}
-
 fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// A NumericDate claim as whole seconds; absent is `None`, anything but a non-negative
-/// number in range is an error.
-pub fn numeric_claim(payload: &JwtPayload, name: &str) -> Result<Option<u64>, &'static str> {
-    match payload.claim(name) {
-        None => Ok(None),
-        Some(Value::Number(number)) => match (number.as_u64(), number.as_f64()) {
-            (Some(secs), _) if secs < 1 << 40 => Ok(Some(secs)),
-            (None, Some(secs)) if (0.0..1e12).contains(&secs) => Ok(Some(secs as u64)),
-            _ => Err("a time claim is out of range"),
-        },
-        Some(_) => Err("a time claim is not a number"),
-    }
 }
 
 /// What a verified device JWT says.
@@ -108,7 +85,6 @@ pub fn verify_token(
         return Err("the device token's iss is not the device id");
     }
     let now_secs = unix_secs(now);
-    // Claims are read as plain integers: josekit's SystemTime helpers panic on huge values.
     let exp = numeric_claim(&payload, "exp")?.ok_or("the device token has no exp")?;
     if exp.saturating_add(CLOCK_SKEW.as_secs()) <= now_secs {
         return Err("the device token has expired");
@@ -169,13 +145,7 @@ pub struct MobileClaims {
 
 /// The device a mobile payload claims to come from, before verifying it.
 pub fn mobile_payload_device(payload: &str) -> Option<String> {
-    use base64::Engine;
-    let body = payload.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(body)
-        .ok()?;
-    let claims: MobileClaims = serde_json::from_slice(&bytes).ok()?;
-    Some(claims.device_id)
+    crate::jwt::unverified_claims::<MobileClaims>(payload).map(|claims| claims.device_id)
 }
 
 /// Verifies a mobile payload (a compact JWS, ES256, by the device key).

@@ -12,15 +12,18 @@
 
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod device;
 pub mod device_key;
 pub mod device_management;
 pub mod error;
 pub mod flow;
 pub mod ids;
+pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod notify;
+pub mod oauth;
 pub mod otp;
 pub mod otp_device;
 pub mod pairing;
@@ -140,6 +143,19 @@ impl Adapter {
         user::find(self.store(), id)
             .await?
             .ok_or(AdapterError::NotFound("user"))
+    }
+
+    /// A user's profile, if there is such a user.
+    pub async fn find_user(&self, id: &UserId) -> Result<Option<UserProfile>, AdapterError> {
+        user::find(self.store(), id).await
+    }
+
+    /// The user a login hint (username, email or phone number) names, if any.
+    pub async fn find_user_by_login(
+        &self,
+        hint: &str,
+    ) -> Result<Option<UserProfile>, AdapterError> {
+        user::find_by_login(self.store(), hint).await
     }
 
     /// How long long polls may wait at most.

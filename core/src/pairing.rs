@@ -11,7 +11,7 @@ use crate::device_key::PublicDeviceKey;
 use crate::error::AdapterError;
 use crate::ids::{DeviceId, FlowId, PairingKey};
 use crate::keys;
-use crate::store::{Store, Ttl};
+use crate::store::{Attempt, Store, Ttl, retry_lost_races};
 use crate::user::UserId;
 
 /// What a pairing key is good for, stored under the key's hash.
@@ -169,32 +169,33 @@ pub async fn add_user(
     device_id: &DeviceId,
     user: &UserId,
 ) -> Result<Device, AdapterError> {
-    for _ in 0..4 {
-        let (mut device, version) = device::find_versioned(store, device_id)
-            .await?
-            .ok_or(AdapterError::NotFound("device"))?;
-        if !device.serves(user) {
-            device.also_paired.push(user.clone());
-        }
-        match device::update(store, &device, version).await {
-            Ok(()) => {
-                store
-                    .index_add(
-                        &keys::user_devices(user),
-                        device.id.as_str(),
-                        Ttl::Persist,
-                        None,
-                    )
-                    .await?;
-                return Ok(device);
+    retry_lost_races(
+        "the device changed concurrently; retry",
+        move || async move {
+            let (mut device, version) = device::find_versioned(store, device_id)
+                .await?
+                .ok_or(AdapterError::NotFound("device"))?;
+            if !device.serves(user) {
+                device.also_paired.push(user.clone());
             }
-            Err(AdapterError::Conflict(_)) => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Err(AdapterError::Conflict(
-        "the device changed concurrently; retry".to_owned(),
-    ))
+            match device::update(store, &device, version).await {
+                Ok(()) => {
+                    store
+                        .index_add(
+                            &keys::user_devices(user),
+                            device.id.as_str(),
+                            Ttl::Persist,
+                            None,
+                        )
+                        .await?;
+                    Ok(Attempt::Done(device))
+                }
+                Err(AdapterError::Conflict(_)) => Ok(Attempt::Lost(())),
+                Err(error) => Err(error),
+            }
+        },
+    )
+    .await
 }
 
 /// The flow a pairing key belongs to, read without spending the key: `None` for an

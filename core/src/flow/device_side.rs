@@ -88,7 +88,7 @@ impl Adapter {
     }
 
     async fn authenticate_any_device(&self, token: &str) -> Result<Device, AdapterError> {
-        let issuer = device_key::token_issuer(token).ok_or(AdapterError::Unauthenticated(
+        let issuer = crate::jwt::unverified_issuer(token).ok_or(AdapterError::Unauthenticated(
             "the device token is not a JWT with an iss",
         ))?;
         let device_id = DeviceId::parse(&issuer).ok_or(AdapterError::Unauthenticated(

@@ -11,7 +11,7 @@ use assent_core::flow::StartCiba;
 use assent_core::jwt::numeric_claim;
 use assent_core::oauth::user_code::UserCodeCheck;
 use assent_core::user::{UserId, UserProfile};
-use serde::Serialize;
+use assent_proto::ciba::{Acknowledgement, ErrorCode};
 use serde_json::{Map, Value};
 
 use crate::client_auth::AUTH_PARAMS;
@@ -23,18 +23,6 @@ use crate::{Provider, jose};
 const MAX_BINDING_MESSAGE: usize = 100;
 /// Longest accepted client notification token (CIBA §7.1).
 const MAX_NOTIFICATION_TOKEN: usize = 1024;
-
-/// The acknowledgement (CIBA §7.3).
-#[derive(Debug, Serialize)]
-pub struct Acknowledgement {
-    /// The request's id (142 random bits).
-    pub auth_req_id: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
-    /// Minimum seconds between polls (poll and ping modes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interval: Option<u64>,
-}
 
 /// The request's parameters: from the form, or from a signed request object.
 enum Params<'a> {
@@ -57,7 +45,7 @@ impl Params<'_> {
 }
 
 fn denied(description: &str) -> OAuthError {
-    OAuthError::new("access_denied", description).with_status(StatusCode::FORBIDDEN)
+    OAuthError::new(ErrorCode::AccessDenied, description).with_status(StatusCode::FORBIDDEN)
 }
 
 impl Provider {
@@ -80,13 +68,13 @@ impl Provider {
             .collect();
         if !scopes.iter().any(|scope| scope == "openid") {
             return Err(OAuthError::new(
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 "scope must contain openid",
             ));
         }
         if let Some(unknown) = scopes.iter().find(|scope| !client.scopes.contains(scope)) {
             return Err(OAuthError::new(
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 format!("scope {unknown} is not allowed for this client"),
             ));
         }
@@ -99,7 +87,7 @@ impl Provider {
                 || message.chars().any(assent_core::params::is_deceptive))
         {
             return Err(OAuthError::new(
-                "invalid_binding_message",
+                ErrorCode::InvalidBindingMessage,
                 format!(
                     "binding_message must be at most {MAX_BINDING_MESSAGE} printable characters"
                 ),
@@ -116,19 +104,19 @@ impl Provider {
                 UserCodeCheck::Accepted => {}
                 UserCodeCheck::Missing => {
                     return Err(OAuthError::new(
-                        "missing_user_code",
+                        ErrorCode::MissingUserCode,
                         "user_code is required",
                     ));
                 }
                 UserCodeCheck::Wrong => {
                     return Err(OAuthError::new(
-                        "invalid_user_code",
+                        ErrorCode::InvalidUserCode,
                         "the user_code is wrong",
                     ));
                 }
                 UserCodeCheck::Limited => {
                     return Err(OAuthError::new(
-                        "invalid_user_code",
+                        ErrorCode::InvalidUserCode,
                         "too many wrong user codes; try again later",
                     ));
                 }
@@ -260,7 +248,7 @@ impl Provider {
     ) -> Result<UserProfile, OAuthError> {
         let hints =
             ["login_hint", "id_token_hint", "login_hint_token"].map(|name| params.get(name));
-        let unknown = || OAuthError::new("unknown_user_id", "no such user");
+        let unknown = || OAuthError::new(ErrorCode::UnknownUserId, "no such user");
         match hints {
             [Some(login), None, None] => self
                 .adapter
@@ -304,7 +292,7 @@ impl Provider {
                     .ok_or_else(|| OAuthError::invalid_request("login_hint_token needs exp"))?;
                 if exp <= self.adapter.clock().now_secs() {
                     return Err(OAuthError::new(
-                        "expired_login_hint_token",
+                        ErrorCode::ExpiredLoginHintToken,
                         "the login_hint_token has expired",
                     ));
                 }

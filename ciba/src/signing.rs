@@ -12,6 +12,7 @@ use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, JwkSet, KeyPair};
 use josekit::jws::{ES256, JwsHeader, PS256, RS256};
 use josekit::jwt::{self, JwtPayload};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Why the keys could not be loaded or used.
@@ -23,6 +24,9 @@ pub enum SigningError {
     /// Key parsing or signing failed.
     #[error("jose: {0}")]
     Jose(#[from] josekit::JoseError),
+    /// The claims are not a JSON object (a bug).
+    #[error("token claims: {0}")]
+    Claims(#[from] serde_json::Error),
     /// The key file is unreadable or not a private JWK set.
     #[error("signing key file: {0}")]
     File(String),
@@ -83,7 +87,7 @@ impl KeySet {
         &self,
         alg: &str,
         typ: &str,
-        claims: Map<String, Value>,
+        claims: &impl Serialize,
     ) -> Result<String, SigningError> {
         let kty = if alg == "ES256" { "EC" } else { "RSA" };
         let key = self
@@ -92,6 +96,8 @@ impl KeySet {
         let mut header = JwsHeader::new();
         header.set_token_type(typ);
         header.set_key_id(&key.kid);
+        let claims: Map<String, Value> =
+            serde_json::to_value(claims).and_then(serde_json::from_value)?;
         let payload = JwtPayload::from_map(claims)?;
         let token = match alg {
             "ES256" => {

@@ -1,6 +1,6 @@
-//! Wire types of the Adapter and Device APIs: plain serde structs shared by the server and
-//! the device simulator, so that client and server cannot drift. Ids are plain strings
-//! here; the server checks them where it turns these into domain values.
+//! Wire types of the Adapter, Device and CIBA APIs: plain serde structs shared by the
+//! server and the device simulator, so that client and server cannot drift. Ids are plain
+//! strings here; the server checks them where it turns these into domain values.
 
 #![deny(
     clippy::unwrap_used,
@@ -10,4 +10,5 @@
 )]
 
 pub mod adapter;
+pub mod ciba;
 pub mod device;

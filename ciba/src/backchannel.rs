@@ -234,9 +234,13 @@ impl Provider {
                 return Err(invalid(&format!("{claim} is in the future")));
             }
         }
-        self.consume_jti(&client.id, &claims, "request object")
-            .await?
-            .map_err(OAuthError::invalid_request)?;
+        self.consume_jti(
+            &client.id,
+            &claims,
+            "request object",
+            OAuthError::invalid_request,
+        )
+        .await?;
         Ok(Params::Signed(claims.claims_set().clone()))
     }
 

@@ -144,47 +144,47 @@ impl Provider {
         }) {
             return Err(fail("the assertion's aud is not this server"));
         }
-        self.consume_jti(&issuer, &claims, "assertion")
-            .await?
-            .map_err(|why| OAuthError::invalid_client(why, false))?;
+        self.consume_jti(&issuer, &claims, "assertion", |why| {
+            OAuthError::invalid_client(why, false)
+        })
+        .await?;
         Ok(client)
     }
 
     /// Checks `exp` (present, future, not too far) and spends the `jti` of a client JWT,
-    /// so that it cannot be replayed while it would still be accepted. The inner error
-    /// says why the JWT is refused; the outer one is the store's.
+    /// so that it cannot be replayed while it would still be accepted. A refused JWT is
+    /// answered with `refuse(why)`; a store failure as such.
     pub(crate) async fn consume_jti(
         &self,
         client_id: &str,
         claims: &josekit::jwt::JwtPayload,
         what: &str,
-    ) -> Result<Result<(), String>, OAuthError> {
+        refuse: impl Fn(String) -> OAuthError,
+    ) -> Result<(), OAuthError> {
         let now = self.adapter.clock().now_secs();
-        let exp = match jwt::numeric_claim(claims, "exp") {
-            Ok(Some(exp)) => exp,
-            Ok(None) => return Ok(Err(format!("the {what} has no exp"))),
-            Err(why) => return Ok(Err(format!("the {what}: {why}"))),
-        };
+        let exp = jwt::numeric_claim(claims, "exp")
+            .map_err(|why| refuse(format!("the {what}: {why}")))?
+            .ok_or_else(|| refuse(format!("the {what} has no exp")))?;
         if exp <= now {
-            return Ok(Err(format!("the {what} has expired")));
+            return Err(refuse(format!("the {what} has expired")));
         }
         if exp > now + MAX_ASSERTION_LIFETIME {
-            return Ok(Err(format!("the {what}'s exp is more than an hour ahead")));
+            return Err(refuse(format!(
+                "the {what}'s exp is more than an hour ahead"
+            )));
         }
-        let Some(jti) = claims
+        let jti = claims
             .jwt_id()
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
-        else {
-            return Ok(Err(format!("the {what} needs a jti")));
-        };
+            .ok_or_else(|| refuse(format!("the {what} needs a jti")))?;
         if !self
             .adapter
             .client_jtis()
             .spend(client_id, jti, exp)
             .await?
         {
-            return Ok(Err(format!("the {what}'s jti was already used")));
+            return Err(refuse(format!("the {what}'s jti was already used")));
         }
-        Ok(Ok(()))
+        Ok(())
     }
 }

@@ -140,7 +140,10 @@ pub fn simulator_info(name: &str) -> DeviceInfo {
 
 /// The app's current one-time passcode, from the seed given at pairing.
 pub fn current_otp(device: &Device) -> Option<String> {
-    assent_core::otp::totp_now(device.totp_seed()?, assent_core::device::unix_now())
+    assent_core::otp::totp_now(
+        device.totp_seed()?,
+        assent_core::clock::Clock::now_secs(&assent_core::clock::SystemClock),
+    )
 }
 
 /// Prints a pending request the way a phone would show it.

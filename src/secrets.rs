@@ -1,9 +1,11 @@
 //! Operator tools around secrets: hashing user codes, rotating the signing keys.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHasher, SaltString};
+use assent_core::clock::{Clock, SystemClock};
 use assent_core::config::StoreUrl;
 use assent_core::{Adapter, Config, Metrics};
 
@@ -31,14 +33,21 @@ pub async fn rotate_signing_keys(config: Config) -> Result<Vec<String>, String> 
         .max(config.ciba.access_token_lifetime_secs);
     let config_refresh = config.ciba.key_refresh_secs;
     let metrics = Metrics::new().map_err(|error| error.to_string())?;
-    let delivery = assent_senders::delivery(&config.delivery, metrics.deliveries_failed.clone())?;
-    let adapter = Adapter::start(config, metrics, delivery)
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let delivery = assent_senders::delivery(
+        &config.delivery,
+        metrics.deliveries_failed.clone(),
+        clock.clone(),
+    )?;
+    let adapter = Adapter::start(config, metrics, delivery, clock)
         .await
         .map_err(|error| error.to_string())?;
     // Keep retired keys until every token they signed has expired: instances may sign
     // with a retired key until their next refresh, and JWKS readers cache for a minute.
     let retain = Duration::from_secs(lifetime + config_refresh + 120);
-    assent_ciba::signing::rotate(adapter.store(), retain)
+    adapter
+        .signing_keys()
+        .rotate(retain)
         .await
         .map_err(|error| error.to_string())
 }

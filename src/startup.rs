@@ -1,11 +1,13 @@
 //! `Application::build` + `run_until_stopped`: the one start-up path.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use assent_adapter::{ProblemError, observe};
+use assent_core::clock::{Clock, SystemClock};
 use assent_core::{Adapter, AdapterError, Config, Metrics};
 
 /// Why the service could not start.
@@ -43,10 +45,14 @@ impl Application {
         let metrics = Metrics::new()?;
         let listen = config.listen;
         let workers = config.http.workers;
-        let delivery =
-            assent_senders::delivery(&config.delivery, metrics.deliveries_failed.clone())
-                .map_err(AdapterError::Invalid)?;
-        let adapter = Adapter::start(config, metrics, delivery).await?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let delivery = assent_senders::delivery(
+            &config.delivery,
+            metrics.deliveries_failed.clone(),
+            clock.clone(),
+        )
+        .map_err(AdapterError::Invalid)?;
+        let adapter = Adapter::start(config, metrics, delivery, clock).await?;
         let provider = web::Data::new(assent_ciba::Provider::start(adapter.clone()).await?);
         let listener = TcpListener::bind(listen).map_err(|source| StartError::Listen {
             address: listen,

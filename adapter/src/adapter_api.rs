@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::Adapter;
-use assent_core::flow::service::now_ms;
 use assent_proto::adapter::{FlowCreated, StartFlowRequest};
 
 use crate::auth;
@@ -44,7 +43,7 @@ async fn start_flow(
         .json(FlowCreated {
             flow_id: flow.id.to_string(),
             authn_api_url: url,
-            status: flow.status(now_ms()).as_str().to_owned(),
+            status: flow.status(adapter.clock().now_ms()).as_str().to_owned(),
             expires_at,
             one_time_device_id: flow.one_time_device.as_ref().map(ToString::to_string),
         }))

@@ -1,11 +1,10 @@
 //! Credentials in headers: HTTP Basic for federation servers, Bearer for the operator,
-//! `Device <jwt>` for paired devices. Parsing only; checking is the domain's.
+//! `Device <jwt>` for paired devices. Parsing only (core's); checking is the domain's.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+use assent_core::credentials;
 use assent_core::error::AdapterError;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 
 fn authorization<'a>(request: &'a HttpRequest, scheme: &str) -> Option<&'a str> {
     let value = request
@@ -13,10 +12,7 @@ fn authorization<'a>(request: &'a HttpRequest, scheme: &str) -> Option<&'a str> 
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let (given, credentials) = value.split_once(' ')?;
-    given
-        .eq_ignore_ascii_case(scheme)
-        .then(|| credentials.trim())
+    credentials::with_scheme(value, scheme)
 }
 
 /// `Authorization: Basic base64(id:secret)`.
@@ -24,15 +20,7 @@ pub(crate) fn basic(request: &HttpRequest) -> Result<(String, String), AdapterEr
     let encoded = authorization(request, "Basic").ok_or(AdapterError::Unauthenticated(
         "HTTP Basic client credentials required",
     ))?;
-    let decoded = STANDARD
-        .decode(encoded)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(AdapterError::Unauthenticated("malformed Basic credentials"))?;
-    let (id, secret) = decoded
-        .split_once(':')
-        .ok_or(AdapterError::Unauthenticated("malformed Basic credentials"))?;
-    Ok((id.to_owned(), secret.to_owned()))
+    credentials::basic(encoded).ok_or(AdapterError::Unauthenticated("malformed Basic credentials"))
 }
 
 /// `Authorization: Bearer <token>`.

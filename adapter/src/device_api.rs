@@ -7,7 +7,6 @@ use assent_core::Adapter;
 use assent_core::device::Device;
 use assent_core::device_key::PublicDeviceKey;
 use assent_core::flow::Decision;
-use assent_core::flow::service::now_ms;
 use assent_core::pairing::PairingRequest;
 use assent_proto::device::{
     DecisionAccepted, DecisionRequest, DeviceJoined, DeviceList, PairRequest, Paired, PendingList,
@@ -116,7 +115,7 @@ async fn decide(
         .map_err(ProblemError::from)?;
     Ok(HttpResponse::Ok().json(DecisionAccepted {
         auth_id: path.into_inner(),
-        status: flow.status(now_ms()).as_str().to_owned(),
+        status: flow.status(adapter.clock().now_ms()).as_str().to_owned(),
     }))
 }
 

@@ -6,7 +6,6 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::Adapter;
 use assent_core::flow::Flow;
-use assent_core::flow::service::now_ms;
 use assent_proto::authn::ActionRequest;
 
 use crate::action::{self, AuthnQuery, XSRF_HEADER};
@@ -73,7 +72,7 @@ fn state_response(
 ) -> Result<HttpResponse, AuthnError> {
     let mut body = render(
         flow,
-        now_ms(),
+        adapter.clock().now_ms(),
         &flow_url(adapter, flow.id.as_str()),
         &adapter.config().policy.qr_app_scheme,
     )?;

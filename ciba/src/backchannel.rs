@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use assent_core::AdapterError;
 use assent_core::config::{CibaClientConfig, DeliveryMode};
 use assent_core::error::FlowError;
 use assent_core::flow::StartCiba;
-use assent_core::user::{self, UserId, UserProfile};
-use serde::Serialize;
+use assent_core::jwt::numeric_claim;
+use assent_core::oauth::user_code::UserCodeCheck;
+use assent_core::user::{UserId, UserProfile};
+use assent_proto::ciba::{Acknowledgement, ErrorCode};
 use serde_json::{Map, Value};
 
 use crate::client_auth::AUTH_PARAMS;
@@ -22,18 +23,6 @@ use crate::{Provider, jose};
 const MAX_BINDING_MESSAGE: usize = 100;
 /// Longest accepted client notification token (CIBA §7.1).
 const MAX_NOTIFICATION_TOKEN: usize = 1024;
-
-/// The acknowledgement (CIBA §7.3).
-#[derive(Debug, Serialize)]
-pub struct Acknowledgement {
-    /// The request's id (142 random bits).
-    pub auth_req_id: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
-    /// Minimum seconds between polls (poll and ping modes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interval: Option<u64>,
-}
 
 /// The request's parameters: from the form, or from a signed request object.
 enum Params<'a> {
@@ -56,7 +45,7 @@ impl Params<'_> {
 }
 
 fn denied(description: &str) -> OAuthError {
-    OAuthError::new("access_denied", description).with_status(StatusCode::FORBIDDEN)
+    OAuthError::new(ErrorCode::AccessDenied, description).with_status(StatusCode::FORBIDDEN)
 }
 
 impl Provider {
@@ -79,13 +68,13 @@ impl Provider {
             .collect();
         if !scopes.iter().any(|scope| scope == "openid") {
             return Err(OAuthError::new(
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 "scope must contain openid",
             ));
         }
         if let Some(unknown) = scopes.iter().find(|scope| !client.scopes.contains(scope)) {
             return Err(OAuthError::new(
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 format!("scope {unknown} is not allowed for this client"),
             ));
         }
@@ -98,26 +87,39 @@ impl Provider {
                 || message.chars().any(assent_core::params::is_deceptive))
         {
             return Err(OAuthError::new(
-                "invalid_binding_message",
+                ErrorCode::InvalidBindingMessage,
                 format!(
                     "binding_message must be at most {MAX_BINDING_MESSAGE} printable characters"
                 ),
             ));
         }
         if client.require_user_code {
-            self.user_code_attempt_allowed(&user.id).await?;
-            let (hash, given) = (user.user_code_hash.clone(), params.get("user_code"));
-            // Argon2 is deliberately slow: keep it off the request-serving thread.
-            let checked = tokio::task::spawn_blocking(move || {
-                check_user_code(hash.as_deref(), given.as_deref())
-            })
-            .await
-            .map_err(|_| OAuthError::new("server_error", "user code check failed"))?;
-            if let Err(error) = checked {
-                if error.code == "invalid_user_code" {
-                    self.user_code_failed(&user.id).await;
+            let given = params.get("user_code");
+            match self
+                .adapter
+                .user_codes()
+                .check(&user, given.as_deref())
+                .await?
+            {
+                UserCodeCheck::Accepted => {}
+                UserCodeCheck::Missing => {
+                    return Err(OAuthError::new(
+                        ErrorCode::MissingUserCode,
+                        "user_code is required",
+                    ));
                 }
-                return Err(error);
+                UserCodeCheck::Wrong => {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidUserCode,
+                        "the user_code is wrong",
+                    ));
+                }
+                UserCodeCheck::Limited => {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidUserCode,
+                        "too many wrong user codes; try again later",
+                    ));
+                }
             }
         }
         let config = &self.adapter.config().ciba;
@@ -223,18 +225,22 @@ impl Provider {
         {
             return Err(invalid("aud must be the issuer"));
         }
-        let now = assent_core::device::unix_now();
+        let now = self.adapter.clock().now_secs();
         for claim in ["iat", "nbf"] {
-            let value = assent_core::device_key::numeric_claim(&claims, claim)
+            let value = numeric_claim(&claims, claim)
                 .map_err(invalid)?
                 .ok_or_else(|| invalid(&format!("{claim} is required")))?;
             if value > now + 30 {
                 return Err(invalid(&format!("{claim} is in the future")));
             }
         }
-        self.consume_jti(&client.id, &claims, "request object")
-            .await
-            .map_err(OAuthError::invalid_request)?;
+        self.consume_jti(
+            &client.id,
+            &claims,
+            "request object",
+            OAuthError::invalid_request,
+        )
+        .await?;
         Ok(Params::Signed(claims.claims_set().clone()))
     }
 
@@ -246,10 +252,11 @@ impl Provider {
     ) -> Result<UserProfile, OAuthError> {
         let hints =
             ["login_hint", "id_token_hint", "login_hint_token"].map(|name| params.get(name));
-        let unknown = || OAuthError::new("unknown_user_id", "no such user");
-        let store = self.adapter.store();
+        let unknown = || OAuthError::new(ErrorCode::UnknownUserId, "no such user");
         match hints {
-            [Some(login), None, None] => user::find_by_login(store, &login)
+            [Some(login), None, None] => self
+                .adapter
+                .find_user_by_login(&login)
                 .await?
                 .ok_or_else(unknown),
             [None, Some(id_token), None] => {
@@ -271,7 +278,7 @@ impl Provider {
                     .subject()
                     .and_then(|sub| UserId::parse(sub).ok())
                     .ok_or_else(unknown)?;
-                user::find(store, &subject).await?.ok_or_else(unknown)
+                self.adapter.find_user(&subject).await?.ok_or_else(unknown)
             }
             [None, None, Some(token)] => {
                 let keys = client
@@ -284,12 +291,12 @@ impl Provider {
                 let claims = jose::verify(&token, &keys).map_err(|why| {
                     OAuthError::invalid_request(format!("login_hint_token: {why}"))
                 })?;
-                let exp = assent_core::device_key::numeric_claim(&claims, "exp")
+                let exp = numeric_claim(&claims, "exp")
                     .map_err(OAuthError::invalid_request)?
                     .ok_or_else(|| OAuthError::invalid_request("login_hint_token needs exp"))?;
-                if exp <= assent_core::device::unix_now() {
+                if exp <= self.adapter.clock().now_secs() {
                     return Err(OAuthError::new(
-                        "expired_login_hint_token",
+                        ErrorCode::ExpiredLoginHintToken,
                         "the login_hint_token has expired",
                     ));
                 }
@@ -299,11 +306,13 @@ impl Provider {
                 ) {
                     (Some(sub), _) => {
                         let id = UserId::parse(sub).map_err(|_| unknown())?;
-                        user::find(store, &id).await?.ok_or_else(unknown)
+                        self.adapter.find_user(&id).await?.ok_or_else(unknown)
                     }
-                    (None, Some(login)) => {
-                        user::find_by_login(store, login).await?.ok_or_else(unknown)
-                    }
+                    (None, Some(login)) => self
+                        .adapter
+                        .find_user_by_login(login)
+                        .await?
+                        .ok_or_else(unknown),
                     (None, None) => Err(OAuthError::invalid_request(
                         "login_hint_token names no user (sub or login_hint)",
                     )),
@@ -314,56 +323,4 @@ impl Provider {
             )),
         }
     }
-}
-
-/// Wrong user codes tolerated per user within [`USER_CODE_WINDOW`].
-const USER_CODE_TRIES: usize = 5;
-/// How long wrong user codes are remembered.
-const USER_CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl Provider {
-    /// Refuses once a user's code was given wrong too often (a short PIN must not be
-    /// guessable by any client that can call the endpoint).
-    async fn user_code_attempt_allowed(&self, user: &UserId) -> Result<(), OAuthError> {
-        let failures = self
-            .adapter
-            .store()
-            .index_members(&assent_core::keys::user_code_failures(user))
-            .await
-            .map_err(AdapterError::from)?;
-        if failures.len() >= USER_CODE_TRIES {
-            return Err(OAuthError::new(
-                "invalid_user_code",
-                "too many wrong user codes; try again later",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Remembers a wrong code (one member per failure, in a set that expires).
-    async fn user_code_failed(&self, user: &UserId) {
-        let key = assent_core::keys::user_code_failures(user);
-        let member = assent_core::ids::random_alphanumeric(12);
-        let ttl = assent_core::store::Ttl::Set(USER_CODE_WINDOW);
-        if let Err(error) = self
-            .adapter
-            .store()
-            .index_add(&key, &member, ttl, None)
-            .await
-        {
-            tracing::warn!(%error, "could not record a wrong user code");
-        }
-    }
-}
-
-/// The user's code, checked against its Argon2 hash.
-fn check_user_code(hash: Option<&str>, given: Option<&str>) -> Result<(), OAuthError> {
-    let given =
-        given.ok_or_else(|| OAuthError::new("missing_user_code", "user_code is required"))?;
-    let wrong = || OAuthError::new("invalid_user_code", "the user_code is wrong");
-    let hash = hash.ok_or_else(wrong)?;
-    let hash = PasswordHash::new(hash).map_err(|_| wrong())?;
-    argon2::Argon2::default()
-        .verify_password(given.as_bytes(), &hash)
-        .map_err(|_| wrong())
 }

@@ -2,13 +2,8 @@
 //! `client_secret_basic`, `client_secret_post` and `private_key_jwt` (RFC 7523), each
 //! client held to the one method it registered.
 
-use std::time::Duration;
-
 use assent_core::config::{CibaClientConfig, ClientAuthMethod, SecretHash};
-use assent_core::keys;
-use assent_core::store::Ttl;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use assent_core::{credentials, jwt};
 
 use crate::error::OAuthError;
 use crate::form::Form;
@@ -42,12 +37,8 @@ impl Provider {
         authorization: Option<&str>,
         form: &Form,
     ) -> Result<&CibaClientConfig, OAuthError> {
-        let basic = authorization.is_some_and(|value| {
-            value
-                .get(..6)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("Basic "))
-        });
-        let methods = usize::from(basic)
+        let basic = authorization.and_then(|value| credentials::with_scheme(value, "Basic"));
+        let methods = usize::from(basic.is_some())
             + usize::from(form.get("client_secret").is_some())
             + usize::from(form.get("client_assertion").is_some());
         if methods > 1 {
@@ -56,21 +47,11 @@ impl Provider {
                 "more than one client authentication method in one request",
             ));
         }
-        if let Some(credentials) = authorization
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"))
-            .map(|(_, credentials)| credentials.trim())
-        {
+        if let Some(encoded) = basic {
             let fail = |why: &str| OAuthError::invalid_client(why, true);
-            let decoded = STANDARD
-                .decode(credentials)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .ok_or_else(|| fail("malformed Basic credentials"))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| fail("malformed Basic credentials"))?;
-            let (id, secret) = (decode_component(id), decode_component(secret));
+            let (id, secret) =
+                credentials::basic(encoded).ok_or_else(|| fail("malformed Basic credentials"))?;
+            let (id, secret) = (decode_component(&id), decode_component(&secret));
             if form.get("client_id").is_some_and(|given| given != id) {
                 return Err(fail("client_id differs from the Basic credentials"));
             }
@@ -132,8 +113,8 @@ impl Provider {
         client_id: Option<&str>,
     ) -> Result<&CibaClientConfig, OAuthError> {
         let fail = |why: &str| OAuthError::invalid_client(why.to_owned(), false);
-        let issuer = jose::unverified_claim(assertion, "iss")
-            .ok_or_else(|| fail("the assertion has no iss"))?;
+        let issuer =
+            jwt::unverified_issuer(assertion).ok_or_else(|| fail("the assertion has no iss"))?;
         if client_id.is_some_and(|id| id != issuer) {
             return Err(fail("client_id differs from the assertion's iss"));
         }
@@ -163,46 +144,46 @@ impl Provider {
         }) {
             return Err(fail("the assertion's aud is not this server"));
         }
-        self.consume_jti(&issuer, &claims, "assertion")
-            .await
-            .map_err(|why| OAuthError::invalid_client(why, false))?;
+        self.consume_jti(&issuer, &claims, "assertion", |why| {
+            OAuthError::invalid_client(why, false)
+        })
+        .await?;
         Ok(client)
     }
 
     /// Checks `exp` (present, future, not too far) and spends the `jti` of a client JWT,
-    /// so that it cannot be replayed while it would still be accepted.
+    /// so that it cannot be replayed while it would still be accepted. A refused JWT is
+    /// answered with `refuse(why)`; a store failure as such.
     pub(crate) async fn consume_jti(
         &self,
         client_id: &str,
         claims: &josekit::jwt::JwtPayload,
         what: &str,
-    ) -> Result<(), String> {
-        let now = assent_core::device::unix_now();
-        let exp = assent_core::device_key::numeric_claim(claims, "exp")
-            .map_err(|why| format!("the {what}: {why}"))?
-            .ok_or_else(|| format!("the {what} has no exp"))?;
+        refuse: impl Fn(String) -> OAuthError,
+    ) -> Result<(), OAuthError> {
+        let now = self.adapter.clock().now_secs();
+        let exp = jwt::numeric_claim(claims, "exp")
+            .map_err(|why| refuse(format!("the {what}: {why}")))?
+            .ok_or_else(|| refuse(format!("the {what} has no exp")))?;
         if exp <= now {
-            return Err(format!("the {what} has expired"));
+            return Err(refuse(format!("the {what} has expired")));
         }
         if exp > now + MAX_ASSERTION_LIFETIME {
-            return Err(format!("the {what}'s exp is more than an hour ahead"));
+            return Err(refuse(format!(
+                "the {what}'s exp is more than an hour ahead"
+            )));
         }
         let jti = claims
             .jwt_id()
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
-            .ok_or_else(|| format!("the {what} needs a jti"))?;
-        let fresh = self
+            .ok_or_else(|| refuse(format!("the {what} needs a jti")))?;
+        if !self
             .adapter
-            .store()
-            .insert(
-                &keys::client_jti(client_id, jti),
-                b"",
-                Ttl::Set(Duration::from_secs(exp - now + 60)),
-            )
-            .await
-            .map_err(|_| "the store is unavailable".to_owned())?;
-        if !fresh {
-            return Err(format!("the {what}'s jti was already used"));
+            .client_jtis()
+            .spend(client_id, jti, exp)
+            .await?
+        {
+            return Err(refuse(format!("the {what}'s jti was already used")));
         }
         Ok(())
     }

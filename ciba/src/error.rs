@@ -5,14 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use assent_core::AdapterError;
-use serde::Serialize;
+use assent_proto::ciba::{ErrorBody, ErrorCode};
 
 /// An OAuth error code with its description.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {description}")]
 pub struct OAuthError {
     /// The registered error code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What went wrong, in printable ASCII.
     pub description: String,
     /// The HTTP status.
@@ -23,11 +23,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// An error with this code.
-    pub fn new(code: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         let status = match code {
-            "invalid_client" => StatusCode::UNAUTHORIZED,
-            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         Self {
@@ -46,20 +46,25 @@ impl OAuthError {
 
     /// `invalid_request`.
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new("invalid_request", description)
+        Self::new(ErrorCode::InvalidRequest, description)
     }
 
     /// `invalid_client`, with a Basic challenge when the client tried Basic.
     pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
         Self {
             basic_challenge: basic,
-            ..Self::new("invalid_client", description)
+            ..Self::new(ErrorCode::InvalidClient, description)
         }
     }
 
     /// `invalid_grant`.
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new("invalid_grant", description)
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// `server_error`; the description stays generic.
+    pub fn server_error(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ServerError, description)
     }
 }
 
@@ -67,24 +72,18 @@ impl From<AdapterError> for OAuthError {
     fn from(error: AdapterError) -> Self {
         match error {
             AdapterError::Unavailable(_) => Self::new(
-                "temporarily_unavailable",
+                ErrorCode::TemporarilyUnavailable,
                 "the service is unavailable; retry",
             ),
             AdapterError::NotFound(what) => Self::invalid_grant(format!("unknown {what}")),
             AdapterError::Invalid(reason) => Self::invalid_request(reason),
             AdapterError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");
-                Self::new("server_error", "an internal error occurred")
+                Self::server_error("an internal error occurred")
             }
             other => Self::invalid_request(other.to_string()),
         }
     }
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    error_description: String,
 }
 
 /// Keeps a description within the characters RFC 6749 allows (%x20-21 / %x23-5B / %x5D-7E).
@@ -115,12 +114,40 @@ impl ResponseError for OAuthError {
                 HeaderValue::from_static("Basic realm=\"assent\""),
             ));
         }
-        if self.code == "temporarily_unavailable" {
+        if self.code == ErrorCode::TemporarilyUnavailable {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
-        response.json(Body {
+        response.json(ErrorBody {
             error: self.code,
             error_description: printable(&self.description),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_has_its_status() {
+        let status = |code| OAuthError::new(code, "").status;
+        assert_eq!(status(ErrorCode::InvalidClient), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(ErrorCode::AuthorizationPending),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(ErrorCode::TemporarilyUnavailable),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(ErrorCode::ServerError),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn descriptions_stay_printable_ascii() {
+        assert_eq!(printable("a \"b\"\\ é\n"), "a 'b'' ??");
     }
 }

@@ -52,17 +52,6 @@ pub fn client_keys(jwks: &serde_json::Value) -> Option<JwkSet> {
     JwkSet::from_map(map).ok()
 }
 
-/// A claim of a JWT read without verifying it: only to find which keys verify it.
-pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).ok()?;
-    claims.get(name)?.as_str().map(str::to_owned)
-}
-
 /// The `typ` of a JWT's header.
 pub fn header_type(token: &str) -> Option<String> {
     let header = jwt::decode_header(token).ok()?;

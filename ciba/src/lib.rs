@@ -16,7 +16,9 @@ mod form;
 mod jose;
 mod notify;
 mod routes;
-pub mod signing;
+mod signing;
+#[cfg(test)]
+mod test_support;
 mod tokens;
 
 use std::sync::Arc;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use assent_core::config::DeliveryMode;
 use assent_core::flow::ciba::Grant;
 use assent_core::flow::{DecisionHook, Flow, FlowKind};
-use serde_json::{Value, json};
+use assent_proto::ciba::{ErrorCode, PingNotification, PushNotification};
+use serde::Serialize;
 
 use crate::Provider;
 
@@ -48,15 +49,19 @@ impl Provider {
         else {
             return;
         };
-        let body = match mode {
-            DeliveryMode::Ping => json!({ "auth_req_id": flow.id.as_str() }),
+        let delivered = match mode {
+            DeliveryMode::Ping => {
+                let ping = PingNotification {
+                    auth_req_id: flow.id.to_string(),
+                };
+                self.deliver(endpoint, token, &ping).await
+            }
             DeliveryMode::Push => match self.push_body(&flow).await {
-                Some(body) => body,
+                Some(push) => self.deliver(endpoint, token, &push).await,
                 None => return,
             },
             DeliveryMode::Poll => return,
         };
-        let delivered = self.deliver(endpoint, token, &body).await;
         let outcome = if delivered { "delivered" } else { "failed" };
         self.metrics
             .notifications
@@ -68,36 +73,33 @@ impl Provider {
     }
 
     /// The push payload: the tokens (redeemed here, once), or the error.
-    async fn push_body(&self, flow: &Flow) -> Option<Value> {
+    async fn push_body(&self, flow: &Flow) -> Option<PushNotification> {
         let auth_req_id = flow.id.as_str();
-        if flow.status(assent_core::flow::service::now_ms())
+        let error = |error, why: &str| {
+            Some(PushNotification::Error {
+                auth_req_id: auth_req_id.to_owned(),
+                error,
+                error_description: why.to_owned(),
+            })
+        };
+        if flow.status(self.adapter.clock().now_ms())
             == assent_core::flow::Status::PushConfirmationRejected
         {
-            return Some(json!({
-                "error": "access_denied",
-                "error_description": "the user denied the request",
-                "auth_req_id": auth_req_id,
-            }));
+            return error(ErrorCode::AccessDenied, "the user denied the request");
         }
         let request = flow.ciba.as_ref()?;
         let client = self.client(&request.client_id)?;
-        let failed = |why: &str| {
-            Some(
-                json!({ "error": "transaction_failed", "error_description": why, "auth_req_id": auth_req_id }),
-            )
-        };
+        let failed = |why: &str| error(ErrorCode::TransactionFailed, why);
         match self.adapter.ciba_token(auth_req_id, &client.id).await {
             Ok((redeemed, Grant::Approved)) => {
                 let Some(auth) = Self::approved(&redeemed, true) else {
                     return failed("approved without approval");
                 };
                 match self.mint(client, &auth).await {
-                    Ok(tokens) => {
-                        let mut body = serde_json::to_value(tokens).ok()?;
-                        body.as_object_mut()?
-                            .insert("auth_req_id".into(), auth_req_id.into());
-                        Some(body)
-                    }
+                    Ok(tokens) => Some(PushNotification::Tokens {
+                        auth_req_id: auth_req_id.to_owned(),
+                        tokens,
+                    }),
                     Err(_) => failed("tokens could not be issued"),
                 }
             }
@@ -111,7 +113,7 @@ impl Provider {
     }
 
     /// POSTs `body` with bounded retries; true once the client answered 2xx.
-    async fn deliver(&self, endpoint: &str, token: &str, body: &Value) -> bool {
+    async fn deliver(&self, endpoint: &str, token: &str, body: &impl Serialize) -> bool {
         let attempts = self.adapter.config().ciba.notification_attempts;
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=attempts {

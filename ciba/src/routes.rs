@@ -3,12 +3,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use assent_proto::ciba::Discovery;
 
 use crate::Provider;
 use crate::error::OAuthError;
 use crate::form::Form;
 use crate::jose::ALGORITHMS;
+use crate::tokens::CIBA_GRANT;
 
 /// Registers the CIBA provider's routes.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -48,28 +49,45 @@ fn body_or_error(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Byte
 
 async fn discovery(provider: web::Data<std::sync::Arc<Provider>>) -> HttpResponse {
     let issuer = provider.issuer();
-    HttpResponse::Ok().json(json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}/pf/JWKS"),
-        "token_endpoint": format!("{issuer}/as/token.oauth2"),
-        "backchannel_authentication_endpoint": format!("{issuer}/as/bc-auth.ciba"),
-        "introspection_endpoint": format!("{issuer}/as/introspect.oauth2"),
-        "grant_types_supported": ["urn:openid:params:grant-type:ciba", "refresh_token"],
-        "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
-        "backchannel_authentication_request_signing_alg_values_supported": ALGORITHMS,
-        "backchannel_user_code_parameter_supported": true,
-        "token_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ALGORITHMS,
-        "introspection_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "id_token_signing_alg_values_supported": ALGORITHMS,
-        "subject_types_supported": ["public"],
-        "response_types_supported": [],
-        "scopes_supported": ["openid", "profile", "email", "phone", "offline_access"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
-            "preferred_username", "given_name", "family_name", "email", "phone_number"],
-    }))
+    let strings = |values: &[&str]| values.iter().map(|&value| value.to_owned()).collect();
+    let client_auth = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    HttpResponse::Ok().json(Discovery {
+        jwks_uri: format!("{issuer}/pf/JWKS"),
+        token_endpoint: format!("{issuer}/as/token.oauth2"),
+        backchannel_authentication_endpoint: format!("{issuer}/as/bc-auth.ciba"),
+        introspection_endpoint: format!("{issuer}/as/introspect.oauth2"),
+        issuer,
+        grant_types_supported: strings(&[CIBA_GRANT, "refresh_token"]),
+        backchannel_token_delivery_modes_supported: strings(&["poll", "ping", "push"]),
+        backchannel_authentication_request_signing_alg_values_supported: strings(&ALGORITHMS),
+        backchannel_user_code_parameter_supported: true,
+        token_endpoint_auth_methods_supported: strings(&client_auth),
+        token_endpoint_auth_signing_alg_values_supported: strings(&ALGORITHMS),
+        introspection_endpoint_auth_methods_supported: strings(&client_auth),
+        id_token_signing_alg_values_supported: strings(&ALGORITHMS),
+        subject_types_supported: strings(&["public"]),
+        response_types_supported: Vec::new(),
+        scopes_supported: strings(&["openid", "profile", "email", "phone", "offline_access"]),
+        claims_supported: strings(&[
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "acr",
+            "amr",
+            "preferred_username",
+            "given_name",
+            "family_name",
+            "email",
+            "phone_number",
+        ]),
+    })
 }
 
 async fn jwks(provider: web::Data<std::sync::Arc<Provider>>) -> Result<HttpResponse, OAuthError> {

@@ -1,51 +1,35 @@
-//! The token signing keys: an RSA key (RS256, PS256) and an EC P-256 key (ES256),
-//! generated on first start and kept in the store so that every instance signs with the
-//! same keys, or loaded from a JWK set file. Rotation adds new current keys and keeps the
-//! previous ones in the JWKS until every token they signed has expired.
+//! The token signing keys as this instance uses them: parsed once, cached, and reloaded
+//! from core's shared key set now and then (after a rotation), or loaded from a JWK set
+//! file. The JWKS keeps retired keys until every token they signed has expired.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use assent_core::store::{Store, StoreError, Ttl};
-use assent_core::{Adapter, AdapterError, keys};
-use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use assent_core::oauth::signing_keys::StoredKey;
+use assent_core::{Adapter, AdapterError};
+use josekit::jwk::alg::ec::EcKeyPair;
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, JwkSet, KeyPair};
 use josekit::jws::{ES256, JwsHeader, PS256, RS256};
 use josekit::jwt::{self, JwtPayload};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Why the keys could not be loaded, rotated or used.
+/// Why the keys could not be loaded or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] AdapterError),
-    /// Key generation, parsing or signing failed.
+    /// Key parsing or signing failed.
     #[error("jose: {0}")]
     Jose(#[from] josekit::JoseError),
+    /// The claims are not a JSON object (a bug).
+    #[error("token claims: {0}")]
+    Claims(#[from] serde_json::Error),
     /// The key file is unreadable or not a private JWK set.
     #[error("signing key file: {0}")]
     File(String),
-}
-
-impl From<StoreError> for SigningError {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error.into())
-    }
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-struct StoredKey {
-    private_jwk: Map<String, Value>,
-    created_at: u64,
-    retired_at: Option<u64>,
-}
-
-#[derive(Default, Serialize, Deserialize)]
-struct StoredKeys {
-    keys: Vec<StoredKey>,
 }
 
 /// One usable key.
@@ -59,23 +43,6 @@ struct Key {
 /// The keys as loaded.
 pub struct KeySet {
     keys: Vec<Key>,
-}
-
-fn unix_now() -> u64 {
-    assent_core::device::unix_now()
-}
-
-fn new_key(kty: &str) -> Result<StoredKey, SigningError> {
-    let mut private = match kty {
-        "RSA" => RsaKeyPair::generate(2048)?.to_jwk_private_key(),
-        _ => EcKeyPair::generate(EcCurve::P256)?.to_jwk_private_key(),
-    };
-    private.set_key_id(assent_core::ids::random_alphanumeric(16));
-    Ok(StoredKey {
-        private_jwk: private.into(),
-        created_at: unix_now(),
-        retired_at: None,
-    })
 }
 
 impl KeySet {
@@ -120,7 +87,7 @@ impl KeySet {
         &self,
         alg: &str,
         typ: &str,
-        claims: Map<String, Value>,
+        claims: &impl Serialize,
     ) -> Result<String, SigningError> {
         let kty = if alg == "ES256" { "EC" } else { "RSA" };
         let key = self
@@ -129,6 +96,8 @@ impl KeySet {
         let mut header = JwsHeader::new();
         header.set_token_type(typ);
         header.set_key_id(&key.kid);
+        let claims: Map<String, Value> =
+            serde_json::to_value(claims).and_then(serde_json::from_value)?;
         let payload = JwtPayload::from_map(claims)?;
         let token = match alg {
             "ES256" => {
@@ -168,14 +137,6 @@ impl KeySet {
             .map_err(|_| SigningError::File("the EC key must be a private P-256 key".into()))?;
         Ok(())
     }
-
-    /// The kid of the current key of each type (RSA first).
-    pub fn current_kids(&self) -> Vec<String> {
-        ["RSA", "EC"]
-            .into_iter()
-            .filter_map(|kty| self.current(kty).map(|key| key.kid.clone()))
-            .collect()
-    }
 }
 
 enum Source {
@@ -188,7 +149,8 @@ pub struct KeyRing {
     adapter: Adapter,
     source: Source,
     refresh: Duration,
-    loaded: RwLock<(Instant, Arc<KeySet>)>,
+    /// When the keys were loaded (ms since the epoch, by the adapter's clock) and the keys.
+    loaded: RwLock<(u64, Arc<KeySet>)>,
 }
 
 impl KeyRing {
@@ -220,14 +182,14 @@ impl KeyRing {
             }
             None => (
                 Source::Store,
-                KeySet::load(&load_or_create(adapter.store()).await?.keys)?,
+                KeySet::load(&adapter.signing_keys().load_or_create().await?)?,
             ),
         };
         Ok(Self {
             adapter: adapter.clone(),
             source,
             refresh: Duration::from_secs(config.key_refresh_secs),
-            loaded: RwLock::new((Instant::now(), Arc::new(set))),
+            loaded: RwLock::new((adapter.clock().now_ms(), Arc::new(set))),
         })
     }
 
@@ -241,7 +203,8 @@ impl KeyRing {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             (guard.0, Arc::clone(&guard.1))
         };
-        if matches!(self.source, Source::File) || loaded_at.elapsed() < self.refresh {
+        let age = self.adapter.clock().now_ms().saturating_sub(loaded_at);
+        if matches!(self.source, Source::File) || u128::from(age) < self.refresh.as_millis() {
             return set;
         }
         self.reload().await.unwrap_or(set)
@@ -256,78 +219,13 @@ impl KeyRing {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             return Ok(Arc::clone(&guard.1));
         }
-        let stored = load_or_create(self.adapter.store()).await?;
-        let set = Arc::new(KeySet::load(&stored.keys)?);
+        let stored = self.adapter.signing_keys().load_or_create().await?;
+        let set = Arc::new(KeySet::load(&stored)?);
         let mut guard = self
             .loaded
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = (Instant::now(), Arc::clone(&set));
+        *guard = (self.adapter.clock().now_ms(), Arc::clone(&set));
         Ok(set)
     }
-}
-
-async fn load_or_create(store: &dyn Store) -> Result<StoredKeys, SigningError> {
-    let key = keys::signing_keys();
-    if let Some(record) = store.get(&key).await? {
-        return serde_json::from_slice(&record.value)
-            .map_err(|error| SigningError::File(format!("stored keys: {error}")));
-    }
-    let fresh = StoredKeys {
-        keys: vec![new_key("RSA")?, new_key("EC")?],
-    };
-    let value =
-        serde_json::to_vec(&fresh).map_err(|error| SigningError::File(error.to_string()))?;
-    if store.insert(&key, &value, Ttl::Persist).await? {
-        return Ok(fresh);
-    }
-    // Another instance generated them first: use theirs.
-    let record = store
-        .get(&key)
-        .await?
-        .ok_or_else(|| SigningError::File("signing keys vanished".into()))?;
-    serde_json::from_slice(&record.value).map_err(|error| SigningError::File(error.to_string()))
-}
-
-/// Adds new current keys and retires the previous ones; keys retired longer than `retain`
-/// ago (the longest token lifetime) are dropped. Returns the new current kids.
-pub async fn rotate(store: &dyn Store, retain: Duration) -> Result<Vec<String>, SigningError> {
-    let key = keys::signing_keys();
-    for _ in 0..4 {
-        load_or_create(store).await?;
-        let record = store
-            .get(&key)
-            .await?
-            .ok_or_else(|| SigningError::File("signing keys vanished".into()))?;
-        // The keys and the version come from the same read, so the compare-and-set below
-        // cannot overwrite a rotation it did not see.
-        let current: StoredKeys = serde_json::from_slice(&record.value)
-            .map_err(|error| SigningError::File(format!("stored keys: {error}")))?;
-        let now = unix_now();
-        let mut keys: Vec<StoredKey> = current
-            .keys
-            .into_iter()
-            .filter(|key| key.retired_at.is_none_or(|at| at + retain.as_secs() > now))
-            .map(|mut key| {
-                key.retired_at.get_or_insert(now);
-                key
-            })
-            .collect();
-        keys.push(new_key("RSA")?);
-        keys.push(new_key("EC")?);
-        let next = StoredKeys { keys };
-        let value =
-            serde_json::to_vec(&next).map_err(|error| SigningError::File(error.to_string()))?;
-        match store
-            .transition(&key, record.version, &value, Ttl::Persist, None)
-            .await
-        {
-            Ok(_) => return Ok(KeySet::load(&next.keys)?.current_kids()),
-            Err(StoreError::Conflict) => continue,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Err(SigningError::File(
-        "the keys changed concurrently; retry".into(),
-    ))
 }

@@ -1,7 +1,5 @@
 //! Paired devices: who they belong to, their key, and the user's list of them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::device_key::PublicDeviceKey;
@@ -86,13 +84,6 @@ pub fn validate_label(field: &str, value: &str) -> Result<(), AdapterError> {
         )));
     }
     Ok(())
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// Reads a device.

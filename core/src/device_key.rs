@@ -11,9 +11,11 @@ use assent_proto::mobile::{
 };
 use josekit::jwk::Jwk;
 use josekit::jws::ES256;
-use josekit::jwt::{self, JwtPayload};
+use josekit::jwt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::jwt::numeric_claim;
 
 /// How far ahead a device JWT's `exp` may lie: tokens are short-lived by design.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -59,40 +61,9 @@ impl PublicDeviceKey {
     }
 }
 
-/// The payload of a compact JWS, unverified: only to find the key to verify it with.
-fn unverified_claims<T: serde::de::DeserializeOwned>(jws: &str) -> Option<T> {
-    use base64::Engine;
-    let payload = jws.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// The unverified `iss` of a device JWT or a trusted device's mobile payload: only to find
-/// which key to verify it with.
-pub fn token_issuer(token: &str) -> Option<String> {
-    let claims: Map<String, Value> = unverified_claims(token)?;
-    claims.get("iss")?.as_str().map(str::to_owned)
-}
-
 fn unix_secs(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// A NumericDate claim as whole seconds; absent is `None`, anything but a non-negative
-/// number in range is an error.
-pub fn numeric_claim(payload: &JwtPayload, name: &str) -> Result<Option<u64>, &'static str> {
-    match payload.claim(name) {
-        None => Ok(None),
-        Some(Value::Number(number)) => match (number.as_u64(), number.as_f64()) {
-            (Some(secs), _) if secs < 1 << 40 => Ok(Some(secs)),
-            (None, Some(secs)) if (0.0..1e12).contains(&secs) => Ok(Some(secs as u64)),
-            _ => Err("a time claim is out of range"),
-        },
-        Some(_) => Err("a time claim is not a number"),
-    }
 }
 
 /// What a verified device JWT says.
@@ -119,7 +90,6 @@ pub fn verify_token(
         return Err("the device token's iss is not the device id");
     }
     let now_secs = unix_secs(now);
-    // Claims are read as plain integers: josekit's SystemTime helpers panic on huge values.
     let exp = numeric_claim(&payload, "exp")?.ok_or("the device token has no exp")?;
     if exp.saturating_add(CLOCK_SKEW.as_secs()) <= now_secs {
         return Err("the device token has expired");
@@ -153,8 +123,7 @@ pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &
 
 /// The device a mobile payload claims to come from, before verifying it.
 pub fn mobile_payload_device(payload: &str) -> Option<String> {
-    let claims: ServerPayloadAnswer = unverified_claims(payload)?;
-    Some(claims.device_id)
+    crate::jwt::unverified_claims::<ServerPayloadAnswer>(payload).map(|claims| claims.device_id)
 }
 
 /// Verifies a mobile payload (a compact JWS, ES256, by the device key).
@@ -222,7 +191,7 @@ pub fn verify_new_device_payload(
     now: SystemTime,
 ) -> Result<(PublicDeviceKey, NewDeviceClaims), &'static str> {
     let unverified: NewDeviceClaims =
-        unverified_claims(payload).ok_or("the mobile payload is not a new device's")?;
+        crate::jwt::unverified_claims(payload).ok_or("the mobile payload is not a new device's")?;
     let key = PublicDeviceKey::parse(&unverified.public_jwk)
         .map_err(|_| "the mobile payload's publicJwk is not a P-256 public key")?;
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;

@@ -10,16 +10,20 @@
     clippy::await_holding_lock
 )]
 
+pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod device;
 pub mod device_key;
 pub mod device_management;
 pub mod error;
 pub mod flow;
 pub mod ids;
+pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod notify;
+pub mod oauth;
 pub mod otp;
 pub mod otp_device;
 pub mod pairing;
@@ -46,16 +50,19 @@ pub struct Adapter {
     metrics: Metrics,
     delivery: notify::Delivery,
     data_key: Option<sealing::DataKey>,
+    clock: Arc<dyn clock::Clock>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
 }
 
 impl Adapter {
     /// Connects to the configured store and loads the configured users into it; messages
-    /// leave through `delivery` (built from `config.delivery` by `assent-senders`).
+    /// leave through `delivery` (built from `config.delivery` by `assent-senders`), and
+    /// time is told by `clock` (the system's; tests move a manual one).
     pub async fn start(
         config: Config,
         metrics: Metrics,
         delivery: notify::Delivery,
+        clock: Arc<dyn clock::Clock>,
     ) -> Result<Self, AdapterError> {
         let store: Arc<dyn Store> = match &config.store {
             config::StoreUrl::Memory => Arc::new(MemoryStore::new()),
@@ -76,6 +83,7 @@ impl Adapter {
             config: Arc::new(config),
             store,
             metrics,
+            clock,
             decision_hook: Arc::default(),
         };
         for profile in &adapter.config.users {
@@ -114,6 +122,11 @@ impl Adapter {
         self.data_key.as_ref()
     }
 
+    /// The clock every service tells time by.
+    pub fn clock(&self) -> &dyn clock::Clock {
+        self.clock.as_ref()
+    }
+
     /// The metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -130,6 +143,19 @@ impl Adapter {
         user::find(self.store(), id)
             .await?
             .ok_or(AdapterError::NotFound("user"))
+    }
+
+    /// A user's profile, if there is such a user.
+    pub async fn find_user(&self, id: &UserId) -> Result<Option<UserProfile>, AdapterError> {
+        user::find(self.store(), id).await
+    }
+
+    /// The user a login hint (username, email or phone number) names, if any.
+    pub async fn find_user_by_login(
+        &self,
+        hint: &str,
+    ) -> Result<Option<UserProfile>, AdapterError> {
+        user::find_by_login(self.store(), hint).await
     }
 
     /// How long long polls may wait at most.

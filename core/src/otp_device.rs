@@ -8,11 +8,11 @@ use crate::error::AdapterError;
 use crate::ids::DeviceId;
 use crate::keys;
 use crate::policy::Method;
-use crate::store::{Store, StoreError, Ttl};
+use crate::store::{Attempt, Store, StoreError, Ttl, retry_lost_races};
 use crate::user::UserId;
 
-/// How many times an update is retried when a concurrent one won.
-const ATTEMPTS: usize = 4;
+/// What a change of a user's passcode devices says when it keeps losing races.
+const DEVICES_CONTENDED: &str = "the user's devices are changing concurrently; retry";
 /// The most passcode devices one user may have.
 pub const MAX_PER_USER: usize = 10;
 
@@ -60,8 +60,8 @@ pub async fn add(
     user: &UserId,
     device: OtpDevice,
 ) -> Result<OtpDevice, AdapterError> {
-    let key = keys::otp_devices(user);
-    for _ in 0..ATTEMPTS {
+    let (key, device) = (&keys::otp_devices(user), &device);
+    retry_lost_races(DEVICES_CONTENDED, move || async move {
         let current = read(store, user).await?;
         let mut list = current
             .as_ref()
@@ -72,7 +72,7 @@ pub async fn add(
                 .iter()
                 .find(|known| known.method == device.method && known.address == device.address)
         {
-            return Ok(existing.clone());
+            return Ok(Attempt::Done(existing.clone()));
         }
         if list.len() >= MAX_PER_USER {
             return Err(AdapterError::Invalid(format!(
@@ -82,9 +82,9 @@ pub async fn add(
         list.push(device.clone());
         let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
         let written = match current {
-            None => store.insert(&key, &value, Ttl::Persist).await,
+            None => store.insert(key, &value, Ttl::Persist).await,
             Some((_, version)) => match store
-                .transition(&key, version, &value, Ttl::Keep, None)
+                .transition(key, version, &value, Ttl::Keep, None)
                 .await
             {
                 Ok(_) => Ok(true),
@@ -92,41 +92,38 @@ pub async fn add(
                 Err(error) => Err(error),
             },
         }?;
-        if written {
-            return Ok(device);
-        }
-    }
-    Err(AdapterError::Conflict(
-        "the user's devices are changing concurrently; retry".to_owned(),
-    ))
+        Ok(match written {
+            true => Attempt::Done(device.clone()),
+            false => Attempt::Lost(()),
+        })
+    })
+    .await
 }
 
 /// Removes a device; `false` when the user had no such device.
 pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<bool, AdapterError> {
-    let key = keys::otp_devices(user);
-    for _ in 0..ATTEMPTS {
+    let key = &keys::otp_devices(user);
+    retry_lost_races(DEVICES_CONTENDED, move || async move {
         let Some((mut list, version)) = read(store, user).await? else {
-            return Ok(false);
+            return Ok(Attempt::Done(false));
         };
         let before = list.len();
         list.retain(|device| device.id != *id);
         if list.len() == before {
-            return Ok(false);
+            return Ok(Attempt::Done(false));
         }
         let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
         match store
-            .transition(&key, version, &value, Ttl::Keep, None)
+            .transition(key, version, &value, Ttl::Keep, None)
             .await
         {
-            Ok(_) => return Ok(true),
-            Err(StoreError::Conflict) => continue,
-            Err(StoreError::NotFound) => return Ok(false),
-            Err(error) => return Err(error.into()),
+            Ok(_) => Ok(Attempt::Done(true)),
+            Err(StoreError::Conflict) => Ok(Attempt::Lost(())),
+            Err(StoreError::NotFound) => Ok(Attempt::Done(false)),
+            Err(error) => Err(error.into()),
         }
-    }
-    Err(AdapterError::Conflict(
-        "the user's devices are changing concurrently; retry".to_owned(),
-    ))
+    })
+    .await
 }
 
 /// Accepts a TOTP time step for `device` only if it is later than the last one accepted:
@@ -139,34 +136,35 @@ pub async fn spend_totp_step(
 ) -> Result<bool, AdapterError> {
     // Kept until any step it could refuse is out of the accepted drift anyway.
     let keep = Ttl::Set(std::time::Duration::from_secs(crate::otp::TOTP_STEP * 4));
-    let key = keys::totp_last_step(device);
-    let value = step.to_string();
-    for _ in 0..ATTEMPTS {
-        let written = match store.get(&key).await? {
-            None => store.insert(&key, value.as_bytes(), keep).await?,
-            Some(record) => {
-                let last = std::str::from_utf8(&record.value)
-                    .ok()
-                    .and_then(|last| last.parse::<u64>().ok())
-                    .unwrap_or(u64::MAX);
-                if step <= last {
-                    return Ok(false);
+    let (key, value) = (&keys::totp_last_step(device), &step.to_string());
+    retry_lost_races(
+        "the passcode is being checked concurrently; retry",
+        move || async move {
+            let written = match store.get(key).await? {
+                None => store.insert(key, value.as_bytes(), keep).await?,
+                Some(record) => {
+                    let last = std::str::from_utf8(&record.value)
+                        .ok()
+                        .and_then(|last| last.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX);
+                    if step <= last {
+                        return Ok(Attempt::Done(false));
+                    }
+                    match store
+                        .transition(key, record.version, value.as_bytes(), keep, None)
+                        .await
+                    {
+                        Ok(_) => true,
+                        Err(StoreError::Conflict | StoreError::NotFound) => false,
+                        Err(error) => return Err(error.into()),
+                    }
                 }
-                match store
-                    .transition(&key, record.version, value.as_bytes(), keep, None)
-                    .await
-                {
-                    Ok(_) => true,
-                    Err(StoreError::Conflict | StoreError::NotFound) => false,
-                    Err(error) => return Err(error.into()),
-                }
-            }
-        };
-        if written {
-            return Ok(true);
-        }
-    }
-    Err(AdapterError::Conflict(
-        "the passcode is being checked concurrently; retry".to_owned(),
-    ))
+            };
+            Ok(match written {
+                true => Attempt::Done(true),
+                false => Attempt::Lost(()),
+            })
+        },
+    )
+    .await
 }

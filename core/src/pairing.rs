@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::device::{self, Device, unix_now, validate_label};
+use crate::device::{self, Device, validate_label};
 use crate::device_key::PublicDeviceKey;
 use crate::error::AdapterError;
 use crate::ids::{DeviceId, FlowId, PairingKey};
 use crate::keys;
-use crate::store::{Store, Ttl};
+use crate::store::{Attempt, Store, Ttl, retry_lost_races};
 use crate::user::UserId;
 
 /// What a pairing key is good for, stored under the key's hash.
@@ -86,11 +86,12 @@ pub(crate) fn grant_record(
 
 /// Consumes a pairing key (once, atomically) and returns the device it makes, not saved
 /// yet, and the flow the key came from. Everything is checked before the key is
-/// consumed, so a malformed request leaves the key usable.
+/// consumed, so a malformed request leaves the key usable. `now_secs` stamps the pairing.
 pub async fn redeem(
     store: &dyn Store,
     request: PairingRequest,
     otp_seed: Option<String>,
+    now_secs: u64,
 ) -> Result<(Device, Option<FlowId>), AdapterError> {
     for (field, value) in [
         ("name", &request.name),
@@ -117,7 +118,7 @@ pub async fn redeem(
         model: request.model,
         nickname: None,
         public_key: request.public_key,
-        paired_at: unix_now(),
+        paired_at: now_secs,
         also_paired: Vec::new(),
         one_time: false,
         one_time_flow: None,
@@ -168,32 +169,33 @@ pub async fn add_user(
     device_id: &DeviceId,
     user: &UserId,
 ) -> Result<Device, AdapterError> {
-    for _ in 0..4 {
-        let (mut device, version) = device::find_versioned(store, device_id)
-            .await?
-            .ok_or(AdapterError::NotFound("device"))?;
-        if !device.serves(user) {
-            device.also_paired.push(user.clone());
-        }
-        match device::update(store, &device, version).await {
-            Ok(()) => {
-                store
-                    .index_add(
-                        &keys::user_devices(user),
-                        device.id.as_str(),
-                        Ttl::Persist,
-                        None,
-                    )
-                    .await?;
-                return Ok(device);
+    retry_lost_races(
+        "the device changed concurrently; retry",
+        move || async move {
+            let (mut device, version) = device::find_versioned(store, device_id)
+                .await?
+                .ok_or(AdapterError::NotFound("device"))?;
+            if !device.serves(user) {
+                device.also_paired.push(user.clone());
             }
-            Err(AdapterError::Conflict(_)) => continue,
-            Err(error) => return Err(error),
-        }
-    }
-    Err(AdapterError::Conflict(
-        "the device changed concurrently; retry".to_owned(),
-    ))
+            match device::update(store, &device, version).await {
+                Ok(()) => {
+                    store
+                        .index_add(
+                            &keys::user_devices(user),
+                            device.id.as_str(),
+                            Ttl::Persist,
+                            None,
+                        )
+                        .await?;
+                    Ok(Attempt::Done(device))
+                }
+                Err(AdapterError::Conflict(_)) => Ok(Attempt::Lost(())),
+                Err(error) => Err(error),
+            }
+        },
+    )
+    .await
 }
 
 /// The flow a pairing key belongs to, read without spending the key: `None` for an

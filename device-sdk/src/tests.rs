@@ -184,7 +184,10 @@ fn device_tokens_verify_at_the_server() {
     let claims = device_key::verify_token(&signer.token().unwrap(), &key, "dev-1", now).unwrap();
     assert_eq!(claims.jti.len(), 22);
     let other = signer.token().unwrap();
-    assert_eq!(device_key::token_issuer(&other).as_deref(), Some("dev-1"));
+    assert_eq!(
+        assent_core::jwt::unverified_issuer(&other).as_deref(),
+        Some("dev-1")
+    );
     assert_ne!(
         device_key::verify_token(&other, &key, "dev-1", now)
             .unwrap()
@@ -286,7 +289,10 @@ fn a_trusted_device_payload_verifies_at_the_server_once_fresh() {
     let key = server_key(signer.key());
     let now = SystemTime::now();
     let payload = signer.trusted_device_payload("flow-1").unwrap();
-    assert_eq!(device_key::token_issuer(&payload).as_deref(), Some("dev-1"));
+    assert_eq!(
+        assent_core::jwt::unverified_issuer(&payload).as_deref(),
+        Some("dev-1")
+    );
     let claims = device_key::verify_trusted_device_payload(&payload, &key, "dev-1", now).unwrap();
     assert_eq!(claims.flow_id, "flow-1");
     assert_eq!(claims.jti.len(), 22);

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use assent_core::device::unix_now;
+use assent_core::clock::Clock;
 use assent_core::notify::config::{Invalid, invalid};
 use assent_core::notify::{DeliveryError, FileConfig, Message, Notifier, mask_recipient};
 use async_trait::async_trait;
@@ -17,6 +17,7 @@ pub(crate) struct FileSender {
     // moves into the blocking task), so lines never interleave even when a timed-out
     // delivery abandons its future mid-write.
     turn: Arc<tokio::sync::Mutex<()>>,
+    clock: Arc<dyn Clock>,
 }
 
 /// One line of the outbox.
@@ -33,7 +34,7 @@ struct Line<'a> {
 impl FileSender {
     /// Checks at start-up that the file's directory exists (it is not created, so that a
     /// typo does not scatter outboxes).
-    pub(crate) fn new(config: &FileConfig) -> Result<Self, Invalid> {
+    pub(crate) fn new(config: &FileConfig, clock: Arc<dyn Clock>) -> Result<Self, Invalid> {
         let directory = match config.path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
@@ -47,6 +48,7 @@ impl FileSender {
         Ok(Self {
             path: Arc::from(config.path.as_path()),
             turn: Arc::default(),
+            clock,
         })
     }
 }
@@ -64,7 +66,7 @@ impl Notifier for FileSender {
             subject: &message.subject,
             text: &message.text,
             data: &message.data,
-            at: unix_now(),
+            at: self.clock.now_secs(),
         };
         let mut bytes = serde_json::to_vec(&line)
             .map_err(|error| DeliveryError::Failed(format!("outbox line: {error}")))?;
@@ -110,11 +112,12 @@ mod tests {
         let config = FileConfig {
             path: PathBuf::from("/nonexistent-assent-dir/outbox.jsonl"),
         };
-        let Err((key, reason)) = FileSender::new(&config) else {
+        let clock = || Arc::new(assent_core::clock::SystemClock);
+        let Err((key, reason)) = FileSender::new(&config, clock()) else {
             panic!("a missing directory is refused");
         };
         assert_eq!(key, "path");
         assert!(reason.contains("/nonexistent-assent-dir"), "{reason}");
-        assert!(FileSender::new(&FileConfig::default()).is_ok());
+        assert!(FileSender::new(&FileConfig::default(), clock()).is_ok());
     }
 }

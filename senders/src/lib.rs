@@ -17,6 +17,7 @@ mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+use assent_core::clock::Clock;
 use assent_core::notify::config::{Invalid, check_env_name, invalid};
 use assent_core::notify::{Delivery, DeliveryConfig, Notifier, SenderKind};
 use secrecy::SecretString;
@@ -40,10 +41,11 @@ pub fn validate(config: &DeliveryConfig) -> Result<(), Invalid> {
 }
 
 /// Builds the configured senders, reading the secrets that `*_env` keys name; failed
-/// deliveries are counted in `failures`, by channel.
+/// deliveries are counted in `failures`, by channel; messages are stamped by `clock`.
 pub fn delivery(
     config: &DeliveryConfig,
     failures: prometheus::IntCounterVec,
+    clock: Arc<dyn Clock>,
 ) -> Result<Delivery, String> {
     // Errors name the full key, e.g. `delivery.smtp.password_env: ...`.
     validate(config).map_err(report(""))?;
@@ -52,7 +54,7 @@ pub fn delivery(
     // lock must cover every channel writing to the outbox.
     let file = match config.uses(SenderKind::File) {
         true => Some(shared(
-            FileSender::new(&config.file).map_err(report("file."))?,
+            FileSender::new(&config.file, clock.clone()).map_err(report("file."))?,
         )),
         false => None,
     };
@@ -70,7 +72,7 @@ pub fn delivery(
     };
     let webhook = match &config.webhook {
         Some(webhook) if config.uses(SenderKind::Webhook) => Some(shared(
-            WebhookSender::new(webhook, timeout).map_err(report("webhook."))?,
+            WebhookSender::new(webhook, timeout, clock.clone()).map_err(report("webhook."))?,
         )),
         _ => None,
     };
@@ -139,7 +141,8 @@ mod tests {
         let failures =
             prometheus::IntCounterVec::new(prometheus::Opts::new("failures", "test"), &["channel"])
                 .unwrap();
-        let Err(error) = delivery(&config, failures) else {
+        let Err(error) = delivery(&config, failures, Arc::new(assent_core::clock::SystemClock))
+        else {
             panic!("an unset secret is refused");
         };
         assert_eq!(
@@ -161,7 +164,8 @@ mod tests {
         let failures =
             prometheus::IntCounterVec::new(prometheus::Opts::new("failures", "test"), &["channel"])
                 .unwrap();
-        let Err(error) = delivery(&config, failures) else {
+        let Err(error) = delivery(&config, failures, Arc::new(assent_core::clock::SystemClock))
+        else {
             panic!("a bad sender address is refused");
         };
         assert!(

@@ -17,9 +17,10 @@
 //!    a recorded request cannot be replayed later.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use assent_core::device::unix_now;
+use assent_core::clock::Clock;
 use assent_core::notify::config::{Invalid, check_url, invalid};
 use assent_core::notify::{DeliveryError, Message, Notifier, WebhookConfig};
 use async_trait::async_trait;
@@ -42,6 +43,7 @@ pub(crate) struct WebhookSender {
     client: reqwest::Client,
     url: reqwest::Url,
     secret: SecretString,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for WebhookSender {
@@ -65,7 +67,11 @@ struct Push<'a> {
 
 impl WebhookSender {
     /// Reads the secret and checks its length; requests give up after `timeout`.
-    pub(crate) fn new(config: &WebhookConfig, timeout: Duration) -> Result<Self, Invalid> {
+    pub(crate) fn new(
+        config: &WebhookConfig,
+        timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Invalid> {
         let url = check_url("url", &config.url)?;
         let secret = secret_from_env("secret_env", &config.secret_env)?;
         check_secret_length(&secret, &config.secret_env)?;
@@ -73,6 +79,7 @@ impl WebhookSender {
             client: http_client(timeout).map_err(|reason| invalid("url", &reason))?,
             url,
             secret,
+            clock,
         })
     }
 }
@@ -105,7 +112,7 @@ impl Notifier for WebhookSender {
     }
 
     async fn send(&self, message: &Message) -> Result<(), DeliveryError> {
-        let timestamp = unix_now();
+        let timestamp = self.clock.now_secs();
         let body = serde_json::to_vec(&Push {
             channel: message.channel.as_str(),
             to: &message.to,

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use assent_core::clock::{Clock, SystemClock};
 use assent_core::config::SecretHash;
 use figment::Figment;
 use josekit::jwk::{Jwk, JwkSet};
@@ -50,7 +51,7 @@ impl ClientKey {
 }
 
 fn now() -> u64 {
-    assent_core::device::unix_now()
+    SystemClock.now_secs()
 }
 
 /// The test's relying parties: one per delivery mode and authentication method.

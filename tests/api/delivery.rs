@@ -40,11 +40,15 @@ fn config(toml: &str) -> DeliveryConfig {
         .unwrap_or_else(|error| panic!("invalid test configuration: {error}\n{toml}"))
 }
 
+fn system_clock() -> std::sync::Arc<dyn assent_core::clock::Clock> {
+    std::sync::Arc::new(assent_core::clock::SystemClock)
+}
+
 /// The senders of `toml`, and the failure counter they count into.
 fn delivery(toml: &str) -> (Delivery, IntCounterVec) {
     secrets();
     let failures = IntCounterVec::new(Opts::new("failures", "test"), &["channel"]).unwrap();
-    let delivery = assent_senders::delivery(&config(toml), failures.clone())
+    let delivery = assent_senders::delivery(&config(toml), failures.clone(), system_clock())
         .unwrap_or_else(|error| panic!("the senders start: {error}"));
     (delivery, failures)
 }
@@ -363,7 +367,7 @@ fn start_up_errors_name_the_key_and_the_variable() {
     secrets();
     let start = |toml: &str| {
         let failures = IntCounterVec::new(Opts::new("f", "t"), &["channel"]).unwrap();
-        match assent_senders::delivery(&config(toml), failures) {
+        match assent_senders::delivery(&config(toml), failures, system_clock()) {
             Ok(_) => panic!("refused: {toml}"),
             Err(error) => error.to_string(),
         }

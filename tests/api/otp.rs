@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use assent_core::clock::{Clock, SystemClock};
 use assent_proto::admin::UserDevices;
 use assent_proto::authn::{
     ActionRequest, AuthnState, DetailCode, Device, DeviceType, ErrorCode, Method, PairingMethod,
@@ -374,7 +375,7 @@ fn secret_of(key_uri: &str) -> String {
 }
 
 fn totp_now(secret: &str) -> String {
-    assent_core::otp::totp_now(secret, assent_core::device::unix_now()).unwrap()
+    assent_core::otp::totp_now(secret, SystemClock.now_secs()).unwrap()
 }
 
 async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) {
@@ -492,7 +493,7 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
     );
     // The code of the next time step (within the accepted drift): newer than the step the
     // activation spent, so it is accepted once...
-    let next_step = assent_core::device::unix_now() + 30;
+    let next_step = SystemClock.now_secs() + 30;
     let code = assent_core::otp::totp_now(&secret, next_step).unwrap();
     let accepted = app.act_ok(&flow, ActionRequest::check_otp(&code)).await;
     assert_eq!(
@@ -811,7 +812,7 @@ async fn an_older_app_passcode_is_refused_once_a_newer_one_was_used(backend: Bac
         .as_str()
         .unwrap()
         .to_owned();
-    let now = assent_core::device::unix_now();
+    let now = SystemClock.now_secs();
     let current = assent_core::otp::totp_now(&seed, now).unwrap();
     let previous = assent_core::otp::totp_now(&seed, now - 30).unwrap();
     let flow = app.start_flow(&oob_request("alice")).await;

@@ -68,7 +68,8 @@ async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
     let written = raw["expiresAt"].as_str().expect("expiresAt is a string");
     let expires_at = chrono::DateTime::parse_from_rfc3339(written).unwrap();
     assert_eq!(expires_at, activation.expires_at, "{written}");
-    let ahead = expires_at.timestamp() - assent_core::device::unix_now() as i64;
+    let ahead = expires_at.timestamp()
+        - assent_core::clock::Clock::now_secs(&assent_core::clock::SystemClock) as i64;
     assert!((1..=3600).contains(&ahead), "{written} is {ahead} s ahead");
 
     // The browser long-polls; the app's pairing wakes it.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::machine::Fresh;
-use super::service::{now_ms, parse_flow_id, summaries};
+use super::service::{parse_flow_id, summaries};
 use super::{Action, Event, Flow, Method, Status, View, qr};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
@@ -105,7 +105,7 @@ impl Adapter {
         let id = parse_flow_id(id)?;
         let (flow, version) = self.load_versioned(&id).await?;
         flow.check_binding(presented)?;
-        let now = now_ms();
+        let now = self.clock().now_ms();
         // Refuse before anything is read or written for it.
         if !flow.allowed_actions(now).contains(&action.action()) {
             return Err(FlowError::NotAllowed {
@@ -279,7 +279,7 @@ impl Adapter {
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
         let mut flow = self.load_flow(&id).await?;
         flow.check_binding(presented)?;
-        let now = now_ms();
+        let now = self.clock().now_ms();
         // "A new one on poll once expired": the page shows a fresh QR code.
         if qr::code_expired(&flow, now) {
             flow = self.renew_qr_code(&flow).await?;
@@ -313,7 +313,7 @@ impl Adapter {
         Fresh {
             auth_id: crate::ids::AuthId::generate(&flow.id),
             pairing: (flow.kind() == super::FlowKind::NewDevice)
-                .then(|| self.pairing_offer(flow, now_ms())),
+                .then(|| self.pairing_offer(flow, self.clock().now_ms())),
         }
     }
 }

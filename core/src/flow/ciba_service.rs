@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ciba::{CibaRequest, Grant};
 use super::machine::Pick;
-use super::service::{now_ms, summaries};
+use super::service::summaries;
 use super::{Application, Event, Flow, FlowKind, FlowPolicy, Head, ciba};
 use crate::config::DeliveryMode;
 use crate::error::{AdapterError, FlowError};
@@ -79,7 +79,7 @@ impl Adapter {
             Some(message) => format!("{} asks you to sign in: {message}", request.client_name),
             None => format!("{} asks you to sign in", request.client_name),
         };
-        let now = now_ms();
+        let now = self.clock().now_ms();
         let id = FlowId::generate();
         let head = Head {
             id: id.clone(),
@@ -145,7 +145,10 @@ impl Adapter {
             return Err(AdapterError::NotFound("auth_req_id"));
         }
         self.update_flow_with(&id, Some((flow, version)), |flow| {
-            Ok((Event::TokenRequested, ciba::grant(flow, now_ms())?))
+            Ok((
+                Event::TokenRequested,
+                ciba::grant(flow, self.clock().now_ms())?,
+            ))
         })
         .await
     }

@@ -1,12 +1,11 @@
 //! The device's side of a flow: authenticating the device by its JWT, the requests
 //! waiting for it (long poll), its signed decision, and pairing.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::engine::decode;
-use super::service::now_ms;
 use super::verify::{Decision, DeviceAnswer};
 use super::{Application, Event, Flow, Status};
 use crate::device::{self, Device};
@@ -76,7 +75,7 @@ impl Adapter {
                     .load_any(flow)
                     .await
                     .ok()
-                    .is_some_and(|(flow, _)| !flow.status(now_ms()).is_terminal()),
+                    .is_some_and(|(flow, _)| !flow.status(self.clock().now_ms()).is_terminal()),
                 None => false,
             };
             if !alive {
@@ -89,7 +88,7 @@ impl Adapter {
     }
 
     async fn authenticate_any_device(&self, token: &str) -> Result<Device, AdapterError> {
-        let issuer = device_key::token_issuer(token).ok_or(AdapterError::Unauthenticated(
+        let issuer = crate::jwt::unverified_issuer(token).ok_or(AdapterError::Unauthenticated(
             "the device token is not a JWT with an iss",
         ))?;
         let device_id = DeviceId::parse(&issuer).ok_or(AdapterError::Unauthenticated(
@@ -98,7 +97,7 @@ impl Adapter {
         let device = device::find(self.store(), &device_id)
             .await?
             .ok_or(AdapterError::Unauthenticated("unknown or unpaired device"))?;
-        let now = SystemTime::now();
+        let now = self.clock().now();
         let claims = device_key::verify_token(token, &device.public_key, device_id.as_str(), now)
             .map_err(AdapterError::Unauthenticated)?;
         // Remember the jti until the token could no longer be accepted anyway.
@@ -143,7 +142,7 @@ impl Adapter {
     async fn list_pending(&self, device: &Device) -> Result<Vec<DeviceRequest>, AdapterError> {
         let store = self.store();
         let index = keys::device_pending(&device.id);
-        let now = now_ms();
+        let now = self.clock().now_ms();
         let mut requests = Vec::new();
         for member in store.index_members(&index).await? {
             let waiting = match AuthId::parse(&member) {
@@ -231,7 +230,7 @@ impl Adapter {
         let ttl = self.config().policy.pairing_key_ttl_secs;
         let key =
             crate::pairing::issue(self.store(), user_id, None, Duration::from_secs(ttl)).await?;
-        Ok((key, device::unix_now() + ttl))
+        Ok((key, self.clock().now_secs() + ttl))
     }
 
     /// Pairs an already trusted device with one more user (a shared device). The key is
@@ -265,8 +264,13 @@ impl Adapter {
         self.check_registration_open(&request.pairing_key).await?;
         let seed = crate::otp::new_totp_secret();
         let stored_seed = crate::sealing::seal(self.data_key(), &seed)?;
-        let (mut device, flow) =
-            crate::pairing::redeem(self.store(), request, Some(stored_seed)).await?;
+        let (mut device, flow) = crate::pairing::redeem(
+            self.store(),
+            request,
+            Some(stored_seed),
+            self.clock().now_secs(),
+        )
+        .await?;
         if let Some(flow) = flow {
             let user = device.user_id.clone();
             self.complete_registration(&device, &user, &flow).await?;
@@ -280,7 +284,7 @@ impl Adapter {
     async fn check_registration_open(&self, pairing_key: &str) -> Result<(), AdapterError> {
         if let Some(Some(flow)) = crate::pairing::grant_flow(self.store(), pairing_key).await? {
             let waiting = self.load_any(&flow).await.ok().is_some_and(|(flow, _)| {
-                flow.status(now_ms()) == super::Status::MobileActivationRequired
+                flow.status(self.clock().now_ms()) == super::Status::MobileActivationRequired
             });
             if !waiting {
                 return Err(AdapterError::NotFound("pairing key"));

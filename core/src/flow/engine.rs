@@ -7,15 +7,11 @@
 use std::time::Duration;
 
 use super::machine::{self, Context, Effect, Event, Metric, Transition};
-use super::service::now_ms;
 use super::{Flow, FlowKind, Status};
 use crate::error::AdapterError;
 use crate::ids::FlowId;
-use crate::store::{Create, StoreError, Ttl};
+use crate::store::{Attempt, Create, StoreError, Ttl, retry_lost_races_with};
 use crate::{Adapter, keys};
-
-/// How many times a change is retried when a concurrent write moved the flow on.
-const CAS_ATTEMPTS: usize = 4;
 
 /// A flow and the version a compare-and-set must name to replace it.
 pub(crate) type Versioned = (Flow, u64);
@@ -101,7 +97,7 @@ impl Adapter {
             .flows_started
             .with_label_values(&[kind])
             .inc();
-        match next.status(now_ms()) {
+        match next.status(self.clock().now_ms()) {
             Status::MfaFailed => self.count_finished(kind, "failed"),
             Status::Completed | Status::Resume => self.count_finished(kind, "skipped"),
             _ => {}
@@ -128,54 +124,55 @@ impl Adapter {
     pub(crate) async fn update_flow_with<T>(
         &self,
         id: &FlowId,
-        mut current: Option<Versioned>,
-        mut make_event: impl FnMut(&Flow) -> Result<(Event, T), AdapterError>,
+        current: Option<Versioned>,
+        make_event: impl FnMut(&Flow) -> Result<(Event, T), AdapterError>,
     ) -> Result<(Flow, T), AdapterError> {
-        let key = keys::flow(id);
-        let channel = keys::flow_channel(id);
-        for _ in 0..CAS_ATTEMPTS {
-            // The caller's fresh read serves the first attempt; a lost race re-reads.
-            let (flow, version) = match current.take() {
-                Some(current) => current,
-                None => self.load_any(id).await?,
-            };
-            let (event, answer) = make_event(&flow)?;
-            let now = now_ms();
-            let Transition { next, effects } = machine::apply(
-                &flow,
-                event,
-                &self.context(flow.application.id.as_deref(), now),
-            )?;
-            // Nothing changed (a token poll on a denied request): nothing to write.
-            if next == flow && effects.is_empty() {
-                return Ok((next, answer));
-            }
-            let (creates, effects) = self.split_effects(&next, effects)?;
-            match self
-                .store()
-                .commit(
-                    &key,
-                    Some(version),
-                    &encode(&next)?,
-                    Ttl::Keep,
-                    Some(&channel),
-                    &creates,
-                )
-                .await
-            {
-                Ok(_) => {
-                    self.count_outcome(&flow, &next, now);
-                    self.run_effects(&next, effects).await?;
-                    return Ok((next, answer));
+        let (key, channel) = (&keys::flow(id), &keys::flow_channel(id));
+        retry_lost_races_with(
+            "the flow is changing concurrently; retry",
+            (current, make_event),
+            move |(current, mut make_event)| async move {
+                // The caller's fresh read serves the first attempt; a lost race re-reads.
+                let (flow, version) = match current {
+                    Some(current) => current,
+                    None => self.load_any(id).await?,
+                };
+                let (event, answer) = make_event(&flow)?;
+                let now = self.clock().now_ms();
+                let Transition { next, effects } = machine::apply(
+                    &flow,
+                    event,
+                    &self.context(flow.application.id.as_deref(), now),
+                )?;
+                // Nothing changed (a token poll on a denied request): nothing to write.
+                if next == flow && effects.is_empty() {
+                    return Ok(Attempt::Done((next, answer)));
                 }
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::NotFound) => return Err(AdapterError::NotFound("flow")),
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(AdapterError::Conflict(
-            "the flow is changing concurrently; retry".to_owned(),
-        ))
+                let (creates, effects) = self.split_effects(&next, effects)?;
+                match self
+                    .store()
+                    .commit(
+                        key,
+                        Some(version),
+                        &encode(&next)?,
+                        Ttl::Keep,
+                        Some(channel),
+                        &creates,
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        self.count_outcome(&flow, &next, now);
+                        self.run_effects(&next, effects).await?;
+                        Ok(Attempt::Done((next, answer)))
+                    }
+                    Err(StoreError::Conflict) => Ok(Attempt::Lost((None, make_event))),
+                    Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
+                    Err(error) => Err(error.into()),
+                }
+            },
+        )
+        .await
     }
 
     /// Writes that the machine's state promises the engine keeps: the binding of a flow to
@@ -211,7 +208,10 @@ impl Adapter {
         for effect in effects {
             match effect {
                 Effect::IssuePairingKey(offer) => {
-                    let ttl_ms = offer.expires_at_ms.saturating_sub(now_ms()).max(1000);
+                    let ttl_ms = offer
+                        .expires_at_ms
+                        .saturating_sub(self.clock().now_ms())
+                        .max(1000);
                     let (key, value) = crate::pairing::grant_record(
                         &offer.pairing_key,
                         &flow.user_id,
@@ -265,7 +265,8 @@ impl Adapter {
                     }
                 }
                 Effect::Record(Metric::Decided(decision)) => {
-                    let elapsed = now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
+                    let elapsed =
+                        self.clock().now_ms().saturating_sub(flow.created_at_ms) as f64 / 1000.0;
                     self.metrics()
                         .decision_seconds
                         .with_label_values(&[flow.kind().as_str(), decision.as_str()])

@@ -3,10 +3,8 @@
 
 use super::engine::Versioned;
 use super::passcode::{check_send_allowed, wrong_code_outcome};
-use super::service::now_ms;
 use super::{Event, Flow, Method, View};
 use crate::Adapter;
-use crate::device;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId};
 use crate::otp;
@@ -50,7 +48,7 @@ impl Adapter {
             totp_secret: totp_secret
                 .map(|secret| crate::sealing::seal(self.data_key(), secret))
                 .transpose()?,
-            paired_at: device::unix_now(),
+            paired_at: self.clock().now_secs(),
         };
         let policy = self.policy_for(flow);
         let data_key = self.data_key();
@@ -59,7 +57,7 @@ impl Adapter {
                 let passed = computed.unwrap_or_else(|| match flow.view() {
                     View::Activation {
                         sent: Some(sent), ..
-                    } => sent.accepts(presented, now_ms(), data_key),
+                    } => sent.accepts(presented, self.clock().now_ms(), data_key),
                     _ => false,
                 });
                 let event = Event::ActivationChecked {
@@ -69,7 +67,7 @@ impl Adapter {
                 Ok((event, passed))
             })
             .await?;
-        wrong_code_outcome(flow, passed, policy.otp_max_attempts)
+        wrong_code_outcome(flow, passed, policy.otp_max_attempts, self.clock().now_ms())
     }
 
     /// `selectDevicePairingMethod`: a new authenticator secret, a pairing key for the
@@ -83,7 +81,8 @@ impl Adapter {
         let method = Method::parse(device_type).ok_or(FlowError::MethodNotOffered)?;
         let (flow, _) = &current;
         let totp_secret = (method == Method::Totp).then(otp::new_totp_secret);
-        let pairing = (method == Method::PingidMobile).then(|| self.pairing_offer(flow, now_ms()));
+        let pairing = (method == Method::PingidMobile)
+            .then(|| self.pairing_offer(flow, self.clock().now_ms()));
         self.update_flow(flow_id, Some(current), |_| {
             Ok(Event::PairingMethodChosen {
                 method,

@@ -3,7 +3,6 @@
 //! time step), and resending.
 
 use super::engine::Versioned;
-use super::service::now_ms;
 use super::{Event, Flow, FlowKind, Head, Method, Status, View};
 use crate::Adapter;
 use crate::device;
@@ -32,7 +31,7 @@ impl Adapter {
         sends: u32,
     ) -> Result<(SentCode, Message), AdapterError> {
         let code = otp::random_code(policy.otp_length);
-        let now = now_ms();
+        let now = self.clock().now_ms();
         let sent = SentCode::new(
             &code,
             now,
@@ -114,7 +113,7 @@ impl Adapter {
             .cloned()
             .ok_or(FlowError::NotAllowed {
                 action: "checkOtp",
-                status: flow.status(now_ms()).as_str(),
+                status: flow.status(self.clock().now_ms()).as_str(),
             })?;
         let device = flow
             .devices
@@ -155,8 +154,8 @@ impl Adapter {
         };
         // A new device admitted by the right code may pair with this key; it is written
         // only by the transition that admits it.
-        let pairing =
-            (flow.kind() == FlowKind::NewDevice).then(|| self.pairing_offer(flow, now_ms()));
+        let pairing = (flow.kind() == FlowKind::NewDevice)
+            .then(|| self.pairing_offer(flow, self.clock().now_ms()));
         let data_key = self.data_key();
         let (flow, passed) = self
             .update_flow_with(flow_id, Some(current), |flow| {
@@ -164,7 +163,9 @@ impl Adapter {
                     View::Otp {
                         device,
                         sent: Some(sent),
-                    } if *device == device_id => sent.accepts(&presented, now_ms(), data_key),
+                    } if *device == device_id => {
+                        sent.accepts(&presented, self.clock().now_ms(), data_key)
+                    }
                     _ => false,
                 });
                 let event = Event::OtpChecked {
@@ -175,7 +176,7 @@ impl Adapter {
                 Ok((event, passed))
             })
             .await?;
-        wrong_code_outcome(flow, passed, policy.otp_max_attempts)
+        wrong_code_outcome(flow, passed, policy.otp_max_attempts, self.clock().now_ms())
     }
 
     /// Checks a computed code and spends its time step; `false` when wrong.
@@ -188,7 +189,7 @@ impl Adapter {
         let Some(secret) = secret else {
             return Ok(false);
         };
-        let Some(step) = otp::totp_step(secret, presented, device::unix_now()) else {
+        let Some(step) = otp::totp_step(secret, presented, self.clock().now_secs()) else {
             return Ok(false);
         };
         if !otp_device::spend_totp_step(self.store(), device, step).await? {
@@ -227,14 +228,14 @@ impl Adapter {
             _ => {
                 return Err(FlowError::NotAllowed {
                     action: "resend",
-                    status: flow.status(now_ms()).as_str(),
+                    status: flow.status(self.clock().now_ms()).as_str(),
                 }
                 .into());
             }
         };
         check_send_allowed(flow, policy)?;
         let wait_ms = (previous.last_sent_ms + policy.otp_resend_interval_secs * 1000)
-            .saturating_sub(now_ms());
+            .saturating_sub(self.clock().now_ms());
         if wait_ms > 0 {
             return Err(FlowError::Throttled(format!(
                 "wait {} s before asking for another passcode",
@@ -281,13 +282,14 @@ pub(super) fn check_send_allowed(flow: &Head, policy: &MfaPolicy) -> Result<(), 
 }
 
 /// The outcome of a checked code: the flow when right or locked out, else the error with
-/// the tries left.
+/// the tries left, as seen at `now_ms`.
 pub(super) fn wrong_code_outcome(
     flow: Flow,
     passed: bool,
     max_attempts: u32,
+    now_ms: u64,
 ) -> Result<Flow, AdapterError> {
-    if passed || flow.status(now_ms()) == Status::MfaFailed {
+    if passed || flow.status(now_ms) == Status::MfaFailed {
         return Ok(flow);
     }
     Err(FlowError::InvalidOtp(max_attempts.saturating_sub(flow.otp_failures)).into())

@@ -2,7 +2,7 @@
 //! poll once expired; the trusted device's scan; the person's pick on a shared device.
 //! The machine is [`super::qr`].
 
-use super::service::{now_ms, summaries};
+use super::service::summaries;
 use super::{Event, Flow, FlowKind, FlowState};
 use crate::device::{self, Device};
 pub use assent_proto::device::{QrOutcome, QrStatus, QrUser};
@@ -62,7 +62,7 @@ impl Adapter {
 
     /// Replaces an expired code (on the browser's poll).
     pub(crate) async fn renew_qr_code(&self, flow: &Flow) -> Result<Flow, AdapterError> {
-        let (token, expires_at_ms) = self.fresh_qr_code(&flow.id, now_ms());
+        let (token, expires_at_ms) = self.fresh_qr_code(&flow.id, self.clock().now_ms());
         let renewed = Event::QrRenewed {
             token,
             expires_at_ms,

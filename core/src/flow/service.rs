@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -25,15 +25,6 @@ use crate::{Adapter, keys};
 
 /// Longest accepted return URL.
 const MAX_URL_LEN: usize = 2048;
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
-}
 
 /// What a federation server asks for.
 pub struct StartFlow {
@@ -261,7 +252,7 @@ impl Adapter {
                     model: one_time.model,
                     nickname: None,
                     public_key,
-                    paired_at: device::unix_now(),
+                    paired_at: self.clock().now_secs(),
                     also_paired: Vec::new(),
                     one_time: true,
                     otp_seed: None,
@@ -277,7 +268,7 @@ impl Adapter {
             }
             _ => None,
         };
-        let now = now_ms();
+        let now = self.clock().now_ms();
         let mut head = Head {
             id: flow_id,
             client_id: client_id.to_owned(),
@@ -462,7 +453,7 @@ impl Adapter {
             }
             other => other?,
         };
-        let status = flow.status(now_ms());
+        let status = flow.status(self.clock().now_ms());
         let approval = flow.completed_approval();
         Ok(FlowResult {
             flow_id: flow.id.clone(),

@@ -5,6 +5,7 @@
 
 mod memory;
 mod redis;
+mod retry;
 mod waiters;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
+pub(crate) use self::retry::{Attempt, retry_lost_races, retry_lost_races_with};
 pub use self::waiters::Subscription;
 
 /// Why a store operation did not happen.

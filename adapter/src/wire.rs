@@ -28,11 +28,18 @@ pub(crate) fn start_flow(request: StartFlowRequest) -> Result<StartFlow, String>
             user_code_hash: None,
         }),
     };
+    let client_ip = match request.client_ip {
+        Some(ip) => Some(
+            ip.parse()
+                .map_err(|_| "clientIp is not an IPv4 or IPv6 address".to_owned())?,
+        ),
+        None => None,
+    };
     Ok(StartFlow {
         kind: flow_kind(request.kind),
         user,
         application: application(request.application),
-        client_ip: request.client_ip,
+        client_ip,
         client_device: request.client_device,
         dynamic_params: request.dynamic_params,
         template_id: request.template_id,

@@ -34,8 +34,8 @@ pub struct StartFlow {
     pub user: Option<UserProfile>,
     /// The application signed in to.
     pub application: Application,
-    /// The browser's address (raw; parsed here).
-    pub client_ip: Option<String>,
+    /// The browser's address, parsed where it entered.
+    pub client_ip: Option<IpAddr>,
     /// The federation server's opaque id of the browser (a device cookie).
     pub client_device: Option<String>,
     /// Dynamic parameters (raw; validated here).
@@ -192,12 +192,7 @@ impl Adapter {
         if let Some(url) = &request.return_url {
             validate_return_url(url)?;
         }
-        let client_ip = match &request.client_ip {
-            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
-                AdapterError::Invalid("clientIp is not an IPv4 or IPv6 address".into())
-            })?),
-            None => None,
-        };
+        let client_ip = request.client_ip;
         validate_application(&request.application)?;
         if let Some(client_device) = &request.client_device {
             validate_label("clientDevice", client_device)?;

@@ -2,6 +2,7 @@
 //! `redis-server` on a free port) and talks to it over HTTP like a client would.
 //! All modules compile into this one test binary.
 
+mod browser;
 mod support;
 
 mod bad_input;
@@ -20,3 +21,4 @@ mod qr;
 mod registration;
 mod store;
 mod walkthrough;
+mod widget;

@@ -1,0 +1,235 @@
+//! A headless Chromium driven over W3C WebDriver: `chromedriver` on a free port, spoken to
+//! in plain HTTP and JSON (reqwest), enough to load a page, run scripts in it and read
+//! what it shows. Debian's `chromium` and `chromium-driver`, installed by scripts/test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::free_port;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// One browser session; the browser and its driver end when this is dropped.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    /// The browser's own process, to end it should its driver fail to.
+    browser_pid: Option<u64>,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    /// Starts `chromedriver` and a headless Chromium session.
+    pub async fn start() -> Self {
+        assert!(
+            Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+            "run ./scripts/test, which installs chromium and chromium-driver"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client");
+        let mut browser = Self {
+            driver,
+            port,
+            session: String::new(),
+            browser_pid: None,
+            http,
+        };
+        browser.wait_until_ready().await;
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "timeouts": { "pageLoad": 20_000, "script": 20_000 },
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                // Root in a container has no sandbox to offer; /dev/shm may be tiny.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--no-first-run",
+                         "--disable-crash-reporter", "--window-size=1024,900"],
+            },
+        }}});
+        let created = browser
+            .command(reqwest::Method::POST, "/session", Some(capabilities))
+            .await;
+        browser.session = created["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        browser.browser_pid = created["capabilities"]["goog:processID"].as_u64();
+        browser
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = format!("http://127.0.0.1:{}/status", self.port);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.http.get(&status).send().await
+                && let Ok(body) = response.json::<Value>().await
+                && body["value"]["ready"] == true
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chromedriver did not start on port {}", self.port);
+    }
+
+    /// One WebDriver command; its `value`, or a panic with the driver's error.
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("chromedriver answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("a WebDriver JSON answer");
+        assert!(status.is_success(), "WebDriver {path}: {status} {body}");
+        body["value"].clone()
+    }
+
+    async fn session_command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let body = (method != reqwest::Method::GET).then_some(body);
+        self.command(method, &path, body).await
+    }
+
+    /// Loads `url` and waits for the page to load.
+    pub async fn goto(&self, url: &str) {
+        self.session_command(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    /// The address of the page shown now.
+    pub async fn current_url(&self) -> String {
+        self.session_command(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
+    pub async fn run(&self, script: &str, args: Value) -> Value {
+        let body = json!({ "script": script, "args": args });
+        self.session_command(reqwest::Method::POST, "/execute/sync", body)
+            .await
+    }
+
+    /// Runs `script`, which calls its last argument with the result (for promises).
+    pub async fn run_async(&self, script: &str, args: Value) -> Value {
+        let body = json!({ "script": script, "args": args });
+        self.session_command(reqwest::Method::POST, "/execute/async", body)
+            .await
+    }
+
+    /// The text a person sees on the page now.
+    pub async fn text(&self) -> String {
+        self.run(
+            "return document.body ? document.body.innerText : '';",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// Runs `script` until it returns something other than `null` or `false`, and returns
+    /// that; after `timeout`, panics saying what was awaited and what the page showed.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        script: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.run(script, args.clone()).await;
+            if !value.is_null() && value != false {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "waited {timeout:?} for {what}; the page at {} shows:\n{}",
+                    self.current_url().await,
+                    self.text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page shows `text`.
+    pub async fn wait_for_text(&self, text: &str, timeout: Duration) {
+        let script = "return document.body && document.body.innerText.includes(arguments[0]);";
+        self.wait_for(
+            &format!("the text {text:?}"),
+            script,
+            json!([text]),
+            timeout,
+        )
+        .await;
+    }
+
+    /// Waits until the browser is at `url`.
+    pub async fn wait_for_url(&self, url: &str, timeout: Duration) {
+        let script = "return location.href === arguments[0];";
+        self.wait_for(&format!("the page {url}"), script, json!([url]), timeout)
+            .await;
+    }
+
+    /// Ends the session the way the driver expects (`DELETE /session/{id}`), with plain
+    /// blocking I/O since it runs in `drop`.
+    fn end_session(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.session, self.port
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        // The status line is enough (the driver may keep the connection open).
+        let mut reply = [0u8; 12];
+        stream.read_exact(&mut reply).is_ok() && &reply == b"HTTP/1.1 200"
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The driver quits the browser when the session ends; ending the driver alone
+        // would leave the browser running.
+        if !self.session.is_empty()
+            && !self.end_session()
+            && let Some(pid) = self.browser_pid
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

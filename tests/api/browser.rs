@@ -90,18 +90,33 @@ impl Browser {
         panic!("chromedriver did not start on port {}", self.port);
     }
 
-    /// One WebDriver command; its `value`, or a panic with the driver's error.
-    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver command: its `value`, or the driver's error.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("chromedriver answers");
+        let response = request.send().await.map_err(|error| error.to_string())?;
         let status = response.status();
-        let body: Value = response.json().await.expect("a WebDriver JSON answer");
-        assert!(status.is_success(), "WebDriver {path}: {status} {body}");
-        body["value"].clone()
+        let body: Value = response.json().await.map_err(|error| error.to_string())?;
+        if status.is_success() {
+            Ok(body["value"].clone())
+        } else {
+            Err(format!("WebDriver {path}: {status} {body}"))
+        }
+    }
+
+    /// One WebDriver command; its `value`, or a panic with the driver's error.
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     async fn session_command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -161,8 +176,14 @@ impl Browser {
         timeout: Duration,
     ) -> Value {
         let deadline = Instant::now() + timeout;
+        let path = format!("/session/{}/execute/sync", self.session);
+        let body = json!({ "script": script, "args": args });
         loop {
-            let value = self.run(script, args.clone()).await;
+            // A script that meets the page mid-navigation fails: that is "not yet".
+            let value = self
+                .try_command(reqwest::Method::POST, &path, Some(body.clone()))
+                .await
+                .unwrap_or(Value::Null);
             if !value.is_null() && value != false {
                 return value;
             }

@@ -107,6 +107,12 @@ pub enum DeviceCommand {
         /// The flow's `serverPayload`.
         server_payload: String,
     },
+    /// Sign this trusted device's mobilePayload for a flow (a native app's `authenticate`)
+    /// and print it.
+    SignIn {
+        /// The flow's id.
+        flow_id: String,
+    },
     /// Wait for requests and answer each as told.
     Watch {
         /// The answer to give every request.
@@ -274,6 +280,11 @@ pub async fn run(state: &Path, command: DeviceCommand) -> Result<(), DeviceError
         }
         DeviceCommand::Authorize { server_payload } => {
             say(Device::load(state)?.authorize(&server_payload)?)?;
+        }
+        DeviceCommand::SignIn { flow_id } => {
+            say(Device::load(state)?
+                .signer()
+                .trusted_device_payload(&flow_id)?)?;
         }
         DeviceCommand::Watch { auto, count } => watch(state, auto, count).await?,
     }

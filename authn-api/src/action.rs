@@ -158,7 +158,8 @@ impl Parameters for MobilePayload {
     const TARGETS: &'static [&'static str] = &["mobilePayload"];
 
     fn texts(&self) -> Vec<&str> {
-        vec![&self.mobile_payload]
+        // Absent is a browser's `authenticate {}`; present, it must not be empty.
+        self.mobile_payload.iter().map(String::as_str).collect()
     }
 }
 

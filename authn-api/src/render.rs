@@ -216,6 +216,7 @@ fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<W
     let change_device_permitted = flow.devices.len() > 1;
     let application_name = || flow.application.name.clone();
     Ok(match status {
+        Status::AuthenticationRequired => Wire::AuthenticationRequired,
         Status::DeviceSelectionRequired => Wire::DeviceSelectionRequired(DeviceSelection {
             devices: devices(),
             selected_device_ref,
@@ -339,13 +340,16 @@ fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<W
         }
         // Opaque to the federation server and the page: the app's SDK signs it.
         Status::MobilePairingRequired => {
-            let View::MobilePayload { nonce } = flow.view() else {
+            let View::MobilePayload { nonce, pairing } = flow.view() else {
                 return Err(mismatch(status));
             };
             let payload = ServerPayload {
                 flow_id: flow.id.as_str().to_owned(),
                 nonce: nonce.to_owned(),
-                pairing_key: None,
+                // Shown until the app has paired with it (it works once anyway).
+                pairing_key: pairing
+                    .filter(|(_, paired)| !paired)
+                    .map(|(offer, _)| offer.pairing_key.clone()),
             };
             let payload = serde_json::to_vec(&payload).map_err(AdapterError::internal)?;
             Wire::MobilePairingRequired(MobilePairing {

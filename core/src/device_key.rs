@@ -205,3 +205,18 @@ pub fn verify_new_device_payload(
     check_fresh(claims.iat, &claims.jti, now)?;
     Ok((key, claims))
 }
+
+/// The `typ` a mobile payload's JWS header claims, before it is verified: which check
+/// applies (a trusted device's, an untrusted app's).
+pub fn mobile_payload_type(payload: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Header {
+        typ: Option<String>,
+    }
+    let header = payload.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    serde_json::from_slice::<Header>(&bytes).ok()?.typ
+}

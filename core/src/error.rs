@@ -71,6 +71,9 @@ pub enum FlowError {
     /// No user selection waits (the text says why).
     #[error("{0}")]
     QrSelectionClosed(&'static str),
+    /// `continueAuthentication` before the app paired with its `serverPayload`.
+    #[error("the app has not paired with the serverPayload's key yet")]
+    NotPaired,
     /// The user picked is not paired with the scanning device.
     #[error("that user is not paired with this device")]
     QrUserNotPaired,

@@ -45,6 +45,12 @@ pub fn device_jti(device: &DeviceId, jti_sha256: &str) -> String {
     format!("jti:{{d:{device}}}:{jti_sha256}")
 }
 
+/// A `mobilePayload` id already used by an app not trusted yet, by the SHA-256 of its key
+/// and of the id (replay marker).
+pub fn new_app_jti(key_sha256: &str, jti_sha256: &str) -> String {
+    format!("app-jti:{{k:{key_sha256}}}:{jti_sha256}")
+}
+
 /// A pairing key, by the SHA-256 of its value (the key itself is never stored).
 pub fn pairing_key(key_sha256: &str) -> String {
     format!("pairing:{{{key_sha256}}}")

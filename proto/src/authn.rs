@@ -58,6 +58,9 @@ pub struct Link {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
+    /// Nothing was sent yet: a browser posts `authenticate {}` (PingFederate's widget does
+    /// so by itself), a native app `authenticate {mobilePayload}`.
+    AuthenticationRequired,
     /// The person picks a device.
     DeviceSelectionRequired(DeviceSelection),
     /// A request is on the device.
@@ -110,6 +113,8 @@ pub enum Status {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StatusName {
+    /// `AUTHENTICATION_REQUIRED`
+    AuthenticationRequired,
     /// `DEVICE_SELECTION_REQUIRED`
     DeviceSelectionRequired,
     /// `PUSH_CONFIRMATION_WAITING`
@@ -162,6 +167,7 @@ impl Status {
     /// The status's name.
     pub fn name(&self) -> StatusName {
         match self {
+            Self::AuthenticationRequired => StatusName::AuthenticationRequired,
             Self::DeviceSelectionRequired(_) => StatusName::DeviceSelectionRequired,
             Self::PushConfirmationWaiting(_) => StatusName::PushConfirmationWaiting,
             Self::PushConfirmationRejected(_) => StatusName::PushConfirmationRejected,
@@ -793,10 +799,17 @@ impl ActionRequest {
         })
     }
 
-    /// `authenticate {mobilePayload}`.
+    /// `authenticate {mobilePayload}`: a native app.
     pub fn authenticate(mobile_payload: impl Into<String>) -> Self {
         Self::Authenticate(MobilePayload {
-            mobile_payload: mobile_payload.into(),
+            mobile_payload: Some(mobile_payload.into()),
+        })
+    }
+
+    /// `authenticate {}`: a browser on the page, as PingFederate's widget posts it.
+    pub fn authenticate_browser() -> Self {
+        Self::Authenticate(MobilePayload {
+            mobile_payload: None,
         })
     }
 
@@ -912,12 +925,13 @@ pub struct NicknameUpdate {
     pub nickname: String,
 }
 
-/// `{mobilePayload}`: the body of `authenticate` from a native app.
+/// The body of `authenticate`: `{}` from a browser, `{mobilePayload}` from a native app.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MobilePayload {
-    /// The app's compact JWS over the flow's challenge.
-    pub mobile_payload: String,
+    /// The app's compact JWS (from its SDK); absent for a browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile_payload: Option<String>,
 }
 
 /// `{otp}`: the body of `checkOtp` and of the `activate...Device` actions.

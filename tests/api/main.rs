@@ -10,6 +10,7 @@ mod ciba;
 mod delivery;
 mod device_authorization;
 mod devices;
+mod entry;
 mod interop;
 mod new_device;
 mod one_time_device;

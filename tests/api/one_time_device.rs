@@ -60,7 +60,7 @@ async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>
     let flow = created["flowId"].as_str().unwrap().to_owned();
     let device_id = created["oneTimeDeviceId"].as_str().unwrap().to_owned();
 
-    let state = app.state(&flow).await;
+    let state = app.enter(&flow).await;
     assert_eq!(state.status.name(), StatusName::PushConfirmationWaiting);
     assert_eq!(state.status.selected_device_id(), Some(device_id.as_str()));
     assert!(

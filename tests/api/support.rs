@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use assent::Application;
 use assent_core::store::{MemoryStore, RedisOptions, RedisStore, Store};
 use assent_core::{Adapter, Config};
-use assent_proto::authn::{ActionRequest, AuthnState, ErrorBody, ErrorDetail};
+use assent_proto::authn::{ActionRequest, AuthnState, ErrorBody, ErrorDetail, StatusName};
 use figment::Figment;
 use prometheus::IntCounter;
 
@@ -596,8 +596,30 @@ impl TestApp {
             .expect("the request reaches the server")
     }
 
-    /// Starts a flow and returns its id.
+    /// Starts a flow and enters it as PingFederate's widget does (a GET, which binds the
+    /// flow to this client, then `authenticate {}` on `AUTHENTICATION_REQUIRED`), so that
+    /// policy has been applied and the push or the code sent; returns its id.
     pub async fn start_flow(&self, body: &serde_json::Value) -> String {
+        let flow = self.start_flow_unauthenticated(body).await;
+        if self.state(&flow).await.status.name() == StatusName::AuthenticationRequired {
+            self.act_ok(&flow, ActionRequest::authenticate_browser())
+                .await;
+        }
+        flow
+    }
+
+    /// Enters a flow started with [`Self::start_flow_unauthenticated`] as the widget does
+    /// (a GET, then `authenticate {}`): the state after it.
+    pub async fn enter(&self, flow: &str) -> AuthnState {
+        let state = self.state(flow).await;
+        assert_eq!(state.status.name(), StatusName::AuthenticationRequired);
+        self.act_ok(flow, ActionRequest::authenticate_browser())
+            .await
+    }
+
+    /// Starts a flow and returns its id, leaving it in `AUTHENTICATION_REQUIRED` (unread,
+    /// unbound): for tests of the entry itself.
+    pub async fn start_flow_unauthenticated(&self, body: &serde_json::Value) -> String {
         let response = self.start_flow_raw(body).await;
         assert_eq!(response.status(), 201, "flow started");
         let created: serde_json::Value = response.json().await.unwrap();

@@ -150,6 +150,22 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
             break;
         }
         binding = state.authn_api_state.clone().unwrap();
+        // The browser enters, as the widget does: only then is the push sent.
+        if state.status.name() == StatusName::AuthenticationRequired {
+            let entered = http
+                .post(format!("{}/pf-ws/authn/flows/{flow}", process.address))
+                .header("X-PF-Authn-API-State", binding.clone())
+                .header("X-XSRF-Header", "PingFederate")
+                .header(
+                    "Content-Type",
+                    "application/vnd.pingidentity.authenticate+json",
+                )
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(entered.status(), 200);
+        }
         assert!(
             Instant::now() < deadline,
             "the watcher denies the request: {state:?}"

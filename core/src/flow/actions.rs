@@ -33,10 +33,11 @@ pub enum FlowAction {
     Cancel,
     /// Abandon a device registration (the widget's `cancelDevicePairing`).
     CancelPairing,
-    /// A trusted app's signed answer to the server payload.
+    /// `authenticate`: a browser enters (`{}`), or a native app (`{mobilePayload}`), or a
+    /// trusted app answers a device authorization's server payload.
     Authenticate {
-        /// The compact JWS by the device key.
-        mobile_payload: String,
+        /// The app's compact JWS, absent for a browser.
+        mobile_payload: Option<String>,
     },
     /// A one-time passcode for the current device.
     CheckOtp(String),
@@ -192,6 +193,17 @@ impl Adapter {
                 self.refresh_devices(&flow).await
             }
             FlowAction::Authenticate { mobile_payload } => {
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                if current.0.status(now) == Status::AuthenticationRequired {
+                    return self.enter(&id, current, mobile_payload.as_deref()).await;
+                }
+                let mobile_payload = mobile_payload.ok_or_else(|| {
+                    AdapterError::Invalid(
+                        "mobilePayload is required: sign the serverPayload with the device key"
+                            .to_owned(),
+                    )
+                })?;
+                let current = Some(current);
                 let flow = current
                     .as_ref()
                     .map(|(flow, _)| flow)

@@ -120,6 +120,7 @@ impl Adapter {
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
+            entering_app: None,
         };
         let expiry_ms = u64::try_from(request.expiry.as_millis()).unwrap_or(u64::MAX);
         let pick = Pick::Push {

@@ -42,7 +42,10 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
-            Self::MobilePayloadRequired { nonce } => View::MobilePayload { nonce },
+            Self::MobilePayloadRequired { nonce } => View::MobilePayload {
+                nonce,
+                pairing: None,
+            },
             Self::MfaFailed { reason } => View::MfaFailed(reason),
             Self::Completed { approval } => View::Completed {
                 approval: Some(approval),

@@ -241,7 +241,8 @@ impl Adapter {
         device: &Device,
         pairing_key: &str,
     ) -> Result<Device, AdapterError> {
-        self.check_registration_open(pairing_key).await?;
+        self.check_registration_open(pairing_key, &device.public_key)
+            .await?;
         let (user, flow) =
             crate::pairing::claim_for_join(self.store(), &device.id, pairing_key).await?;
         if let Some(flow) = flow {
@@ -261,7 +262,8 @@ impl Adapter {
         &self,
         request: crate::pairing::PairingRequest,
     ) -> Result<Device, AdapterError> {
-        self.check_registration_open(&request.pairing_key).await?;
+        self.check_registration_open(&request.pairing_key, &request.public_key)
+            .await?;
         let seed = crate::otp::new_totp_secret();
         let stored_seed = crate::sealing::seal(self.data_key(), &seed)?;
         let (mut device, flow) = crate::pairing::redeem(
@@ -280,14 +282,32 @@ impl Adapter {
         Ok(device)
     }
 
-    /// Refuses, without spending it, a key whose registration flow no longer waits for it.
-    async fn check_registration_open(&self, pairing_key: &str) -> Result<(), AdapterError> {
+    /// Refuses, without spending it, a key whose registration flow no longer waits for it,
+    /// or that an app entered the flow for with another key than `presented`.
+    async fn check_registration_open(
+        &self,
+        pairing_key: &str,
+        presented: &crate::device_key::PublicDeviceKey,
+    ) -> Result<(), AdapterError> {
         if let Some(Some(flow)) = crate::pairing::grant_flow(self.store(), pairing_key).await? {
-            let waiting = self.load_any(&flow).await.ok().is_some_and(|(flow, _)| {
-                flow.status(self.clock().now_ms()) == super::Status::MobileActivationRequired
+            let waiting = self.load_any(&flow).await.ok().filter(|(flow, _)| {
+                matches!(
+                    flow.status(self.clock().now_ms()),
+                    super::Status::MobileActivationRequired | super::Status::MobilePairingRequired
+                )
             });
-            if !waiting {
+            let Some((flow, _)) = waiting else {
                 return Err(AdapterError::NotFound("pairing key"));
+            };
+            // The key an app entered with is the only one its pairing key pairs: whoever
+            // else reads the relayed `serverPayload` cannot slip in a key of their own. The
+            // flow's expected key never changes while it waits for the pairing.
+            if let Some(app) = &flow.entering_app
+                && *presented != app.key
+            {
+                return Err(AdapterError::Invalid(
+                    "this pairing key pairs only the key the app entered the flow with".to_owned(),
+                ));
             }
         }
         Ok(())

@@ -283,6 +283,8 @@ impl Adapter {
             return;
         }
         let outcome = match is {
+            // Let through by policy (a trusted network, a recent MFA) when it was entered.
+            Status::Completed | Status::Resume if after.completed_approval().is_none() => "skipped",
             Status::Completed | Status::Resume => "completed",
             Status::PushConfirmationRejected => "rejected",
             Status::MfaFailed => "failed",

@@ -3,14 +3,16 @@
 //! they read instead of a clock or a configuration. Dispatch to the kind is here too.
 
 use super::{
-    DeviceSummary, Flow, FlowState, PairingOffer, ciba, device_authorization, new_device, oob, qr,
-    registration, transaction,
+    DeviceSummary, Enrolment, Flow, FlowState, PairingOffer, ciba, device_authorization,
+    new_device, oob, qr, registration, transaction,
 };
+use crate::device_key::PublicDeviceKey;
 use crate::error::FlowError;
 use crate::ids::{AuthId, DeviceId};
 use crate::notify::Message;
 use crate::otp::SentCode;
 use crate::otp_device::OtpDevice;
+use crate::policy::NetworkAction;
 use crate::user::UserId;
 
 use super::verify::DeviceAnswer;
@@ -147,9 +149,90 @@ pub struct Fresh {
     pub pairing: Option<PairingOffer>,
 }
 
+/// What policy decided when the browser arrived (`authenticate {}`), read by the service
+/// and applied by the kind's machine: each kind starts its second factor from it.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// An out-of-band flow: the devices offered, the methods still to set up, and what
+    /// the service found out (network, skip window, the device picked at once).
+    Oob {
+        /// The devices offered under policy.
+        devices: Vec<DeviceSummary>,
+        /// Mandatory methods the user lacks.
+        enrolment: Option<Enrolment>,
+        /// The rest of what policy decided.
+        start: Box<oob::Start>,
+    },
+    /// A transaction approval: the signing devices offered, and the one picked at once.
+    Transaction {
+        /// The devices offered under policy.
+        devices: Vec<DeviceSummary>,
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+        /// Deny rules exist but the federation server sent no address.
+        address_required: bool,
+        /// The only usable device, reached (or refused) through policy.
+        first: Option<FirstPick>,
+    },
+    /// A registration: the pairing key to show.
+    Registration {
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+        /// The key.
+        pairing: PairingOffer,
+    },
+    /// A new device's admission: by the primary (the devices narrowed to it) or at once.
+    NewDevice {
+        /// The primary, when it verifies the new device.
+        devices: Option<Vec<DeviceSummary>>,
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+        /// How the new device is admitted.
+        admission: new_device::Admission,
+    },
+    /// A QR sign-on: the first code to show.
+    Qr {
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+        /// The one-time token.
+        token: String,
+        /// Its expiry (ms since the epoch).
+        expires_at_ms: u64,
+    },
+}
+
+/// A native app not trusted yet that entered a flow with its new key (self-signed): the
+/// flow continues as a new device's admission (seed 004's "OOB from mobile").
+#[derive(Debug, Clone)]
+pub struct AppArrival {
+    /// The key the app proved it holds; only a pairing with this key completes the flow.
+    pub key: PublicDeviceKey,
+    /// The primary, when it verifies the new device.
+    pub devices: Option<Vec<DeviceSummary>>,
+    /// What the network rules say.
+    pub network: Option<NetworkAction>,
+    /// How the new device is admitted.
+    pub admission: new_device::Admission,
+    /// The one-time challenge `serverPayload` carries.
+    pub nonce: String,
+}
+
 /// Something that happens to a flow.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// `authenticate {}`: a browser is on the page; the kind applies policy and reaches
+    /// the person (the push or the code is an effect of this transition).
+    Authenticate(Box<Entry>),
+    /// `authenticate {mobilePayload}` from a trusted device of the flow's user: done, with
+    /// no interaction (device authorization), unless the network refuses.
+    AppAuthorized {
+        /// The device.
+        device: DeviceSummary,
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+    },
+    /// `authenticate {mobilePayload}` from an app not trusted yet.
+    AppArrived(Box<AppArrival>),
     /// The person picked a device (or retries after a time-out).
     SelectDevice {
         /// The device.
@@ -281,6 +364,9 @@ impl Event {
     /// A name for error messages.
     pub fn name(&self) -> &'static str {
         match self {
+            Self::Authenticate(_) | Self::AppAuthorized { .. } | Self::AppArrived(_) => {
+                "authenticate"
+            }
             Self::SelectDevice { .. } => "selectDevice",
             Self::CodeResent { .. } => "resend",
             Self::OtpChecked { .. } | Self::ActivationChecked { .. } => "checkOtp",

@@ -9,10 +9,10 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
 
-use super::machine::{FirstPick, Pick, Transition};
+use super::machine::{Entry, FirstPick, Pick};
 use super::passcode::check_send_allowed;
 use super::service::summaries;
-use super::{DeviceSummary, Enrolment, Event, Flow, FlowKind, Head, Method, oob, transaction};
+use super::{DeviceSummary, Enrolment, Event, Flow, FlowKind, Head, Method, oob};
 use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, DeviceId};
@@ -56,10 +56,10 @@ impl Adapter {
         Ok(offered)
     }
 
-    /// Starts an out-of-band or transaction flow under its policy: what the network rules
-    /// and the skip window say, the devices offered (enrolled, backups), the mandatory
-    /// methods, and the device itself when only one can be used. Reads once; the kind's
-    /// `start` decides.
+    /// What policy says when an out-of-band or transaction flow is entered: what the
+    /// network rules and the skip window say, the devices offered (enrolled, backups), the
+    /// mandatory methods, and the device itself when only one can be used. Reads once; the
+    /// kind's machine decides.
     pub(crate) async fn start_second_factor(
         &self,
         mut head: Head,
@@ -68,8 +68,8 @@ impl Adapter {
         default: Option<&DeviceId>,
         network: Option<NetworkAction>,
         kind: FlowKind,
-    ) -> Result<Transition, AdapterError> {
-        let ctx = &self.context(head.application.id.as_deref(), head.created_at_ms);
+    ) -> Result<Entry, AdapterError> {
+        let now = self.clock().now_ms();
         let policy = self.policy_for(&head);
         let transaction = kind == FlowKind::Transaction;
         let address_required = head.client_ip.is_none()
@@ -91,13 +91,12 @@ impl Adapter {
             _ => None,
         };
         if transaction {
-            return Ok(transaction::start(
-                head,
+            return Ok(Entry::Transaction {
+                devices: head.devices,
                 network,
                 address_required,
                 first,
-                ctx,
-            )?);
+            });
         }
         let recent_mfa = match recent_origin(policy, &head) {
             Some(origin) if network.is_none() => self
@@ -128,7 +127,7 @@ impl Adapter {
             });
         }
         let enrol_on_the_spot = (self.config().policy.enrol_on_the_spot && head.devices.is_empty())
-            .then(|| self.pairing_offer(&head, ctx.now_ms));
+            .then(|| self.pairing_offer(&head, now));
         let start = oob::Start {
             network,
             address_required,
@@ -137,7 +136,11 @@ impl Adapter {
             enrol_on_the_spot,
             first,
         };
-        Ok(oob::start(head, start, ctx)?)
+        Ok(Entry::Oob {
+            devices: head.devices,
+            enrolment: head.enrolment,
+            start: Box::new(start),
+        })
     }
 
     /// Reaches the one device a flow starts with, through policy; a refusal by policy

@@ -16,6 +16,9 @@ pub mod device_authorization;
 mod device_side;
 mod engine;
 mod enrolment;
+mod entry;
+#[cfg(test)]
+mod entry_tests;
 mod machine;
 mod mfa;
 pub mod new_device;
@@ -38,7 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use self::actions::FlowAction;
 pub use self::ciba_service::StartCiba;
 pub use self::device_side::DeviceRequest;
-pub use self::machine::{Context, Effect, Event, Metric, Transition};
+pub use self::machine::{AppArrival, Context, Effect, Entry, Event, Metric, Transition};
 pub use self::qr_service::{QrOutcome, QrUser};
 pub use self::service::{FlowResult, OneTimeDevice, StartFlow};
 pub use self::verify::{Decision, DeviceAnswer};
@@ -334,6 +337,9 @@ impl FlowState {
 /// timed out, so reading a flow never needs to write it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View<'a> {
+    /// Nothing happened yet: waiting for a browser (`authenticate {}`) or a native app
+    /// (`authenticate {mobilePayload}`).
+    AuthenticationRequired,
     /// The person picks a device.
     DeviceSelection,
     /// A request is on the device (timed out once past its expiry).
@@ -371,10 +377,13 @@ pub enum View<'a> {
     },
     /// A one-time pairing key waits for the app.
     MobileActivation(&'a PairingOffer),
-    /// The app must sign the server payload with its device key.
+    /// The app must sign the server payload with its device key (device authorization),
+    /// or pair the key it entered with (automatic pairing).
     MobilePayload {
         /// The one-time challenge.
         nonce: &'a str,
+        /// The key an app not trusted yet pairs with, and whether it has.
+        pairing: Option<(&'a PairingOffer, bool)>,
     },
     /// A QR code waits to be scanned.
     QrCode {
@@ -408,6 +417,8 @@ pub enum View<'a> {
 /// A flow's status as the Authentication API names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// `AUTHENTICATION_REQUIRED`: waiting for `authenticate`.
+    AuthenticationRequired,
     /// `DEVICE_SELECTION_REQUIRED`
     DeviceSelectionRequired,
     /// `MOBILE_ACTIVATION_REQUIRED`
@@ -460,6 +471,7 @@ impl Status {
     /// The PingFederate name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
             Self::DeviceSelectionRequired => "DEVICE_SELECTION_REQUIRED",
             Self::MobileActivationRequired => "MOBILE_ACTIVATION_REQUIRED",
             Self::MobilePairingRequired => "MOBILE_PAIRING_REQUIRED",
@@ -675,6 +687,19 @@ pub struct Head {
     /// Methods policy makes mandatory that the user still has to set up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrolment: Option<Enrolment>,
+    /// The key of the app not trusted yet that entered the flow (`authenticate
+    /// {mobilePayload}`): once admitted, only a pairing with this key completes the flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entering_app: Option<EnteringApp>,
+}
+
+/// A native app not trusted yet that entered a flow with its new key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnteringApp {
+    /// The key it proved it holds (its self-signed `mobilePayload`).
+    pub key: crate::device_key::PublicDeviceKey,
+    /// The challenge its `serverPayload` carries.
+    pub nonce: String,
 }
 
 /// One flow, as stored: its head and its kind's state. Only the kind machines and the
@@ -761,6 +786,7 @@ impl Flow {
     /// The status at `now_ms`.
     pub fn status(&self, now_ms: u64) -> Status {
         match self.view() {
+            View::AuthenticationRequired => Status::AuthenticationRequired,
             View::DeviceSelection => Status::DeviceSelectionRequired,
             View::Push(push) if now_ms >= push.expires_at_ms => Status::PushConfirmationTimedOut,
             View::Push(_) => Status::PushConfirmationWaiting,
@@ -782,6 +808,11 @@ impl Flow {
             // An expired pairing key cannot be used any more: the registration failed.
             View::MobileActivation(offer) if now_ms >= offer.expires_at_ms => Status::MfaFailed,
             View::MobileActivation(_) => Status::MobileActivationRequired,
+            // An unused pairing key past its expiry: the automatic pairing failed.
+            View::MobilePayload {
+                pairing: Some((offer, false)),
+                ..
+            } if now_ms >= offer.expires_at_ms => Status::MfaFailed,
             View::MobilePayload { .. } => Status::MobilePairingRequired,
             View::QrCode { .. } | View::QrClaimed { .. } => {
                 Status::AuthenticationCodeResponseRequired
@@ -843,7 +874,11 @@ impl Flow {
     pub fn failure_reason(&self) -> Option<&str> {
         match self.view() {
             View::MfaFailed(reason) | View::Failed(reason) => Some(reason),
-            View::MobileActivation(_) => Some("the pairing key expired before a device used it"),
+            View::MobileActivation(_)
+            | View::MobilePayload {
+                pairing: Some((_, false)),
+                ..
+            } => Some("the pairing key expired before a device used it"),
             View::PushRejected {
                 reason: Some(reason),
                 ..

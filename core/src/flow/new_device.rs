@@ -4,10 +4,15 @@
 //! key issued; with `pair_individually` the key is issued at once, as in a registration.
 //! The primary's approval goes through the same check as every device decision: the
 //! number picked and the parameters hash count here too.
+//!
+//! A flow of another kind that a native app not trusted yet enters (`authenticate
+//! {mobilePayload}` with its new key) continues here: admitted the same way, the app is
+//! then shown `MOBILE_PAIRING_REQUIRED` with a `serverPayload` carrying the pairing key,
+//! pairs that very key through its SDK, and posts `continueAuthentication`.
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Context, Effect, Event, FirstPick, Transition};
+use super::machine::{AppArrival, Context, Effect, Entry, Event, FirstPick, Transition};
 use super::steps::{self, Answered, Checked, Ending, Reached};
 use super::{Action, Approval, ApprovalMethod, Flow, FlowState, Head, PairingOffer, Push, View};
 use crate::error::FlowError;
@@ -19,6 +24,8 @@ use crate::policy::NetworkAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// Waiting for a browser or an app to enter (`authenticate`).
+    AuthenticationRequired,
     /// The primary is asked to approve (timed out by the clock).
     PushWaiting {
         /// The request.
@@ -45,6 +52,17 @@ pub enum State {
         /// The key and its expiry.
         pairing: PairingOffer,
     },
+    /// Admitted: the app that entered pairs its key with this one (`serverPayload`), then
+    /// continues.
+    AppPairingRequired {
+        /// The key and its expiry.
+        pairing: PairingOffer,
+        /// The challenge `serverPayload` carries.
+        nonce: String,
+        /// Set once the app paired: `continueAuthentication` completes with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paired: Option<Approval>,
+    },
     /// It cannot be admitted (no primary, policy, network).
     MfaFailed {
         /// Why.
@@ -68,6 +86,15 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::AuthenticationRequired => View::AuthenticationRequired,
+            Self::AppPairingRequired {
+                pairing,
+                nonce,
+                paired,
+            } => View::MobilePayload {
+                nonce,
+                pairing: Some((pairing, paired.is_some())),
+            },
             Self::PushWaiting { push } => View::Push(push),
             Self::PushRejected { push, reason } => View::PushRejected {
                 push,
@@ -90,7 +117,7 @@ impl State {
 }
 
 /// How a new device is admitted.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Admission {
     /// Paired individually: the key at once.
     Individually(PairingOffer),
@@ -125,13 +152,7 @@ pub fn start(
         return Ok(Transition::to(in_state(head, State::MfaFailed { reason })));
     }
     match admission {
-        Admission::Individually(pairing) => Ok(Transition::to(in_state(
-            head,
-            State::MobileActivationRequired {
-                pairing: pairing.clone(),
-            },
-        ))
-        .with(Effect::IssuePairingKey(pairing))),
+        Admission::Individually(pairing) => admitted_at_once(head, pairing),
         Admission::ByPrimary(None) => Ok(Transition::to(in_state(
             head,
             State::MfaFailed {
@@ -158,21 +179,47 @@ pub fn actions(flow: &Flow, now_ms: u64) -> Vec<Action> {
     steps::browser_actions(flow, flow.status(now_ms))
 }
 
-/// Admitted: the key goes with the transition that shows it.
+/// Admitted: the key goes with the transition that shows it (to the app that entered,
+/// in its `serverPayload`; else as a pairing key to type or scan).
 fn admitted(
     flow: &Flow,
     head: Head,
     pairing: Option<PairingOffer>,
 ) -> Result<Transition, FlowError> {
     let _ = flow;
-    let pairing = pairing.ok_or(FlowError::NotPending)?;
-    Ok(Transition::to(in_state(
-        head,
-        State::MobileActivationRequired {
+    admitted_at_once(head, pairing.ok_or(FlowError::NotPending)?)
+}
+
+fn admitted_at_once(head: Head, pairing: PairingOffer) -> Result<Transition, FlowError> {
+    let state = match &head.entering_app {
+        Some(app) => State::AppPairingRequired {
+            pairing: pairing.clone(),
+            nonce: app.nonce.clone(),
+            paired: None,
+        },
+        None => State::MobileActivationRequired {
             pairing: pairing.clone(),
         },
-    ))
-    .with(Effect::IssuePairingKey(pairing)))
+    };
+    Ok(Transition::to(in_state(head, state)).with(Effect::IssuePairingKey(pairing)))
+}
+
+/// An app not trusted yet entered a flow (of any kind that takes one): it is admitted as
+/// a new device is, and remembered so that only its key may pair.
+pub(super) fn app_arrived(
+    flow: &Flow,
+    arrival: AppArrival,
+    ctx: &Context,
+) -> Result<Transition, FlowError> {
+    let mut head = flow.head.clone();
+    if let Some(devices) = arrival.devices {
+        head.devices = devices;
+    }
+    head.entering_app = Some(super::EnteringApp {
+        key: arrival.key,
+        nonce: arrival.nonce,
+    });
+    start(head, arrival.network, arrival.admission, ctx)
 }
 
 /// The flow after `event`, or why the event does not apply.
@@ -185,6 +232,66 @@ pub fn apply(
     let now = ctx.now_ms;
     let status = flow.status(now);
     match (state, event) {
+        (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
+            Entry::NewDevice {
+                devices,
+                network,
+                admission,
+            } => {
+                let mut head = flow.head.clone();
+                if let Some(devices) = devices {
+                    head.devices = devices;
+                }
+                start(head, network, admission, ctx)
+            }
+            other => Err(steps::not_allowed(
+                &Event::Authenticate(Box::new(other)),
+                flow,
+                now,
+            )),
+        },
+        (State::AuthenticationRequired, Event::AppAuthorized { device, network }) => {
+            Ok(Transition::to(next(
+                flow,
+                match super::entry::app_authorized(&device, network, now) {
+                    Ok(approval) => State::Completed { approval },
+                    Err(reason) => State::MfaFailed { reason },
+                },
+            )))
+        }
+        (State::AuthenticationRequired, Event::AppArrived(arrival)) => {
+            app_arrived(flow, *arrival, ctx)
+        }
+        (
+            State::AppPairingRequired {
+                pairing,
+                nonce,
+                paired: None,
+            },
+            Event::DevicePaired { device },
+        ) if status == super::Status::MobilePairingRequired => {
+            let approval = Approval {
+                device_id: device.id.clone(),
+                method: ApprovalMethod::Registration,
+                decided_at_ms: now,
+            };
+            let mut next = next(
+                flow,
+                State::AppPairingRequired {
+                    pairing: pairing.clone(),
+                    nonce: nonce.clone(),
+                    paired: Some(approval),
+                },
+            );
+            next.devices.push(device);
+            Ok(Transition::to(next))
+        }
+        (State::AppPairingRequired { paired, .. }, Event::Continue)
+            if status == super::Status::MobilePairingRequired =>
+        {
+            let approval = paired.clone().ok_or(FlowError::NotPaired)?;
+            Ok(Transition::to(next(flow, State::Completed { approval })))
+        }
         (
             State::PushWaiting { .. } | State::OtpRequired { .. },
             Event::SelectDevice { device, pick },
@@ -278,9 +385,12 @@ pub fn apply(
         }
         (_, Event::Cancel) => {
             let withdrawn = match state {
-                State::MobileActivationRequired { pairing } => {
-                    Some(Effect::WithdrawPairingKey(pairing.pairing_key.clone()))
-                }
+                State::MobileActivationRequired { pairing }
+                | State::AppPairingRequired {
+                    pairing,
+                    paired: None,
+                    ..
+                } => Some(Effect::WithdrawPairingKey(pairing.pairing_key.clone())),
                 _ => None,
             };
             let state = match steps::cancel(flow, status) {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Context, Effect, Event, FirstPick, Transition};
+use super::machine::{Context, Effect, Entry, Event, FirstPick, Transition};
 use super::steps::{self, Answered, Checked, Ending, Reached};
 use super::{
     Action, Approval, ApprovalMethod, Enrolment, Flow, FlowState, Head, Method, PairingOffer, Push,
@@ -21,6 +21,8 @@ use crate::policy::NetworkAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// Waiting for a browser or an app to enter (`authenticate`).
+    AuthenticationRequired,
     /// The user has several devices and must pick one.
     DeviceSelectionRequired,
     /// A request is on the device (timed out by the clock).
@@ -106,6 +108,7 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::AuthenticationRequired => View::AuthenticationRequired,
             Self::DeviceSelectionRequired => View::DeviceSelection,
             Self::PushWaiting { push } => View::Push(push),
             Self::PushRejected { push, reason } => View::PushRejected {
@@ -148,7 +151,7 @@ impl State {
 }
 
 /// What the service found out before the flow starts (each read once).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Start {
     /// What the network rules say about the client's address.
     pub network: Option<NetworkAction>,
@@ -311,6 +314,31 @@ pub fn apply(
     let status = flow.status(now);
     let not_allowed = |event: &Event| steps::not_allowed(event, flow, now);
     match (state, event) {
+        (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
+            Entry::Oob {
+                devices,
+                enrolment,
+                start: decided,
+            } => {
+                let mut head = flow.head.clone();
+                head.devices = devices;
+                head.enrolment = enrolment;
+                start(head, *decided, ctx)
+            }
+            other => Err(not_allowed(&Event::Authenticate(Box::new(other)))),
+        },
+        (State::AuthenticationRequired, Event::AppAuthorized { device, network }) => {
+            Ok(Transition::to(next(
+                flow,
+                match super::entry::app_authorized(&device, network, now) {
+                    Ok(approval) => State::Completed { approval },
+                    Err(reason) => State::MfaFailed { reason },
+                },
+            )))
+        }
+        (State::AuthenticationRequired, Event::AppArrived(arrival)) => {
+            super::new_device::app_arrived(flow, *arrival, ctx)
+        }
         (
             State::DeviceSelectionRequired | State::PushWaiting { .. } | State::OtpRequired { .. },
             Event::SelectDevice { device, pick },

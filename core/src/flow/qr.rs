@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::machine::{Context, Effect, Event, Transition};
+use super::machine::{Context, Effect, Entry, Event, Transition};
 use super::steps::{self, Answered, Ending};
 use super::{Action, Approval, ApprovalMethod, Flow, FlowState, Head, Push, View};
 use crate::error::FlowError;
@@ -20,6 +20,8 @@ use crate::user::UserId;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// Waiting for a browser or an app to enter (`authenticate`).
+    AuthenticationRequired,
     /// The code waits to be scanned.
     CodeShown {
         /// The one-time token the code carries (`<flowId>.<secret>`).
@@ -79,6 +81,7 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::AuthenticationRequired => View::AuthenticationRequired,
             Self::CodeShown {
                 token,
                 expires_at_ms,
@@ -157,6 +160,18 @@ pub fn apply(
 ) -> Result<Transition, FlowError> {
     let now = ctx.now_ms;
     match (state, event) {
+        (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
+            Entry::Qr {
+                network,
+                token,
+                expires_at_ms,
+            } => Ok(start(flow.head.clone(), network, token, expires_at_ms)),
+            other => Err(steps::not_allowed(
+                &Event::Authenticate(Box::new(other)),
+                flow,
+                now,
+            )),
+        },
         (
             State::CodeShown { expires_at_ms, .. } | State::UserSelection { expires_at_ms, .. },
             Event::QrRenewed {

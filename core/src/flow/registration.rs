@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Context, Effect, Event, Transition};
+use super::machine::{Context, Effect, Entry, Event, Transition};
 use super::steps::{self, Ending};
 use super::{Action, Approval, ApprovalMethod, Flow, FlowState, Head, PairingOffer, View};
 use crate::error::FlowError;
@@ -14,6 +14,8 @@ use crate::policy::NetworkAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// Waiting for a browser or an app to enter (`authenticate`).
+    AuthenticationRequired,
     /// The pairing key waits for the app (failed once it expires).
     MobileActivationRequired {
         /// The key and its expiry.
@@ -42,6 +44,7 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::AuthenticationRequired => View::AuthenticationRequired,
             Self::MobileActivationRequired { pairing } => View::MobileActivation(pairing),
             Self::MfaFailed { reason } => View::MfaFailed(reason),
             Self::Completed { approval } => View::Completed {
@@ -87,6 +90,28 @@ pub fn apply(
     let now = ctx.now_ms;
     let status = flow.status(now);
     match (state, event) {
+        (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
+            Entry::Registration { network, pairing } => {
+                Ok(start(flow.head.clone(), network, pairing))
+            }
+            other => Err(steps::not_allowed(
+                &Event::Authenticate(Box::new(other)),
+                flow,
+                now,
+            )),
+        },
+        (State::AuthenticationRequired, Event::AppAuthorized { device, network }) => {
+            Ok(Transition::to(next(
+                flow,
+                match super::entry::app_authorized(&device, network, now) {
+                    Ok(approval) => State::Completed { approval },
+                    Err(reason) => State::MfaFailed { reason },
+                },
+            )))
+        }
+        (State::AuthenticationRequired, Event::AppArrived(arrival)) => {
+            super::new_device::app_arrived(flow, *arrival, ctx)
+        }
         (State::MobileActivationRequired { .. }, Event::DevicePaired { device })
             if status == super::Status::MobileActivationRequired =>
         {

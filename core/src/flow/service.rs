@@ -11,14 +11,12 @@ use serde::Serialize;
 use super::machine::FirstPick;
 use super::{
     Application, DeviceSummary, Event, Flow, FlowKind, FlowPolicy, Head, PairingOffer,
-    device_authorization, new_device, oob, qr, registration, transaction,
+    device_authorization,
 };
-use crate::config::AdditionalTrustedDevices;
-use crate::device::{self, Device, validate_label};
+use crate::device::{Device, validate_label};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId, PairingKey, random_alphanumeric};
 use crate::params::{DynamicParams, Message};
-use crate::policy::NetworkAction;
 use crate::store::{Create, Ttl};
 use crate::user::{self, UserId, UserProfile};
 use crate::{Adapter, keys};
@@ -223,15 +221,16 @@ impl Adapter {
         let store = self.store();
         let flow_ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
         let flow_id = FlowId::generate();
-        let (user_id, mut devices, mut default) = match &user {
+        // The user's devices are read when the flow is entered (`authenticate`), not
+        // here: nothing is offered or sent before that.
+        let user_id = match &user {
             Some(user) => {
                 user::upsert(store, user).await?;
-                let devices = device::list_for_user(store, &user.id).await?;
-                let default = device::default_for_user(store, &user.id).await?;
-                (user.id.clone(), devices, default)
+                user.id.clone()
             }
-            None => (UserId::anonymous(), Vec::new(), None),
+            None => UserId::anonymous(),
         };
+        let mut devices = Vec::new();
         // A one-time device is the only device of its flow, lives as long as the flow, and
         // is written by the same store call that creates the flow.
         let mut creates = Vec::new();
@@ -258,7 +257,6 @@ impl Adapter {
                     ttl: Ttl::Set(flow_ttl),
                 });
                 devices = vec![one_time.clone()];
-                default = None;
                 Some(one_time.id)
             }
             _ => None,
@@ -275,7 +273,7 @@ impl Adapter {
             message,
             return_url: request.return_url,
             created_at_ms: now,
-            devices: summaries(&devices, default.as_ref()),
+            devices: summaries(&devices, None),
             result_picked_up: false,
             ciba: None,
             manage_devices: self.config().policy.manage_devices_in_flow,
@@ -286,77 +284,24 @@ impl Adapter {
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
+            entering_app: None,
         };
-        let policy = self.policy_for(&head);
-        head.policy = super::mfa::flow_policy(policy, request.kind);
-        // The network rules, evaluated once.
-        let network = policy.network_action(client_ip);
-        let ctx = self.context(head.application.id.as_deref(), now);
+        head.policy = super::mfa::flow_policy(self.policy_for(&head), request.kind);
         let transition = match request.kind {
-            FlowKind::Oob | FlowKind::Transaction if head.one_time_device.is_some() => {
-                // The flow brought its own device: it is the one, and only a network deny
-                // stands in its way.
-                let network = network.filter(|action| *action == NetworkAction::Deny);
-                let only = devices.first().map(|device| device.id.clone());
-                let first = match only {
-                    Some(only) => Some(self.first_pick(&head, &only).await?),
-                    None => None,
-                };
-                match request.kind {
-                    FlowKind::Transaction => transaction::start(head, network, false, first, &ctx)?,
-                    _ => {
-                        let start = oob::Start {
-                            network,
-                            first,
-                            ..oob::Start::default()
-                        };
-                        oob::start(head, start, &ctx)?
-                    }
-                }
-            }
-            FlowKind::Oob | FlowKind::Transaction => {
-                let profile = user.as_ref().ok_or(FlowError::NoUsableDevice)?;
-                self.start_second_factor(
-                    head,
-                    profile,
-                    &devices,
-                    default.as_ref(),
-                    network,
-                    request.kind,
-                )
-                .await?
-            }
-            FlowKind::Registration => {
-                let pairing = self.pairing_offer(&head, now);
-                registration::start(head, network, pairing)
-            }
-            FlowKind::NewDevice => {
-                let admission = match self.config().policy.additional_trusted_devices {
-                    AdditionalTrustedDevices::VerifyWithPrimary => {
-                        new_device::Admission::ByPrimary(
-                            self.primary_pick(&mut head, &devices, default.as_ref())
-                                .await?,
-                        )
-                    }
-                    _ => new_device::Admission::Individually(self.pairing_offer(&head, now)),
-                };
-                new_device::start(head, network, admission, &ctx)?
-            }
-            FlowKind::Qr => {
-                let (token, expires_at_ms) = self.fresh_qr_code(&head.id, now);
-                qr::start(head, network, token, expires_at_ms)
-            }
+            // Kept as it was for the clients that use it: the app signs a challenge.
             FlowKind::DeviceAuthorization => {
+                let network = self.policy_for(&head).network_action(client_ip);
                 device_authorization::start(head, network, random_alphanumeric(24))
             }
-            FlowKind::Ciba => return Err(AdapterError::internal("CIBA starts elsewhere")),
+            // Nothing is sent before a browser or an app enters (`authenticate`).
+            kind => super::entry::opening(head, kind)?,
         };
         self.insert_flow(transition, flow_ttl, creates).await
     }
 
     /// The primary a new device is verified with: the default mobile device (else the
     /// first paired), reached through policy; else a passcode device (SMS, voice, email).
-    async fn primary_pick(
+    pub(crate) async fn primary_pick(
         &self,
         head: &mut Head,
         devices: &[Device],

@@ -147,6 +147,7 @@ fn code_instead(flow: &Flow, allowed: bool) -> bool {
 pub(super) fn browser_actions(flow: &Flow, status: Status) -> Vec<Action> {
     use Action::*;
     match status {
+        Status::AuthenticationRequired => vec![Authenticate, CancelAuthentication],
         Status::DeviceSelectionRequired if flow.manage_devices => vec![
             SelectDevice,
             SetDefaultDevice,
@@ -156,7 +157,14 @@ pub(super) fn browser_actions(flow: &Flow, status: Status) -> Vec<Action> {
         ],
         Status::DeviceSelectionRequired => vec![SelectDevice, CancelAuthentication],
         Status::MobileActivationRequired => vec![Poll, CancelAuthentication, CancelDevicePairing],
-        Status::MobilePairingRequired => vec![Authenticate, CancelAuthentication],
+        // An app pairing its new key continues once paired; a trusted app (device
+        // authorization) answers the challenge.
+        Status::MobilePairingRequired => match flow.view() {
+            super::View::MobilePayload {
+                pairing: Some(_), ..
+            } => vec![ContinueAuthentication, CancelAuthentication],
+            _ => vec![Authenticate, CancelAuthentication],
+        },
         Status::AuthenticationCodeResponseRequired => vec![Poll, CancelAuthentication],
         Status::PushConfirmationWaiting if code_instead(flow, flow.policy.use_code) => {
             vec![Poll, CheckOtp, SelectDevice, CancelAuthentication]

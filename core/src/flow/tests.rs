@@ -10,7 +10,7 @@ use crate::params::{DynamicParams, Message};
 use crate::policy::NetworkAction;
 use crate::user::UserId;
 
-fn phone(id: &DeviceId) -> DeviceSummary {
+pub(super) fn phone(id: &DeviceId) -> DeviceSummary {
     DeviceSummary {
         id: id.clone(),
         kind: "iPhone".into(),
@@ -27,7 +27,7 @@ fn phone(id: &DeviceId) -> DeviceSummary {
     }
 }
 
-fn head(devices: &[DeviceId]) -> Head {
+pub(super) fn head(devices: &[DeviceId]) -> Head {
     let params = DynamicParams::parse([("amount".to_owned(), "10 EUR".to_owned())].into())
         .expect("valid parameters");
     Head {
@@ -55,10 +55,11 @@ fn head(devices: &[DeviceId]) -> Head {
         otp_failures: 0,
         codes_sent: 0,
         enrolment: None,
+        entering_app: None,
     }
 }
 
-fn ctx(now_ms: u64) -> Context {
+pub(super) fn ctx(now_ms: u64) -> Context {
     Context {
         now_ms,
         push_timeout_ms: 1000,
@@ -67,7 +68,7 @@ fn ctx(now_ms: u64) -> Context {
     }
 }
 
-fn push_pick(flow: &FlowId) -> (AuthId, Pick) {
+pub(super) fn push_pick(flow: &FlowId) -> (AuthId, Pick) {
     let auth_id = AuthId::generate(flow);
     let pick = Pick::Push {
         auth_id: auth_id.clone(),

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Context, Event, FirstPick, Transition};
+use super::machine::{Context, Entry, Event, FirstPick, Transition};
 use super::steps::{self, Answered, Ending, Reached};
 use super::{Action, Approval, Flow, FlowState, Head, Push, View};
 use crate::error::FlowError;
@@ -15,6 +15,8 @@ use crate::policy::NetworkAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// Waiting for a browser or an app to enter (`authenticate`).
+    AuthenticationRequired,
     /// The user has several devices and must pick one.
     DeviceSelectionRequired,
     /// The transaction is on the device (timed out by the clock).
@@ -58,6 +60,7 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::AuthenticationRequired => View::AuthenticationRequired,
             Self::DeviceSelectionRequired => View::DeviceSelection,
             Self::PushWaiting { push } => View::Push(push),
             Self::PushRejected { push, reason } => View::PushRejected {
@@ -141,6 +144,23 @@ pub fn apply(
     let now = ctx.now_ms;
     let status = flow.status(now);
     match (state, event) {
+        (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
+            Entry::Transaction {
+                devices,
+                network,
+                address_required,
+                first,
+            } => {
+                let mut head = flow.head.clone();
+                head.devices = devices;
+                start(head, network, address_required, first, ctx)
+            }
+            other => Err(steps::not_allowed(
+                &Event::Authenticate(Box::new(other)),
+                flow,
+                now,
+            )),
+        },
         (
             State::DeviceSelectionRequired | State::PushWaiting { .. },
             Event::SelectDevice { device, pick },

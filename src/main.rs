@@ -22,9 +22,10 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve {
-        /// The configuration file; `ASSENT_*` variables override its keys.
-        #[arg(long, env = "ASSENT_CONFIG", default_value = "conf/assent.toml")]
-        config: PathBuf,
+        /// The configuration file (default: the demo configuration built into the
+        /// binary, `conf/assent.toml`); `ASSENT_*` variables override its keys.
+        #[arg(long, env = "ASSENT_CONFIG")]
+        config: Option<PathBuf>,
         /// Log line format.
         #[arg(long, env = "ASSENT_LOG_FORMAT", value_enum, default_value_t)]
         log_format: LogFormat,
@@ -50,9 +51,10 @@ enum KeysCommand {
     /// Add new current signing keys; the previous ones stay in the JWKS until the tokens
     /// they signed have expired. Needs the shared (Redis) store the servers use.
     Rotate {
-        /// The configuration file (its `store` names the Redis to rotate in).
-        #[arg(long, env = "ASSENT_CONFIG", default_value = "conf/assent.toml")]
-        config: PathBuf,
+        /// The configuration file (its `store` names the Redis to rotate in; default: the
+        /// built-in one).
+        #[arg(long, env = "ASSENT_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -61,9 +63,9 @@ enum ConfigCommand {
     /// Validate a configuration (with `ASSENT_*` overrides) and exit non-zero, naming the
     /// offending key, if it is wrong.
     Check {
-        /// The configuration file.
-        #[arg(long, env = "ASSENT_CONFIG", default_value = "conf/assent.toml")]
-        config: PathBuf,
+        /// The configuration file (default: the built-in one).
+        #[arg(long, env = "ASSENT_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Print the SHA-256 form of a secret read from standard input, for the configuration.
     HashSecret,
@@ -71,10 +73,25 @@ enum ConfigCommand {
     HashUserCode,
 }
 
-/// Loads and checks the configuration, with what only the senders can check (that the
-/// SMTP `from` is a mailbox).
-fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let config = Config::load(path)?;
+/// The default configuration, built in so that `assent serve` runs from any directory.
+const DEFAULT_CONFIG: &str = include_str!("../conf/assent.toml");
+
+/// Where the configuration comes from, as messages name it.
+fn config_name(path: Option<&Path>) -> String {
+    path.map_or_else(
+        || "built-in conf/assent.toml".to_owned(),
+        |path| path.display().to_string(),
+    )
+}
+
+/// Loads and checks the configuration (the file given, else the built-in default), with
+/// what only the senders can check (that the SMTP `from` is a mailbox).
+fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let figment = match path {
+        Some(path) => Config::figment(path),
+        None => Config::figment_of_text(DEFAULT_CONFIG),
+    };
+    let config = Config::from_figment(figment)?;
     assent_senders::validate(&config.delivery).map_err(|(key, reason)| ConfigError::Value {
         key: format!("delivery.{key}"),
         reason,
@@ -86,18 +103,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format),
-        Command::Config(ConfigCommand::Check { config }) => match load_config(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+        Command::Config(ConfigCommand::Check { config }) => {
+            let name = config_name(config.as_deref());
+            match load_config(config.as_deref()) {
+                Ok(_) => {
+                    println!("{name}: ok");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{name}: {error}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(error) => {
-                eprintln!("{}: {error}", config.display());
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Device { state, command } => device(&state, command),
-        Command::Keys(KeysCommand::Rotate { config }) => rotate_keys(&config),
+        Command::Keys(KeysCommand::Rotate { config }) => rotate_keys(config.as_deref()),
         Command::Config(ConfigCommand::HashUserCode) => {
             let mut code = String::new();
             if std::io::stdin().read_line(&mut code).is_err() || code.trim().is_empty() {
@@ -130,15 +150,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config_path: PathBuf, log_format: LogFormat) -> ExitCode {
+fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     telemetry::init(log_format);
-    let config = match load_config(&config_path) {
+    let name = config_name(config_path.as_deref());
+    let config = match load_config(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(config = %config_path.display(), %error, "invalid configuration");
+            tracing::error!(config = %name, %error, "invalid configuration");
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(config = %name, public_url = %config.public_url, "configuration loaded");
+    if config.public_url_derived && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            public_url = %config.public_url,
+            "public_url is not set: links and the OpenID issuer use the listen address; \
+             set public_url to the address clients use"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -176,11 +205,11 @@ fn device(state: &std::path::Path, command: DeviceCommand) -> ExitCode {
     }
 }
 
-fn rotate_keys(config_path: &std::path::Path) -> ExitCode {
+fn rotate_keys(config_path: Option<&Path>) -> ExitCode {
     let config = match load_config(config_path) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("{}: {error}", config_path.display());
+            eprintln!("{}: {error}", config_name(config_path));
             return ExitCode::FAILURE;
         }
     };

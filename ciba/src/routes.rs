@@ -3,6 +3,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use assent_core::AdapterError;
+use assent_core::store::StoreError;
 use assent_proto::ciba::Discovery;
 
 use crate::Provider;
@@ -94,6 +96,13 @@ async fn jwks(provider: web::Data<std::sync::Arc<Provider>>) -> Result<HttpRespo
     // From this instance's cache, refreshed every `ciba.key_refresh_secs`: no store trip
     // per request for a public, unauthenticated endpoint.
     let keys = provider.keys.keys().await;
+    if keys.is_empty() {
+        // Not an empty set a relying party would cache: the keys are not loaded yet.
+        return Err(AdapterError::Unavailable(StoreError::Unavailable(
+            "signing keys not loaded yet".to_owned(),
+        ))
+        .into());
+    }
     Ok(HttpResponse::Ok()
         .content_type("application/jwk-set+json")
         .insert_header((header::CACHE_CONTROL, "max-age=60"))

@@ -111,6 +111,11 @@ impl KeySet {
         Ok(token)
     }
 
+    /// No key loaded yet (the store has not answered since start-up).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// The public keys, as published at `/pf/JWKS`.
     pub fn jwks(&self) -> JwkSet {
         let mut set = JwkSet::new();
@@ -180,10 +185,22 @@ impl KeyRing {
                 set.check_usable()?;
                 (Source::File, set)
             }
-            None => (
-                Source::Store,
-                KeySet::load(&adapter.signing_keys().load_or_create().await?)?,
-            ),
+            None => match adapter.signing_keys().load_or_create().await {
+                Ok(stored) => (Source::Store, KeySet::load(&stored)?),
+                // Redis is not up yet: start with no keys, loaded "long ago", so that the
+                // first use after Redis is reached loads (or creates) them.
+                Err(AdapterError::Unavailable(error)) => {
+                    tracing::info!(%error, "signing keys load once the store answers");
+                    let ring = Self {
+                        adapter: adapter.clone(),
+                        source: Source::Store,
+                        refresh: Duration::from_secs(config.key_refresh_secs),
+                        loaded: RwLock::new((0, Arc::new(KeySet { keys: Vec::new() }))),
+                    };
+                    return Ok(ring);
+                }
+                Err(error) => return Err(error.into()),
+            },
         };
         Ok(Self {
             adapter: adapter.clone(),

@@ -70,8 +70,14 @@ impl From<figment::Error> for ConfigError {
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
-    /// The URL browsers and apps use to reach this service (links in responses).
+    /// The URL browsers and apps use to reach this service (links in responses, the
+    /// OpenID issuer). Unset, it is `http://` + `listen` (a loopback address in place of
+    /// an unspecified one), filled in at load.
+    #[serde(default)]
     pub public_url: String,
+    /// Whether `public_url` was derived from `listen` rather than configured.
+    #[serde(skip)]
+    pub public_url_derived: bool,
     /// `memory`, or a `redis://` URL.
     pub store: StoreUrl,
     /// Lets the demo secrets be used on a non-loopback address. Never in production.
@@ -156,13 +162,17 @@ impl<'de> Deserialize<'de> for StoreUrl {
         let raw = String::deserialize(deserializer)?;
         if raw == "memory" {
             Ok(Self::Memory)
-        } else if raw.starts_with("redis://") || raw.starts_with("rediss://") {
+        } else if (raw.starts_with("redis://") || raw.starts_with("rediss://"))
+            // Checked here, not at the first connection: assent waits for a Redis that is
+            // not up yet, and would wait for ever on a URL that can never work.
+            && redis::IntoConnectionInfo::into_connection_info(raw.as_str()).is_ok()
+        {
             Ok(Self::Redis(raw))
         } else {
             // The value is not echoed: it may be a URL with a password in it.
             Err(serde::de::Error::invalid_value(
                 serde::de::Unexpected::Other("another value"),
-                &"`memory` or a redis:// URL",
+                &"`memory` or a valid redis:// URL",
             ))
         }
     }
@@ -452,12 +462,23 @@ impl Config {
     /// The layered sources: the file at `path`, then `ASSENT_*` variables. Tests merge
     /// their own overrides on top before calling [`Config::from_figment`].
     pub fn figment(path: &Path) -> Figment {
+        Self::layered(Toml::file_exact(path))
+    }
+
+    /// The layered sources with the configuration file's text given (the default one the
+    /// binary embeds), then `ASSENT_*` variables.
+    pub fn figment_of_text(toml: &str) -> Figment {
+        Self::layered(Toml::string(toml))
+    }
+
+    fn layered(file: figment::providers::Data<Toml>) -> Figment {
         // `ASSENT_SECRET_*` variables hold secrets that keys such as
-        // `delivery.smtp.password_env` name; they are not configuration keys themselves.
-        Figment::new().merge(Toml::file_exact(path)).merge(
+        // `delivery.smtp.password_env` name, and `ASSENT_DEVICE_*` ones belong to the
+        // device simulator (`assent device`): neither are configuration keys.
+        Figment::new().merge(file).merge(
             Env::prefixed("ASSENT_")
                 .ignore(&["CONFIG", "LOG", "LOG_FORMAT"])
-                .filter(|key| !key.starts_with("secret_"))
+                .filter(|key| !key.starts_with("secret_") && !key.starts_with("device_"))
                 .split("__"),
         )
     }
@@ -470,6 +491,19 @@ impl Config {
     /// Extracts and validates a configuration.
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let mut config: Self = figment.extract()?;
+        if config.public_url.is_empty() {
+            let mut address = config.listen;
+            if address.ip().is_unspecified() {
+                // Listening on every interface: which name clients use is not known here
+                // (set `public_url`); this one at least works on the machine itself.
+                address.set_ip(match address {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            config.public_url = format!("http://{address}");
+            config.public_url_derived = true;
+        }
         config.validate()?;
         config.policies =
             crate::policy::Policies::resolve(&config.mfa, &config.application_policies)

@@ -39,7 +39,7 @@ use std::time::Duration;
 pub use crate::config::Config;
 pub use crate::error::AdapterError;
 pub use crate::metrics::Metrics;
-use crate::store::{MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, Store};
 use crate::user::{UserId, UserProfile};
 
 /// One instance's view of the service: configuration, state and metrics. Cheap to clone.
@@ -55,8 +55,8 @@ pub struct Adapter {
 }
 
 impl Adapter {
-    /// Connects to the configured store and loads the configured users into it; messages
-    /// leave through `delivery` (built from `config.delivery` by `assent-senders`), and
+    /// Connects to the configured store and loads the configured users into it (in the
+    /// background, retrying, when Redis is not up yet); messages leave through `delivery` (built from `config.delivery` by `assent-senders`), and
     /// time is told by `clock` (the system's; tests move a manual one).
     pub async fn start(
         config: Config,
@@ -64,11 +64,27 @@ impl Adapter {
         delivery: notify::Delivery,
         clock: Arc<dyn clock::Clock>,
     ) -> Result<Self, AdapterError> {
+        let users = Arc::new(config.users.clone());
         let store: Arc<dyn Store> = match &config.store {
-            config::StoreUrl::Memory => Arc::new(MemoryStore::new()),
+            config::StoreUrl::Memory => {
+                let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+                seed_users(Arc::clone(&store), users).await?;
+                store
+            }
             config::StoreUrl::Redis(url) => {
                 let options = store::redis_options(url, &config.store_options);
-                Arc::new(RedisStore::connect(options, metrics.store_errors.clone()).await?)
+                // Redis may come up after assent: the store answers "unavailable" (and
+                // `/readyz` is false) until it is reached and the users are written.
+                let prepare: store::Prepare = Arc::new(move |store| {
+                    let users = Arc::clone(&users);
+                    Box::pin(async move {
+                        seed_users(store, users).await.map_err(|error| match error {
+                            AdapterError::Unavailable(error) => error,
+                            other => store::StoreError::Unavailable(other.to_string()),
+                        })
+                    })
+                });
+                store::connect_or_defer(options, metrics.store_errors.clone(), prepare).await
             }
         };
         let data_key = match &config.secrets.data_key_env {
@@ -86,9 +102,6 @@ impl Adapter {
             clock,
             decision_hook: Arc::default(),
         };
-        for profile in &adapter.config.users {
-            user::upsert(adapter.store(), profile).await?;
-        }
         Ok(adapter)
     }
 
@@ -162,4 +175,15 @@ impl Adapter {
     pub fn long_poll_cap(&self) -> Duration {
         Duration::from_secs(self.config.http.long_poll_max_secs)
     }
+}
+
+/// Writes the users of the configuration into a store that has just been reached.
+async fn seed_users(
+    store: Arc<dyn Store>,
+    users: Arc<Vec<UserProfile>>,
+) -> Result<(), AdapterError> {
+    for profile in users.iter() {
+        user::upsert(store.as_ref(), profile).await?;
+    }
+    Ok(())
 }

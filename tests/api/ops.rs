@@ -3,6 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use assent_proto::ciba::Discovery;
+use assent_proto::ops::{Health, HealthStatus};
+
 use crate::support::{
     AssentProcess, Backend, RedisServer, TestApp, assent_command, problem, repo_root, unique,
 };
@@ -356,9 +359,190 @@ fn config_check_names_the_offending_key() {
     assert!(ok);
 
     let typo = dir.join("typo.toml");
-    std::fs::write(&typo, text.replace("public_url", "publik_url")).unwrap();
+    std::fs::write(
+        &typo,
+        text.replace("allow_demo_secrets", "allow_demo_secretz"),
+    )
+    .unwrap();
     let (ok, message) = config_check(&typo, &[]);
     assert!(!ok);
-    assert!(message.contains("publik_url"), "{message}");
+    assert!(message.contains("allow_demo_secretz"), "{message}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An empty directory of its own, removed when dropped.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("assent-empty"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn admin_user(address: &str, id: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{address}/admin/v1/users/{id}"))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_from_any_directory_on_its_built_in_configuration() {
+    let empty = ScratchDir::new();
+    let process = AssentProcess::serve_in(&empty.0, &[], &[]).await;
+    let ready = reqwest::get(format!("{}/readyz", process.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // The demo data came with it.
+    let alice = admin_user(&process.address, "alice").await;
+    assert_eq!(alice["email"], "alice@example.com");
+    let (status, logs) = process.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("built-in conf/assent.toml"), "{logs}");
+
+    let check = assent_command()
+        .current_dir(&empty.0)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // `--config` still wins over the built-in one.
+    let own = empty.0.join("own.toml");
+    let text = std::fs::read_to_string(repo_root().join("conf/assent.toml")).unwrap();
+    std::fs::write(&own, text.replace("alice@example.com", "alice@own.example")).unwrap();
+    let own = own.display().to_string();
+    let process = AssentProcess::serve_in(&empty.0, &["--config", &own], &[]).await;
+    let alice = admin_user(&process.address, "alice").await;
+    assert_eq!(alice["email"], "alice@own.example");
+}
+
+#[tokio::test]
+async fn the_issuer_follows_the_listen_address() {
+    // `AssentProcess` changes only `listen` (a free port), as a person would.
+    let process = AssentProcess::serve(&[], &[]).await;
+    let discovery: Discovery = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        process.address
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(discovery.issuer, process.address);
+    assert_eq!(
+        discovery.token_endpoint,
+        format!("{}/as/token.oauth2", process.address)
+    );
+}
+
+#[tokio::test]
+async fn the_simulators_variables_do_not_stop_serve() {
+    // What the README has a person export for `assent device`, in the same shell.
+    let process = AssentProcess::serve(
+        &[],
+        &[("ASSENT_DEVICE_SERVER", "http://127.0.0.1:9031".to_owned())],
+    )
+    .await;
+    let ready = reqwest::get(format!("{}/readyz", process.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_waits_for_redis_and_is_ready_once_it_is_up() {
+    const PASSWORD: &str = "hunter2-not-for-logs";
+    let mut redis = RedisServer::reserve();
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port());
+    // Nothing listens on that port yet; assent starts anyway, alive but not ready.
+    let process = AssentProcess::serve(&["--log-format", "json"], &[("ASSENT_STORE", url)]).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", process.address)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let not_ready = get("/readyz").await.unwrap();
+    assert_eq!(not_ready.status(), 503);
+    assert_eq!(problem(not_ready).await["status"], 503);
+    let started = Instant::now();
+    let early = http
+        .post(format!("{}/adapter/v1/flows", process.address))
+        .basic_auth("demo-federation", Some("demo-federation-secret"))
+        .json(&crate::support::oob_request("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 503);
+    assert!(early.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a quick answer, not a wait for Redis"
+    );
+    assert_eq!(get("/pf/JWKS").await.unwrap().status(), 503);
+
+    redis.launch_with(&["--requirepass", PASSWORD]);
+    let up = Instant::now();
+    loop {
+        let ready = get("/readyz").await.unwrap();
+        if ready.status() == 200 {
+            let health: Health = ready.json().await.unwrap();
+            assert_eq!(health.status, HealthStatus::Ready);
+            break;
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(5),
+            "ready within a few seconds of Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The configured users were written once Redis answered, and a flow starts.
+    assert_eq!(
+        admin_user(&process.address, "alice").await["username"],
+        "alice"
+    );
+    let created: serde_json::Value = http
+        .post(format!("{}/adapter/v1/flows", process.address))
+        .basic_auth("demo-federation", Some("demo-federation-secret"))
+        .json(&crate::support::oob_request("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flow = created["flowId"].as_str().expect("a flow id");
+    let state = get(&format!("/pf-ws/authn/flows/{flow}")).await.unwrap();
+    assert_eq!(state.status(), 200);
+    let jwks = get("/pf/JWKS").await.unwrap();
+    assert_eq!(
+        jwks.status(),
+        200,
+        "the signing keys were created on first use"
+    );
+
+    let (_, logs) = process.terminate();
+    assert!(logs.contains("Redis is not reachable yet"), "{logs}");
+    assert!(logs.contains("connected to Redis"), "{logs}");
+    assert!(
+        !logs.contains(PASSWORD),
+        "the password leaked into the logs"
+    );
 }

@@ -90,15 +90,20 @@ impl Monitor {
 impl RedisServer {
     /// Starts a server and waits until it answers.
     pub fn start() -> Self {
+        let mut server = Self::reserve();
+        server.launch();
+        server
+    }
+
+    /// A server with a port and a directory, not started yet ([`RedisServer::launch_with`]).
+    pub fn reserve() -> Self {
         let dir = std::env::temp_dir().join(unique("assent-redis"));
         std::fs::create_dir_all(&dir).expect("cannot create the Redis directory");
-        let mut server = Self {
+        Self {
             port: free_port(),
             dir,
             child: None,
-        };
-        server.launch();
-        server
+        }
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -112,8 +117,15 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
+        self.launch_with(&[]);
+    }
+
+    /// Starts the server with extra arguments (`--requirepass`...) and waits until it
+    /// answers.
+    pub fn launch_with(&mut self, extra: &[&str]) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(extra)
             .args([
                 "--save",
                 "",
@@ -146,9 +158,10 @@ impl RedisServer {
         };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         let mut reply = [0u8; 7];
+        // A server with a password answers, but refuses: `-NOAUTH ...`.
         stream.write_all(b"PING\r\n").is_ok()
             && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+            && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
     }
 
     /// Sends one command over a fresh connection and returns the raw RESP reply.
@@ -420,9 +433,15 @@ impl AssentProcess {
     /// Runs `assent serve` with the given extra environment on a free port and waits until
     /// `/healthz` answers.
     pub async fn serve(args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::serve_in(repo_root(), args, env).await
+    }
+
+    /// As [`AssentProcess::serve`], with `dir` as the working directory.
+    pub async fn serve_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
         let port = free_port();
         let mut command = assent_command();
         command
+            .current_dir(dir)
             .arg("serve")
             .args(args)
             .env("ASSENT_LISTEN", format!("127.0.0.1:{port}"))

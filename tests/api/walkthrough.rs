@@ -1,5 +1,5 @@
-//! The README's walk-through, run as written (with the binary and address of this test),
-//! and the device simulator driven from the command line.
+//! The README's walk-throughs, run as a person pastes them (with the binary and address of
+//! this test), and the device simulator driven from the command line.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,15 +8,31 @@ use assent_proto::authn::{AuthnState, StatusName};
 
 use crate::support::{AssentProcess, repo_root, unique};
 
-/// The first ```sh block after `heading` in the README.
-fn readme_block(heading: &str) -> String {
+/// Every ```sh block of the README's `## Walk-through...` sections, in README order, with
+/// the heading of its section.
+fn walk_through_blocks() -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let section = readme
-        .split(heading)
-        .nth(1)
-        .expect("the README has the section");
-    let block = section.split("```sh").nth(1).expect("a shell block");
-    block.split("```").next().unwrap().to_owned()
+    let mut blocks = Vec::new();
+    let mut heading = String::new();
+    let mut block: Option<String> = None;
+    for line in readme.lines() {
+        match &mut block {
+            Some(text) if line.trim_start().starts_with("```") => {
+                blocks.push((heading.clone(), std::mem::take(text)));
+                block = None;
+            }
+            Some(text) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None if line.starts_with("## ") => heading = line.to_owned(),
+            None if line.trim_start() == "```sh" && heading.starts_with("## Walk-through") => {
+                block = Some(String::new());
+            }
+            None => {}
+        }
+    }
+    blocks
 }
 
 fn scratch_dir() -> std::path::PathBuf {
@@ -25,55 +41,143 @@ fn scratch_dir() -> std::path::PathBuf {
     dir
 }
 
-/// Runs README shell lines against a fresh `assent serve` (its own port, the binary
-/// under test for `cargo run -q --`), in a scratch directory; returns what they printed.
-async fn run_as_written(script: &str) -> String {
+/// What one walk-through printed, and whether it ran to its end.
+struct Ran {
+    heading: String,
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// The walk-throughs [`check`] knows: each must still be in the README.
+const CHECKED: &[&str] = &[
+    "## Walk-through: a second factor by push",
+    "## Walk-through: CIBA in poll mode",
+    "## Walk-through: registering a device, and device authorization",
+    "## Walk-through: QR sign-on, shared devices, new devices, one-time devices",
+    "## Walk-through: passcodes, number matching and policy",
+];
+
+/// What the walk-through of `heading` must show beyond running to its end (a walk-through
+/// not named here is only run).
+fn check(heading: &str, stdout: &str) {
+    let has = |text: &str| assert!(stdout.contains(text), "{heading}: {text}\n{stdout}");
+    match heading {
+        "## Walk-through: a second factor by push" => {
+            has("paired device");
+            has(r#""status":"PUSH_CONFIRMATION_WAITING""#);
+            has("Approve transfer of €100 to Bob?");
+            has("flow is MFA_COMPLETED");
+            // continueAuthentication's answer is a state (it has `_links`); the pickup is not.
+            has(r#""_links":{},"status":"COMPLETED""#);
+            has(r#""status":"COMPLETED","subject":"alice""#);
+            has("unpaired");
+        }
+        "## Walk-through: CIBA in poll mode" => {
+            has(r#""error":"authorization_pending""#);
+            has("flow is MFA_COMPLETED");
+            has(r#""token_type":"Bearer""#);
+            has(r#""refresh_token""#);
+        }
+        "## Walk-through: registering a device, and device authorization" => {
+            has("paired device");
+            has("with user bob");
+            has(r#""resumeUrl":"demobank://assent/registered""#);
+            has(r#""status":"COMPLETED""#);
+        }
+        "## Walk-through: QR sign-on, shared devices, new devices, one-time devices" => {
+            has(r#""subject":"alice""#);
+            has("USER_SELECTION_REQUIRED");
+            has("device now paired with: alice, bob");
+            assert_eq!(
+                stdout.matches(r#""status":"COMPLETED""#).count(),
+                3,
+                "{stdout}"
+            );
+            // The primary and the kiosk approve.
+            has("flow is MFA_COMPLETED");
+            has("one-time device");
+            has(r#""nickname":"Kitchen tablet""#);
+            has("unpaired");
+            assert_eq!(
+                stdout.matches("with user alice").count(),
+                2,
+                "the phone, then the tablet the phone approved: {stdout}"
+            );
+        }
+        "## Walk-through: passcodes, number matching and policy" => {
+            has(r#""status":"OTP_REQUIRED""#);
+            has(r#""status":"MFA_COMPLETED""#);
+            has("pick the number your browser shows");
+            has("Payroll will never ask you");
+            has("flow is MFA_COMPLETED");
+            let lines: Vec<&str> = stdout.lines().collect();
+            let code = lines.iter().rev().nth(1).copied().unwrap_or_default();
+            assert!(
+                code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+                "the app's passcode is printed before the phone leaves: {stdout}"
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Runs every walk-through in README order, each in a shell of its own (no variable
+/// crosses from one to the next), all in one directory against one `assent serve`, as a
+/// person pastes them into one terminal; a walk-through that fails does not stop the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walk_throughs_run_in_order_as_written() {
+    let blocks = walk_through_blocks();
+    assert!(blocks.len() >= 5, "the README's walk-throughs are found");
     let dir = scratch_dir();
     // The development sender's outbox sits where the README's commands run.
     let outbox = dir.join("assent-outbox.jsonl").display().to_string();
     let process = AssentProcess::serve(&[], &[("ASSENT_DELIVERY__FILE__PATH", outbox)]).await;
     let host = process.address.trim_start_matches("http://").to_owned();
-    let script = script
-        .replace("localhost:9031", &host)
-        .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"));
-    let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(&dir)
-        .env("ASSENT_DEVICE_SERVER", &process.address)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_walk_through_works_as_written() {
-    let stdout = run_as_written(&readme_block("## Walk-through")).await;
-    assert!(stdout.contains("paired device"), "{stdout}");
-    assert!(
-        stdout.contains(r#""status":"PUSH_CONFIRMATION_WAITING""#),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("Approve transfer of €100 to Bob?"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
-    // continueAuthentication's answer is a state (it has `_links`); the pickup is not.
-    assert!(
-        stdout.contains(r#""_links":{},"status":"COMPLETED""#),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(r#""status":"COMPLETED","subject":"alice""#),
-        "{stdout}"
-    );
+    let mut ran: Vec<Ran> = Vec::new();
+    for (heading, script) in blocks {
+        let script = script
+            .replace("localhost:9031", &host)
+            .replace("cargo run -q --", env!("CARGO_BIN_EXE_assent"));
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .current_dir(&dir)
+            .env("ASSENT_DEVICE_SERVER", &process.address)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        match ran.last_mut() {
+            // Two blocks under one heading are one walk-through.
+            Some(last) if last.heading == heading => {
+                last.ok &= output.status.success();
+                last.stdout.push_str(&stdout);
+                last.stderr.push_str(&stderr);
+            }
+            _ => ran.push(Ran {
+                heading,
+                ok: output.status.success(),
+                stdout,
+                stderr,
+            }),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let failed: Vec<String> = ran
+        .iter()
+        .filter(|walk| !walk.ok)
+        .map(|walk| format!("{}\n{}\n{}", walk.heading, walk.stdout, walk.stderr))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+    for heading in CHECKED {
+        assert!(
+            ran.iter().any(|walk| walk.heading == *heading),
+            "{heading} is run"
+        );
+    }
+    for walk in &ran {
+        check(&walk.heading, &walk.stdout);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,96 +281,4 @@ async fn the_simulator_watches_and_answers_from_the_command_line() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("denied"));
     let _ = std::fs::remove_dir_all(dir);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_ciba_walk_through_works_as_written() {
-    // The CIBA walk-through starts with the simulator paired, as the first one leaves it.
-    let pairing = readme_block("## Walk-through: a second factor by push")
-        .lines()
-        .take_while(|line| !line.contains("The federation server"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let script = format!(
-        "{pairing}\n{}",
-        readme_block("## Walk-through: CIBA in poll mode")
-    );
-    let stdout = run_as_written(&script).await;
-    assert!(
-        stdout.contains(r#""error":"authorization_pending""#),
-        "{stdout}"
-    );
-    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
-    assert!(stdout.contains(r#""token_type":"Bearer""#), "{stdout}");
-    assert!(stdout.contains(r#""refresh_token""#), "{stdout}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_registration_walk_through_works_as_written() {
-    let stdout = run_as_written(&readme_block(
-        "## Walk-through: registering a device, and device authorization",
-    ))
-    .await;
-    assert!(stdout.contains("paired device"), "{stdout}");
-    assert!(stdout.contains("with user bob"), "{stdout}");
-    assert!(
-        stdout.contains(r#""resumeUrl":"demobank://assent/registered""#),
-        "{stdout}"
-    );
-    assert!(stdout.contains(r#""status":"COMPLETED""#), "{stdout}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_device_flows_walk_through_works_as_written() {
-    let stdout = run_as_written(&readme_block(
-        "## Walk-through: QR sign-on, shared devices, new devices, one-time devices",
-    ))
-    .await;
-    assert!(stdout.contains(r#""subject":"alice""#), "{stdout}");
-    assert!(stdout.contains("USER_SELECTION_REQUIRED"), "{stdout}");
-    assert!(
-        stdout.contains("device now paired with: alice, bob"),
-        "{stdout}"
-    );
-    assert_eq!(
-        stdout.matches(r#""status":"COMPLETED""#).count(),
-        3,
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("flow is MFA_COMPLETED"),
-        "the primary and the kiosk approve: {stdout}"
-    );
-    assert!(stdout.contains("one-time device"), "{stdout}");
-    assert!(
-        stdout.contains(r#""nickname":"Kitchen tablet""#),
-        "{stdout}"
-    );
-    assert!(stdout.contains("unpaired"), "{stdout}");
-    assert_eq!(
-        stdout.matches("with user alice").count(),
-        2,
-        "the phone, then the tablet the phone approved: {stdout}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_passcode_walk_through_works_as_written() {
-    let stdout = run_as_written(&readme_block(
-        "## Walk-through: passcodes, number matching and policy",
-    ))
-    .await;
-    assert!(stdout.contains(r#""status":"OTP_REQUIRED""#), "{stdout}");
-    assert!(stdout.contains(r#""status":"MFA_COMPLETED""#), "{stdout}");
-    assert!(
-        stdout.contains("pick the number your browser shows"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("Payroll will never ask you"), "{stdout}");
-    assert!(stdout.contains("flow is MFA_COMPLETED"), "{stdout}");
-    let code = stdout.lines().last().unwrap_or_default();
-    assert!(
-        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
-        "the app's passcode is printed last: {stdout}"
-    );
 }

@@ -3,6 +3,7 @@
 //!
 //! Keys are opaque to the store: they are built in [`crate::keys`] and nowhere else.
 
+mod deferred;
 mod memory;
 mod redis;
 mod retry;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::deferred::{Prepare, connect_or_defer};
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
 pub(crate) use self::retry::{Attempt, retry_lost_races, retry_lost_races_with};

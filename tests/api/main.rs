@@ -6,6 +6,7 @@ mod support;
 
 mod bad_input;
 mod ciba;
+mod default_device;
 mod delivery;
 mod device_authorization;
 mod devices;
@@ -16,6 +17,7 @@ mod oob;
 mod ops;
 mod otp;
 mod policy;
+mod profiles;
 mod qr;
 mod registration;
 mod store;

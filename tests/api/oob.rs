@@ -204,7 +204,10 @@ async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'
     let app = TestApp::spawn_with(
         backend,
         &unique("t"),
-        Figment::new().merge(("policy.manage_devices_in_flow", true)),
+        Figment::new()
+            .merge(("policy.manage_devices_in_flow", true))
+            // With several devices the person is asked (the default goes to the primary).
+            .merge(("mfa.device_selection", "prompt")),
     )
     .await;
     let first = app.pair_device("bob").await;

@@ -19,6 +19,8 @@ use crate::policy::NetworkAction;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
+    /// The person picks which trusted device verifies the new one.
+    DeviceSelectionRequired,
     /// The primary is asked to approve (timed out by the clock).
     PushWaiting {
         /// The request.
@@ -68,6 +70,7 @@ impl State {
     /// What the state shows.
     pub fn view(&self) -> View<'_> {
         match self {
+            Self::DeviceSelectionRequired => View::DeviceSelection,
             Self::PushWaiting { push } => View::Push(push),
             Self::PushRejected { push, reason } => View::PushRejected {
                 push,
@@ -94,8 +97,9 @@ impl State {
 pub enum Admission {
     /// Paired individually: the key at once.
     Individually(PairingOffer),
-    /// Verified by the primary, reached (or refused) through policy; `None` when the user
-    /// has no primary.
+    /// Verified by a trusted device: the one policy's device selection went to at once,
+    /// reached (or refused) through policy; `None` when the person picks, or when the
+    /// user has no trusted device (the flow's devices are empty).
     ByPrimary(Option<FirstPick>),
 }
 
@@ -132,6 +136,10 @@ pub fn start(
             },
         ))
         .with(Effect::IssuePairingKey(pairing))),
+        Admission::ByPrimary(None) if steps_usable(&head) => Ok(Transition::to(in_state(
+            head,
+            State::DeviceSelectionRequired,
+        ))),
         Admission::ByPrimary(None) => Ok(Transition::to(in_state(
             head,
             State::MfaFailed {
@@ -151,6 +159,11 @@ pub fn start(
             Ok(transition)
         }
     }
+}
+
+/// Whether any of the flow's devices could verify the new one.
+fn steps_usable(head: &Head) -> bool {
+    !super::oob::usable(head).is_empty()
 }
 
 /// What `_links` offers now.
@@ -186,7 +199,7 @@ pub fn apply(
     let status = flow.status(now);
     match (state, event) {
         (
-            State::PushWaiting { .. } | State::OtpRequired { .. },
+            State::DeviceSelectionRequired | State::PushWaiting { .. } | State::OtpRequired { .. },
             Event::SelectDevice { device, pick },
         ) => {
             let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;

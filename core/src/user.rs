@@ -265,13 +265,22 @@ fn is_e164(phone: &str) -> bool {
 /// costs one read. A user code set earlier is kept unless a new one is given.
 pub async fn upsert(store: &dyn Store, profile: &UserProfile) -> Result<(), AdapterError> {
     let existing = find(store, &profile.id).await?;
+    save(store, existing.as_ref(), profile).await
+}
+
+/// [`upsert`] when the stored profile was just read (`existing`): saves the read.
+pub async fn save(
+    store: &dyn Store,
+    existing: Option<&UserProfile>,
+    profile: &UserProfile,
+) -> Result<(), AdapterError> {
     let mut profile = profile.clone();
     if profile.user_code_hash.is_none() {
         profile.user_code_hash = existing
             .as_ref()
             .and_then(|existing| existing.user_code_hash.clone());
     }
-    if existing.as_ref() == Some(&profile) {
+    if existing == Some(&profile) {
         return Ok(());
     }
     let value = serde_json::to_vec(&profile).map_err(AdapterError::internal)?;

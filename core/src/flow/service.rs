@@ -192,6 +192,9 @@ impl Adapter {
                 "CIBA requests start at the backchannel authentication endpoint".to_owned(),
             ));
         }
+        // The stored profile, read once: merged with the start's user, and compared with
+        // the result so that an unchanged profile is not written.
+        let mut stored_profile = None;
         let user = match (request.kind, request.user) {
             (FlowKind::Qr, None) => None,
             (FlowKind::Qr, Some(_)) => {
@@ -202,7 +205,8 @@ impl Adapter {
             (_, Some(update)) => {
                 // Merged with what is stored (or configured), then checked whole: a start
                 // that omits a field keeps it.
-                let user = update.merged_into(self.find_user(&update.id).await?);
+                stored_profile = self.find_user(&update.id).await?;
+                let user = update.merged_into(stored_profile.clone());
                 user.validate().map_err(AdapterError::Invalid)?;
                 Some(user)
             }
@@ -251,7 +255,7 @@ impl Adapter {
         let flow_id = FlowId::generate();
         let (user_id, mut devices, mut default) = match &user {
             Some(user) => {
-                user::upsert(store, user).await?;
+                user::save(store, stored_profile.as_ref(), user).await?;
                 let devices = device::list_for_user(store, &user.id).await?;
                 let default = device::default_for_user(store, &user.id).await?;
                 (user.id.clone(), devices, default)

@@ -3,7 +3,7 @@
 
 use assent_core::device_management::{DeviceView, PasscodeDeviceView};
 use assent_core::flow::{Application, DeviceRequest, FlowKind, Method, OneTimeDevice, StartFlow};
-use assent_core::user::{UserId, UserProfile};
+use assent_core::user::{Change, ProfileUpdate, UserId};
 use assent_proto::adapter::{self as wire, StartFlowRequest};
 use assent_proto::admin::PasscodeDevice;
 use assent_proto::authn::Method as WireMethod;
@@ -15,17 +15,16 @@ use serde::de::value::{Error as ValueError, StringDeserializer};
 pub(crate) fn start_flow(request: StartFlowRequest) -> Result<StartFlow, String> {
     let user = match request.user {
         None => None,
-        Some(user) => Some(UserProfile {
+        Some(user) => Some(ProfileUpdate {
             id: user_id(user.id)?,
             username: user.username,
-            first_name: user.first_name,
-            last_name: user.last_name,
-            email: user.email,
-            phone: user.phone,
-            voice: user.voice_number,
+            first_name: Change::from_input(user.first_name),
+            last_name: Change::from_input(user.last_name),
+            email: Change::from_input(user.email),
+            phone: Change::from_input(user.phone),
+            voice: Change::from_input(user.voice_number),
             groups: user.groups,
             attributes: user.attributes,
-            user_code_hash: None,
         }),
     };
     let client_ip = match request.client_ip {

@@ -109,11 +109,15 @@ pub struct Config {
     /// The global MFA policy (seed 001).
     #[serde(default)]
     pub mfa: crate::policy::MfaPolicy,
-    /// Per-application changes to the MFA policy, by the federation server's application id.
+    /// Per-group changes to the MFA policy, by the user's directory group (the first of
+    /// a user's groups listed here applies).
     #[serde(default)]
-    pub application_policies:
-        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
-    /// `mfa` with each application's changes merged, computed at load.
+    pub group_policies: crate::policy::Overrides,
+    /// Per-application changes to the MFA policy, by the federation server's application
+    /// id; they win over a group's.
+    #[serde(default)]
+    pub application_policies: crate::policy::Overrides,
+    /// `mfa` with each group's and application's changes merged, computed at load.
     #[serde(skip)]
     pub policies: crate::policy::Policies,
     /// Keys kept outside the store.
@@ -505,9 +509,12 @@ impl Config {
             config.public_url_derived = true;
         }
         config.validate()?;
-        config.policies =
-            crate::policy::Policies::resolve(&config.mfa, &config.application_policies)
-                .map_err(|(key, reason)| ConfigError::Value { key, reason })?;
+        config.policies = crate::policy::Policies::resolve(
+            &config.mfa,
+            &config.group_policies,
+            &config.application_policies,
+        )
+        .map_err(|(key, reason)| ConfigError::Value { key, reason })?;
         Ok(config)
     }
 

@@ -33,6 +33,10 @@ pub struct Device {
     pub public_key: PublicDeviceKey,
     /// When it was paired (seconds since the epoch).
     pub paired_at: u64,
+    /// The same in milliseconds: orders devices paired within one second ("the oldest
+    /// remaining" becomes primary). 0 for devices paired before it was recorded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paired_at_ms: u64,
     /// Further users of a shared device (a family tablet, a branch's phone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_paired: Vec<UserId>,
@@ -71,6 +75,10 @@ impl Device {
             "Mobile"
         }
     }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Checks a free-text label (name, nickname, OS...).
@@ -166,7 +174,13 @@ pub async fn list_for_user(store: &dyn Store, user: &UserId) -> Result<Vec<Devic
             devices.push(device);
         }
     }
-    devices.sort_by(|a, b| (a.paired_at, a.id.as_str()).cmp(&(b.paired_at, b.id.as_str())));
+    devices.sort_by(|a, b| {
+        (a.paired_at, a.paired_at_ms, a.id.as_str()).cmp(&(
+            b.paired_at,
+            b.paired_at_ms,
+            b.id.as_str(),
+        ))
+    });
     Ok(devices)
 }
 
@@ -196,6 +210,68 @@ pub async fn set_default(
         )
         .await?;
     Ok(())
+}
+
+/// Makes `device` the user's primary if they have none yet, so that a user's first
+/// device (mobile or passcode) becomes their primary; one atomic set-if-absent, so two
+/// first pairings at once leave one primary.
+pub async fn claim_primary(
+    store: &dyn Store,
+    user: &UserId,
+    device: &DeviceId,
+) -> Result<(), AdapterError> {
+    store
+        .insert(
+            &keys::default_device(user),
+            device.as_str().as_bytes(),
+            Ttl::Persist,
+        )
+        .await?;
+    Ok(())
+}
+
+/// After `removed` was unpaired from `user`: if it was their primary, the oldest
+/// remaining mobile device becomes primary, else the oldest passcode device, else none.
+/// Compare-and-set, so a primary chosen meanwhile stays.
+pub async fn promote_primary(
+    store: &dyn Store,
+    user: &UserId,
+    removed: &DeviceId,
+) -> Result<(), AdapterError> {
+    let key = keys::default_device(user);
+    let Some(record) = store.get(&key).await? else {
+        return Ok(());
+    };
+    if record.value != removed.as_str().as_bytes() {
+        return Ok(());
+    }
+    let next = match list_for_user(store, user).await?.into_iter().next() {
+        Some(mobile) => Some(mobile.id),
+        None => crate::otp_device::list(store, user)
+            .await?
+            .into_iter()
+            .min_by_key(|device| device.paired_at)
+            .map(|device| device.id),
+    };
+    let Some(next) = next else {
+        store.delete(&key).await?;
+        return Ok(());
+    };
+    match store
+        .transition(
+            &key,
+            record.version,
+            next.as_str().as_bytes(),
+            Ttl::Keep,
+            None,
+        )
+        .await
+    {
+        Ok(_) | Err(crate::store::StoreError::Conflict | crate::store::StoreError::NotFound) => {
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Unpairs a device: it can no longer authenticate or answer. The record goes first, so

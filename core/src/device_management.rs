@@ -1,5 +1,6 @@
 //! Managing a user's devices: list, rename, choose the primary, unpair. Unpairing cancels
-//! the requests still waiting for that device.
+//! the requests still waiting for that device, and unpairing the primary promotes the
+//! oldest remaining device.
 
 use serde::{Deserialize, Serialize};
 
@@ -142,7 +143,7 @@ impl Adapter {
                 // A passcode device: removing it is all there is to do.
                 let id = DeviceId::parse(id).ok_or(AdapterError::NotFound("device"))?;
                 return match crate::otp_device::remove(self.store(), user, &id).await? {
-                    true => Ok(()),
+                    true => device::promote_primary(self.store(), user, &id).await,
                     false => Err(AdapterError::NotFound("device")),
                 };
             }
@@ -191,9 +192,6 @@ impl Adapter {
         if !shared {
             store.delete(&pending).await?;
         }
-        if device::default_for_user(store, user).await? == Some(device.id.clone()) {
-            store.delete(&keys::default_device(user)).await?;
-        }
-        Ok(())
+        device::promote_primary(store, user, &device.id).await
     }
 }

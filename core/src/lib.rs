@@ -153,22 +153,49 @@ impl Adapter {
 
     /// A user's profile, for the operator.
     pub async fn user(&self, id: &UserId) -> Result<UserProfile, AdapterError> {
-        user::find(self.store(), id)
+        self.find_user(id)
             .await?
             .ok_or(AdapterError::NotFound("user"))
     }
 
-    /// A user's profile, if there is such a user.
+    /// A user's profile, if there is such a user: the store's, else the configured one —
+    /// written back, so that a store that lost its data (a Redis flush, a failover to an
+    /// empty replica) serves the configured users again without a restart.
     pub async fn find_user(&self, id: &UserId) -> Result<Option<UserProfile>, AdapterError> {
-        user::find(self.store(), id).await
+        if let Some(profile) = user::find(self.store(), id).await? {
+            return Ok(Some(profile));
+        }
+        let Some(configured) = self.config.users.iter().find(|user| user.id == *id) else {
+            return Ok(None);
+        };
+        tracing::info!(user = %id, "configured user missing from the store; seeded again");
+        user::upsert(self.store(), configured).await?;
+        Ok(Some(configured.clone()))
     }
 
-    /// The user a login hint (username, email or phone number) names, if any.
+    /// The user a login hint (username, email or phone number) names, if any; a
+    /// configured user is found (and seeded again) even when the store lost them.
     pub async fn find_user_by_login(
         &self,
         hint: &str,
     ) -> Result<Option<UserProfile>, AdapterError> {
-        user::find_by_login(self.store(), hint).await
+        if let Some(profile) = user::find_by_login(self.store(), hint).await? {
+            return Ok(Some(profile));
+        }
+        let Some(configured) = self
+            .config
+            .users
+            .iter()
+            .find(|user| user::answers_to(user, hint))
+        else {
+            return Ok(None);
+        };
+        // A stored profile of that user stays as it is (a flow start may have changed
+        // it); it must still carry the hint.
+        Ok(self
+            .find_user(&configured.id)
+            .await?
+            .filter(|profile| user::answers_to(profile, hint)))
     }
 
     /// How long long polls may wait at most.

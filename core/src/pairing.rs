@@ -86,12 +86,12 @@ pub(crate) fn grant_record(
 
 /// Consumes a pairing key (once, atomically) and returns the device it makes, not saved
 /// yet, and the flow the key came from. Everything is checked before the key is
-/// consumed, so a malformed request leaves the key usable. `now_secs` stamps the pairing.
+/// consumed, so a malformed request leaves the key usable. `now_ms` stamps the pairing.
 pub async fn redeem(
     store: &dyn Store,
     request: PairingRequest,
     otp_seed: Option<String>,
-    now_secs: u64,
+    now_ms: u64,
 ) -> Result<(Device, Option<FlowId>), AdapterError> {
     for (field, value) in [
         ("name", &request.name),
@@ -118,7 +118,8 @@ pub async fn redeem(
         model: request.model,
         nickname: None,
         public_key: request.public_key,
-        paired_at: now_secs,
+        paired_at: now_ms / 1000,
+        paired_at_ms: now_ms,
         also_paired: Vec::new(),
         one_time: false,
         one_time_flow: None,

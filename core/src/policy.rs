@@ -1,7 +1,9 @@
 //! The MFA policy (seed 001): which methods a user may and must have, backups, codes
 //! instead of pushes, push limits, device requirements, network rules and skipping MFA
-//! after a recent one. Global in `[mfa]`, overridden per application in
-//! `[application_policies."<application id>"]`; resolved once at start-up.
+//! after a recent one, and which device a sign-in goes to. Global in `[mfa]`, overridden
+//! per user group in `[group_policies."<group>"]` and per application in
+//! `[application_policies."<application id>"]` (the application's override wins over the
+//! group's); resolved once at start-up.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -87,6 +89,37 @@ impl Method {
     }
 }
 
+/// Which device a sign-in goes to (PingOne MFA policies' device selection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceSelection {
+    /// The user's primary device gets the push (or code) at once; the person sees the
+    /// list only when they ask to change device, or when the primary cannot be used.
+    #[default]
+    DefaultDevice,
+    /// The person picks whenever more than one device can be used.
+    Prompt,
+    /// The person always picks, even with a single device.
+    AlwaysDisplay,
+}
+
+impl DeviceSelection {
+    /// The device a sign-in goes to without asking, among the usable ones (oldest
+    /// first), given the user's primary; `None`: the person picks.
+    pub fn first_device<'a>(
+        self,
+        usable: &'a [crate::ids::DeviceId],
+        primary: Option<&crate::ids::DeviceId>,
+    ) -> Option<&'a crate::ids::DeviceId> {
+        match (self, usable) {
+            (Self::AlwaysDisplay, _) => None,
+            (_, [only]) => Some(only),
+            (Self::DefaultDevice, usable) => usable.iter().find(|id| Some(*id) == primary),
+            (Self::Prompt, _) => None,
+        }
+    }
+}
+
 /// What a network rule does to a sign-in from its range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -163,6 +196,8 @@ pub struct MfaPolicy {
     pub otp_attempt_limit: u32,
     /// The window of `otp_attempt_limit`.
     pub otp_attempt_window_secs: u64,
+    /// Which device a sign-in goes to: `default_device`, `prompt` or `always_display`.
+    pub device_selection: DeviceSelection,
 }
 
 impl Default for MfaPolicy {
@@ -191,6 +226,7 @@ impl Default for MfaPolicy {
             otp_send_limit_window_secs: 3600,
             otp_attempt_limit: 20,
             otp_attempt_window_secs: 900,
+            device_selection: DeviceSelection::DefaultDevice,
         }
     }
 }
@@ -338,19 +374,53 @@ fn parse_version(raw: &str) -> Option<Vec<u32>> {
     Some(parts)
 }
 
-/// The global policy and the per-application ones, each complete (overrides merged).
+/// Policy overrides by name (a user group or an application), as configured: each key
+/// of [`MfaPolicy`] that differs from the policy below it.
+pub type Overrides = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
+
+/// The global policy, the per-group and per-application ones, and each group's combined
+/// with each application's: every one complete (overrides merged), so that a sign-in
+/// merges nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Policies {
     global: MfaPolicy,
+    groups: BTreeMap<String, MfaPolicy>,
     applications: BTreeMap<String, MfaPolicy>,
+    /// By (group, application): the group's overrides, then the application's.
+    combined: BTreeMap<(String, String), MfaPolicy>,
+}
+
+/// `base` with each layer's overrides applied in order, validated; the error names the
+/// layer (`group_policies.<group>`, `application_policies.<id>`) and the key.
+fn layered(
+    base: &serde_json::Map<String, serde_json::Value>,
+    layers: &[(&str, &serde_json::Map<String, serde_json::Value>)],
+) -> Result<MfaPolicy, (String, String)> {
+    let mut merged = base.clone();
+    for (_, changes) in layers {
+        merged.extend((*changes).clone());
+    }
+    let name = layers
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let policy: MfaPolicy = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|error| (name.clone(), error.to_string()))?;
+    policy
+        .validate()
+        .map_err(|(key, reason)| (format!("{name}.{key}"), reason))?;
+    Ok(policy)
 }
 
 impl Policies {
-    /// Merges each application's overrides onto the global policy; the error names the
-    /// key (`application_policies.<id>.<key>`).
+    /// Merges each group's and each application's overrides onto the global policy, and
+    /// each application's onto each group's; the error names the key
+    /// (`group_policies.<group>.<key>`, `application_policies.<id>.<key>`).
     pub fn resolve(
         global: &MfaPolicy,
-        overrides: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+        groups: &Overrides,
+        applications: &Overrides,
     ) -> Result<Self, (String, String)> {
         global
             .validate()
@@ -359,27 +429,65 @@ impl Policies {
             Ok(serde_json::Value::Object(base)) => base,
             _ => return Err(("mfa".to_owned(), "cannot be represented".to_owned())),
         };
-        let mut applications = BTreeMap::new();
-        for (id, changes) in overrides {
-            let mut merged = base.clone();
-            merged.extend(changes.clone());
-            let policy: MfaPolicy = serde_json::from_value(serde_json::Value::Object(merged))
-                .map_err(|error| (format!("application_policies.{id}"), error.to_string()))?;
-            policy
-                .validate()
-                .map_err(|(key, reason)| (format!("application_policies.{id}.{key}"), reason))?;
-            applications.insert(id.clone(), policy);
-        }
-        Ok(Self {
+        let mut policies = Self {
             global: global.clone(),
-            applications,
-        })
+            ..Self::default()
+        };
+        for (group, group_changes) in groups {
+            let group_name = format!("group_policies.{group}");
+            policies.groups.insert(
+                group.clone(),
+                layered(&base, &[(&group_name, group_changes)])?,
+            );
+            for (id, changes) in applications {
+                let application = format!("application_policies.{id}");
+                policies.combined.insert(
+                    (group.clone(), id.clone()),
+                    layered(
+                        &base,
+                        &[(&group_name, group_changes), (&application, changes)],
+                    )?,
+                );
+            }
+        }
+        for (id, changes) in applications {
+            let application = format!("application_policies.{id}");
+            policies
+                .applications
+                .insert(id.clone(), layered(&base, &[(&application, changes)])?);
+        }
+        Ok(policies)
+    }
+
+    /// The group whose policy applies to a user in `groups`: the first listed that has
+    /// one.
+    pub fn group_of<'a>(&self, groups: &'a [String]) -> Option<&'a str> {
+        groups
+            .iter()
+            .find(|group| self.groups.contains_key(*group))
+            .map(String::as_str)
     }
 
     /// The policy for an application (by the federation server's id), else the global one.
     pub fn for_application(&self, id: Option<&str>) -> &MfaPolicy {
-        id.and_then(|id| self.applications.get(id))
-            .unwrap_or(&self.global)
+        self.for_sign_in(None, id)
+    }
+
+    /// The policy for a sign-in of a user whose policy group is `group` (see
+    /// [`Policies::group_of`]) to an application: the global policy, with the group's
+    /// overrides, with the application's on top.
+    pub fn for_sign_in(&self, group: Option<&str>, application: Option<&str>) -> &MfaPolicy {
+        let group = group.filter(|group| self.groups.contains_key(*group));
+        let application = application.filter(|id| self.applications.contains_key(*id));
+        match (group, application) {
+            (Some(group), Some(id)) => self
+                .combined
+                .get(&(group.to_owned(), id.to_owned()))
+                .unwrap_or(&self.global),
+            (Some(group), None) => self.groups.get(group).unwrap_or(&self.global),
+            (None, Some(id)) => self.applications.get(id).unwrap_or(&self.global),
+            (None, None) => &self.global,
+        }
     }
 }
 
@@ -443,7 +551,7 @@ mod tests {
             "payroll".to_owned(),
             serde_json::from_str(r#"{ "number_matching": true }"#).unwrap(),
         )]);
-        let policies = Policies::resolve(&global, &overrides).unwrap();
+        let policies = Policies::resolve(&global, &Overrides::new(), &overrides).unwrap();
         let payroll = policies.for_application(Some("payroll"));
         assert!(payroll.use_code && payroll.number_matching);
         assert!(!policies.for_application(Some("other")).number_matching);
@@ -451,7 +559,83 @@ mod tests {
             "x".to_owned(),
             serde_json::from_str(r#"{ "use_codes": true }"#).unwrap(),
         )]);
-        let (key, _) = Policies::resolve(&global, &bad).unwrap_err();
+        let (key, _) = Policies::resolve(&global, &Overrides::new(), &bad).unwrap_err();
         assert_eq!(key, "application_policies.x");
+    }
+
+    #[test]
+    fn a_group_override_lies_between_the_global_and_the_application_policy() {
+        let global = MfaPolicy::default();
+        let json = |raw: &str| serde_json::from_str(raw).unwrap();
+        let groups = Overrides::from([
+            (
+                "tellers".to_owned(),
+                json(r#"{ "device_selection": "always_display", "use_code": true }"#),
+            ),
+            (
+                "contractors".to_owned(),
+                json(r#"{ "number_matching": true }"#),
+            ),
+        ]);
+        let applications = Overrides::from([(
+            "payroll".to_owned(),
+            json(r#"{ "device_selection": "prompt" }"#),
+        )]);
+        let policies = Policies::resolve(&global, &groups, &applications).unwrap();
+        let groups_of = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+
+        let tellers = groups_of(&["staff", "tellers", "contractors"]);
+        let group = policies.group_of(&tellers);
+        assert_eq!(
+            group,
+            Some("tellers"),
+            "the first listed group with a policy"
+        );
+        let teller = policies.for_sign_in(group, Some("web"));
+        assert_eq!(teller.device_selection, DeviceSelection::AlwaysDisplay);
+        assert!(teller.use_code && !teller.number_matching);
+
+        let payroll = policies.for_sign_in(group, Some("payroll"));
+        assert_eq!(
+            payroll.device_selection,
+            DeviceSelection::Prompt,
+            "the application wins"
+        );
+        assert!(payroll.use_code, "the group's other overrides stay");
+
+        let nobody = policies.for_sign_in(policies.group_of(&groups_of(&["staff"])), None);
+        assert_eq!(nobody, &global);
+        assert_eq!(
+            policies.for_application(Some("payroll")).device_selection,
+            DeviceSelection::Prompt
+        );
+
+        let bad = Overrides::from([("x".to_owned(), json(r#"{ "otp_length": 2 }"#))]);
+        let (key, _) = Policies::resolve(&global, &bad, &Overrides::new()).unwrap_err();
+        assert_eq!(key, "group_policies.x.otp_length");
+    }
+
+    #[test]
+    fn device_selection_goes_to_the_primary_or_asks() {
+        let ids: Vec<crate::ids::DeviceId> =
+            (0..2).map(|_| crate::ids::DeviceId::generate()).collect();
+        let (old, new) = (&ids[0], &ids[1]);
+        let one = std::slice::from_ref(old);
+        use DeviceSelection::*;
+        assert_eq!(DefaultDevice.first_device(&ids, Some(new)), Some(new));
+        assert_eq!(
+            DefaultDevice.first_device(&ids, None),
+            None,
+            "no primary: ask"
+        );
+        assert_eq!(
+            DefaultDevice.first_device(one, Some(new)),
+            Some(old),
+            "the only one"
+        );
+        assert_eq!(Prompt.first_device(&ids, Some(new)), None);
+        assert_eq!(Prompt.first_device(one, None), Some(old));
+        assert_eq!(AlwaysDisplay.first_device(one, Some(old)), None);
+        assert_eq!(AlwaysDisplay.first_device(&[], None), None);
     }
 }

@@ -163,6 +163,97 @@ impl UserProfile {
     }
 }
 
+/// What a flow start says about one field of a stored profile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Change<T> {
+    /// The field was absent: the stored value stays.
+    #[default]
+    Keep,
+    /// The field was `null` or an empty string: the stored value goes.
+    Clear,
+    /// A new value.
+    Set(T),
+}
+
+impl Change<String> {
+    /// Reads a field that may be absent (`None`), `null` (`Some(None)`) or a string; an
+    /// empty (or blank) string clears like `null`, since many directories send `""` for
+    /// "no value".
+    pub fn from_input(field: Option<Option<String>>) -> Self {
+        match field {
+            None => Self::Keep,
+            Some(None) => Self::Clear,
+            Some(Some(value)) if value.trim().is_empty() => Self::Clear,
+            Some(Some(value)) => Self::Set(value),
+        }
+    }
+}
+
+impl<T: Clone> Change<T> {
+    fn applied_to(&self, stored: Option<T>) -> Option<T> {
+        match self {
+            Self::Keep => stored,
+            Self::Clear => None,
+            Self::Set(value) => Some(value.clone()),
+        }
+    }
+}
+
+/// What a federation server says about a user at a flow start: merged into the stored
+/// profile, so that a start which omits a field keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    /// Stable identifier.
+    pub id: UserId,
+    /// Login name (always given).
+    pub username: String,
+    /// Given name.
+    pub first_name: Change<String>,
+    /// Family name.
+    pub last_name: Change<String>,
+    /// Email address.
+    pub email: Change<String>,
+    /// Mobile number for SMS.
+    pub phone: Change<String>,
+    /// Number for voice calls (the connector's landline).
+    pub voice: Change<String>,
+    /// Directory groups: replaced when given (an empty list clears them).
+    pub groups: Option<Vec<String>>,
+    /// Free attributes: replaced when given.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl ProfileUpdate {
+    /// The profile after this update of `stored` (or a new one); the user code set earlier
+    /// stays.
+    pub fn merged_into(&self, stored: Option<UserProfile>) -> UserProfile {
+        let stored = stored.unwrap_or_else(|| UserProfile {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            voice: None,
+            groups: Vec::new(),
+            attributes: BTreeMap::new(),
+            user_code_hash: None,
+        });
+        UserProfile {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            first_name: self.first_name.applied_to(stored.first_name),
+            last_name: self.last_name.applied_to(stored.last_name),
+            email: self.email.applied_to(stored.email),
+            phone: self.phone.applied_to(stored.phone),
+            voice: self.voice.applied_to(stored.voice),
+            groups: self.groups.clone().unwrap_or(stored.groups),
+            attributes: self.attributes.clone().unwrap_or(stored.attributes),
+            user_code_hash: stored.user_code_hash,
+        }
+    }
+}
+
 fn is_e164(phone: &str) -> bool {
     phone.strip_prefix('+').is_some_and(|digits| {
         (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
@@ -174,13 +265,22 @@ fn is_e164(phone: &str) -> bool {
 /// costs one read. A user code set earlier is kept unless a new one is given.
 pub async fn upsert(store: &dyn Store, profile: &UserProfile) -> Result<(), AdapterError> {
     let existing = find(store, &profile.id).await?;
+    save(store, existing.as_ref(), profile).await
+}
+
+/// [`upsert`] when the stored profile was just read (`existing`): saves the read.
+pub async fn save(
+    store: &dyn Store,
+    existing: Option<&UserProfile>,
+    profile: &UserProfile,
+) -> Result<(), AdapterError> {
     let mut profile = profile.clone();
     if profile.user_code_hash.is_none() {
         profile.user_code_hash = existing
             .as_ref()
             .and_then(|existing| existing.user_code_hash.clone());
     }
-    if existing.as_ref() == Some(&profile) {
+    if existing == Some(&profile) {
         return Ok(());
     }
     let value = serde_json::to_vec(&profile).map_err(AdapterError::internal)?;
@@ -248,12 +348,9 @@ fn logins(profile: &UserProfile) -> Vec<(&'static str, String)> {
     logins
 }
 
-/// Finds a user by username, email or phone. The index may be stale after a change, so
-/// the profile found must still carry the identifier.
-pub async fn find_by_login(
-    store: &dyn Store,
-    hint: &str,
-) -> Result<Option<UserProfile>, AdapterError> {
+/// The kind of login a hint is (`username`, `email`, `phone`) and its normalised form;
+/// `None` for a hint no profile can carry.
+fn login_of(hint: &str) -> Option<(&'static str, String)> {
     let kind = if hint.contains('@') {
         "email"
     } else if hint.starts_with('+') {
@@ -266,9 +363,23 @@ pub async fn find_by_login(
     } else {
         hint.to_lowercase()
     };
-    if normalised.is_empty() || normalised.len() > MAX_FIELD_LEN {
+    (!normalised.is_empty() && normalised.len() <= MAX_FIELD_LEN).then_some((kind, normalised))
+}
+
+/// Whether `profile` carries `hint` as its username, email or phone.
+pub fn answers_to(profile: &UserProfile, hint: &str) -> bool {
+    login_of(hint).is_some_and(|login| logins(profile).contains(&login))
+}
+
+/// Finds a user by username, email or phone. The index may be stale after a change, so
+/// the profile found must still carry the identifier.
+pub async fn find_by_login(
+    store: &dyn Store,
+    hint: &str,
+) -> Result<Option<UserProfile>, AdapterError> {
+    let Some((kind, normalised)) = login_of(hint) else {
         return Ok(None);
-    }
+    };
     let Some(record) = store.get(&keys::login(kind, &normalised)).await? else {
         return Ok(None);
     };
@@ -290,5 +401,51 @@ pub async fn find(store: &dyn Store, id: &UserId) -> Result<Option<UserProfile>,
             serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
         )),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> UserProfile {
+        UserProfile {
+            id: UserId::parse("alice").unwrap(),
+            username: "alice".to_owned(),
+            first_name: Some("Alice".to_owned()),
+            last_name: None,
+            email: Some("alice@example.com".to_owned()),
+            phone: Some("+15555550100".to_owned()),
+            voice: Some("+15555550101".to_owned()),
+            groups: vec!["staff".to_owned()],
+            attributes: BTreeMap::new(),
+            user_code_hash: Some("hash".to_owned()),
+        }
+    }
+
+    #[test]
+    fn absent_keeps_null_or_empty_clears_a_value_sets() {
+        let update = ProfileUpdate {
+            id: UserId::parse("alice").unwrap(),
+            username: "alice".to_owned(),
+            first_name: Change::from_input(None),
+            last_name: Change::from_input(Some(Some("Liddell".to_owned()))),
+            email: Change::from_input(None),
+            phone: Change::from_input(Some(None)),
+            voice: Change::from_input(Some(Some(" ".to_owned()))),
+            groups: None,
+            attributes: None,
+        };
+        let merged = update.merged_into(Some(stored()));
+        assert_eq!(merged.first_name.as_deref(), Some("Alice"));
+        assert_eq!(merged.last_name.as_deref(), Some("Liddell"));
+        assert_eq!(merged.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(merged.phone, None);
+        assert_eq!(merged.voice, None);
+        assert_eq!(merged.groups, ["staff"]);
+        assert_eq!(merged.user_code_hash.as_deref(), Some("hash"));
+        let fresh = update.merged_into(None);
+        assert_eq!(fresh.email, None);
+        assert_eq!(fresh.last_name.as_deref(), Some("Liddell"));
     }
 }

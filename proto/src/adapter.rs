@@ -83,8 +83,10 @@ pub struct OneTimeDeviceInput {
     pub model: String,
 }
 
-/// The user, as the federation server knows them.
-#[derive(Debug, Deserialize, Serialize)]
+/// The user, as the federation server knows them. Merged into what assent has stored:
+/// a field left out keeps its stored value; `null` or `""` clears it; a value replaces
+/// it. `groups` and `attributes`, when given, replace the stored ones.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserInput {
     /// Stable id.
@@ -92,26 +94,58 @@ pub struct UserInput {
     /// Login name.
     pub username: String,
     /// Given name.
-    #[serde(default)]
-    pub first_name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_name: Option<Option<String>>,
     /// Family name.
-    #[serde(default)]
-    pub last_name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_name: Option<Option<String>>,
     /// Email.
-    #[serde(default)]
-    pub email: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub email: Option<Option<String>>,
     /// Mobile number (E.164).
-    #[serde(default)]
-    pub phone: Option<String>,
-    /// Voice number (E.164).
-    #[serde(default)]
-    pub voice_number: Option<String>,
-    /// Directory groups.
-    #[serde(default)]
-    pub groups: Vec<String>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub phone: Option<Option<String>>,
+    /// Voice number (E.164): the PingID connector's "Landline Number", also accepted as
+    /// `landline` (giving both is refused).
+    #[serde(
+        default,
+        alias = "landline",
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub voice_number: Option<Option<String>>,
+    /// Directory groups (the first with a group policy decides the policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
     /// Free attributes.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+/// A field that is present: `null` becomes `Some(None)`, so that it differs from an
+/// absent field (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `201` answer to a flow start.

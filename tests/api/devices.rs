@@ -31,7 +31,9 @@ async fn the_operator_manages_a_users_devices(backend: Backend<'_>) {
     let second = app.pair_device("bob").await;
     let listed = devices(&app, "bob").await;
     assert_eq!(listed.len(), 2);
-    assert!(listed.iter().all(|device| !device.primary));
+    // The first device paired became the primary.
+    assert!(listed[0].primary && !listed[1].primary, "{listed:?}");
+    assert_eq!(listed[0].id, first.id());
     assert_eq!(listed[0].model, "assent simulator");
 
     let url = |device: &str| app.url(&format!("/admin/v1/users/bob/devices/{device}"));

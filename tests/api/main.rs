@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod ciba;
+mod default_device;
 mod delivery;
 mod device_authorization;
 mod devices;
@@ -18,6 +19,7 @@ mod oob;
 mod ops;
 mod otp;
 mod policy;
+mod profiles;
 mod qr;
 mod registration;
 mod store;

@@ -204,7 +204,10 @@ async fn with_two_devices_the_person_selects_and_manages_them(backend: Backend<'
     let app = TestApp::spawn_with(
         backend,
         &unique("t"),
-        Figment::new().merge(("policy.manage_devices_in_flow", true)),
+        Figment::new()
+            .merge(("policy.manage_devices_in_flow", true))
+            // With several devices the person is asked (the default goes to the primary).
+            .merge(("mfa.device_selection", "prompt")),
     )
     .await;
     let first = app.pair_device("bob").await;
@@ -619,7 +622,13 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn by_default_a_flow_cannot_manage_devices() {
-    let app = TestApp::spawn(Backend::Memory).await;
+    // The person is asked to pick (`prompt`): the list is where managing would be offered.
+    let app = TestApp::spawn_with(
+        Backend::Memory,
+        &unique("t"),
+        Figment::new().merge(("mfa.device_selection", "prompt")),
+    )
+    .await;
     let first = app.pair_device("bob").await;
     let _second = app.pair_device("bob").await;
     let flow = app.start_flow(&oob_request("bob")).await;

@@ -381,10 +381,13 @@ fn totp_now(secret: &str) -> String {
 async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) {
     let (app, sink, _smtp) = spawn(
         backend,
-        Figment::new().merge((
-            "mfa.mandatory_authentication_methods",
-            json!(["SMS", "TOTP"]),
-        )),
+        Figment::new()
+            .merge((
+                "mfa.mandatory_authentication_methods",
+                json!(["SMS", "TOTP"]),
+            ))
+            // The person picks among the devices set up (the next sign-in reads the list).
+            .merge(("mfa.device_selection", "prompt")),
     )
     .await;
     let phone = app.pair_device("alice").await;
@@ -516,10 +519,13 @@ async fn mandatory_sms_and_totp_are_set_up_after_the_push(backend: Backend<'_>) 
 async fn mandatory_voice_and_email_are_set_up_before_anything_else(backend: Backend<'_>) {
     let (app, sink, smtp) = spawn(
         backend,
-        Figment::new().merge((
-            "mfa.mandatory_authentication_methods",
-            json!(["VOICE", "EMAIL"]),
-        )),
+        Figment::new()
+            .merge((
+                "mfa.mandatory_authentication_methods",
+                json!(["VOICE", "EMAIL"]),
+            ))
+            // The person picks among the devices set up (the next sign-in reads the list).
+            .merge(("mfa.device_selection", "prompt")),
     )
     .await;
     // No device at all: setting up comes first.

@@ -1,6 +1,6 @@
 //! The MFA policy end to end, through the real server: network rules (IPv4, IPv6, mapped
 //! addresses), the skip-MFA window, the per-user push limit, the minimum OS version,
-//! number matching, per-application overrides, the administrator's message, allowed
+//! number matching, per-group and per-application overrides, the administrator's message, allowed
 //! methods, `useCode`, and the passcode fallback when a push cannot be delivered.
 
 use std::sync::Once;
@@ -34,6 +34,7 @@ on_both_backends!(
     number_matching_refuses_the_wrong_number_and_accepts_the_right_one,
     without_number_matching_no_number_is_shown_or_asked,
     an_application_override_applies_to_that_application_only,
+    a_group_override_applies_to_its_members_below_the_application_override,
     the_admin_message_reaches_the_page_and_the_device,
     without_an_admin_message_none_is_shown,
     a_method_not_allowed_is_neither_offered_nor_selectable,
@@ -934,4 +935,51 @@ async fn without_otp_fallback_an_undeliverable_push_keeps_waiting(backend: Backe
     // The device still sees the request through its own long poll, and approves.
     approve_and_continue(&app, &phone, &flow).await;
     assert_eq!(result(&app, &flow).await["method"], "push");
+}
+
+/// A sign-in of alice, in `groups`, to the application `application`.
+fn member_of(groups: &[&str], application: &str) -> Value {
+    let mut request = oob_request("alice");
+    request["user"]["groups"] = json!(groups);
+    request["application"]["id"] = json!(application);
+    request
+}
+
+async fn a_group_override_applies_to_its_members_below_the_application_override(
+    backend: Backend<'_>,
+) {
+    let app = spawn(
+        backend,
+        Figment::new()
+            .merge(("group_policies.tellers.number_matching", true))
+            .merge((
+                "group_policies.contractors.device_selection",
+                "always_display",
+            ))
+            .merge(("application_policies.payroll.number_matching", false)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let number = |state: &AuthnState| expect_status!(state, PushConfirmationWaiting).number_match;
+
+    // A teller gets the group's number matching...
+    let (flow, state) = start(&app, &member_of(&["staff", "tellers"], "bank")).await;
+    assert!(number(&state).is_some(), "{state:?}");
+    app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+    // ...except in an application whose own policy says otherwise.
+    let (flow, state) = start(&app, &member_of(&["tellers"], "payroll")).await;
+    assert!(number(&state).is_none(), "the application wins: {state:?}");
+    app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+    // In two groups, the first listed decides: the contractors' device list, and none
+    // of the tellers' number matching.
+    let (flow, state) = start(&app, &member_of(&["contractors", "tellers"], "bank")).await;
+    assert_eq!(state.status.name(), StatusName::DeviceSelectionRequired);
+    let waiting = app
+        .act_ok(&flow, ActionRequest::select_device(phone.id()))
+        .await;
+    assert!(number(&waiting).is_none(), "{waiting:?}");
+    app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+    // In no group: the global policy.
+    let (_, state) = start(&app, &member_of(&[], "bank")).await;
+    assert!(number(&state).is_none(), "{state:?}");
 }

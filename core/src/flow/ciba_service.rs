@@ -49,15 +49,22 @@ impl Adapter {
     /// first one. The auth_req_id is the flow id (142 random bits).
     pub async fn start_ciba(&self, request: StartCiba) -> Result<Flow, AdapterError> {
         let store = self.store();
-        self.user(&request.user).await?;
+        let profile = self.user(&request.user).await?;
         let devices = device::list_for_user(store, &request.user).await?;
         let default = device::default_for_user(store, &request.user).await?;
-        // The relying party's policy (by client id, else the global one): devices it
-        // refuses are skipped, and the push counts against the user's limit.
+        // The user's group's and the relying party's policy (by client id): devices it
+        // refuses are skipped, and the push counts against the user's limit. No person
+        // is at a page to pick a device, so whatever `device_selection` says, the push
+        // goes to the primary.
+        let policy_group = self
+            .config()
+            .policies
+            .group_of(&profile.groups)
+            .map(str::to_owned);
         let policy = self
             .config()
             .policies
-            .for_application(Some(&request.client_id));
+            .for_sign_in(policy_group.as_deref(), Some(&request.client_id));
         let usable: Vec<&device::Device> = devices
             .iter()
             .filter(|device| policy.os_refusal(&device.os, &device.os_version).is_none())
@@ -117,6 +124,7 @@ impl Adapter {
             browser_binding: None,
             one_time_device: None,
             policy: FlowPolicy::default(),
+            policy_group,
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
@@ -127,7 +135,7 @@ impl Adapter {
             auth_id: AuthId::generate(&id),
             number_match: None,
         };
-        let ctx = self.context(head.application.id.as_deref(), now);
+        let ctx = self.context(&head, now);
         let transition = ciba::start(head, target.id.clone(), pick, expiry_ms, &ctx)?;
         self.insert_flow(transition, request.expiry + EXPIRED_GRACE, Vec::new())
             .await

@@ -250,7 +250,9 @@ impl Adapter {
             joined.also_paired.push(user.clone());
             self.complete_registration(&joined, &user, &flow).await?;
         }
-        crate::pairing::add_user(self.store(), &device.id, &user).await
+        let joined = crate::pairing::add_user(self.store(), &device.id, &user).await?;
+        device::claim_primary(self.store(), &user, &device.id).await?;
+        Ok(joined)
     }
 
     /// Pairs a device with the user its pairing key was issued for: the key is spent, the
@@ -270,7 +272,7 @@ impl Adapter {
             self.store(),
             request,
             Some(stored_seed),
-            self.clock().now_secs(),
+            self.clock().now_ms(),
         )
         .await?;
         if let Some(flow) = flow {
@@ -278,6 +280,7 @@ impl Adapter {
             self.complete_registration(&device, &user, &flow).await?;
         }
         device::save(self.store(), &device).await?;
+        device::claim_primary(self.store(), &device.user_id, &device.id).await?;
         device.otp_seed = Some(seed);
         Ok(device)
     }

@@ -25,19 +25,14 @@ pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
 }
 
 impl Adapter {
-    /// What the machines read for a flow of `application` at `now_ms`: time and the
-    /// configured limits.
-    pub(crate) fn context(&self, application: Option<&str>, now_ms: u64) -> Context {
+    /// What the machines read for a flow at `now_ms`: time and the configured limits.
+    pub(crate) fn context(&self, head: &super::Head, now_ms: u64) -> Context {
         let policy = &self.config().policy;
         Context {
             now_ms,
             push_timeout_ms: policy.push_timeout_secs.saturating_mul(1000),
             max_pushes: policy.max_pushes_per_flow,
-            max_otp_attempts: self
-                .config()
-                .policies
-                .for_application(application)
-                .otp_max_attempts,
+            max_otp_attempts: self.policy_for(head).otp_max_attempts,
         }
     }
 
@@ -139,11 +134,8 @@ impl Adapter {
                 };
                 let (event, answer) = make_event(&flow)?;
                 let now = self.clock().now_ms();
-                let Transition { next, effects } = machine::apply(
-                    &flow,
-                    event,
-                    &self.context(flow.application.id.as_deref(), now),
-                )?;
+                let Transition { next, effects } =
+                    machine::apply(&flow, event, &self.context(&flow, now))?;
                 // Nothing changed (a token poll on a denied request): nothing to write.
                 if next == flow && effects.is_empty() {
                     return Ok(Attempt::Done((next, answer)));
@@ -245,7 +237,9 @@ impl Adapter {
                     crate::pairing::withdraw(self.store(), &key).await?;
                 }
                 Effect::EnrolDevice(device) => {
-                    crate::otp_device::add(self.store(), &flow.user_id, device).await?;
+                    let device =
+                        crate::otp_device::add(self.store(), &flow.user_id, device).await?;
+                    crate::device::claim_primary(self.store(), &flow.user_id, &device.id).await?;
                 }
                 Effect::ClearPending { device, auth_id } => {
                     self.store()

@@ -24,11 +24,12 @@ use crate::user::{UserId, UserProfile};
 use crate::{Adapter, keys};
 
 impl Adapter {
-    /// The policy of a flow's application.
+    /// The policy of a flow: the global one, with the user's group's and then the
+    /// application's overrides.
     pub(crate) fn policy_for(&self, head: &Head) -> &MfaPolicy {
         self.config()
             .policies
-            .for_application(head.application.id.as_deref())
+            .for_sign_in(head.policy_group.as_deref(), head.application.id.as_deref())
     }
 
     /// The devices a flow offers now, under its policy (after the person managed them).
@@ -37,9 +38,7 @@ impl Adapter {
         flow: &Flow,
     ) -> Result<Vec<DeviceSummary>, AdapterError> {
         let store = self.store();
-        let profile = crate::user::find(store, &flow.user_id)
-            .await?
-            .ok_or(AdapterError::NotFound("user"))?;
+        let profile = self.user(&flow.user_id).await?;
         let mobile = device::list_for_user(store, &flow.user_id).await?;
         let default = device::default_for_user(store, &flow.user_id).await?;
         let otp_devices = otp_device::list(store, &flow.user_id).await?;
@@ -84,9 +83,10 @@ impl Adapter {
                 .retain(|device| device.method == Method::PingidMobile && !device.backup);
         }
         let candidates = oob::usable(&head);
-        let first = match candidates.as_slice() {
-            [only] if !address_required && network != Some(NetworkAction::Deny) => {
-                Some(self.first_pick(&head, only).await?)
+        // Policy's device selection: the primary at once, or the person picks.
+        let first = match policy.device_selection.first_device(&candidates, default) {
+            Some(device) if !address_required && network != Some(NetworkAction::Deny) => {
+                Some(self.first_pick(&head, device).await?)
             }
             _ => None,
         };
@@ -474,7 +474,10 @@ pub(super) fn offered_devices(
         otp_devices
             .iter()
             .filter(|device| policy.allows(device.method))
-            .map(otp_summary),
+            .map(|device| DeviceSummary {
+                default: default == Some(&device.id),
+                ..otp_summary(device)
+            }),
     );
     let backups = [
         (policy.sms_backup, Method::Sms, profile.phone.as_ref()),

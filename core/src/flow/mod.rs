@@ -43,7 +43,9 @@ pub use self::ciba_service::StartCiba;
 pub use self::device_side::DeviceRequest;
 pub use self::machine::{AppArrival, Context, Effect, Entry, Event, Metric, Transition};
 pub use self::qr_service::{QrOutcome, QrUser};
-pub use self::service::{FlowResult, OneTimeDevice, StartFlow};
+pub use self::service::{
+    AccessingDevice, AuthenticationDevice, FlowResult, OneTimeDevice, StartFlow,
+};
 pub use self::verify::{Decision, DeviceAnswer};
 use crate::ids::{AuthId, DeviceId, FlowId};
 use crate::otp::SentCode;
@@ -225,6 +227,22 @@ impl ApprovalMethod {
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
             Self::Enrolment => "enrolment",
+        }
+    }
+
+    /// The PingID connector's `authenticationType` for it.
+    pub fn authentication_type(self) -> &'static str {
+        match self {
+            Self::Push => "PUSH",
+            Self::MobileOtp => "OTP",
+            Self::Sms => "SMS",
+            Self::Voice => "VOICE",
+            Self::Email => "EMAIL",
+            Self::Totp => "TOTP",
+            Self::Registration => "REGISTRATION",
+            Self::DeviceAuthorization => "DEVICE_AUTHORIZATION",
+            Self::Qr => "QR",
+            Self::Enrolment => "ENROLMENT",
         }
     }
 
@@ -678,6 +696,10 @@ pub struct Head {
     /// The policy choices the state machine needs, fixed at flow start.
     #[serde(default)]
     pub policy: FlowPolicy,
+    /// The user group whose policy overrides apply (the first of the user's groups that
+    /// has one), fixed at flow start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_group: Option<String>,
     /// Wrong passcodes so far.
     #[serde(default)]
     pub otp_failures: u32,

@@ -26,6 +26,8 @@ use crate::policy::NetworkAction;
 pub enum State {
     /// Waiting for a browser or an app to enter (`authenticate`).
     AuthenticationRequired,
+    /// The person picks which trusted device verifies the new one.
+    DeviceSelectionRequired,
     /// The primary is asked to approve (timed out by the clock).
     PushWaiting {
         /// The request.
@@ -87,6 +89,7 @@ impl State {
     pub fn view(&self) -> View<'_> {
         match self {
             Self::AuthenticationRequired => View::AuthenticationRequired,
+            Self::DeviceSelectionRequired => View::DeviceSelection,
             Self::AppPairingRequired {
                 pairing,
                 nonce,
@@ -121,8 +124,9 @@ impl State {
 pub enum Admission {
     /// Paired individually: the key at once.
     Individually(PairingOffer),
-    /// Verified by the primary, reached (or refused) through policy; `None` when the user
-    /// has no primary.
+    /// Verified by a trusted device: the one policy's device selection went to at once,
+    /// reached (or refused) through policy; `None` when the person picks, or when the
+    /// user has no trusted device (the flow's devices are empty).
     ByPrimary(Option<FirstPick>),
 }
 
@@ -153,6 +157,10 @@ pub fn start(
     }
     match admission {
         Admission::Individually(pairing) => admitted_at_once(head, pairing),
+        Admission::ByPrimary(None) if steps_usable(&head) => Ok(Transition::to(in_state(
+            head,
+            State::DeviceSelectionRequired,
+        ))),
         Admission::ByPrimary(None) => Ok(Transition::to(in_state(
             head,
             State::MfaFailed {
@@ -172,6 +180,11 @@ pub fn start(
             Ok(transition)
         }
     }
+}
+
+/// Whether any of the flow's devices could verify the new one.
+fn steps_usable(head: &Head) -> bool {
+    !super::oob::usable(head).is_empty()
 }
 
 /// What `_links` offers now.
@@ -293,7 +306,7 @@ pub fn apply(
             Ok(Transition::to(next(flow, State::Completed { approval })))
         }
         (
-            State::PushWaiting { .. } | State::OtpRequired { .. },
+            State::DeviceSelectionRequired | State::PushWaiting { .. } | State::OtpRequired { .. },
             Event::SelectDevice { device, pick },
         ) => {
             let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;

@@ -163,7 +163,8 @@ pub struct Start {
     pub has_nothing: bool,
     /// A pairing key for the app, when a user with no device may pair on the spot.
     pub enrol_on_the_spot: Option<PairingOffer>,
-    /// The only usable device, already reached through policy (push limit), if any.
+    /// The device policy's device selection goes to at once (the primary, or the only
+    /// usable one), already reached through policy (push limit), if any.
     pub first: Option<FirstPick>,
 }
 
@@ -176,7 +177,8 @@ fn next(flow: &Flow, state: State) -> Flow {
 }
 
 /// The first state: policy first (network, skip window, mandatory methods), then the
-/// device (picked at once when there is only one usable).
+/// device: the one policy's device selection picked at once (`first`), else the person
+/// picks.
 pub fn start(head: Head, start: Start, ctx: &Context) -> Result<Transition, FlowError> {
     if start.address_required {
         let reason = "the network policy needs the client's address (clientIp)".to_owned();
@@ -223,17 +225,17 @@ pub fn start(head: Head, start: Start, ctx: &Context) -> Result<Transition, Flow
                 .unwrap_or_else(|| "the user has no paired device: register one first".to_owned());
             State::MfaFailed { reason }
         }
-        ([_], Some(FirstPick::Reached { device, pick })) => {
+        (_, Some(FirstPick::Reached { device, pick })) => {
             let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
             let mut transition = Transition::to(in_state(head, reached_state(reached)));
             transition.effects = effects;
             return Ok(transition);
         }
         // Over the push limit: another method may still do, else the sign-in fails.
-        ([_], Some(FirstPick::Refused(_))) if head.devices.len() > 1 => {
+        (_, Some(FirstPick::Refused(_))) if head.devices.len() > 1 => {
             State::DeviceSelectionRequired
         }
-        ([_], Some(FirstPick::Refused(refusal))) => State::MfaFailed {
+        (_, Some(FirstPick::Refused(refusal))) => State::MfaFailed {
             reason: refusal.to_string(),
         },
         _ => State::DeviceSelectionRequired,

@@ -18,7 +18,7 @@ use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId, PairingKey, random_alphanumeric};
 use crate::params::{DynamicParams, Message};
 use crate::store::{Create, Ttl};
-use crate::user::{self, UserId, UserProfile};
+use crate::user::{self, UserId};
 use crate::{Adapter, keys};
 
 /// Longest accepted return URL.
@@ -28,8 +28,9 @@ const MAX_URL_LEN: usize = 2048;
 pub struct StartFlow {
     /// `oob` or `transaction`.
     pub kind: FlowKind,
-    /// The user, created on first sight and updated afterwards (absent for QR sign-on).
-    pub user: Option<UserProfile>,
+    /// The user, created on first sight and merged into the stored profile afterwards
+    /// (absent for QR sign-on).
+    pub user: Option<user::ProfileUpdate>,
     /// The application signed in to.
     pub application: Application,
     /// The browser's address, parsed where it entered.
@@ -84,6 +85,28 @@ pub struct FlowResult {
     pub dynamic_params: DynamicParams,
     /// Why it did not complete.
     pub reason: Option<String>,
+    /// The browser's address, as the federation server gave it (the PingID connector's
+    /// `accessingDevice.ip`).
+    pub accessing_device: Option<AccessingDevice>,
+    /// The device that gave the second factor (the connector's `authenticationDevice`).
+    pub authentication_device: Option<AuthenticationDevice>,
+    /// How the second factor was given, in the connector's terms (`authenticationType`:
+    /// `PUSH`, `OTP`, `SMS`, `VOICE`, `EMAIL`, `TOTP`, ...).
+    pub authentication_type: Option<&'static str>,
+}
+
+/// The device the person signed in from (the connector's `accessingDevice`).
+#[derive(Clone, Debug, Serialize)]
+pub struct AccessingDevice {
+    /// Its IP address.
+    pub ip: IpAddr,
+}
+
+/// The device that authenticated (the connector's `authenticationDevice`).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuthenticationDevice {
+    /// Its id.
+    pub id: DeviceId,
 }
 
 pub(crate) fn parse_flow_id(raw: &str) -> Result<FlowId, AdapterError> {
@@ -167,6 +190,9 @@ impl Adapter {
                 "CIBA requests start at the backchannel authentication endpoint".to_owned(),
             ));
         }
+        // The stored profile, read once: merged with the start's user, and compared with
+        // the result so that an unchanged profile is not written.
+        let mut stored_profile = None;
         let user = match (request.kind, request.user) {
             (FlowKind::Qr, None) => None,
             (FlowKind::Qr, Some(_)) => {
@@ -174,7 +200,11 @@ impl Adapter {
                     "a QR sign-on starts without a user: the scanning device tells who".to_owned(),
                 ));
             }
-            (_, Some(user)) => {
+            (_, Some(update)) => {
+                // Merged with what is stored (or configured), then checked whole: a start
+                // that omits a field keeps it.
+                stored_profile = self.find_user(&update.id).await?;
+                let user = update.merged_into(stored_profile.clone());
                 user.validate().map_err(AdapterError::Invalid)?;
                 Some(user)
             }
@@ -225,7 +255,7 @@ impl Adapter {
         // here: nothing is offered or sent before that.
         let user_id = match &user {
             Some(user) => {
-                user::upsert(store, user).await?;
+                user::save(store, stored_profile.as_ref(), user).await?;
                 user.id.clone()
             }
             None => UserId::anonymous(),
@@ -247,6 +277,7 @@ impl Adapter {
                     nickname: None,
                     public_key,
                     paired_at: self.clock().now_secs(),
+                    paired_at_ms: self.clock().now_ms(),
                     also_paired: Vec::new(),
                     one_time: true,
                     otp_seed: None,
@@ -281,6 +312,10 @@ impl Adapter {
             browser_binding: None,
             one_time_device,
             policy: FlowPolicy::default(),
+            policy_group: user
+                .as_ref()
+                .and_then(|user| self.config().policies.group_of(&user.groups))
+                .map(str::to_owned),
             otp_failures: 0,
             codes_sent: 0,
             enrolment: None,
@@ -299,34 +334,47 @@ impl Adapter {
         self.insert_flow(transition, flow_ttl, creates).await
     }
 
-    /// The primary a new device is verified with: the default mobile device (else the
-    /// first paired), reached through policy; else a passcode device (SMS, voice, email).
+    /// The trusted devices a new device may be verified with (the mobile ones, those too
+    /// old marked unusable, and the passcode devices that receive codes), and the one
+    /// policy's device selection goes to at once: the primary (`default_device`), or
+    /// none and the person picks.
     pub(crate) async fn primary_pick(
         &self,
         head: &mut Head,
         devices: &[Device],
         default: Option<&DeviceId>,
     ) -> Result<Option<FirstPick>, AdapterError> {
-        let primary = devices
-            .iter()
-            .find(|device| Some(&device.id) == default)
-            .or_else(|| devices.first());
-        if let Some(primary) = primary {
-            head.devices = summaries(std::slice::from_ref(primary), default);
-            head.devices[0].unusable = self
-                .policy_for(head)
-                .os_refusal(&primary.os, &primary.os_version);
-            return Ok(Some(self.first_pick(head, &primary.id).await?));
+        let policy = self.policy_for(head);
+        head.devices = summaries(devices, default);
+        for (summary, device) in head.devices.iter_mut().zip(devices) {
+            summary.unusable = policy.os_refusal(&device.os, &device.os_version);
         }
-        let passcode_primary = crate::otp_device::list(self.store(), &head.user_id)
-            .await?
-            .into_iter()
-            .find(|device| device.method.is_sent());
-        match passcode_primary {
-            Some(primary) => {
-                head.devices = vec![super::mfa::otp_summary(&primary)];
-                Ok(Some(self.first_pick(head, &primary.id).await?))
-            }
+        head.devices.extend(
+            crate::otp_device::list(self.store(), &head.user_id)
+                .await?
+                .iter()
+                .filter(|device| device.method.is_sent())
+                .map(|device| {
+                    let mut summary = super::mfa::otp_summary(device);
+                    summary.default = default == Some(&device.id);
+                    summary
+                }),
+        );
+        let candidates = super::oob::usable(head);
+        // Without a person's choice, the primary (or the only device) verifies; a
+        // primary too old to use is refused by policy rather than silently replaced.
+        let first = match policy.device_selection {
+            crate::policy::DeviceSelection::DefaultDevice => head
+                .devices
+                .iter()
+                .find(|device| device.default)
+                .map(|device| &device.id)
+                .or_else(|| policy.device_selection.first_device(&candidates, None))
+                .cloned(),
+            selection => selection.first_device(&candidates, default).cloned(),
+        };
+        match first {
+            Some(first) => Ok(Some(self.first_pick(head, &first).await?)),
             None => Ok(None),
         }
     }
@@ -410,6 +458,11 @@ impl Adapter {
                 DynamicParams::default()
             },
             reason: flow.failure_reason().map(str::to_owned),
+            accessing_device: flow.client_ip.map(|ip| AccessingDevice { ip }),
+            authentication_device: approval.map(|approval| AuthenticationDevice {
+                id: approval.device_id.clone(),
+            }),
+            authentication_type: approval.map(|approval| approval.method.authentication_type()),
         })
     }
 }

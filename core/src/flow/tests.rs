@@ -52,6 +52,7 @@ pub(super) fn head(devices: &[DeviceId]) -> Head {
         browser_binding: None,
         one_time_device: None,
         policy: FlowPolicy::default(),
+        policy_group: None,
         otp_failures: 0,
         codes_sent: 0,
         enrolment: None,

@@ -112,7 +112,7 @@ pub fn start(
                 .find_map(|device| device.unusable.clone())
                 .unwrap_or_else(|| "the user has no paired device: register one first".to_owned()),
         },
-        ([_], Some(FirstPick::Reached { device, pick })) => {
+        (_, Some(FirstPick::Reached { device, pick })) => {
             let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
             let Reached::Push(push) = reached else {
                 return Err(FlowError::UnknownDevice);
@@ -121,7 +121,7 @@ pub fn start(
             transition.effects = effects;
             return Ok(transition);
         }
-        ([_], Some(FirstPick::Refused(refusal))) => State::MfaFailed {
+        (_, Some(FirstPick::Refused(refusal))) => State::MfaFailed {
             reason: refusal.to_string(),
         },
         _ => State::DeviceSelectionRequired,

@@ -225,7 +225,10 @@ mod tests {
             ('\u{034F}', "combining grapheme joiner"),
             ('\u{0334}', "combining tilde overlay"),
             ('\u{0335}', "combining short stroke overlay"),
-            ('\u{0336}', "combining long stroke overlay: 1\u{336}0\u{336}0\u{336}"),
+            (
+                '\u{0336}',
+                "combining long stroke overlay: 1\u{336}0\u{336}0\u{336}",
+            ),
             ('\u{0338}', "combining long solidus overlay"),
             ('\u{20D2}', "combining long vertical line overlay"),
             ('\u{20DD}', "combining enclosing circle"),
@@ -233,7 +236,11 @@ mod tests {
             ('\u{0378}', "unassigned"),
         ];
         for (c, what) in refused {
-            assert!(is_deceptive(c), "{what} (U+{:04X}) must be refused", c as u32);
+            assert!(
+                is_deceptive(c),
+                "{what} (U+{:04X}) must be refused",
+                c as u32
+            );
             let value = format!("1{c}00");
             assert!(
                 DynamicParams::parse([("amount".to_owned(), value)].into()).is_err(),

@@ -128,7 +128,9 @@ async fn post_flow(
     let body = body.map_err(|_| AuthnError::TooLarge)?;
     let action = action::request(action, &body)?;
     let presented = presented_state(&request);
-    let flow = if action == ActionRequest::Poll {
+    // The first request of any method binds the flow: a POST to a flow nobody has read
+    // yet binds it to this caller, who gets the secret as a GET would.
+    let (flow, minted) = if action == ActionRequest::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
         adapter
             .wait_for_flow(&path, presented.as_deref(), wait)
@@ -137,6 +139,17 @@ async fn post_flow(
         let action = action::flow_action(action)?;
         adapter.act(&path, presented.as_deref(), action).await?
     };
-    let state = presented.filter(|_| flow.browser_binding.is_some());
-    state_response(&adapter, &flow, state.as_deref())
+    let state = match &minted {
+        Some(secret) => Some(secret.as_str()),
+        None => presented
+            .as_deref()
+            .filter(|_| flow.browser_binding.is_some()),
+    };
+    let mut response = state_response(&adapter, &flow, state)?;
+    if let Some(secret) = &minted
+        && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, secret))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }

@@ -651,6 +651,73 @@ async fn pushes_per_flow_are_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_as_the_first_request_binds_the_flow() {
+    let app = TestApp::spawn(Backend::Memory).await;
+    app.pair_device("alice").await;
+    let stranger = reqwest::Client::new();
+    let post = |flow: &str, action: &str, state: Option<&str>| {
+        let mut request = stranger
+            .post(app.url(&format!("/pf-ws/authn/flows/{flow}")))
+            .header("X-XSRF-Header", "x")
+            .header(
+                "Content-Type",
+                format!("application/vnd.pingidentity.{action}+json"),
+            );
+        if let Some(state) = state {
+            request = request.header("X-PF-Authn-API-State", state.to_owned());
+        }
+        request.send()
+    };
+
+    // Nobody has read the flow: a POST (here a poll) binds it to whoever sent it, who
+    // gets the secret (and a cookie) as a GET would.
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let first = post(&flow, "poll", None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().contains_key("set-cookie"));
+    let first: AuthnState = first.json().await.unwrap();
+    let secret = first.authn_api_state.clone().expect("the binding secret");
+    // A second browser without the cookie or the state is refused, for reads and acts.
+    let other = app
+        .http
+        .get(app.url(&format!("/pf-ws/authn/flows/{flow}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let hijack = post(&flow, "cancelAuthentication", Some("guessed"))
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 403);
+    let hijack = post(&flow, "cancelAuthentication", None).await.unwrap();
+    assert_eq!(hijack.status(), 403);
+    let body: ErrorBody = hijack.json().await.unwrap();
+    assert_eq!(body.code, ErrorCode::InvalidRequest);
+    let owner = post(&flow, "poll", Some(&secret)).await.unwrap();
+    assert_eq!(owner.status(), 200);
+    assert_eq!(
+        owner.json::<AuthnState>().await.unwrap().status.name(),
+        StatusName::PushConfirmationWaiting,
+        "untouched by the others"
+    );
+
+    // The same for an action that changes the flow: the canceling client holds it.
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let first = post(&flow, "cancelAuthentication", None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: AuthnState = first.json().await.unwrap();
+    assert_eq!(first.status.name(), StatusName::Canceled);
+    assert!(first.authn_api_state.is_some());
+    let other = app
+        .http
+        .get(app.url(&format!("/pf-ws/authn/flows/{flow}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_is_bound_to_the_client_that_first_reads_it() {
     let app = TestApp::spawn(Backend::Memory).await;
     app.pair_device("alice").await;

@@ -43,8 +43,13 @@ fn uri(state: &AuthnState) -> &str {
         .unwrap_or_else(|| panic!("a QR code in {state:?}"))
 }
 
+/// The no-approval path: an operator turned `qr_user_approval` (on by default) off.
+fn without_approval() -> Figment {
+    Figment::new().merge(("policy.qr_user_approval", false))
+}
+
 async fn a_trusted_device_signs_in_by_scanning(backend: Backend<'_>) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, &unique("t"), without_approval()).await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&qr_request()).await;
     let state = app.state(&flow).await;
@@ -80,7 +85,7 @@ async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) 
     let app = TestApp::spawn_with(
         backend,
         &unique("t"),
-        Figment::new().merge(("policy.qr_token_ttl_secs", 1)),
+        without_approval().merge(("policy.qr_token_ttl_secs", 1)),
     )
     .await;
     let phone = app.pair_device("alice").await;
@@ -138,7 +143,7 @@ async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) 
 }
 
 async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, &unique("t"), without_approval()).await;
     let tablet = app.pair_device("alice").await;
     tablet
         .device
@@ -198,12 +203,8 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
 }
 
 async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>) {
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        Figment::new().merge(("policy.qr_user_approval", true)),
-    )
-    .await;
+    // The default: no configuration asks for the approval.
+    let app = TestApp::spawn(backend).await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&qr_request()).await;
     let code = token(&app.state(&flow).await);
@@ -228,6 +229,9 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     let request = phone.one_pending().await;
     assert!(!request.silent);
     assert_ne!(request.auth_id, silent.auth_id);
+    // What the person checks before approving: the application and where the browser is.
+    assert_eq!(request.application.name, "Demo Bank");
+    assert_eq!(request.client_ip.as_deref(), Some("203.0.113.7"));
     // The page waits: it never pushes to the scanning device itself, even though that
     // device is now the flow's.
     let waiting = app.state(&flow).await;

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use super::engine::Versioned;
 use super::machine::Fresh;
 use super::service::{parse_flow_id, summaries};
 use super::{Action, Event, Flow, Method, Status, View, qr};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
-use crate::ids::DeviceId;
+use crate::ids::{DeviceId, FlowId};
 use crate::{Adapter, keys};
 
 /// An Authentication API action with its parameters.
@@ -96,15 +97,28 @@ impl FlowAction {
 impl Adapter {
     /// Performs an Authentication API action. Whether the flow offers it now is checked
     /// here, once, by the same list `_links` shows.
+    /// Returns the flow and, when this request was the flow's first, the binding secret it
+    /// minted.
     pub async fn act(
         &self,
         id: &str,
         presented: Option<&str>,
         action: FlowAction,
-    ) -> Result<Flow, AdapterError> {
+    ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
-        let (flow, version) = self.load_versioned(&id).await?;
-        flow.check_binding(presented)?;
+        let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
+        self.act_on(&id, (flow, version), action)
+            .await
+            .map(|flow| (flow, minted))
+    }
+
+    async fn act_on(
+        &self,
+        id: &FlowId,
+        (flow, version): Versioned,
+        action: FlowAction,
+    ) -> Result<Flow, AdapterError> {
+        let id = id.clone();
         let now = self.clock().now_ms();
         // Refuse before anything is read or written for it.
         if !flow.allowed_actions(now).contains(&action.action()) {
@@ -268,17 +282,30 @@ impl Adapter {
 
     /// The `poll` action: returns at once unless the flow waits for something (the
     /// device's answer, a pairing, a scan), else waits — at most `wait`, the configured
-    /// cap, and until what it waits for expires — for the flow to change.
+    /// cap, and until what it waits for expires — for the flow to change. Returns the flow
+    /// and, when this poll was the flow's first request, the binding secret it minted.
     pub async fn wait_for_flow(
         &self,
         id: &str,
         presented: Option<&str>,
         wait: Duration,
-    ) -> Result<Flow, AdapterError> {
+    ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
-        let mut flow = self.load_flow(&id).await?;
-        flow.check_binding(presented)?;
+        let ((flow, _), minted) = self.bound_flow(&id, presented).await?;
+        self.wait_on(&id, flow, &mut subscription, wait)
+            .await
+            .map(|flow| (flow, minted))
+    }
+
+    async fn wait_on(
+        &self,
+        id: &FlowId,
+        mut flow: Flow,
+        subscription: &mut crate::store::Subscription,
+        wait: Duration,
+    ) -> Result<Flow, AdapterError> {
+        let id = id.clone();
         let now = self.clock().now_ms();
         // "A new one on poll once expired": the page shows a fresh QR code.
         if qr::code_expired(&flow, now) {

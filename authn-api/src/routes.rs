@@ -70,12 +70,9 @@ fn state_response(
     flow: &Flow,
     state: Option<&str>,
 ) -> Result<HttpResponse, AuthnError> {
-    let mut body = render(
-        flow,
-        adapter.clock().now_ms(),
-        &flow_url(adapter, flow.id.as_str()),
-        &adapter.config().policy.qr_app_scheme,
-    )?;
+    let now = adapter.clock().now_ms();
+    let qr = adapter.live_qr(flow, now)?;
+    let mut body = render(flow, now, &flow_url(adapter, flow.id.as_str()), qr.as_ref())?;
     body.authn_api_state = state.map(str::to_owned);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -94,6 +94,21 @@ pub fn revoked_refresh_family(family: &str) -> String {
     format!("refresh-revoked:{{{family}}}")
 }
 
+/// The flow a QR short code's handle names.
+pub fn qr_handle(handle: &str) -> String {
+    format!("qr-handle:{{h:{handle}}}")
+}
+
+/// QR short codes typed for a flow (the limit's window).
+pub fn qr_code_tries(flow: &FlowId) -> String {
+    format!("qr-code-tries:{{{flow}}}")
+}
+
+/// QR short codes typed on a device recently (the limit's window).
+pub fn qr_device_code_tries(device: &DeviceId) -> String {
+    format!("qr-code-tries:{{d:{device}}}")
+}
+
 /// A user's passcode devices (SMS, voice, email, authenticator apps).
 pub fn otp_devices(user: &UserId) -> String {
     format!("otp-devices:{{u:{user}}}")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::engine::Versioned;
 use super::machine::Fresh;
 use super::service::{parse_flow_id, summaries};
-use super::{Action, Event, Flow, Method, Status, View, qr};
+use super::{Action, Event, Flow, Method, Status, View};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId};
@@ -301,16 +301,12 @@ impl Adapter {
     async fn wait_on(
         &self,
         id: &FlowId,
-        mut flow: Flow,
+        flow: Flow,
         subscription: &mut crate::store::Subscription,
         wait: Duration,
     ) -> Result<Flow, AdapterError> {
         let id = id.clone();
         let now = self.clock().now_ms();
-        // "A new one on poll once expired": the page shows a fresh QR code.
-        if qr::code_expired(&flow, now) {
-            flow = self.renew_qr_code(&flow).await?;
-        }
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer instead of an error; `_links` offers it only while there
         // is something to wait for.
@@ -319,9 +315,15 @@ impl Adapter {
             (View::MobileActivation(offer), Status::MobileActivationRequired) => {
                 offer.expires_at_ms
             }
-            (View::QrCode { expires_at_ms, .. } | View::QrClaimed { expires_at_ms }, _) => {
-                expires_at_ms
-            }
+            // Until the page shows the next code, or a waiting selection gives way to one.
+            (
+                View::QrCode {
+                    claimed_until_ms: Some(until),
+                    ..
+                },
+                _,
+            ) if until > now => until,
+            (View::QrCode { codes, .. }, _) => codes.next_code_at_ms(now),
             _ => return Ok(flow),
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));

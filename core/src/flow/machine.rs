@@ -248,8 +248,8 @@ pub enum Event {
     QrScanned {
         /// The device.
         device: DeviceId,
-        /// The token it read.
-        token: String,
+        /// The step of the code it read (the service checked the code's MAC for it).
+        step: u64,
         /// Its users.
         users: Vec<UserId>,
         /// How long the person has to pick a user.
@@ -261,17 +261,10 @@ pub enum Event {
         device: DeviceSummary,
         /// The user.
         user: UserId,
-        /// The token presented again (a selection must come from the scan).
-        token: Option<String>,
+        /// The step of the code presented again (a selection must come from the scan).
+        step: Option<u64>,
         /// A silent push then an approval (policy), with this request id.
         verify_with: Option<AuthId>,
-    },
-    /// The browser's poll found the QR code expired: a new one.
-    QrRenewed {
-        /// The new token.
-        token: String,
-        /// Its expiry (ms since the epoch).
-        expires_at_ms: u64,
     },
     /// The relying party asks for tokens (CIBA poll or ping mode, and push delivery).
     TokenRequested,
@@ -298,7 +291,6 @@ impl Event {
             Self::DeviceUnpaired { .. } => "device unpairing",
             Self::QrScanned { .. } => "QR scan",
             Self::QrUserSelected { .. } => "QR user selection",
-            Self::QrRenewed { .. } => "QR renewal",
             Self::TokenRequested => "token request",
         }
     }

@@ -343,8 +343,8 @@ impl Adapter {
                 new_device::start(head, network, admission, &ctx)?
             }
             FlowKind::Qr => {
-                let (token, expires_at_ms) = self.fresh_qr_code(&head.id, now);
-                qr::start(head, network, token, expires_at_ms)
+                let codes = self.new_qr_codes(&head.id, flow_ttl).await?;
+                qr::start(head, network, codes)
             }
             FlowKind::DeviceAuthorization => {
                 device_authorization::start(head, network, random_alphanumeric(24))

@@ -49,7 +49,7 @@ async fn get_user(
 ) -> Result<HttpResponse, ProblemError> {
     let id = authorized_user(&adapter, &request, &path)?;
     let profile = adapter.user(&id).await?;
-    Ok(HttpResponse::Ok().json(profile))
+    Ok(HttpResponse::Ok().json(wire::admin_user(profile)))
 }
 
 /// A one-time pairing key for a user's new device.

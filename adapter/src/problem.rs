@@ -88,6 +88,11 @@ impl ProblemError {
                 "urn:assent:problem:invalid-request",
                 "Invalid request",
             ),
+            AdapterError::Flow(FlowError::Throttled(_) | FlowError::PushLimited) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "urn:assent:problem:too-many-requests",
+                "Too many requests",
+            ),
             AdapterError::Flow(FlowError::AlreadyPickedUp) => (
                 StatusCode::NOT_FOUND,
                 "urn:assent:problem:not-found",
@@ -135,6 +140,9 @@ impl ResponseError for ProblemError {
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("60")));
             }
             _ => {}
         }

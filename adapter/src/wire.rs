@@ -3,9 +3,9 @@
 
 use assent_core::device_management::{DeviceView, PasscodeDeviceView};
 use assent_core::flow::{Application, DeviceRequest, FlowKind, Method, OneTimeDevice, StartFlow};
-use assent_core::user::{Change, ProfileUpdate, UserId};
+use assent_core::user::{Change, ProfileUpdate, UserId, UserProfile};
 use assent_proto::adapter::{self as wire, StartFlowRequest};
-use assent_proto::admin::PasscodeDevice;
+use assent_proto::admin::{AdminUser, PasscodeDevice};
 use assent_proto::authn::Method as WireMethod;
 use assent_proto::device::{PairedDevice, PendingRequest};
 use serde::Deserialize;
@@ -128,5 +128,21 @@ pub(crate) fn passcode_device(device: PasscodeDeviceView) -> PasscodeDevice {
         },
         target: device.target,
         paired_at: device.paired_at,
+    }
+}
+
+/// A profile for the operator: everything but the user code's hash.
+pub(crate) fn admin_user(profile: UserProfile) -> AdminUser {
+    AdminUser {
+        id: profile.id.to_string(),
+        username: profile.username,
+        first_name: profile.first_name,
+        last_name: profile.last_name,
+        email: profile.email,
+        phone: profile.phone,
+        voice: profile.voice,
+        groups: profile.groups,
+        attributes: profile.attributes,
+        has_user_code: profile.user_code_hash.is_some(),
     }
 }

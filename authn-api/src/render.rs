@@ -2,7 +2,7 @@
 //! with exactly the fields the widget's templates read for that status.
 
 use assent_core::AdapterError;
-use assent_core::flow::{Action, DeviceSummary, Flow, Method, Status, View};
+use assent_core::flow::{Action, DeviceSummary, Flow, LiveQr, Method, Status, View};
 use assent_proto::authn::{
     ActionId, AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation, Completion, Device,
     DeviceRef, DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup,
@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 
 use crate::error::AuthnError;
 
-/// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted. Fails only
-/// if the flow's status and what its state shows disagree, which the domain rules out.
+/// Renders `flow` as seen at `now_ms`; `flow_url` is where actions are posted; `qr` is the
+/// code a QR sign-on shows now (the domain derives it). Fails only if the flow's status and
+/// what its state shows disagree, which the domain rules out.
 pub fn render(
     flow: &Flow,
     now_ms: u64,
     flow_url: &str,
-    qr_scheme: &str,
+    qr: Option<&LiveQr>,
 ) -> Result<AuthnState, AuthnError> {
     let status = flow.status(now_ms);
     let links = flow
@@ -45,7 +46,7 @@ pub fn render(
         links,
         admin_message,
         authn_api_state: None,
-        status: fields(flow, status, now_ms, qr_scheme)?,
+        status: fields(flow, status, now_ms, qr)?,
     })
 }
 
@@ -199,7 +200,12 @@ fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, Auth
     })
 }
 
-fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<Wire, AuthnError> {
+fn fields(
+    flow: &Flow,
+    status: Status,
+    now_ms: u64,
+    qr: Option<&LiveQr>,
+) -> Result<Wire, AuthnError> {
     let otp_length = flow.policy.otp_length;
     let app_code_allowed = flow.allowed_actions(now_ms).contains(&Action::CheckOtp);
     let as_wire = |summary: &DeviceSummary| device(summary, app_code_allowed);
@@ -315,24 +321,20 @@ fn fields(flow: &Flow, status: Status, now_ms: u64, qr_scheme: &str) -> Result<W
         }),
         Status::MfaCompleted => Wire::MfaCompleted,
         Status::AuthenticationCodeResponseRequired => {
-            Wire::AuthenticationCodeResponseRequired(match flow.view() {
-                View::QrCode {
-                    token,
-                    expires_at_ms,
-                } => {
-                    let uri = format!("{qr_scheme}://assent?authentication_token={token}");
-                    AuthenticationCode {
-                        qr_code: crate::qr::images(&uri),
-                        uri: Some(uri),
-                        expires_at: Some(time(expires_at_ms)?),
-                        application_name: application_name(),
-                        claimed: false,
-                    }
-                }
-                _ => AuthenticationCode {
+            Wire::AuthenticationCodeResponseRequired(match qr {
+                Some(live) => AuthenticationCode {
+                    qr_code: crate::qr::images(&live.uri),
+                    uri: Some(live.uri.clone()),
+                    expires_at: Some(time(live.expires_at_ms)?),
+                    code: Some(live.code.clone()),
+                    application_name: application_name(),
+                    claimed: false,
+                },
+                None => AuthenticationCode {
                     uri: None,
                     qr_code: None,
                     expires_at: None,
+                    code: None,
                     application_name: application_name(),
                     claimed: true,
                 },

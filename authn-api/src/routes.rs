@@ -70,12 +70,9 @@ fn state_response(
     flow: &Flow,
     state: Option<&str>,
 ) -> Result<HttpResponse, AuthnError> {
-    let mut body = render(
-        flow,
-        adapter.clock().now_ms(),
-        &flow_url(adapter, flow.id.as_str()),
-        &adapter.config().policy.qr_app_scheme,
-    )?;
+    let now = adapter.clock().now_ms();
+    let qr = adapter.live_qr(flow, now)?;
+    let mut body = render(flow, now, &flow_url(adapter, flow.id.as_str()), qr.as_ref())?;
     body.authn_api_state = state.map(str::to_owned);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -128,7 +125,9 @@ async fn post_flow(
     let body = body.map_err(|_| AuthnError::TooLarge)?;
     let action = action::request(action, &body)?;
     let presented = presented_state(&request);
-    let flow = if action == ActionRequest::Poll {
+    // The first request of any method binds the flow: a POST to a flow nobody has read
+    // yet binds it to this caller, who gets the secret as a GET would.
+    let (flow, minted) = if action == ActionRequest::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
         adapter
             .wait_for_flow(&path, presented.as_deref(), wait)
@@ -137,6 +136,17 @@ async fn post_flow(
         let action = action::flow_action(action)?;
         adapter.act(&path, presented.as_deref(), action).await?
     };
-    let state = presented.filter(|_| flow.browser_binding.is_some());
-    state_response(&adapter, &flow, state.as_deref())
+    let state = match &minted {
+        Some(secret) => Some(secret.as_str()),
+        None => presented
+            .as_deref()
+            .filter(|_| flow.browser_binding.is_some()),
+    };
+    let mut response = state_response(&adapter, &flow, state)?;
+    if let Some(secret) = &minted
+        && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, secret))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }

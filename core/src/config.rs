@@ -392,7 +392,9 @@ pub struct PolicyConfig {
     /// The app's URI scheme the QR code uses (`<scheme>://assent?authentication_token=`).
     pub qr_app_scheme: String,
     /// Extra verification after a QR scan: a silent push the app answers with its key,
-    /// then an approval request to the selected user.
+    /// then an approval request to the selected user, showing the application and the
+    /// browser's address. On by default, against QR login-jacking (a code shown to the
+    /// victim by an attacker's page); an operator may turn it off.
     pub qr_user_approval: bool,
     /// Whether an out-of-band flow for a user without any device offers to register one
     /// on the spot (`MOBILE_ACTIVATION_REQUIRED`) instead of failing.
@@ -414,7 +416,7 @@ impl Default for PolicyConfig {
             additional_trusted_devices: AdditionalTrustedDevices::VerifyWithPrimary,
             qr_token_ttl_secs: 60,
             qr_app_scheme: "assent".to_owned(),
-            qr_user_approval: false,
+            qr_user_approval: true,
             manage_devices_in_flow: false,
         }
     }

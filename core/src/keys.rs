@@ -71,9 +71,9 @@ pub fn device_channel(device: &DeviceId) -> String {
     format!("device:{device}")
 }
 
-/// Recent wrong CIBA user codes of a user (one member per failure).
-pub fn user_code_failures(user: &UserId) -> String {
-    format!("user-code-failures:{{u:{user}}}")
+/// CIBA user codes checked for a user recently (the limit's sliding window).
+pub fn user_code_tries(user: &UserId) -> String {
+    format!("user-code-tries:{{u:{user}}}")
 }
 
 /// The token signing keys shared by every instance.
@@ -93,6 +93,26 @@ pub fn client_jti(client_id: &str, jti: &str) -> String {
 /// A refresh token, by the SHA-256 of its value.
 pub fn refresh_token(token_sha256: &str) -> String {
     format!("refresh:{{{token_sha256}}}")
+}
+
+/// A revoked family of refresh tokens (a spent one was used again).
+pub fn revoked_refresh_family(family: &str) -> String {
+    format!("refresh-revoked:{{{family}}}")
+}
+
+/// The flow a QR short code's handle names.
+pub fn qr_handle(handle: &str) -> String {
+    format!("qr-handle:{{h:{handle}}}")
+}
+
+/// QR short codes typed for a flow (the limit's window).
+pub fn qr_code_tries(flow: &FlowId) -> String {
+    format!("qr-code-tries:{{{flow}}}")
+}
+
+/// QR short codes typed on a device recently (the limit's window).
+pub fn qr_device_code_tries(device: &DeviceId) -> String {
+    format!("qr-code-tries:{{d:{device}}}")
 }
 
 /// A user's passcode devices (SMS, voice, email, authenticator apps).

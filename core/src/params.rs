@@ -18,22 +18,38 @@ const MAX_VALUE_LEN: usize = 256;
 /// Longest rendered title or body.
 const MAX_RENDERED_LEN: usize = 2048;
 
-/// Characters that would make what a device shows differ from what it signs: controls,
-/// bidirectional overrides and isolates, zero-width and other invisible format characters.
+/// Characters that would make what a device shows differ from what it signs, decided by
+/// the Unicode Character Database (ICU4X's tables, already in the tree through `url`),
+/// not by a list kept here:
+/// - general categories that print nothing or nothing fixed: controls (`Cc`), format
+///   characters (`Cf`: bidirectional overrides and isolates, zero-width characters, tag
+///   characters), line and paragraph separators (`Zl`, `Zp`), surrogates, private use and
+///   unassigned code points, and enclosing marks (`Me`);
+/// - `Default_Ignorable_Code_Point`: what fonts draw as nothing, such as variation
+///   selectors and letters that are blank by design (U+3164 HANGUL FILLER is a letter by
+///   category);
+/// - combining marks of the overlay class (canonical combining class 1: U+0336 makes
+///   "1̶0̶0"); other combining marks stay, as accents and Indic vowel signs need them;
+/// - the Braille script: its patterns (U+2800 is blank) stand in for spaces and glyphs,
+///   and a payee, an amount or a device name never needs them.
 pub fn is_deceptive(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-        )
+    use icu_properties::props::{
+        BinaryProperty, CanonicalCombiningClass, DefaultIgnorableCodePoint, EnumeratedProperty,
+        GeneralCategory, Script,
+    };
+    matches!(
+        GeneralCategory::for_char(c),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Surrogate
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+            | GeneralCategory::EnclosingMark
+    ) || DefaultIgnorableCodePoint::for_char(c)
+        || CanonicalCombiningClass::for_char(c) == CanonicalCombiningClass::Overlay
+        || Script::for_char(c) == Script::Braille
 }
 
 /// Validated dynamic parameters, kept sorted so their canonical form is stable.
@@ -183,6 +199,69 @@ mod tests {
                 .collect(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn deceptive_characters_are_told_by_their_unicode_properties() {
+        let refused = [
+            ('\u{0007}', "a control"),
+            ('\u{202E}', "right-to-left override"),
+            ('\u{2066}', "left-to-right isolate"),
+            ('\u{200B}', "zero-width space"),
+            ('\u{00AD}', "soft hyphen"),
+            ('\u{FEFF}', "byte order mark"),
+            ('\u{2028}', "line separator"),
+            ('\u{2029}', "paragraph separator"),
+            ('\u{3164}', "Hangul filler, blank by design"),
+            ('\u{115F}', "Hangul choseong filler"),
+            ('\u{2800}', "Braille pattern blank"),
+            ('\u{2801}', "a Braille pattern"),
+            ('\u{E0001}', "language tag"),
+            ('\u{E0041}', "tag latin capital A"),
+            ('\u{E007F}', "cancel tag"),
+            ('\u{FE0F}', "variation selector 16"),
+            ('\u{FE00}', "variation selector 1"),
+            ('\u{E0100}', "variation selector 17"),
+            ('\u{034F}', "combining grapheme joiner"),
+            ('\u{0334}', "combining tilde overlay"),
+            ('\u{0335}', "combining short stroke overlay"),
+            (
+                '\u{0336}',
+                "combining long stroke overlay: 1\u{336}0\u{336}0\u{336}",
+            ),
+            ('\u{0338}', "combining long solidus overlay"),
+            ('\u{20D2}', "combining long vertical line overlay"),
+            ('\u{20DD}', "combining enclosing circle"),
+            ('\u{E000}', "private use"),
+            ('\u{0378}', "unassigned"),
+        ];
+        for (c, what) in refused {
+            assert!(
+                is_deceptive(c),
+                "{what} (U+{:04X}) must be refused",
+                c as u32
+            );
+            let value = format!("1{c}00");
+            assert!(
+                DynamicParams::parse([("amount".to_owned(), value)].into()).is_err(),
+                "{what}"
+            );
+        }
+        for text in [
+            "Approve 1 000,00 € to Zürich AG",
+            "e\u{301}te\u{301}",
+            "नमस्ते",
+            "مرحبا",
+            "東京",
+            "Alice's 📱",
+            "Ωmega – “quoted” — ok",
+        ] {
+            assert!(
+                !text.chars().any(is_deceptive),
+                "{text} must pass: {:?}",
+                text.chars().find(|c| is_deceptive(*c))
+            );
+        }
     }
 
     #[test]

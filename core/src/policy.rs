@@ -163,7 +163,8 @@ pub struct MfaPolicy {
     pub otp_fallback: bool,
     /// Shown in the Authentication API and on the device.
     pub admin_message: Option<String>,
-    /// Push notifications per user within `push_limit_window_secs`; 0: no limit.
+    /// Push notifications per user within `push_limit_window_secs` (CIBA requests count);
+    /// 0: no limit. On by default (10).
     pub push_limit: u32,
     /// The window of `push_limit`.
     pub push_limit_window_secs: u64,
@@ -211,7 +212,9 @@ impl Default for MfaPolicy {
             use_code: false,
             otp_fallback: true,
             admin_message: None,
-            push_limit: 0,
+            // On by default against push bombing: a person approves far fewer than ten
+            // sign-ins an hour.
+            push_limit: 10,
             push_limit_window_secs: 3600,
             min_os_version: BTreeMap::new(),
             network_rules: Vec::new(),

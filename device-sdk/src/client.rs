@@ -324,7 +324,9 @@ impl Device {
         Ok(())
     }
 
-    /// Scans a QR sign-on code (the token, or the whole URI the code encodes).
+    /// Scans a QR sign-on code: the token, the whole URI the code encodes, or the short
+    /// code the page prints for a person to type when the camera cannot scan (any case,
+    /// with or without its dash; the server reads O, I and L as 0, 1 and 1).
     pub async fn scan(&self, code: &str) -> Result<QrOutcome, SdkError> {
         json(self.post(&["device", "v1", "qr", qr_token(code)])?).await
     }

@@ -508,6 +508,10 @@ pub struct AuthenticationCode {
     /// When the code stops working, until scanned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The short code a person types into the app when the camera cannot scan (the widget
+    /// prints it under "Authentication Code"), until scanned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The application signed in to.
     pub application_name: String,
     /// Whether a device has scanned the code (the person now picks a user on it).

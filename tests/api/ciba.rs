@@ -166,6 +166,9 @@ on_both_backends!(
     every_backchannel_error_code_is_answered,
     private_key_jwt_and_signed_requests_refuse_replays,
     the_relying_partys_policy_limits_pushes_and_old_devices,
+    concurrent_user_code_guesses_stop_at_the_limit,
+    ciba_requests_count_against_the_default_push_limit,
+    signing_keys_are_sealed_at_rest_with_the_data_key,
 );
 
 /// `at_hash` / `rt_hash`: base64url of the left half of the token's SHA-256.
@@ -285,6 +288,29 @@ async fn poll_mode_end_to_end(backend: Backend<'_>) {
         (status, reused["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+    // The reuse means a copy leaked: the token it was rotated into is revoked too
+    // (RFC 6819 §5.2.2.3), so whoever holds it must ask the person again.
+    let newest = renewed["refresh_token"].as_str().unwrap();
+    let (status, revoked) = ciba
+        .post(
+            "/as/token.oauth2",
+            Some("rp-poll"),
+            &[("grant_type", "refresh_token"), ("refresh_token", newest)],
+        )
+        .await;
+    let revoked: assent_proto::ciba::ErrorBody = serde_json::from_value(revoked).unwrap();
+    assert_eq!(
+        (status, revoked.error),
+        (400, assent_proto::ciba::ErrorCode::InvalidGrant)
+    );
+    let (_, introspected) = ciba
+        .post(
+            "/as/introspect.oauth2",
+            Some("rp-poll"),
+            &[("token", newest)],
+        )
+        .await;
+    assert_eq!(introspected, json!({ "active": false }));
 }
 
 async fn ping_mode_end_to_end(backend: Backend<'_>) {
@@ -1201,4 +1227,112 @@ async fn the_relying_partys_policy_limits_pushes_and_old_devices(backend: Backen
         (403, Some("access_denied"))
     );
     assert!(ciba.phone.pending(0).await.is_empty());
+}
+
+async fn concurrent_user_code_guesses_stop_at_the_limit(backend: Backend<'_>) {
+    use assent_proto::ciba::{ErrorBody, ErrorCode};
+    let ciba = spawn(backend).await;
+    // 40 guesses at once: the limit (5 codes checked per user per 15 minutes) is one
+    // atomic count before the check, so at most 5 are looked at.
+    let guesses = (0..40).map(|i| {
+        let code = format!("{:04}", 5000 + i);
+        let ciba = &ciba;
+        async move {
+            let form = [
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("user_code", code.as_str()),
+            ];
+            ciba.post("/as/bc-auth.ciba", Some("rp-code"), &form).await
+        }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let mut checked = 0;
+    let mut limited = 0;
+    for (status, body) in answers {
+        let body: ErrorBody = serde_json::from_value(body).unwrap();
+        assert_eq!((status, body.error), (400, ErrorCode::InvalidUserCode));
+        if body.error_description.contains("too many") {
+            limited += 1;
+        } else {
+            checked += 1;
+        }
+    }
+    assert_eq!((checked, limited), (5, 35));
+    // The right code is locked out too, for now.
+    let (status, body) = ciba
+        .post(
+            "/as/bc-auth.ciba",
+            Some("rp-code"),
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice"),
+                ("user_code", "4711"),
+            ],
+        )
+        .await;
+    let body: ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!((status, body.error), (400, ErrorCode::InvalidUserCode));
+    assert!(body.error_description.contains("too many"));
+    assert!(ciba.phone.pending(0).await.is_empty(), "no push went out");
+}
+
+async fn ciba_requests_count_against_the_default_push_limit(backend: Backend<'_>) {
+    use assent_proto::ciba::{ErrorBody, ErrorCode};
+    // No push limit configured: the default (10 per user per hour) applies to CIBA too.
+    let ciba = spawn(backend).await;
+    let form = [("scope", "openid"), ("login_hint", "alice")];
+    for _ in 0..10 {
+        ciba.start("rp-poll", &form).await;
+    }
+    let (status, refused) = ciba.post("/as/bc-auth.ciba", Some("rp-poll"), &form).await;
+    let refused: ErrorBody = serde_json::from_value(refused).unwrap();
+    assert_eq!((status, refused.error), (403, ErrorCode::AccessDenied));
+    assert!(
+        refused
+            .error_description
+            .contains("too many push notifications"),
+        "{refused:?}"
+    );
+    assert_eq!(ciba.phone.pending(0).await.len(), 10, "no eleventh push");
+}
+
+async fn signing_keys_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
+    const DATA_KEY_ENV: &str = "ASSENT_SECRET_TEST_SIGNING_DATA_KEY";
+    static KEY: std::sync::Once = std::sync::Once::new();
+    // SAFETY: set once, before any server of this process reads it, to the same value.
+    KEY.call_once(|| unsafe {
+        std::env::set_var(DATA_KEY_ENV, "Zm9yLXNpZ25pbmcta2V5cy1hdC1yZXN0LTMyLWJ5dGU=")
+    });
+    let ciba = spawn_with(
+        backend,
+        Figment::new().merge(("secrets.data_key_env", DATA_KEY_ENV)),
+    )
+    .await;
+    // Tokens are signed and verify against the published keys.
+    let id = ciba
+        .start("rp-poll", &[("scope", "openid"), ("login_hint", "alice")])
+        .await;
+    ciba.phone.answer_pending(true).await;
+    let (status, tokens) = ciba.token("rp-poll", &id).await;
+    assert_eq!(status, 200, "{tokens}");
+    let jwks: Value = ciba.app.get("/pf/JWKS").await.json().await.unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().is_empty());
+
+    // What the store holds (the very bytes Redis keeps) names no private parameter.
+    let raw = ciba
+        .app
+        .adapter
+        .store()
+        .get(&assent_core::keys::signing_keys())
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8(raw.value).unwrap();
+    assert!(raw.starts_with("sealed:"), "{raw}");
+    for field in [
+        "\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\"", "\"kty\"",
+    ] {
+        assert!(!raw.contains(field), "{field} in {raw}");
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use assent_proto::admin::AdminUser;
 use assent_proto::ciba::Discovery;
 use assent_proto::ops::{Health, HealthStatus};
 
@@ -35,6 +36,21 @@ async fn demo_users_are_seeded_and_admin_needs_the_token() {
         assert_eq!(alice["phone"], "+15555550101");
         let bob = app.admin_get("/admin/v1/users/bob").await;
         assert_eq!(bob.status(), 200);
+        // alice has a CIBA user code: the operator learns that she has one, never its
+        // hash (a short code falls to an offline guess from the hash alone).
+        let raw = app
+            .admin_get("/admin/v1/users/alice")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !raw.contains("argon2") && !raw.contains("user_code_hash"),
+            "{raw}"
+        );
+        let typed: AdminUser = serde_json::from_str(&raw).unwrap();
+        assert!(typed.has_user_code);
+        assert_eq!(typed.email.as_deref(), Some("alice@example.com"));
 
         let anonymous = app.get("/admin/v1/users/alice").await;
         assert_eq!(anonymous.status(), 401);

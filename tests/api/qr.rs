@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use assent_core::clock::Clock;
+
 use assent_proto::device::QrStatus;
 use figment::Figment;
 use serde_json::{Value, json};
@@ -17,6 +19,8 @@ on_both_backends!(
     replayed_expired_and_untrusted_scans_are_refused,
     a_shared_device_picks_its_user,
     policy_may_ask_the_user_to_approve_after_the_scan,
+    the_short_code_is_typed_like_a_scan_and_guessing_is_limited,
+    every_get_shows_a_live_code_without_writing,
 );
 
 fn qr_request() -> Value {
@@ -43,8 +47,13 @@ fn uri(state: &AuthnState) -> &str {
         .unwrap_or_else(|| panic!("a QR code in {state:?}"))
 }
 
+/// The no-approval path: an operator turned `qr_user_approval` (on by default) off.
+fn without_approval() -> Figment {
+    Figment::new().merge(("policy.qr_user_approval", false))
+}
+
 async fn a_trusted_device_signs_in_by_scanning(backend: Backend<'_>) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, &unique("t"), without_approval()).await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&qr_request()).await;
     let state = app.state(&flow).await;
@@ -80,7 +89,7 @@ async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) 
     let app = TestApp::spawn_with(
         backend,
         &unique("t"),
-        Figment::new().merge(("policy.qr_token_ttl_secs", 1)),
+        without_approval().merge(("policy.qr_token_ttl_secs", 1)),
     )
     .await;
     let phone = app.pair_device("alice").await;
@@ -138,7 +147,7 @@ async fn replayed_expired_and_untrusted_scans_are_refused(backend: Backend<'_>) 
 }
 
 async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, &unique("t"), without_approval()).await;
     let tablet = app.pair_device("alice").await;
     tablet
         .device
@@ -198,12 +207,8 @@ async fn a_shared_device_picks_its_user(backend: Backend<'_>) {
 }
 
 async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>) {
-    let app = TestApp::spawn_with(
-        backend,
-        &unique("t"),
-        Figment::new().merge(("policy.qr_user_approval", true)),
-    )
-    .await;
+    // The default: no configuration asks for the approval.
+    let app = TestApp::spawn(backend).await;
     let phone = app.pair_device("alice").await;
     let flow = app.start_flow(&qr_request()).await;
     let code = token(&app.state(&flow).await);
@@ -228,6 +233,9 @@ async fn policy_may_ask_the_user_to_approve_after_the_scan(backend: Backend<'_>)
     let request = phone.one_pending().await;
     assert!(!request.silent);
     assert_ne!(request.auth_id, silent.auth_id);
+    // What the person checks before approving: the application and where the browser is.
+    assert_eq!(request.application.name, "Demo Bank");
+    assert_eq!(request.client_ip.as_deref(), Some("203.0.113.7"));
     // The page waits: it never pushes to the scanning device itself, even though that
     // device is now the flow's.
     let waiting = app.state(&flow).await;
@@ -280,4 +288,108 @@ async fn a_denied_silent_push_ends_the_qr_flow(backend: Backend<'_>) {
     );
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED");
+}
+
+async fn the_short_code_is_typed_like_a_scan_and_guessing_is_limited(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(backend, &unique("t"), without_approval()).await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let state = app.state(&flow).await;
+    // What the widget prints under "Authentication Code".
+    let code = expect_status!(state, AuthenticationCodeResponseRequired)
+        .code
+        .clone()
+        .expect("a short code");
+    assert_eq!(code.len(), 9, "{code}");
+    assert!(
+        code.chars()
+            .all(|c| c == '-' || "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c))
+    );
+    // Typed into the app, the way a person copies it: the SDK's scan takes it.
+    let typed = code.to_lowercase();
+    assert_eq!(
+        phone.device.scan(&typed).await.unwrap().status,
+        QrStatus::Completed
+    );
+    assert_eq!(app.state(&flow).await.status.name(), StatusName::Completed);
+    let again = phone.device.scan(&code).await.unwrap_err().to_string();
+    assert!(again.contains("409"), "{again}");
+
+    // Guessing another flow's code: five wrong codes are compared, then the flow refuses
+    // typed codes (429), even the right one; its QR code still works.
+    let flow = app.start_flow(&qr_request()).await;
+    let state = app.state(&flow).await;
+    let right = expect_status!(state, AuthenticationCodeResponseRequired)
+        .code
+        .clone()
+        .unwrap();
+    let guesser = app.pair_device("bob").await;
+    let guesses: Vec<String> = ["0000", "1111", "2222", "3333", "4444", "5555"]
+        .iter()
+        .map(|guess| format!("{}-{guess}", &right[..4]))
+        .filter(|guess| *guess != right)
+        .take(5)
+        .collect();
+    for guess in &guesses {
+        let wrong = guesser.device.scan(guess).await.unwrap_err().to_string();
+        assert!(wrong.contains("404"), "{wrong}");
+    }
+    let limited = phone.device.scan(&right).await.unwrap_err().to_string();
+    assert!(limited.contains("429"), "{limited}");
+    assert_eq!(
+        phone.device.scan(&token(&state)).await.unwrap().status,
+        QrStatus::Completed
+    );
+}
+
+async fn every_get_shows_a_live_code_without_writing(backend: Backend<'_>) {
+    // Codes of a second's lifetime: a new one every half second.
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        without_approval().merge(("policy.qr_token_ttl_secs", 1)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&qr_request()).await;
+    let first = app.state(&flow).await;
+    let flow_key = assent_core::keys::flow(&assent_core::ids::FlowId::parse(&flow).unwrap());
+    let store = app.adapter.store();
+    let before = store.get(&flow_key).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Only GETs, as the widget does while it shows the code: each shows a live code.
+    let later = app.state(&flow).await;
+    assert_ne!(token(&later), token(&first));
+    let codes = |state: &AuthnState| {
+        expect_status!(state, AuthenticationCodeResponseRequired)
+            .code
+            .clone()
+            .unwrap()
+    };
+    assert_ne!(codes(&later), codes(&first));
+    let shown = expect_status!(later, AuthenticationCodeResponseRequired)
+        .expires_at
+        .unwrap();
+    let now = assent_core::clock::SystemClock.now_ms();
+    assert!(
+        u64::try_from(shown.timestamp_millis()).unwrap() > now,
+        "the code shown is live"
+    );
+    assert_eq!(
+        store.get(&flow_key).await.unwrap(),
+        before,
+        "a GET never writes the flow"
+    );
+    // The code first shown is refused now; the live one works.
+    let stale = phone
+        .device
+        .scan(&token(&first))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(stale.contains("409"), "{stale}");
+    assert_eq!(
+        phone.device.scan(uri(&later)).await.unwrap().status,
+        QrStatus::Completed
+    );
 }

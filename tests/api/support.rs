@@ -681,13 +681,18 @@ impl TestApp {
         let response = self.get_state_raw(flow).await;
         assert_eq!(response.status(), 200);
         let state: AuthnState = response.json().await.unwrap();
+        self.remember_binding(flow, &state);
+        state
+    }
+
+    /// Keeps the binding secret an answer carries (the first request of any method binds).
+    fn remember_binding(&self, flow: &str, state: &AuthnState) {
         if let Some(secret) = &state.authn_api_state {
             self.states
                 .lock()
                 .unwrap()
                 .insert(flow.to_owned(), secret.clone());
         }
-        state
     }
 
     /// The flow's state as raw JSON, as this client (for tests of the wire itself).
@@ -713,7 +718,9 @@ impl TestApp {
             .header("Content-Type", "application/vnd.pingidentity.poll+json");
         let response = self.with_binding(request, flow).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        let state: AuthnState = response.json().await.unwrap();
+        self.remember_binding(flow, &state);
+        state
     }
 
     /// Posts an action the way PingFederate's widget does (action id in the content type,
@@ -727,7 +734,10 @@ impl TestApp {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         if status == 200 {
-            Ok(serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}")))
+            let state: AuthnState =
+                serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));
+            self.remember_binding(flow, &state);
+            Ok(state)
         } else {
             let body =
                 serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text}"));

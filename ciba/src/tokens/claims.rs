@@ -25,6 +25,8 @@ pub struct Authentication<'a> {
     pub push_auth_req_id: Option<&'a str>,
     /// When a refresh session started by this authentication ends (set on refresh).
     pub session_ends_at: Option<u64>,
+    /// The refresh token family this authentication continues (set on refresh).
+    pub refresh_family: Option<&'a str>,
 }
 
 impl<'a> Authentication<'a> {
@@ -37,6 +39,7 @@ impl<'a> Authentication<'a> {
             method: grant.method,
             push_auth_req_id: None,
             session_ends_at: Some(grant.expires_at),
+            refresh_family: grant.family.as_deref(),
         }
     }
 
@@ -107,6 +110,7 @@ pub fn refresh_grant(
         auth_time: auth.auth_time,
         method: auth.method,
         expires_at: auth.session_ends_at.unwrap_or(at.now + lifetime),
+        family: auth.refresh_family.map(str::to_owned),
     })
 }
 

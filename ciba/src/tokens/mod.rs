@@ -126,6 +126,7 @@ impl Provider {
             method: approval.method,
             push_auth_req_id: push.then_some(flow.id.as_str()),
             session_ends_at: None,
+            refresh_family: None,
         })
     }
 

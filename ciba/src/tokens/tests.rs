@@ -38,6 +38,7 @@ fn auth<'a>(
         method,
         push_auth_req_id: None,
         session_ends_at: None,
+        refresh_family: None,
     }
 }
 
@@ -168,6 +169,7 @@ fn a_refresh_token_needs_offline_access_and_never_outlives_its_session() {
             auth_time: START - 7,
             method: ApprovalMethod::Sms,
             expires_at: START + 3600,
+            family: None,
         }
     );
     // Rotated later, it keeps the session's end.
@@ -329,6 +331,11 @@ async fn a_refresh_token_rotates_and_the_spent_one_is_refused() {
         .expect("refreshed");
     let second_refresh = second.refresh_token.clone().expect("a new refresh token");
     assert_ne!(second_refresh, first_refresh);
+    // The rotated token works in turn.
+    let third = refresh(&provider, "rp", &second_refresh)
+        .await
+        .expect("refreshed again");
+    let third_refresh = third.refresh_token.clone().expect("a newer refresh token");
     assert_eq!(
         refresh(&provider, "rp", &first_refresh).await.err(),
         Some(ErrorCode::InvalidGrant)
@@ -338,7 +345,12 @@ async fn a_refresh_token_rotates_and_the_spent_one_is_refused() {
     let id: IdTokenClaims = decode(&provider, &second.id_token).await;
     assert_eq!((id.auth_time, id.iat), (START - 7, START + 60));
     assert_eq!(id.amr, scopes(&["mfa", "swk", "user"]));
-    assert!(refresh(&provider, "rp", &second_refresh).await.is_ok());
+    // The spent token came back: its whole family is revoked (RFC 6819 §5.2.2.3), the
+    // newest token included.
+    assert_eq!(
+        refresh(&provider, "rp", &third_refresh).await.err(),
+        Some(ErrorCode::InvalidGrant)
+    );
 }
 
 #[tokio::test]

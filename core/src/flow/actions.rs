@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use super::engine::Versioned;
 use super::machine::Fresh;
 use super::service::{parse_flow_id, summaries};
-use super::{Action, Event, Flow, Method, Status, View, qr};
+use super::{Action, Event, Flow, Method, Status, View};
 use crate::device::{self, Device, validate_label};
 use crate::error::{AdapterError, FlowError};
-use crate::ids::DeviceId;
+use crate::ids::{DeviceId, FlowId};
 use crate::{Adapter, keys};
 
 /// An Authentication API action with its parameters.
@@ -97,15 +98,28 @@ impl FlowAction {
 impl Adapter {
     /// Performs an Authentication API action. Whether the flow offers it now is checked
     /// here, once, by the same list `_links` shows.
+    /// Returns the flow and, when this request was the flow's first, the binding secret it
+    /// minted.
     pub async fn act(
         &self,
         id: &str,
         presented: Option<&str>,
         action: FlowAction,
-    ) -> Result<Flow, AdapterError> {
+    ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
-        let (flow, version) = self.load_versioned(&id).await?;
-        flow.check_binding(presented)?;
+        let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
+        self.act_on(&id, (flow, version), action)
+            .await
+            .map(|flow| (flow, minted))
+    }
+
+    async fn act_on(
+        &self,
+        id: &FlowId,
+        (flow, version): Versioned,
+        action: FlowAction,
+    ) -> Result<Flow, AdapterError> {
+        let id = id.clone();
         let now = self.clock().now_ms();
         // Refuse before anything is read or written for it.
         if !flow.allowed_actions(now).contains(&action.action()) {
@@ -280,22 +294,31 @@ impl Adapter {
 
     /// The `poll` action: returns at once unless the flow waits for something (the
     /// device's answer, a pairing, a scan), else waits — at most `wait`, the configured
-    /// cap, and until what it waits for expires — for the flow to change.
+    /// cap, and until what it waits for expires — for the flow to change. Returns the flow
+    /// and, when this poll was the flow's first request, the binding secret it minted.
     pub async fn wait_for_flow(
         &self,
         id: &str,
         presented: Option<&str>,
         wait: Duration,
-    ) -> Result<Flow, AdapterError> {
+    ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
-        let mut flow = self.load_flow(&id).await?;
-        flow.check_binding(presented)?;
+        let ((flow, _), minted) = self.bound_flow(&id, presented).await?;
+        self.wait_on(&id, flow, &mut subscription, wait)
+            .await
+            .map(|flow| (flow, minted))
+    }
+
+    async fn wait_on(
+        &self,
+        id: &FlowId,
+        flow: Flow,
+        subscription: &mut crate::store::Subscription,
+        wait: Duration,
+    ) -> Result<Flow, AdapterError> {
+        let id = id.clone();
         let now = self.clock().now_ms();
-        // "A new one on poll once expired": the page shows a fresh QR code.
-        if qr::code_expired(&flow, now) {
-            flow = self.renew_qr_code(&flow).await?;
-        }
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer instead of an error; `_links` offers it only while there
         // is something to wait for.
@@ -304,9 +327,15 @@ impl Adapter {
             (View::MobileActivation(offer), Status::MobileActivationRequired) => {
                 offer.expires_at_ms
             }
-            (View::QrCode { expires_at_ms, .. } | View::QrClaimed { expires_at_ms }, _) => {
-                expires_at_ms
-            }
+            // Until the page shows the next code, or a waiting selection gives way to one.
+            (
+                View::QrCode {
+                    claimed_until_ms: Some(until),
+                    ..
+                },
+                _,
+            ) if until > now => until,
+            (View::QrCode { codes, .. }, _) => codes.next_code_at_ms(now),
             _ => return Ok(flow),
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));

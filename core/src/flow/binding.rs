@@ -1,8 +1,9 @@
-//! Binding a flow to the browser (or cookieless client) that drives it. The first `GET`
-//! binds: it mints a secret, keeps only its hash in the flow, and hands the secret back
-//! (`_pf_authn_api_state`, and a cookie). From then on the flow id alone is not enough:
-//! every request must present the secret. This is the one write a `GET` may make; it
-//! never changes the flow's state.
+//! Binding a flow to the browser (or cookieless client) that drives it. The first request
+//! of any method binds (a flow nobody had read yet must not take a `POST` from whoever
+//! learns its id): it mints a secret, keeps only its hash in the flow, and hands the secret
+//! back (`_pf_authn_api_state`, and a cookie). From then on the flow id alone is not
+//! enough: every request must present the secret. This is the one write a `GET` may make;
+//! it never changes the flow's state.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -46,21 +47,34 @@ impl Adapter {
         presented: Option<&str>,
     ) -> Result<(Flow, String), AdapterError> {
         let id = FlowId::parse(id).ok_or(AdapterError::NotFound("flow"))?;
-        let (flow, version) = self.load_versioned(&id).await?;
+        let ((flow, _), minted) = self.bound_flow(&id, presented).await?;
+        let secret = minted.unwrap_or_else(|| presented.unwrap_or_default().to_owned());
+        Ok((flow, secret))
+    }
+
+    /// A browser-driven flow and its version for a request of any method: a bound flow
+    /// must be presented its secret; an unbound one is bound to this caller first. The
+    /// secret is returned when this call minted it (the caller must hand it back).
+    pub(crate) async fn bound_flow(
+        &self,
+        id: &FlowId,
+        presented: Option<&str>,
+    ) -> Result<(Versioned, Option<String>), AdapterError> {
+        let (flow, version) = self.load_versioned(id).await?;
         if flow.browser_binding.is_some() {
             flow.check_binding(presented)?;
-            return Ok((flow, presented.unwrap_or_default().to_owned()));
+            return Ok(((flow, version), None));
         }
         let secret = random_alphanumeric(SECRET_LEN);
         let mut bound = flow.clone();
         bound.browser_binding = Some(hash(&secret));
         match self.commit_head(&bound, version).await {
-            Ok(()) => Ok((bound, secret)),
+            Ok(()) => Ok(((bound, version + 1), Some(secret))),
             // Someone else's request won: bound to them, unless this caller is them.
             Err(AdapterError::Conflict(_)) => {
-                let (flow, _): Versioned = self.load_versioned(&id).await?;
+                let (flow, version): Versioned = self.load_versioned(id).await?;
                 flow.check_binding(presented)?;
-                Ok((flow, presented.unwrap_or_default().to_owned()))
+                Ok(((flow, version), None))
             }
             Err(error) => Err(error),
         }

@@ -150,11 +150,10 @@ impl Adapter {
                 }
             }
             FlowKind::Qr => {
-                let (token, expires_at_ms) = self.fresh_qr_code(&flow.id, now);
+                let flow_ttl = Duration::from_secs(self.config().policy.flow_ttl_secs);
                 Entry::Qr {
                     network,
-                    token,
-                    expires_at_ms,
+                    codes: self.new_qr_codes(&flow.id, flow_ttl).await?,
                 }
             }
             FlowKind::Ciba | FlowKind::DeviceAuthorization => {

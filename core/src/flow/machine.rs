@@ -194,10 +194,8 @@ pub enum Entry {
     Qr {
         /// What the network rules say.
         network: Option<NetworkAction>,
-        /// The one-time token.
-        token: String,
-        /// Its expiry (ms since the epoch).
-        expires_at_ms: u64,
+        /// The flow's codes: its secret and its short-code handle.
+        codes: qr::QrCodes,
     },
 }
 
@@ -331,8 +329,8 @@ pub enum Event {
     QrScanned {
         /// The device.
         device: DeviceId,
-        /// The token it read.
-        token: String,
+        /// The step of the code it read (the service checked the code's MAC for it).
+        step: u64,
         /// Its users.
         users: Vec<UserId>,
         /// How long the person has to pick a user.
@@ -344,17 +342,10 @@ pub enum Event {
         device: DeviceSummary,
         /// The user.
         user: UserId,
-        /// The token presented again (a selection must come from the scan).
-        token: Option<String>,
+        /// The step of the code presented again (a selection must come from the scan).
+        step: Option<u64>,
         /// A silent push then an approval (policy), with this request id.
         verify_with: Option<AuthId>,
-    },
-    /// The browser's poll found the QR code expired: a new one.
-    QrRenewed {
-        /// The new token.
-        token: String,
-        /// Its expiry (ms since the epoch).
-        expires_at_ms: u64,
     },
     /// The relying party asks for tokens (CIBA poll or ping mode, and push delivery).
     TokenRequested,
@@ -384,7 +375,6 @@ impl Event {
             Self::DeviceUnpaired { .. } => "device unpairing",
             Self::QrScanned { .. } => "QR scan",
             Self::QrUserSelected { .. } => "QR user selection",
-            Self::QrRenewed { .. } => "QR renewal",
             Self::TokenRequested => "token request",
         }
     }

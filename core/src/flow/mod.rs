@@ -42,7 +42,7 @@ pub use self::actions::FlowAction;
 pub use self::ciba_service::StartCiba;
 pub use self::device_side::DeviceRequest;
 pub use self::machine::{AppArrival, Context, Effect, Entry, Event, Metric, Transition};
-pub use self::qr_service::{QrOutcome, QrUser};
+pub use self::qr_service::{LiveQr, QrOutcome, QrUser};
 pub use self::service::{
     AccessingDevice, AuthenticationDevice, FlowResult, OneTimeDevice, StartFlow,
 };
@@ -403,17 +403,13 @@ pub enum View<'a> {
         /// The key an app not trusted yet pairs with, and whether it has.
         pairing: Option<(&'a PairingOffer, bool)>,
     },
-    /// A QR code waits to be scanned.
+    /// A QR code waits to be scanned (or a shared device's user selection waits, until
+    /// `claimed_until_ms`; after that the page shows a code again).
     QrCode {
-        /// The one-time token it carries.
-        token: &'a str,
-        /// When it stops working (ms since the epoch).
-        expires_at_ms: u64,
-    },
-    /// A shared device scanned the code; the person picks a user on it.
-    QrClaimed {
-        /// When an unfinished selection gives way to a new code.
-        expires_at_ms: u64,
+        /// Where the codes shown come from.
+        codes: &'a qr::QrCodes,
+        /// While a selection waits: when it gives way to a new code.
+        claimed_until_ms: Option<u64>,
     },
     /// The second factor was given; the browser continues.
     MfaCompleted(&'a Approval),
@@ -836,9 +832,7 @@ impl Flow {
                 ..
             } if now_ms >= offer.expires_at_ms => Status::MfaFailed,
             View::MobilePayload { .. } => Status::MobilePairingRequired,
-            View::QrCode { .. } | View::QrClaimed { .. } => {
-                Status::AuthenticationCodeResponseRequired
-            }
+            View::QrCode { .. } => Status::AuthenticationCodeResponseRequired,
             View::MfaCompleted(_) => Status::MfaCompleted,
             View::MfaFailed(_) => Status::MfaFailed,
             View::Completed { .. } if self.return_url.is_some() => Status::Resume,

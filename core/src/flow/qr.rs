@@ -2,11 +2,20 @@
 //! user is known; a trusted device scans it (`CREATED` → `CLAIMED`); a shared device lets
 //! the person pick which of its users they are; the flow completes as that user — after
 //! extra verification when policy asks (a silent push the app answers with its key, then
-//! the person's approval, both through the one device check). An unscanned code expires
-//! and the browser's poll shows a new one.
+//! the person's approval, both through the one device check).
+//!
+//! The code shown is derived, not stored: an HMAC of the flow's QR secret and the current
+//! time step, so that every `GET` shows a live code without writing (PingFederate's widget
+//! only reads while it shows one). A code works during its step and the next (half the
+//! configured lifetime each, so no code outlives it), and a claim spends its step and
+//! every earlier one. A short code derived the same way (with a handle naming the flow)
+//! is what a person types into the app when the camera cannot scan.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+use sha2::Sha256;
 
 use super::machine::{Context, Effect, Entry, Event, Transition};
 use super::steps::{self, Answered, Ending};
@@ -16,6 +25,107 @@ use crate::ids::DeviceId;
 use crate::policy::NetworkAction;
 use crate::user::UserId;
 
+/// The short code's alphabet: Crockford's base 32 (no I, L, O, U), read back leniently.
+pub const SHORT_CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters of the handle that names the flow in a short code.
+pub const HANDLE_LEN: usize = 4;
+/// Characters of the short code's secret part.
+const SHORT_SECRET_LEN: usize = 4;
+
+/// Where a flow's codes come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrCodes {
+    /// The flow's QR secret (base64url), sealed under the data key when one is configured.
+    pub secret: String,
+    /// The short code's first part: names the flow (registered in the store at start).
+    pub handle: String,
+    /// How long one code is shown, in ms (half the configured lifetime).
+    pub step_ms: u64,
+    /// The last step claimed: codes of it and of every earlier step never work again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent_step: Option<u64>,
+}
+
+impl QrCodes {
+    /// The step shown at `now_ms`.
+    pub fn step_at(&self, now_ms: u64) -> u64 {
+        now_ms / self.step_ms.max(1)
+    }
+
+    /// When the page shows the next code.
+    pub fn next_code_at_ms(&self, now_ms: u64) -> u64 {
+        (self.step_at(now_ms) + 1) * self.step_ms.max(1)
+    }
+
+    /// When the code shown at `now_ms` stops working (the end of the next step).
+    pub fn expires_at_ms(&self, now_ms: u64) -> u64 {
+        (self.step_at(now_ms) + 2) * self.step_ms.max(1)
+    }
+
+    /// Whether a code of `step` may claim the flow at `now_ms`.
+    fn check_step(&self, step: u64, now_ms: u64) -> Result<(), FlowError> {
+        let current = self.step_at(now_ms);
+        if self.spent_step.is_some_and(|spent| step <= spent) {
+            return Err(FlowError::QrCodeUsed);
+        }
+        if step > current {
+            return Err(FlowError::QrCodeUnknown);
+        }
+        if step + 1 < current {
+            return Err(FlowError::QrCodeExpired);
+        }
+        Ok(())
+    }
+}
+
+fn mac(secret: &[u8], label: &str, step: u64) -> [u8; 32] {
+    // HMAC takes a key of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+    mac.update(label.as_bytes());
+    mac.update(&step.to_be_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The token of `step` for the flow `flow_id` (`<flowId>.<step>.<mac>`, 128 bits of MAC).
+pub fn token(flow_id: &str, secret: &[u8], step: u64) -> String {
+    let mac = mac(secret, "assent-qr-token", step);
+    format!("{flow_id}.{step}.{}", URL_SAFE_NO_PAD.encode(&mac[..16]))
+}
+
+/// The short code of `step`: the handle, a dash, then four characters of MAC.
+pub fn short_code(handle: &str, secret: &[u8], step: u64) -> String {
+    let mac = mac(secret, "assent-qr-short-code", step);
+    let secret_part: String = mac[..SHORT_SECRET_LEN]
+        .iter()
+        .map(|byte| char::from(SHORT_CODE_ALPHABET[usize::from(byte % 32)]))
+        .collect();
+    format!("{handle}-{secret_part}")
+}
+
+/// A typed short code in its canonical form (`HHHH-CCCC`), or `None` when it cannot be
+/// one: case, spaces and dashes do not matter, and O, I and L read as 0, 1 and 1.
+pub fn normalise_short_code(typed: &str) -> Option<String> {
+    let mut canonical = String::new();
+    for c in typed.chars() {
+        let c = match c.to_ascii_uppercase() {
+            ' ' | '-' => continue,
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        };
+        if !c.is_ascii() || !SHORT_CODE_ALPHABET.contains(&(c as u8)) {
+            return None;
+        }
+        canonical.push(c);
+    }
+    if canonical.len() != HANDLE_LEN + SHORT_SECRET_LEN {
+        return None;
+    }
+    canonical.insert(HANDLE_LEN, '-');
+    Some(canonical)
+}
+
 /// Where a QR sign-on stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -24,10 +134,8 @@ pub enum State {
     AuthenticationRequired,
     /// The code waits to be scanned.
     CodeShown {
-        /// The one-time token the code carries (`<flowId>.<secret>`).
-        token: String,
-        /// When it stops working; a poll after that shows a new one.
-        expires_at_ms: u64,
+        /// Where the codes shown come from.
+        codes: QrCodes,
     },
     /// A shared device scanned the code; the person picks which of its users they are.
     UserSelection {
@@ -35,8 +143,8 @@ pub enum State {
         device: DeviceId,
         /// Its users to choose from.
         users: Vec<UserId>,
-        /// The token scanned: the selection must present it again.
-        token: String,
+        /// The codes, with the step scanned spent: the selection presents it again.
+        codes: QrCodes,
         /// When an unfinished selection gives way to a new code.
         expires_at_ms: u64,
     },
@@ -82,15 +190,17 @@ impl State {
     pub fn view(&self) -> View<'_> {
         match self {
             Self::AuthenticationRequired => View::AuthenticationRequired,
-            Self::CodeShown {
-                token,
-                expires_at_ms,
-            } => View::QrCode {
-                token,
-                expires_at_ms: *expires_at_ms,
+            Self::CodeShown { codes } => View::QrCode {
+                codes,
+                claimed_until_ms: None,
             },
-            Self::UserSelection { expires_at_ms, .. } => View::QrClaimed {
-                expires_at_ms: *expires_at_ms,
+            Self::UserSelection {
+                codes,
+                expires_at_ms,
+                ..
+            } => View::QrCode {
+                codes,
+                claimed_until_ms: Some(*expires_at_ms),
             },
             Self::PushWaiting { push } => View::Push(push),
             Self::PushRejected { push, reason } => View::PushRejected {
@@ -110,18 +220,10 @@ impl State {
 }
 
 /// The first state: a code, unless the network refuses.
-pub fn start(
-    head: Head,
-    network: Option<NetworkAction>,
-    token: String,
-    expires_at_ms: u64,
-) -> Transition {
+pub fn start(head: Head, network: Option<NetworkAction>, codes: QrCodes) -> Transition {
     let state = match steps::network_denial(network) {
         Some(reason) => State::MfaFailed { reason },
-        None => State::CodeShown {
-            token,
-            expires_at_ms,
-        },
+        None => State::CodeShown { codes },
     };
     Transition::to(head.into_flow(FlowState::Qr(state)))
 }
@@ -138,17 +240,13 @@ fn next(flow: &Flow, state: State) -> Flow {
     flow.clone().with_state(FlowState::Qr(state))
 }
 
-fn same_secret(expected: &str, presented: &str) -> bool {
-    bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
-}
-
-/// Whether the code (or the selection it led to) has expired at `now_ms`.
-pub fn code_expired(flow: &Flow, now_ms: u64) -> bool {
-    matches!(
-        flow.state(),
-        FlowState::Qr(State::CodeShown { expires_at_ms, .. } | State::UserSelection { expires_at_ms, .. })
-            if *expires_at_ms <= now_ms
-    )
+/// Whether a scan may claim the flow now: a code waits, or a selection was left to expire.
+fn claimable(state: &State, now_ms: u64) -> bool {
+    match state {
+        State::CodeShown { .. } => true,
+        State::UserSelection { expires_at_ms, .. } => *expires_at_ms <= now_ms,
+        _ => false,
+    }
 }
 
 /// The flow after `event`, or why the event does not apply.
@@ -161,54 +259,33 @@ pub fn apply(
     let now = ctx.now_ms;
     match (state, event) {
         (State::AuthenticationRequired, Event::Authenticate(entry)) => match *entry {
-            Entry::Qr {
-                network,
-                token,
-                expires_at_ms,
-            } => Ok(start(flow.head.clone(), network, token, expires_at_ms)),
+            Entry::Qr { network, codes } => Ok(start(flow.head.clone(), network, codes)),
             other => Err(steps::not_allowed(
                 &Event::Authenticate(Box::new(other)),
                 flow,
                 now,
             )),
         },
+        // A code is claimed; an unfinished selection that expired gives way to a new one.
         (
-            State::CodeShown { expires_at_ms, .. } | State::UserSelection { expires_at_ms, .. },
-            Event::QrRenewed {
-                token,
-                expires_at_ms: renewed,
-            },
-        ) if *expires_at_ms <= now => Ok(Transition::to(next(
-            flow,
-            State::CodeShown {
-                token,
-                expires_at_ms: renewed,
-            },
-        ))),
-        (
-            State::CodeShown {
-                token: expected,
-                expires_at_ms,
-            },
+            State::CodeShown { codes } | State::UserSelection { codes, .. },
             Event::QrScanned {
                 device,
-                token,
+                step,
                 users,
                 selection_ms,
             },
-        ) => {
-            if !same_secret(expected, &token) {
-                return Err(FlowError::QrCodeUnknown);
-            }
-            if *expires_at_ms <= now {
-                return Err(FlowError::QrCodeExpired);
-            }
+        ) if claimable(state, now) => {
+            codes.check_step(step, now)?;
             Ok(Transition::to(next(
                 flow,
                 State::UserSelection {
                     device,
                     users,
-                    token,
+                    codes: QrCodes {
+                        spent_step: Some(step),
+                        ..codes.clone()
+                    },
                     expires_at_ms: now + selection_ms,
                 },
             )))
@@ -218,17 +295,17 @@ pub fn apply(
             State::UserSelection {
                 device: scanner,
                 users,
-                token: scanned,
+                codes,
                 expires_at_ms,
             },
             Event::QrUserSelected {
                 device,
                 user,
-                token,
+                step,
                 verify_with,
             },
         ) => {
-            if token.is_some_and(|token| !same_secret(scanned, &token)) {
+            if step.is_some_and(|step| Some(step) != codes.spent_step) {
                 return Err(FlowError::QrCodeUnknown);
             }
             if *scanner != device.id {
@@ -332,7 +409,6 @@ pub fn apply(
         (_, Event::DeviceUnpaired { .. } | Event::DeviceAnswered { .. }) => {
             Err(FlowError::NotPending)
         }
-        (_, Event::QrRenewed { .. }) => Err(FlowError::NotPending),
         (_, event) => Err(steps::not_allowed(&event, flow, now)),
     }
 }

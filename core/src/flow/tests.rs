@@ -423,51 +423,62 @@ fn device_authorization_completes_only_for_its_nonce() {
     );
 }
 
+fn qr_codes(step_ms: u64) -> qr::QrCodes {
+    qr::QrCodes {
+        secret: "c2VjcmV0".into(),
+        handle: "K7QM".into(),
+        step_ms,
+        spent_step: None,
+    }
+}
+
 #[test]
 fn qr_scan_select_silent_push_then_approval() {
-    let flow = qr::start(head(&[]), None, "T.secret".into(), 100).next;
+    // Steps of 50 ms: a code of step 0 works until 100.
+    let flow = qr::start(head(&[]), None, qr_codes(50)).next;
     assert_eq!(flow.status(0), Status::AuthenticationCodeResponseRequired);
     assert!(!flow.allowed_actions(0).contains(&Action::SelectDevice));
     let device = DeviceId::generate();
     let alice = UserId::parse("alice").expect("valid");
-    let scan = |token: &str, now| {
+    let scan = |flow: &Flow, step: u64, now| {
         apply(
-            &flow,
+            flow,
             Event::QrScanned {
                 device: device.clone(),
-                token: token.into(),
+                step,
                 users: vec![alice.clone()],
                 selection_ms: 1000,
             },
             &ctx(now),
         )
     };
-    assert_eq!(scan("T.other", 0).err(), Some(FlowError::QrCodeUnknown));
-    assert_eq!(scan("T.secret", 100).err(), Some(FlowError::QrCodeExpired));
-    let claimed = scan("T.secret", 10).expect("scanned").next;
-    let rescanned = apply(
-        &claimed,
-        Event::QrScanned {
-            device: device.clone(),
-            token: "T.secret".into(),
-            users: vec![alice.clone()],
-            selection_ms: 1000,
-        },
-        &ctx(11),
+    assert_eq!(
+        scan(&flow, 1, 10).err(),
+        Some(FlowError::QrCodeUnknown),
+        "not yet shown"
     );
-    assert_eq!(rescanned.err(), Some(FlowError::QrCodeUsed));
+    assert_eq!(scan(&flow, 0, 100).err(), Some(FlowError::QrCodeExpired));
+    let claimed = scan(&flow, 0, 10).expect("scanned").next;
+    assert_eq!(scan(&claimed, 0, 11).err(), Some(FlowError::QrCodeUsed));
     let auth_id = AuthId::generate(&claimed.id);
-    let selected = apply(
-        &claimed,
-        Event::QrUserSelected {
-            device: phone(&device),
-            user: alice.clone(),
-            token: None,
-            verify_with: Some(auth_id.clone()),
-        },
-        &ctx(20),
-    )
-    .expect("selected");
+    let select = |step: Option<u64>| {
+        apply(
+            &claimed,
+            Event::QrUserSelected {
+                device: phone(&device),
+                user: alice.clone(),
+                step,
+                verify_with: Some(auth_id.clone()),
+            },
+            &ctx(20),
+        )
+    };
+    assert_eq!(
+        select(Some(1)).err(),
+        Some(FlowError::QrCodeUnknown),
+        "another code"
+    );
+    let selected = select(Some(0)).expect("selected");
     assert!(
         matches!(selected.effects.as_slice(), [Effect::SendPush { auth_id: sent, .. }] if *sent == auth_id)
     );
@@ -485,21 +496,72 @@ fn qr_scan_select_silent_push_then_approval() {
 }
 
 #[test]
-fn qr_code_is_renewed_only_once_expired() {
-    let flow = qr::start(head(&[]), None, "T.one".into(), 100).next;
-    let renew = Event::QrRenewed {
-        token: "T.two".into(),
-        expires_at_ms: 200,
-    };
+fn qr_codes_move_with_time_and_a_claim_spends_its_step() {
+    let codes = qr_codes(30_000);
+    assert_eq!(codes.step_at(59_999), 1);
+    assert_eq!(codes.next_code_at_ms(59_999), 60_000);
     assert_eq!(
-        apply(&flow, renew.clone(), &ctx(50)).err(),
-        Some(FlowError::NotPending)
+        codes.expires_at_ms(59_999),
+        90_000,
+        "the next step still accepts it"
     );
-    let renewed = apply(&flow, renew, &ctx(100)).expect("renewed").next;
+    let secret = b"secret";
+    let (one, two) = (qr::token("F", secret, 1), qr::token("F", secret, 2));
+    assert_ne!(one, two);
+    assert!(one.starts_with("F.1."));
+    assert_ne!(
+        qr::short_code("K7QM", secret, 1),
+        qr::short_code("K7QM", secret, 2)
+    );
+    assert_ne!(
+        qr::short_code("K7QM", secret, 1),
+        qr::short_code("K7QM", b"other", 1)
+    );
+
+    // A shared device's selection expires: the page shows codes again, but none of the
+    // claimed step or before.
+    let device = DeviceId::generate();
+    let users = vec![
+        UserId::parse("alice").expect("valid"),
+        UserId::parse("bob").expect("valid"),
+    ];
+    let flow = qr::start(head(&[]), None, codes).next;
+    let scan = |flow: &Flow, step: u64, now| {
+        apply(
+            flow,
+            Event::QrScanned {
+                device: device.clone(),
+                step,
+                users: users.clone(),
+                selection_ms: 1000,
+            },
+            &ctx(now),
+        )
+    };
+    let claimed = scan(&flow, 1, 60_000)
+        .expect("the previous step, once")
+        .next;
     assert!(matches!(
-        renewed.view(),
-        View::QrCode { token: "T.two", .. }
+        claimed.view(),
+        View::QrCode {
+            claimed_until_ms: Some(61_000),
+            ..
+        }
     ));
+    assert_eq!(
+        scan(&claimed, 2, 60_500).err(),
+        Some(FlowError::QrCodeUsed),
+        "selection waits"
+    );
+    assert_eq!(
+        scan(&claimed, 1, 61_000).err(),
+        Some(FlowError::QrCodeUsed),
+        "spent"
+    );
+    assert!(
+        scan(&claimed, 2, 61_000).is_ok(),
+        "a newer code claims it again"
+    );
 }
 
 #[test]

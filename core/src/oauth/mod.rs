@@ -1,5 +1,6 @@
 //! The records behind the CIBA provider's OAuth endpoints: refresh tokens, spent client
-//! JWT ids, wrong user codes and the token signing keys. `assent-ciba` speaks the
+//! JWT ids, user code checks and the token signing keys (sealed under the data key).
+//! `assent-ciba` speaks the
 //! protocol; these services keep its state, so no HTTP crate touches the store.
 
 pub mod refresh;
@@ -31,6 +32,6 @@ impl Adapter {
 
     /// The token signing keys every instance shares.
     pub fn signing_keys(&self) -> SigningKeys<'_> {
-        SigningKeys::new(self.store(), self.clock())
+        SigningKeys::new(self.store(), self.clock(), self.data_key())
     }
 }

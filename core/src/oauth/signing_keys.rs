@@ -1,6 +1,9 @@
 //! The token signing keys every instance shares: an RSA key (RS256, PS256) and an EC
 //! P-256 key (ES256), generated on the first start. Rotation adds new current keys and
-//! keeps the retired ones until every token they signed has expired.
+//! keeps the retired ones until every token they signed has expired. With a data key
+//! configured, the record is sealed at rest like the TOTP seeds (a copy of Redis alone
+//! must not let anyone sign tokens); records written before a key was configured still
+//! load, and are sealed at the next rotation.
 
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use crate::clock::Clock;
 use crate::error::AdapterError;
 use crate::ids::random_alphanumeric;
 use crate::keys;
+use crate::sealing::{self, DataKey};
 use crate::store::{Attempt, Store, StoreError, Ttl, retry_lost_races};
 
 /// One stored key. Not `Debug`: it holds a private key.
@@ -57,26 +61,35 @@ struct StoredKeys {
     keys: Vec<StoredKey>,
 }
 
-fn decode(bytes: &[u8]) -> Result<Vec<StoredKey>, AdapterError> {
-    serde_json::from_slice::<StoredKeys>(bytes)
+fn decode(data_key: Option<&DataKey>, bytes: &[u8]) -> Result<Vec<StoredKey>, AdapterError> {
+    let stored = std::str::from_utf8(bytes)
+        .map_err(|_| AdapterError::internal("stored signing keys: not UTF-8"))?;
+    let json = sealing::open(data_key, stored)?;
+    serde_json::from_str::<StoredKeys>(&json)
         .map(|stored| stored.keys)
         .map_err(|error| AdapterError::internal(format!("stored signing keys: {error}")))
 }
 
-fn encode(keys: Vec<StoredKey>) -> Result<Vec<u8>, AdapterError> {
-    serde_json::to_vec(&StoredKeys { keys }).map_err(AdapterError::internal)
+fn encode(data_key: Option<&DataKey>, keys: Vec<StoredKey>) -> Result<Vec<u8>, AdapterError> {
+    let json = serde_json::to_string(&StoredKeys { keys }).map_err(AdapterError::internal)?;
+    Ok(sealing::seal(data_key, &json)?.into_bytes())
 }
 
 /// The shared signing keys.
 pub struct SigningKeys<'a> {
     store: &'a dyn Store,
     clock: &'a dyn Clock,
+    data_key: Option<&'a DataKey>,
 }
 
 impl<'a> SigningKeys<'a> {
-    /// The keys in `store`, stamped by `clock`.
-    pub fn new(store: &'a dyn Store, clock: &'a dyn Clock) -> Self {
-        Self { store, clock }
+    /// The keys in `store`, stamped by `clock`, sealed under `data_key` when there is one.
+    pub fn new(store: &'a dyn Store, clock: &'a dyn Clock, data_key: Option<&'a DataKey>) -> Self {
+        Self {
+            store,
+            clock,
+            data_key,
+        }
     }
 
     /// The keys, oldest first; on the very first call of all instances they are
@@ -84,7 +97,7 @@ impl<'a> SigningKeys<'a> {
     pub async fn load_or_create(&self) -> Result<Vec<StoredKey>, AdapterError> {
         let key = keys::signing_keys();
         if let Some(record) = self.store.get(&key).await? {
-            return decode(&record.value);
+            return decode(self.data_key, &record.value);
         }
         let now = self.clock.now_secs();
         let fresh = vec![
@@ -93,7 +106,7 @@ impl<'a> SigningKeys<'a> {
         ];
         if self
             .store
-            .insert(&key, &encode(fresh.clone())?, Ttl::Persist)
+            .insert(&key, &encode(self.data_key, fresh.clone())?, Ttl::Persist)
             .await?
         {
             return Ok(fresh);
@@ -103,7 +116,7 @@ impl<'a> SigningKeys<'a> {
             .get(&key)
             .await?
             .ok_or_else(|| AdapterError::internal("the signing keys vanished"))?;
-        decode(&record.value)
+        decode(self.data_key, &record.value)
     }
 
     /// Retires the current keys and adds new ones; keys retired longer than `retain`
@@ -123,7 +136,7 @@ impl<'a> SigningKeys<'a> {
                 // The keys and the version come from the same read, so the compare-and-set
                 // below cannot overwrite a rotation it did not see.
                 let now = self.clock.now_secs();
-                let mut keys: Vec<StoredKey> = decode(&record.value)?
+                let mut keys: Vec<StoredKey> = decode(self.data_key, &record.value)?
                     .into_iter()
                     .filter(|key| key.retired_at.is_none_or(|at| at + retain.as_secs() > now))
                     .map(|mut key| {
@@ -142,7 +155,13 @@ impl<'a> SigningKeys<'a> {
                 keys.extend(current);
                 match self
                     .store
-                    .transition(key, record.version, &encode(keys)?, Ttl::Persist, None)
+                    .transition(
+                        key,
+                        record.version,
+                        &encode(self.data_key, keys)?,
+                        Ttl::Persist,
+                        None,
+                    )
                     .await
                 {
                     Ok(_) => Ok(Attempt::Done(kids)),
@@ -168,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_made_once_and_rotation_keeps_the_previous_ones_for_a_while() {
         let (store, clock) = (MemoryStore::new(), ManualClock::at_secs(1_700_000_000));
-        let signing = SigningKeys::new(&store, &clock);
+        let signing = SigningKeys::new(&store, &clock, None);
         let first = signing.load_or_create().await.expect("created");
         assert_eq!(first.len(), 2);
         assert_eq!(first[0].private_jwk.get("kty"), Some(&Value::from("RSA")));
@@ -204,5 +223,81 @@ mod tests {
             kids(&after)[2..],
             latest.iter().map(String::as_str).collect::<Vec<_>>()
         );
+    }
+}
+
+#[cfg(test)]
+mod sealed_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::MemoryStore;
+
+    /// Whether the stored record shows any private key parameter.
+    fn shows_private_material(raw: &str) -> bool {
+        ["\"d\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\""]
+            .iter()
+            .any(|field| raw.contains(field))
+    }
+
+    #[tokio::test]
+    async fn with_a_data_key_the_private_keys_are_sealed_and_old_records_still_load() {
+        let (store, clock) = (MemoryStore::new(), ManualClock::at_secs(1_700_000_000));
+        // Written before a data key was configured: in clear.
+        let plain = SigningKeys::new(&store, &clock, None)
+            .load_or_create()
+            .await
+            .expect("created");
+        let raw = store
+            .get(&keys::signing_keys())
+            .await
+            .expect("read")
+            .expect("stored");
+        assert!(shows_private_material(&String::from_utf8_lossy(&raw.value)));
+
+        let key = DataKey::from_bytes([9; 32]);
+        let sealed = SigningKeys::new(&store, &clock, Some(&key));
+        let loaded = sealed.load_or_create().await.expect("old record loads");
+        assert_eq!(
+            loaded.iter().filter_map(StoredKey::kid).collect::<Vec<_>>(),
+            plain.iter().filter_map(StoredKey::kid).collect::<Vec<_>>()
+        );
+        // The next write seals it.
+        sealed
+            .rotate(Duration::from_secs(600))
+            .await
+            .expect("rotated");
+        let raw = store
+            .get(&keys::signing_keys())
+            .await
+            .expect("read")
+            .expect("stored");
+        let raw = String::from_utf8(raw.value).expect("text");
+        assert!(
+            raw.starts_with("sealed:") && !shows_private_material(&raw),
+            "{raw}"
+        );
+        assert_eq!(sealed.load_or_create().await.expect("opens").len(), 4);
+        // Without the key a sealed record does not open (and is not overwritten).
+        assert!(
+            SigningKeys::new(&store, &clock, None)
+                .load_or_create()
+                .await
+                .is_err()
+        );
+
+        // Generated with a key: sealed from the start.
+        let fresh = MemoryStore::new();
+        SigningKeys::new(&fresh, &clock, Some(&key))
+            .load_or_create()
+            .await
+            .expect("created");
+        let raw = fresh
+            .get(&keys::signing_keys())
+            .await
+            .expect("read")
+            .expect("stored");
+        assert!(!shows_private_material(&String::from_utf8_lossy(
+            &raw.value
+        )));
     }
 }

@@ -1,20 +1,21 @@
 //! CIBA user codes (CIBA Core §7.1): a short secret the person chose, checked against its
-//! Argon2 hash, with a per-user limit on wrong codes so that no client that can call the
-//! endpoint can guess one.
+//! Argon2 hash, under a per-user limit on codes checked so that no client that can call
+//! the endpoint can guess one. The limit is one atomic store call *before* the check (as
+//! the passcode limits are): counting only after a wrong answer let 40 concurrent guesses
+//! all pass a limit of 5.
 
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
 use crate::error::AdapterError;
-use crate::ids::random_alphanumeric;
 use crate::keys;
-use crate::store::{Store, Ttl};
+use crate::store::Store;
 use crate::user::UserProfile;
 
-/// Wrong user codes tolerated per user within [`USER_CODE_WINDOW`].
-pub const USER_CODE_TRIES: usize = 5;
-/// How long wrong user codes are remembered.
+/// User codes checked per user within [`USER_CODE_WINDOW`]; the right one clears the count.
+pub const USER_CODE_TRIES: u32 = 5;
+/// How long checked user codes are remembered.
 pub const USER_CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// What a user code check came to.
@@ -22,53 +23,63 @@ pub const USER_CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub enum UserCodeCheck {
     /// The code is the user's.
     Accepted,
-    /// No code was given (not counted as wrong).
+    /// No code was given (not counted).
     Missing,
     /// The code is wrong, or the user has none; counted.
     Wrong,
-    /// Too many wrong codes lately: refused without looking at the code.
+    /// Too many codes checked lately: refused without looking at the code.
     Limited,
 }
 
-/// Users' codes and their recent wrong ones.
+/// Users' codes and the limit on checking them.
 pub struct UserCodes<'a> {
     store: &'a dyn Store,
 }
 
 impl<'a> UserCodes<'a> {
-    /// The wrong codes counted in `store`.
+    /// The checks counted in `store`.
     pub fn new(store: &'a dyn Store) -> Self {
         Self { store }
     }
 
-    /// Checks `given` against `user`'s code, under the limit on wrong ones.
+    /// Checks `given` against `user`'s code, under the limit.
     pub async fn check(
         &self,
         user: &UserProfile,
         given: Option<&str>,
     ) -> Result<UserCodeCheck, AdapterError> {
-        let failures = keys::user_code_failures(&user.id);
-        if self.store.index_members(&failures).await?.len() >= USER_CODE_TRIES {
+        let tries = keys::user_code_tries(&user.id);
+        let Some(given) = given else {
+            // Nothing to guess with: not counted, but a locked-out user is told so.
+            let held = self.store.rate_count(&tries, USER_CODE_WINDOW).await?;
+            return Ok(if held >= USER_CODE_TRIES {
+                UserCodeCheck::Limited
+            } else {
+                UserCodeCheck::Missing
+            });
+        };
+        // Counted before it is checked, in one atomic step: of any number of concurrent
+        // guesses, at most `USER_CODE_TRIES` reach Argon2.
+        if !self
+            .store
+            .rate_limit(&tries, USER_CODE_TRIES, USER_CODE_WINDOW)
+            .await?
+        {
             return Ok(UserCodeCheck::Limited);
         }
-        let Some(given) = given else {
-            return Ok(UserCodeCheck::Missing);
-        };
         let (hash, given) = (user.user_code_hash.clone(), given.to_owned());
         // Argon2 is deliberately slow: keep it off the request-serving thread.
         let right = tokio::task::spawn_blocking(move || matches(hash.as_deref(), &given))
             .await
             .map_err(AdapterError::internal)?;
-        if right {
-            return Ok(UserCodeCheck::Accepted);
+        if !right {
+            return Ok(UserCodeCheck::Wrong);
         }
-        // One member per failure, in a set that expires.
-        let member = random_alphanumeric(12);
-        let ttl = Ttl::Set(USER_CODE_WINDOW);
-        if let Err(error) = self.store.index_add(&failures, &member, ttl, None).await {
-            tracing::warn!(%error, "could not record a wrong user code");
+        // The person knows the code: their own sign-ins never lock them out.
+        if let Err(error) = self.store.delete(&tries).await {
+            tracing::warn!(%error, "could not clear the user code count");
         }
-        Ok(UserCodeCheck::Wrong)
+        Ok(UserCodeCheck::Accepted)
     }
 }
 
@@ -128,7 +139,7 @@ mod tests {
             codes.check(&alice, Some("4711")).await.ok(),
             Some(UserCodeCheck::Accepted)
         );
-        for _ in 0..USER_CODE_TRIES + 1 {
+        for _ in 0..=USER_CODE_TRIES {
             assert_eq!(
                 codes.check(&alice, None).await.ok(),
                 Some(UserCodeCheck::Missing)
@@ -159,6 +170,59 @@ mod tests {
             codes.check(&alice, None).await.ok(),
             Some(UserCodeCheck::Limited)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_guesses_never_pass_the_limit() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let alice = std::sync::Arc::new(user(Some("4711")));
+        let guesses: Vec<_> = (0..40)
+            .map(|i| {
+                let (store, alice) = (store.clone(), alice.clone());
+                tokio::spawn(async move {
+                    UserCodes::new(store.as_ref())
+                        .check(&alice, Some(&format!("{i:04}")))
+                        .await
+                        .ok()
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for guess in guesses {
+            outcomes.push(guess.await.expect("joined"));
+        }
+        let wrong = outcomes
+            .iter()
+            .filter(|outcome| **outcome == Some(UserCodeCheck::Wrong))
+            .count();
+        let limited = outcomes
+            .iter()
+            .filter(|outcome| **outcome == Some(UserCodeCheck::Limited))
+            .count();
+        assert_eq!(
+            (wrong, limited),
+            (USER_CODE_TRIES as usize, 35),
+            "{outcomes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_right_code_clears_the_count() {
+        let store = MemoryStore::new();
+        let codes = UserCodes::new(&store);
+        let alice = user(Some("4711"));
+        for _ in 0..3 {
+            for _ in 0..USER_CODE_TRIES - 1 {
+                assert_eq!(
+                    codes.check(&alice, Some("0000")).await.ok(),
+                    Some(UserCodeCheck::Wrong)
+                );
+            }
+            assert_eq!(
+                codes.check(&alice, Some("4711")).await.ok(),
+                Some(UserCodeCheck::Accepted)
+            );
+        }
     }
 
     #[tokio::test]

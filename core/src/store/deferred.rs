@@ -195,6 +195,10 @@ impl Store for Deferred {
         self.inner()?.rate_limit(key, limit, window).await
     }
 
+    async fn rate_count(&self, key: &str, window: Duration) -> Result<u32, StoreError> {
+        self.inner()?.rate_count(key, window).await
+    }
+
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {
         self.inner()?.notify(channel).await
     }

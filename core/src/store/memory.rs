@@ -258,6 +258,7 @@ impl Store for MemoryStore {
         let mut state = self.state();
         let existed = state.record(key, now).is_some();
         state.records.remove(key);
+        state.windows.remove(key);
         Ok(existed)
     }
 
@@ -342,6 +343,18 @@ impl Store for MemoryStore {
         }
         state.wrote(now);
         Ok(counted)
+    }
+
+    async fn rate_count(&self, key: &str, window: Duration) -> Result<u32, StoreError> {
+        let now = Instant::now();
+        let held = self.state().windows.get(key).map_or(0, |entry| {
+            entry
+                .data
+                .iter()
+                .filter(|at| now.duration_since(**at) < window)
+                .count()
+        });
+        Ok(u32::try_from(held).unwrap_or(u32::MAX))
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {

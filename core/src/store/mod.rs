@@ -111,7 +111,7 @@ pub trait Store: Send + Sync + 'static {
     /// exactly one gets the value.
     async fn consume(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Deletes a record; `true` when it existed.
+    /// Deletes a record (or a rate limit's window); `true` when a record existed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
     /// Adds `member` to the set at `index` (created on demand), then publishes on `notify`
@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     /// instance never exceed the limit together.
     async fn rate_limit(&self, key: &str, limit: u32, window: Duration)
     -> Result<bool, StoreError>;
+
+    /// How many events the sliding window of length `window` at `key` holds now (a read:
+    /// counts nothing).
+    async fn rate_count(&self, key: &str, window: Duration) -> Result<u32, StoreError>;
 
     /// Wakes every subscriber of `channel`, on every instance sharing this store.
     async fn notify(&self, channel: &str) -> Result<(), StoreError>;

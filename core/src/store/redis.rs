@@ -99,6 +99,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
+// The same window, read only. ARGV: window ms.
+const RATE_COUNT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
+";
+
 struct Scripts {
     insert: Script,
     put: Script,
@@ -107,6 +114,7 @@ struct Scripts {
     consume: Script,
     index_add: Script,
     rate_limit: Script,
+    rate_count: Script,
 }
 
 impl Scripts {
@@ -120,6 +128,7 @@ impl Scripts {
             consume: Script::new(CONSUME),
             index_add: with_ttl(INDEX_ADD),
             rate_limit: Script::new(RATE_LIMIT),
+            rate_count: Script::new(RATE_COUNT),
         }
     }
 }
@@ -500,6 +509,18 @@ impl Store for RedisStore {
             )
             .await?;
         Ok(counted == 1)
+    }
+
+    async fn rate_count(&self, key: &str, window: Duration) -> Result<u32, StoreError> {
+        let mut connection = self.connection.clone();
+        self.call(
+            self.scripts
+                .rate_count
+                .key(self.key(key))
+                .arg(window.as_millis().max(1).to_string())
+                .invoke_async(&mut connection),
+        )
+        .await
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {

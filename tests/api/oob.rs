@@ -683,13 +683,16 @@ async fn a_post_as_the_first_request_binds_the_flow() {
         if let Some(state) = state {
             request = request.header("X-PF-Authn-API-State", state.to_owned());
         }
+        if action == "authenticate" {
+            request = request.body("{}");
+        }
         request.send()
     };
 
-    // Nobody has read the flow: a POST (here a poll) binds it to whoever sent it, who
-    // gets the secret (and a cookie) as a GET would.
-    let flow = app.start_flow(&oob_request("alice")).await;
-    let first = post(&flow, "poll", None).await.unwrap();
+    // Nobody has read the flow: a POST (here the widget's `authenticate {}`) binds it to
+    // whoever sent it, who gets the secret (and a cookie) as a GET would.
+    let flow = app.start_flow_unauthenticated(&oob_request("alice")).await;
+    let first = post(&flow, "authenticate", None).await.unwrap();
     assert_eq!(first.status(), 200);
     assert!(first.headers().contains_key("set-cookie"));
     let first: AuthnState = first.json().await.unwrap();
@@ -718,8 +721,8 @@ async fn a_post_as_the_first_request_binds_the_flow() {
         "untouched by the others"
     );
 
-    // The same for an action that changes the flow: the canceling client holds it.
-    let flow = app.start_flow(&oob_request("alice")).await;
+    // The same for an action that ends the flow: the canceling client holds it.
+    let flow = app.start_flow_unauthenticated(&oob_request("alice")).await;
     let first = post(&flow, "cancelAuthentication", None).await.unwrap();
     assert_eq!(first.status(), 200);
     let first: AuthnState = first.json().await.unwrap();

@@ -163,7 +163,11 @@ async fn push_approval(browser: &Browser, app: &TestApp, pages: &SignInPages) {
     let phone = app.pair_device("alice").await;
     let mut request = oob_request("alice");
     request["returnUrl"] = json!(pages.return_url());
-    let flow = app.start_flow(&request).await;
+    let flow = app.start_flow_unauthenticated(&request).await;
+    assert!(
+        phone.pending(0).await.is_empty(),
+        "nothing reaches the phone before the widget is on the page"
+    );
     browser.goto(&pages.sign_in(app, &flow)).await;
     browser.wait_for_text("Authenticating", SCREEN).await;
     let push = phone.one_pending().await;
@@ -184,7 +188,7 @@ async fn transaction_approval(browser: &Browser, app: &TestApp, pages: &SignInPa
     let phone = app.pair_device("bob").await;
     let mut request = transfer_request("bob", "250.00", "Carol's Garage");
     request["returnUrl"] = json!(pages.return_url());
-    let flow = app.start_flow(&request).await;
+    let flow = app.start_flow_unauthenticated(&request).await;
     browser.goto(&pages.sign_in(app, &flow)).await;
     browser.wait_for_text("Authenticating", SCREEN).await;
     let push = phone.one_pending().await;
@@ -209,7 +213,7 @@ async fn registration(browser: &Browser, app: &TestApp, pages: &SignInPages) {
     let mut request = oob_request(&user);
     request["kind"] = json!("registration");
     request["returnUrl"] = json!(pages.return_url());
-    let flow = app.start_flow(&request).await;
+    let flow = app.start_flow_unauthenticated(&request).await;
     browser.goto(&pages.sign_in(app, &flow)).await;
     browser.wait_for_text("Pairing Key:", SCREEN).await;
     assert!(browser.text().await.contains("Demo Bank"));
@@ -244,7 +248,7 @@ async fn qr_sign_on(browser: &Browser, app: &TestApp, pages: &SignInPages) {
         "application": { "name": "Demo Bank" },
         "returnUrl": pages.return_url(),
     });
-    let flow = app.start_flow(&request).await;
+    let flow = app.start_flow_unauthenticated(&request).await;
     browser.goto(&pages.sign_in(app, &flow)).await;
     browser.wait_for_text("Authentication Code", SCREEN).await;
     assert!(qr_code_drawn(browser).await, "the sign-on QR code is drawn");

@@ -108,9 +108,17 @@ impl Adapter {
     ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
         let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
-        self.act_on(&id, (flow, version), action)
-            .await
-            .map(|flow| (flow, minted))
+        match self.act_on(&id, (flow, version), action).await {
+            Ok(flow) => Ok((flow, minted)),
+            Err(error) => {
+                // A refused request leaves nothing behind, its binding included: the
+                // browser that comes next can still bind the flow.
+                if minted.is_some() {
+                    self.unbind(&id, version).await;
+                }
+                Err(error)
+            }
+        }
     }
 
     async fn act_on(

@@ -52,6 +52,22 @@ impl Adapter {
         Ok((flow, secret))
     }
 
+    /// Takes back the binding a refused first request made, if the flow is still as that
+    /// request left it (`version`, just bound); a flow changed since keeps its binding.
+    pub(crate) async fn unbind(&self, id: &FlowId, version: u64) {
+        let Ok((flow, current)) = self.load_versioned(id).await else {
+            return;
+        };
+        if current != version || flow.browser_binding.is_none() {
+            return;
+        }
+        let mut unbound = flow;
+        unbound.browser_binding = None;
+        if let Err(error) = self.commit_head(&unbound, version).await {
+            tracing::debug!(%error, "a refused request's binding stays");
+        }
+    }
+
     /// A browser-driven flow and its version for a request of any method: a bound flow
     /// must be presented its secret; an unbound one is bound to this caller first. The
     /// secret is returned when this call minted it (the caller must hand it back).

@@ -10,7 +10,7 @@ use assent_core::{Adapter, AdapterError};
 use josekit::jwk::alg::ec::EcKeyPair;
 use josekit::jwk::alg::rsa::RsaKeyPair;
 use josekit::jwk::{Jwk, JwkSet, KeyPair};
-use josekit::jws::{ES256, JwsHeader, PS256, RS256};
+use josekit::jws::{ES256, JwsHeader, JwsSigner, PS256, RS256};
 use josekit::jwt::{self, JwtPayload};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -32,10 +32,12 @@ pub enum SigningError {
     File(String),
 }
 
-/// One usable key.
+/// One usable key, with its signers built once: building one decodes the key, which
+/// costs more than an ES256 signature.
 struct Key {
     kid: String,
-    private: Jwk,
+    kty: &'static str,
+    signers: Vec<(&'static str, Box<dyn JwsSigner>)>,
     public: Jwk,
     retired: bool,
 }
@@ -50,11 +52,36 @@ impl KeySet {
         let mut keys = Vec::new();
         for key in stored {
             let private = Jwk::from_map(key.private_jwk.clone())?;
-            let public = match private.key_type() {
-                "RSA" => RsaKeyPair::from_jwk(&private)?.to_jwk_public_key(),
-                "EC" => EcKeyPair::from_jwk(&private)?.to_jwk_public_key(),
-                other => return Err(SigningError::File(format!("unsupported key type {other}"))),
-            };
+            let (kty, public, signers): (_, _, Vec<(_, Box<dyn JwsSigner>)>) =
+                match private.key_type() {
+                    "RSA" => (
+                        "RSA",
+                        RsaKeyPair::from_jwk(&private)?.to_jwk_public_key(),
+                        vec![
+                            (
+                                "RS256",
+                                Box::new(RS256.signer_from_jwk(&private).map_err(short_rsa)?),
+                            ),
+                            (
+                                "PS256",
+                                Box::new(PS256.signer_from_jwk(&private).map_err(short_rsa)?),
+                            ),
+                        ],
+                    ),
+                    "EC" => (
+                        "EC",
+                        EcKeyPair::from_jwk(&private)?.to_jwk_public_key(),
+                        vec![(
+                            "ES256",
+                            Box::new(ES256.signer_from_jwk(&private).map_err(|_| {
+                                SigningError::File("an EC key must be a private P-256 key".into())
+                            })?),
+                        )],
+                    ),
+                    other => {
+                        return Err(SigningError::File(format!("unsupported key type {other}")));
+                    }
+                };
             let kid = private
                 .key_id()
                 .ok_or_else(|| SigningError::File("every key needs a kid".into()))?
@@ -67,7 +94,8 @@ impl KeySet {
             }
             keys.push(Key {
                 kid,
-                private,
+                kty,
+                signers,
                 public,
                 retired: key.retired_at.is_some(),
             });
@@ -79,7 +107,7 @@ impl KeySet {
         self.keys
             .iter()
             .rev()
-            .find(|key| !key.retired && key.private.key_type() == kty)
+            .find(|key| !key.retired && key.kty == kty)
     }
 
     /// Signs `claims` as a JWT with `alg` (RS256, PS256, ES256) and header `typ`.
@@ -96,19 +124,17 @@ impl KeySet {
         let mut header = JwsHeader::new();
         header.set_token_type(typ);
         header.set_key_id(&key.kid);
-        let claims: Map<String, Value> =
-            serde_json::to_value(claims).and_then(serde_json::from_value)?;
-        let payload = JwtPayload::from_map(claims)?;
-        let token = match alg {
-            "ES256" => {
-                jwt::encode_with_signer(&payload, &header, &ES256.signer_from_jwk(&key.private)?)?
-            }
-            "PS256" => {
-                jwt::encode_with_signer(&payload, &header, &PS256.signer_from_jwk(&key.private)?)?
-            }
-            _ => jwt::encode_with_signer(&payload, &header, &RS256.signer_from_jwk(&key.private)?)?,
+        let signer = key
+            .signers
+            .iter()
+            .find(|(name, _)| *name == alg)
+            .map(|(_, signer)| signer.as_ref())
+            .ok_or_else(|| SigningError::File(format!("no {alg} signer")))?;
+        let Value::Object(claims) = serde_json::to_value(claims)? else {
+            return Err(SigningError::File("token claims are not an object".into()));
         };
-        Ok(token)
+        let payload = JwtPayload::from_map(claims)?;
+        Ok(jwt::encode_with_signer(&payload, &header, signer)?)
     }
 
     /// No key loaded yet (the store has not answered since start-up).
@@ -125,23 +151,20 @@ impl KeySet {
         set
     }
 
-    /// Refuses a set that cannot sign every token kind: an RSA key of at least 2048 bits
-    /// (access tokens are RS256) and an EC P-256 key.
+    /// Refuses a set that cannot sign every token kind: an RSA key (ID tokens are RS256 by
+    /// default) and an EC P-256 key (access tokens are ES256 by default).
     fn check_usable(&self) -> Result<(), SigningError> {
-        let rsa = self
-            .current("RSA")
+        // Loading built the signers, which refuse a short RSA key or another curve.
+        self.current("RSA")
             .ok_or_else(|| SigningError::File("an RSA signing key is required".into()))?;
-        RS256.signer_from_jwk(&rsa.private).map_err(|_| {
-            SigningError::File("the RSA key must be a private key of at least 2048 bits".into())
-        })?;
-        let ec = self
-            .current("EC")
+        self.current("EC")
             .ok_or_else(|| SigningError::File("an EC P-256 signing key is required".into()))?;
-        ES256
-            .signer_from_jwk(&ec.private)
-            .map_err(|_| SigningError::File("the EC key must be a private P-256 key".into()))?;
         Ok(())
     }
+}
+
+fn short_rsa(_: josekit::JoseError) -> SigningError {
+    SigningError::File("an RSA key must be a private key of at least 2048 bits".into())
 }
 
 enum Source {

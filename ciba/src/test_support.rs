@@ -23,6 +23,11 @@ pub const SECRET: &str = "a-long-random-client-secret";
 
 /// A provider and the clock it tells time by.
 pub async fn provider() -> (Arc<Provider>, Arc<ManualClock>) {
+    provider_with("").await
+}
+
+/// A provider with more `[ciba]` settings (TOML lines).
+pub async fn provider_with(ciba: &str) -> (Arc<Provider>, Arc<ManualClock>) {
     let secret = SecretHash::of(SECRET).to_hex();
     let toml = format!(
         r#"
@@ -36,6 +41,7 @@ pub async fn provider() -> (Arc<Provider>, Arc<ManualClock>) {
         id_token_lifetime_secs = 600
         refresh_token_lifetime_secs = 3600
         key_refresh_secs = 30
+        {ciba}
         [[ciba_clients]]
         id = "rp"
         name = "Relying party"

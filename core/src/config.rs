@@ -345,6 +345,9 @@ pub struct CibaConfig {
     pub id_token_lifetime_secs: u64,
     /// Access token lifetime.
     pub access_token_lifetime_secs: u64,
+    /// How access tokens are signed: `ES256` (the default: a fourteenth of an RS256
+    /// signature's cost), `RS256` or `PS256`. ID tokens follow each client's registration.
+    pub access_token_signing_alg: String,
     /// Refresh token lifetime.
     pub refresh_token_lifetime_secs: u64,
     /// A JWK set file holding the signing keys; when absent, keys are generated on first
@@ -364,6 +367,7 @@ impl Default for CibaConfig {
             max_expiry_secs: 1800,
             id_token_lifetime_secs: 600,
             access_token_lifetime_secs: 600,
+            access_token_signing_alg: "ES256".to_owned(),
             refresh_token_lifetime_secs: 30 * 24 * 3600,
             signing_jwk_file: None,
             key_refresh_secs: 30,
@@ -527,6 +531,15 @@ impl Config {
         };
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(invalid("public_url", "an http:// or https:// URL"));
+        }
+        if !matches!(
+            self.ciba.access_token_signing_alg.as_str(),
+            "RS256" | "PS256" | "ES256"
+        ) {
+            return Err(invalid(
+                "ciba.access_token_signing_alg",
+                "RS256, PS256 or ES256",
+            ));
         }
         let prefix = &self.store_options.key_prefix;
         if !prefix

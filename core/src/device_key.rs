@@ -2,6 +2,8 @@
 //! and the checks of what the device signs with the private half — its JWTs, its decision
 //! proofs, its mobile payloads. The signing side is the device SDK's (`assent-device-sdk`).
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
 use assent_proto::device::ProofClaims;
@@ -11,6 +13,7 @@ use assent_proto::mobile::{
 };
 use josekit::jwk::Jwk;
 use josekit::jws::ES256;
+use josekit::jws::alg::ecdsa::EcdsaJwsVerifier;
 use josekit::jwt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,6 +24,9 @@ use crate::jwt::numeric_claim;
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// Clock skew tolerated between device and server.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// Verifiers by their key's coordinates `(x, y)`.
+type VerifierCache = HashMap<(String, String), Arc<EcdsaJwsVerifier>>;
 
 /// A device's public key: an EC P-256 JWK with only its public parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +57,35 @@ impl PublicDeviceKey {
         Ok(key)
     }
 
-    fn verifier(&self) -> Result<josekit::jws::alg::ecdsa::EcdsaJwsVerifier, josekit::JoseError> {
-        ES256.verifier_from_jwk(&Jwk::from_map(self.0.clone())?)
+    /// The key's verifier, decoded once per key and kept: decoding a key costs OpenSSL more
+    /// than the verification itself.
+    fn verifier(&self) -> Result<Arc<EcdsaJwsVerifier>, josekit::JoseError> {
+        /// Keys kept at most; past it the cache starts over (every entry can be rebuilt).
+        const CAPACITY: usize = 16_384;
+        static VERIFIERS: LazyLock<Mutex<VerifierCache>> = LazyLock::new(Mutex::default);
+        let coordinate = |name: &str| {
+            self.0
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let id = (coordinate("x"), coordinate("y"));
+        if let Some(verifier) = VERIFIERS
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&id).cloned())
+        {
+            return Ok(verifier);
+        }
+        let verifier = Arc::new(ES256.verifier_from_jwk(&Jwk::from_map(self.0.clone())?)?);
+        if let Ok(mut cache) = VERIFIERS.lock() {
+            if cache.len() >= CAPACITY {
+                cache.clear();
+            }
+            cache.insert(id, Arc::clone(&verifier));
+        }
+        Ok(verifier)
     }
 
     /// The JWK as JSON.
@@ -84,7 +117,7 @@ pub fn verify_token(
     now: SystemTime,
 ) -> Result<TokenClaims, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
-    let (payload, _) = jwt::decode_with_verifier(token, &verifier)
+    let (payload, _) = jwt::decode_with_verifier(token, verifier.as_ref())
         .map_err(|_| "the device token's signature does not verify (ES256 by the device key)")?;
     if payload.issuer() != Some(device_id) {
         return Err("the device token's iss is not the device id");
@@ -115,7 +148,7 @@ pub fn verify_token(
 /// it binds.
 pub fn verify_proof(proof: &str, key: &PublicDeviceKey) -> Result<ProofClaims, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
-    let (payload, _) = josekit::jws::deserialize_compact(proof, &verifier)
+    let (payload, _) = josekit::jws::deserialize_compact(proof, verifier.as_ref())
         .map_err(|_| "the proof's signature does not verify (ES256 by the device key)")?;
     serde_json::from_slice(&payload)
         .map_err(|_| "the proof's payload is not {authId, decision, paramsHash}")
@@ -132,7 +165,7 @@ pub fn verify_mobile_payload(
     key: &PublicDeviceKey,
 ) -> Result<ServerPayloadAnswer, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
-    let (bytes, _) = josekit::jws::deserialize_compact(payload, &verifier)
+    let (bytes, _) = josekit::jws::deserialize_compact(payload, verifier.as_ref())
         .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
     serde_json::from_slice(&bytes)
         .map_err(|_| "the mobile payload is not {deviceId, flowId, nonce}")
@@ -169,7 +202,7 @@ pub fn verify_trusted_device_payload(
     now: SystemTime,
 ) -> Result<TrustedDeviceClaims, &'static str> {
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
-    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, verifier.as_ref())
         .map_err(|_| "the mobile payload's signature does not verify (ES256 by the device key)")?;
     if header.token_type() != Some(TRUSTED_DEVICE_PAYLOAD_TYPE) {
         return Err("the mobile payload is not a trusted device's (typ)");
@@ -195,7 +228,7 @@ pub fn verify_new_device_payload(
     let key = PublicDeviceKey::parse(&unverified.public_jwk)
         .map_err(|_| "the mobile payload's publicJwk is not a P-256 public key")?;
     let verifier = key.verifier().map_err(|_| "the device key is unusable")?;
-    let (bytes, header) = josekit::jws::deserialize_compact(payload, &verifier)
+    let (bytes, header) = josekit::jws::deserialize_compact(payload, verifier.as_ref())
         .map_err(|_| "the mobile payload is not signed by the key it carries (ES256)")?;
     if header.token_type() != Some(NEW_DEVICE_PAYLOAD_TYPE) {
         return Err("the mobile payload is not a new device's (typ)");

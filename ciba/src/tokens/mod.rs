@@ -69,7 +69,7 @@ impl Provider {
             random_alphanumeric(22),
         );
         let access_token = keys
-            .sign("RS256", "at+jwt", &access)
+            .sign(&config.access_token_signing_alg, "at+jwt", &access)
             .map_err(server_error)?;
         let refresh_token =
             match claims::refresh_grant(at, auth, config.refresh_token_lifetime_secs) {

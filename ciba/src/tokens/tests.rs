@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::claims::{self, Authentication, Issuance};
 use super::not_yet;
 use crate::Provider;
-use crate::test_support::{ISSUER, START, form, provider};
+use crate::test_support::{ISSUER, START, form, provider, provider_with};
 use assent_core::flow::ciba::Grant;
 
 fn alice() -> UserId {
@@ -312,6 +312,36 @@ async fn minted_tokens_are_signed_and_say_who_approved_how() {
     let header = josekit::jwt::decode_header(&tokens.id_token).expect("header");
     assert_eq!(header.claim("alg"), Some(&serde_json::Value::from("ES256")));
     assert_eq!(tokens.refresh_token, None);
+}
+
+fn algorithm(token: &str) -> serde_json::Value {
+    josekit::jwt::decode_header(token)
+        .expect("header")
+        .claim("alg")
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn access_tokens_are_es256_unless_configured_and_id_tokens_follow_the_client() {
+    let (user, granted) = (alice(), scopes(&["openid"]));
+    let approval = auth(&user, &granted, ApprovalMethod::Push);
+    let (provider, _) = provider().await;
+    let client = provider.client("rp").expect("client");
+    let tokens = provider.mint(client, &approval).await.expect("tokens");
+    assert_eq!(algorithm(&tokens.access_token), "ES256");
+    assert_eq!(
+        algorithm(&tokens.id_token),
+        "RS256",
+        "the client's registration"
+    );
+
+    let (provider, _) = provider_with(r#"access_token_signing_alg = "PS256""#).await;
+    let client = provider.client("rp").expect("client");
+    let tokens = provider.mint(client, &approval).await.expect("tokens");
+    assert_eq!(algorithm(&tokens.access_token), "PS256");
+    let access: AccessTokenClaims = decode(&provider, &tokens.access_token).await;
+    assert_eq!(access.client_id, "rp", "verifiable with the published keys");
 }
 
 #[tokio::test]

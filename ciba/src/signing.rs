@@ -54,20 +54,26 @@ impl KeySet {
             let private = Jwk::from_map(key.private_jwk.clone())?;
             let (kty, public, signers): (_, _, Vec<(_, Box<dyn JwsSigner>)>) =
                 match private.key_type() {
-                    "RSA" => (
-                        "RSA",
-                        RsaKeyPair::from_jwk(&private)?.to_jwk_public_key(),
-                        vec![
-                            (
-                                "RS256",
-                                Box::new(RS256.signer_from_jwk(&private).map_err(short_rsa)?),
-                            ),
-                            (
-                                "PS256",
-                                Box::new(PS256.signer_from_jwk(&private).map_err(short_rsa)?),
-                            ),
-                        ],
-                    ),
+                    "RSA" => {
+                        // From the key itself, not the JWK: a JWK may name one algorithm
+                        // (`alg`), and the key serves both RS256 and PS256.
+                        let pair = RsaKeyPair::from_jwk(&private)?;
+                        let der = pair.to_der_private_key();
+                        (
+                            "RSA",
+                            pair.to_jwk_public_key(),
+                            vec![
+                                (
+                                    "RS256",
+                                    Box::new(RS256.signer_from_der(&der).map_err(short_rsa)?),
+                                ),
+                                (
+                                    "PS256",
+                                    Box::new(PS256.signer_from_der(&der).map_err(short_rsa)?),
+                                ),
+                            ],
+                        )
+                    }
                     "EC" => (
                         "EC",
                         EcKeyPair::from_jwk(&private)?.to_jwk_public_key(),

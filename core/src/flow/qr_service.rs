@@ -431,7 +431,16 @@ mod tests {
             return_url: None,
             one_time_device: None,
         };
-        adapter.start_flow("fed", request).await.expect("started")
+        let flow = adapter.start_flow("fed", request).await.expect("started");
+        // The browser on the page: only then is there a code to show.
+        let entered = crate::flow::FlowAction::Authenticate {
+            mobile_payload: None,
+        };
+        let (flow, _) = adapter
+            .act(flow.id.as_str(), None, entered)
+            .await
+            .expect("entered");
+        flow
     }
 
     async fn shown(adapter: &Adapter, flow: &Flow) -> LiveQr {

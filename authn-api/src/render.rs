@@ -4,11 +4,11 @@
 use assent_core::AdapterError;
 use assent_core::flow::{Action, DeviceSummary, Flow, LiveQr, Method, Status, View};
 use assent_proto::authn::{
-    ActionId, AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation, Completion, Device,
-    DeviceRef, DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup,
-    MobileActivation, MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID, PairingMethod,
-    PairingMethods, PairingType, PhoneActivation, PushConfirmation, PushRejection, Resume,
-    Status as Wire, TotpActivation,
+    AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation, Completion, Device, DeviceRef,
+    DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup, MobileActivation,
+    MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID, PairingMethod, PairingMethods,
+    PairingType, PhoneActivation, PushConfirmation, PushRejection, Resume, Status as Wire,
+    TotpActivation,
 };
 use assent_proto::mobile::ServerPayload;
 use chrono::{DateTime, Utc};
@@ -32,7 +32,7 @@ pub fn render(
             let link = Link {
                 href: flow_url.to_owned(),
             };
-            (action_id(action), link)
+            (action, link)
         })
         .collect();
     let admin_message = flow
@@ -48,33 +48,6 @@ pub fn render(
         authn_api_state: None,
         status: fields(flow, status, now_ms, qr)?,
     })
-}
-
-/// The wire's name of a domain action.
-fn action_id(action: Action) -> ActionId {
-    match action {
-        Action::SelectDevice => ActionId::SelectDevice,
-        Action::SetDefaultDevice => ActionId::SetDefaultDevice,
-        Action::UpdateDeviceNickname => ActionId::UpdateDeviceNickname,
-        Action::RemoveDevice => ActionId::RemoveDevice,
-        Action::Poll => ActionId::Poll,
-        Action::ContinueAuthentication => ActionId::ContinueAuthentication,
-        Action::CancelAuthentication => ActionId::CancelAuthentication,
-        Action::CancelDevicePairing => ActionId::CancelDevicePairing,
-        Action::Authenticate => ActionId::Authenticate,
-        Action::CheckOtp => ActionId::CheckOtp,
-        Action::Resend => ActionId::Resend,
-        Action::ResendOtp => ActionId::ResendOtp,
-        Action::SetupMfa => ActionId::SetupMfa,
-        Action::SelectDevicePairingMethod => ActionId::SelectDevicePairingMethod,
-        Action::SubmitSmsTarget => ActionId::SubmitSmsTarget,
-        Action::SubmitVoiceTarget => ActionId::SubmitVoiceTarget,
-        Action::SubmitEmailTarget => ActionId::SubmitEmailTarget,
-        Action::ActivateSmsDevice => ActionId::ActivateSmsDevice,
-        Action::ActivateVoiceDevice => ActionId::ActivateVoiceDevice,
-        Action::ActivateEmailDevice => ActionId::ActivateEmailDevice,
-        Action::ActivateTotpDevice => ActionId::ActivateTotpDevice,
-    }
 }
 
 fn method(method: Method) -> assent_proto::authn::Method {

@@ -132,7 +132,7 @@ impl Adapter {
         // Refuse before anything is read or written for it.
         if !flow.allowed_actions(now).contains(&action.action()) {
             return Err(FlowError::NotAllowed {
-                action: action.action().id(),
+                action: action.action().as_str(),
                 status: flow.status(now).as_str(),
             }
             .into());

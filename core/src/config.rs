@@ -147,7 +147,7 @@ pub struct SecretsConfig {
 pub enum StoreUrl {
     /// In this process only.
     Memory,
-    /// A `redis://` or `rediss://` URL.
+    /// A `redis://`, `redis-cluster://` or `redis-sentinel://` URL.
     Redis(String),
 }
 
@@ -166,17 +166,15 @@ impl<'de> Deserialize<'de> for StoreUrl {
         let raw = String::deserialize(deserializer)?;
         if raw == "memory" {
             Ok(Self::Memory)
-        } else if (raw.starts_with("redis://") || raw.starts_with("rediss://"))
-            // Checked here, not at the first connection: assent waits for a Redis that is
-            // not up yet, and would wait for ever on a URL that can never work.
-            && redis::IntoConnectionInfo::into_connection_info(raw.as_str()).is_ok()
-        {
+        // Checked here, not at the first connection: assent waits for a Redis that is not
+        // up yet, and would wait for ever on a URL that can never work.
+        } else if crate::store::Topology::parse(&raw).is_ok() {
             Ok(Self::Redis(raw))
         } else {
             // The value is not echoed: it may be a URL with a password in it.
             Err(serde::de::Error::invalid_value(
                 serde::de::Unexpected::Other("another value"),
-                &"`memory` or a valid redis:// URL",
+                &"`memory` or a valid redis://, redis-cluster:// or redis-sentinel:// URL",
             ))
         }
     }

@@ -724,10 +724,7 @@ async fn a_method_not_allowed_is_neither_offered_nor_selectable(backend: Backend
 async fn a_mandatory_method_that_is_not_allowed_is_refused_at_start(backend: Backend<'_>) {
     // As `support::test_config` builds it, without its panic on an invalid configuration.
     let figment = |overrides: Figment| {
-        let store = match backend {
-            Backend::Memory => "memory".to_owned(),
-            Backend::Redis(redis) => redis.url(),
-        };
+        let store = backend.store_url();
         let port = free_port();
         Config::figment(&repo_root().join("conf/assent.toml"))
             .merge(("listen", format!("127.0.0.1:{port}")))

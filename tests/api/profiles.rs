@@ -116,6 +116,7 @@ async fn configured_users_come_back_after_the_store_lost_its_data(backend: Backe
         Backend::Redis(redis) => {
             assert_eq!(redis.command(&["FLUSHALL"]).trim(), "+OK");
         }
+        Backend::Cluster(_) | Backend::Sentinel(_) => unreachable!("runs on memory and Redis"),
         // The memory store cannot be flushed from outside: drop what a flush drops.
         Backend::Memory => {
             let store = app.adapter.store();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use assent_core::store::{Store, StoreError, Ttl};
 
+use crate::support::topology::RedisCluster;
 use crate::support::{RedisServer, memory_store, unique};
 
 /// Two handles on one shared state: for memory the same store twice, for Redis two
@@ -14,6 +15,7 @@ struct Pair {
     first: Arc<dyn Store>,
     second: Arc<dyn Store>,
     _redis: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 async fn memory_pair() -> Pair {
@@ -22,6 +24,7 @@ async fn memory_pair() -> Pair {
         first: Arc::clone(&store),
         second: store,
         _redis: None,
+        _cluster: None,
     }
 }
 
@@ -32,6 +35,19 @@ async fn redis_pair() -> Pair {
         first: redis.store(&prefix).await,
         second: redis.store(&prefix).await,
         _redis: Some(redis),
+        _cluster: None,
+    }
+}
+
+/// Three masters: the test's keys spread over their slots, so the checks cross nodes.
+async fn cluster_pair() -> Pair {
+    let cluster = RedisCluster::start(3, 0);
+    let prefix = format!("{}:", unique("conf"));
+    Pair {
+        first: cluster.store(&prefix).await,
+        second: cluster.store(&prefix).await,
+        _redis: None,
+        _cluster: Some(cluster),
     }
 }
 
@@ -47,6 +63,12 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 super::$check(super::redis_pair().await).await;
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                super::$check(super::cluster_pair().await).await;
             })*
         }
     };

@@ -16,6 +16,8 @@ use assent_proto::authn::{ActionRequest, AuthnState, ErrorBody, ErrorDetail, Sta
 use figment::Figment;
 use prometheus::IntCounter;
 
+pub mod topology;
+
 /// The admin token of the demo configuration.
 pub const ADMIN_TOKEN: &str = "demo-admin-token";
 
@@ -242,6 +244,19 @@ impl RedisServer {
         }
     }
 
+    /// Kills the server at once (SIGKILL: no shutdown, no last AOF flush), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the server was started and not stopped or killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Starts it again on the same port and data directory.
     pub fn restart(&mut self) {
         self.stop();
@@ -298,14 +313,27 @@ pub enum Backend<'a> {
     Memory,
     /// A shared Redis, with a key prefix of the test's own.
     Redis(&'a RedisServer),
+    /// A shared Redis Cluster.
+    Cluster(&'a topology::RedisCluster),
+    /// A shared Sentinel-watched master.
+    Sentinel(&'a topology::RedisSentinel),
+}
+
+impl Backend<'_> {
+    /// The `store` setting that names this backend.
+    pub fn store_url(&self) -> String {
+        match self {
+            Backend::Memory => "memory".to_owned(),
+            Backend::Redis(redis) => redis.url(),
+            Backend::Cluster(cluster) => cluster.url(),
+            Backend::Sentinel(sentinel) => sentinel.url(),
+        }
+    }
 }
 
 /// The demo configuration, on port 0, with the given backend and overrides on top.
 pub fn test_config(backend: Backend<'_>, key_prefix: &str, overrides: Figment) -> Config {
-    let store = match backend {
-        Backend::Memory => "memory".to_owned(),
-        Backend::Redis(redis) => redis.url(),
-    };
+    let store = backend.store_url();
     // A known port, so that the public URL (the OpenID issuer) is the real address.
     let port = free_port();
     let figment = Config::figment(&repo_root().join("conf/assent.toml"))

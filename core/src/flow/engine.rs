@@ -1,8 +1,8 @@
 //! The one engine under every flow change: load the flow, apply the event with its kind's
-//! machine, commit the next state with one compare-and-set (together with the records
-//! that must exist exactly when the state says so: pairing keys), wake the waiters, and
-//! only then run the effects. The loser of a race runs no effect: it re-reads and applies
-//! its event to the winner's state, or fails with the machine's error.
+//! machine, write ahead the records the next state names (pairing keys), commit the next
+//! state with one compare-and-set that wakes the waiters, and only then run the effects.
+//! The loser of a race runs no effect: it re-reads and applies its event to the winner's
+//! state, or fails with the machine's error.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use super::machine::{self, Context, Effect, Event, Metric, Transition};
 use super::{Flow, FlowKind, Status};
 use crate::error::AdapterError;
 use crate::ids::FlowId;
-use crate::store::{Attempt, Create, StoreError, Ttl, retry_lost_races_with};
+use crate::store::{Attempt, StoreError, Ttl, retry_lost_races_with};
 use crate::{Adapter, keys};
 
 /// A flow and the version a compare-and-set must name to replace it.
@@ -22,6 +22,20 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
 
 pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
     serde_json::to_vec(flow).map_err(AdapterError::internal)
+}
+
+/// A record the next state names (a pairing key, a one-time device), written before the
+/// state that shows it. It lives on another Redis Cluster slot than the flow, so the two
+/// cannot share one atomic step; written first, it exists whenever the state names it. If
+/// the flow's commit then fails, it is deleted; if even that fails, it holds a secret
+/// nobody was shown and expires on its own.
+pub(crate) struct WriteAhead {
+    /// Its key (from `keys.rs`).
+    pub(crate) key: String,
+    /// Its value.
+    pub(crate) value: Vec<u8>,
+    /// Its time to live: every record written ahead is short-lived.
+    pub(crate) ttl: Duration,
 }
 
 impl Adapter {
@@ -66,12 +80,13 @@ impl Adapter {
         &self,
         transition: Transition,
         ttl: Duration,
-        mut creates: Vec<Create>,
+        mut ahead: Vec<WriteAhead>,
     ) -> Result<Flow, AdapterError> {
         let Transition { next, effects } = transition;
         let (pairing_keys, effects) = self.split_effects(&next, effects)?;
-        creates.extend(pairing_keys);
-        match self
+        ahead.extend(pairing_keys);
+        self.write_ahead(&ahead).await?;
+        let committed = self
             .store()
             .commit(
                 &keys::flow(&next.id),
@@ -79,10 +94,12 @@ impl Adapter {
                 &encode(&next)?,
                 Ttl::Set(ttl),
                 None,
-                &creates,
             )
-            .await
-        {
+            .await;
+        if committed.is_err() {
+            self.undo_write_ahead(&ahead).await;
+        }
+        match committed {
             Ok(_) => {}
             Err(StoreError::Conflict) => return Err(AdapterError::internal("flow id collision")),
             Err(error) => return Err(error.into()),
@@ -140,8 +157,9 @@ impl Adapter {
                 if next == flow && effects.is_empty() {
                     return Ok(Attempt::Done((next, answer)));
                 }
-                let (creates, effects) = self.split_effects(&next, effects)?;
-                match self
+                let (ahead, effects) = self.split_effects(&next, effects)?;
+                self.write_ahead(&ahead).await?;
+                let committed = self
                     .store()
                     .commit(
                         key,
@@ -149,10 +167,12 @@ impl Adapter {
                         &encode(&next)?,
                         Ttl::Keep,
                         Some(channel),
-                        &creates,
                     )
-                    .await
-                {
+                    .await;
+                if committed.is_err() {
+                    self.undo_write_ahead(&ahead).await;
+                }
+                match committed {
                     Ok(_) => {
                         self.count_outcome(&flow, &next, now);
                         self.run_effects(&next, effects).await?;
@@ -178,7 +198,6 @@ impl Adapter {
                 &encode(flow)?,
                 Ttl::Keep,
                 None,
-                &[],
             )
             .await
         {
@@ -188,14 +207,43 @@ impl Adapter {
         }
     }
 
-    /// Separates what must be written with the transition (pairing keys) from what runs
-    /// after it.
+    /// Writes the records a state names before the state itself; `Conflict` only on a
+    /// collision of random keys.
+    async fn write_ahead(&self, ahead: &[WriteAhead]) -> Result<(), AdapterError> {
+        for (written, record) in ahead.iter().enumerate() {
+            let inserted = self
+                .store()
+                .insert(&record.key, &record.value, Ttl::Set(record.ttl))
+                .await;
+            if !matches!(inserted, Ok(true)) {
+                self.undo_write_ahead(&ahead[..written]).await;
+                return match inserted {
+                    Err(error) => Err(error.into()),
+                    _ => Err(AdapterError::internal("random record key collision")),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes records written ahead of a state that was not committed. Best effort: what
+    /// is left expires with its TTL and names a secret nobody was shown.
+    async fn undo_write_ahead(&self, ahead: &[WriteAhead]) {
+        for record in ahead {
+            if let Err(error) = self.store().delete(&record.key).await {
+                tracing::debug!(%error, "a record written ahead is left to expire");
+            }
+        }
+    }
+
+    /// Separates what must be written ahead of the transition (pairing keys) from what
+    /// runs after it.
     fn split_effects(
         &self,
         flow: &Flow,
         effects: Vec<Effect>,
-    ) -> Result<(Vec<Create>, Vec<Effect>), AdapterError> {
-        let mut creates = Vec::new();
+    ) -> Result<(Vec<WriteAhead>, Vec<Effect>), AdapterError> {
+        let mut ahead = Vec::new();
         let mut after = Vec::new();
         for effect in effects {
             match effect {
@@ -209,16 +257,16 @@ impl Adapter {
                         &flow.user_id,
                         Some(&flow.id),
                     )?;
-                    creates.push(Create {
+                    ahead.push(WriteAhead {
                         key,
                         value,
-                        ttl: Ttl::Set(Duration::from_millis(ttl_ms)),
+                        ttl: Duration::from_millis(ttl_ms),
                     });
                 }
                 other => after.push(other),
             }
         }
-        Ok((creates, after))
+        Ok((ahead, after))
     }
 
     /// Runs what a stored transition asked for. Deliveries are bounded in time and their

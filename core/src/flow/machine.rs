@@ -62,8 +62,8 @@ pub enum Effect {
     },
     /// Deliver a passcode (SMS, voice, email).
     SendCode(Message),
-    /// Create the one-time pairing key record for the flow's user. Written by the same
-    /// store call as the transition: the key exists exactly when the flow shows it.
+    /// Create the one-time pairing key record for the flow's user. Written just before
+    /// the transition: the key exists whenever the flow shows it.
     IssuePairingKey(PairingOffer),
     /// Remove an unused pairing key (its registration was canceled).
     WithdrawPairingKey(String),

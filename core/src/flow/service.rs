@@ -17,7 +17,6 @@ use crate::device::{Device, validate_label};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId, PairingKey, random_alphanumeric};
 use crate::params::{DynamicParams, Message};
-use crate::store::{Create, Ttl};
 use crate::user::{self, UserId};
 use crate::{Adapter, keys};
 
@@ -262,8 +261,8 @@ impl Adapter {
         };
         let mut devices = Vec::new();
         // A one-time device is the only device of its flow, lives as long as the flow, and
-        // is written by the same store call that creates the flow.
-        let mut creates = Vec::new();
+        // is written just ahead of the flow.
+        let mut ahead = Vec::new();
         let one_time_device = match (request.one_time_device, one_time_key) {
             (Some(one_time), Some(public_key)) => {
                 let one_time = Device {
@@ -282,10 +281,10 @@ impl Adapter {
                     one_time: true,
                     otp_seed: None,
                 };
-                creates.push(Create {
+                ahead.push(super::engine::WriteAhead {
                     key: keys::device(&one_time.id),
                     value: serde_json::to_vec(&one_time).map_err(AdapterError::internal)?,
-                    ttl: Ttl::Set(flow_ttl),
+                    ttl: flow_ttl,
                 });
                 devices = vec![one_time.clone()];
                 Some(one_time.id)
@@ -331,7 +330,7 @@ impl Adapter {
             // Nothing is sent before a browser or an app enters (`authenticate`).
             kind => super::entry::opening(head, kind)?,
         };
-        self.insert_flow(transition, flow_ttl, creates).await
+        self.insert_flow(transition, flow_ttl, ahead).await
     }
 
     /// The trusted devices a new device may be verified with (the mobile ones, those too

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use prometheus::IntCounter;
 
 use super::waiters::Waiters;
-use super::{Create, Record, RedisOptions, RedisStore, Store, StoreError, Subscription, Ttl};
+use super::{Record, RedisOptions, RedisStore, Store, StoreError, Subscription, Ttl};
 
 /// First pause between two connection attempts; it doubles up to [`MAX_CONNECT_BACKOFF`].
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -81,15 +81,10 @@ async fn establish(
     Ok(store)
 }
 
-/// The URL as it may be logged: scheme, host and port, never a user name or password.
+/// The URL as it may be logged: scheme, hosts and ports, never a user name or password.
 fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(url) => format!(
-            "{}://{}:{}",
-            url.scheme(),
-            url.host_str().unwrap_or("?"),
-            url.port().unwrap_or(6379)
-        ),
+    match super::Topology::parse(raw) {
+        Ok(topology) => topology.redacted(),
         Err(_) => "(unparsable Redis URL)".to_owned(),
     }
 }
@@ -153,10 +148,9 @@ impl Store for Deferred {
         value: &[u8],
         ttl: Ttl,
         notify: Option<&str>,
-        creates: &[Create],
     ) -> Result<u64, StoreError> {
         self.inner()?
-            .commit(key, expected, value, ttl, notify, creates)
+            .commit(key, expected, value, ttl, notify)
             .await
     }
 
@@ -222,8 +216,8 @@ mod tests {
             "redis://redis.internal:6380"
         );
         assert_eq!(
-            redacted_url("rediss://:hunter2@cache"),
-            "rediss://cache:6379"
+            redacted_url("redis-sentinel://:hunter2@s1:26379,s2:26379/main"),
+            "redis-sentinel://s1:26379,s2:26379/main"
         );
         assert!(!redacted_url("redis://:hunter2@[::1").contains("hunter2"));
     }

@@ -187,7 +187,6 @@ impl Store for MemoryStore {
         value: &[u8],
         ttl: Ttl,
         notify: Option<&str>,
-        creates: &[super::Create],
     ) -> Result<u64, StoreError> {
         let now = Instant::now();
         let version = {
@@ -200,11 +199,6 @@ impl Store for MemoryStore {
                     return Err(StoreError::Conflict);
                 }
                 _ => {}
-            }
-            for create in creates {
-                if state.record(&create.key, now).is_some() {
-                    return Err(StoreError::Conflict);
-                }
             }
             let version = match state.record(key, now) {
                 Some(entry) => {
@@ -225,16 +219,6 @@ impl Store for MemoryStore {
                     1
                 }
             };
-            for create in creates {
-                let entry = Entry {
-                    data: Record {
-                        value: create.value.clone(),
-                        version: 1,
-                    },
-                    expires: fresh_expiry(create.ttl, now),
-                };
-                state.records.insert(create.key.clone(), entry);
-            }
             state.wrote(now);
             version
         };

@@ -3,10 +3,12 @@
 //!
 //! Keys are opaque to the store: they are built in [`crate::keys`] and nowhere else.
 
+mod connection;
 mod deferred;
 mod memory;
 mod redis;
 mod retry;
+mod topology;
 mod waiters;
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ pub use self::deferred::{Prepare, connect_or_defer};
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisOptions, RedisStore};
 pub(crate) use self::retry::{Attempt, retry_lost_races, retry_lost_races_with};
+pub use self::topology::{BadUrl, Topology};
 pub use self::waiters::Subscription;
 
 /// Why a store operation did not happen.
@@ -53,17 +56,6 @@ pub enum Ttl {
     Persist,
 }
 
-/// A record created by the same atomic step as a [`Store::commit`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Create {
-    /// Its key (from `keys.rs`).
-    pub key: String,
-    /// Its value.
-    pub value: Vec<u8>,
-    /// Its time to live.
-    pub ttl: Ttl,
-}
-
 /// State shared by every assent instance.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -93,10 +85,10 @@ pub trait Store: Send + Sync + 'static {
         notify: Option<&str>,
     ) -> Result<u64, StoreError>;
 
-    /// A transition (or, with `expected` = `None`, an insert) together with the creation
-    /// of `creates`, in one atomic step: either everything is written or nothing is.
-    /// `Conflict` when the version moved on, the record to insert or one to create
-    /// already exists; `NotFound` when the record to replace is gone.
+    /// A transition or, with `expected` = `None`, an insert, publishing on `notify` in the
+    /// same atomic step. `Conflict` when the version moved on or the record to insert
+    /// already exists; `NotFound` when the record to replace is gone. One key only: in a
+    /// Redis Cluster, what one atomic step touches must live on one slot.
     async fn commit(
         &self,
         key: &str,
@@ -104,7 +96,6 @@ pub trait Store: Send + Sync + 'static {
         value: &[u8],
         ttl: Ttl,
         notify: Option<&str>,
-        creates: &[Create],
     ) -> Result<u64, StoreError>;
 
     /// Reads and deletes a record in one atomic step: of any number of concurrent callers,

@@ -1,6 +1,7 @@
-//! The production backend: Redis, shared by every instance. Each transition is one Lua
-//! script (one round trip, atomic); wake-ups travel over pub/sub so that a waiter on one
-//! instance is woken by a write made on another.
+//! The production backend: Redis (one server, a Cluster, or Sentinels' master), shared by
+//! every instance. Each transition is one Lua script (one round trip, atomic) on the keys
+//! of one slot; wake-ups travel over pub/sub so that a waiter on one instance is woken by
+//! a write made on another.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use prometheus::IntCounter;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script};
+use redis::Script;
 
+use super::connection::{Connection, FeedSource};
+use super::topology::Topology;
 use super::waiters::Waiters;
 use super::{Record, Store, StoreError, Subscription, Ttl};
 
@@ -50,8 +52,7 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
 return next
 ";
 
-// KEYS[1] the record, KEYS[2..] records to create. ARGV: expected version ('' inserts),
-// value, ttl, channel, then a value and a ttl per record to create.
+// ARGV: expected version ('' inserts), value, ttl, channel.
 const COMMIT: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
@@ -60,16 +61,9 @@ else
   if not v then return -1 end
   if v ~= ARGV[1] then return -2 end
 end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return -2 end
-end
 local next = (tonumber(v) or 0) + 1
 redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
 apply_ttl(KEYS[1], ARGV[3])
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'v', 1, 'd', ARGV[2 * i + 1])
-  apply_ttl(KEYS[i], ARGV[2 * i + 2])
-end
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
 return next
 ";
@@ -144,7 +138,7 @@ fn ttl_arg(ttl: Ttl) -> String {
 /// Where and how to reach Redis.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// A `redis://` or `rediss://` URL.
+    /// A `redis://`, `redis-cluster://` or `redis-sentinel://` URL.
     pub url: String,
     /// Put before every key and channel, so that several deployments (or tests) can share
     /// one Redis. Must not contain `{` or `}`: hash tags belong to the keys.
@@ -172,9 +166,10 @@ impl Drop for FeedTask {
     }
 }
 
-/// Redis through a reconnecting connection manager.
+/// Redis through a reconnecting connection.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
+    kind: &'static str,
     scripts: Scripts,
     options: RedisOptions,
     waiters: Arc<Waiters>,
@@ -186,26 +181,22 @@ impl RedisStore {
     /// Connects, subscribes to the wake-up feed, and keeps both alive across outages.
     /// `errors` counts every failed store call.
     pub async fn connect(options: RedisOptions, errors: IntCounter) -> Result<Self, StoreError> {
-        let client = Client::open(options.url.as_str())
+        let topology = Topology::parse(&options.url)
             .map_err(|error| StoreError::Unavailable(format!("bad Redis URL: {error}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(options.timeout)
-            .set_response_timeout(options.timeout)
-            .set_max_delay(MAX_FEED_BACKOFF.as_millis() as u64);
-        let connection = bounded(
+        let (connection, source) = bounded(
             options.timeout,
-            client.get_connection_manager_with_config(config),
+            Connection::open(&topology, options.timeout, MAX_FEED_BACKOFF),
         )
         .await
         .map_err(|error| StoreError::Unavailable(format!("cannot reach Redis: {error}")))?;
 
         let waiters = Arc::new(Waiters::default());
         let pattern = format!("{}ch:*", options.key_prefix);
-        let first = bounded(options.timeout, subscribe_feed(&client, &pattern))
+        let first = bounded(options.timeout, subscribe_feed(&source, 0, &pattern))
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot subscribe: {error}")))?;
         let feed = tokio::spawn(run_feed(
-            client,
+            source,
             pattern,
             options.key_prefix.len() + "ch:".len(),
             Arc::clone(&waiters),
@@ -214,6 +205,7 @@ impl RedisStore {
 
         Ok(Self {
             connection,
+            kind: topology.kind(),
             scripts: Scripts::new(),
             options,
             waiters,
@@ -254,15 +246,19 @@ async fn bounded<T>(
     }
 }
 
-async fn subscribe_feed(client: &Client, pattern: &str) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
+async fn subscribe_feed(
+    source: &FeedSource,
+    attempt: usize,
+    pattern: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = source.client(attempt).await?.get_async_pubsub().await?;
     pubsub.psubscribe(pattern).await?;
     Ok(pubsub)
 }
 
 /// Delivers pub/sub messages to local waiters; reconnects with backoff when the feed drops.
 async fn run_feed(
-    client: Client,
+    source: FeedSource,
     pattern: String,
     name_offset: usize,
     waiters: Arc<Waiters>,
@@ -270,6 +266,7 @@ async fn run_feed(
 ) {
     let mut pubsub = Some(first);
     let mut backoff = Duration::from_millis(50);
+    let mut attempt = 0;
     loop {
         if let Some(mut feed) = pubsub.take() {
             backoff = Duration::from_millis(50);
@@ -285,7 +282,9 @@ async fn run_feed(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_FEED_BACKOFF);
-        match subscribe_feed(&client, &pattern).await {
+        // In a Cluster, the next try goes to the next node.
+        attempt += 1;
+        match subscribe_feed(&source, attempt, &pattern).await {
             Ok(feed) => {
                 tracing::info!("redis pub/sub feed restored");
                 waiters.wake_all();
@@ -299,7 +298,7 @@ async fn run_feed(
 #[async_trait]
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
-        "redis"
+        self.kind
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -390,7 +389,6 @@ impl Store for RedisStore {
         value: &[u8],
         ttl: Ttl,
         notify: Option<&str>,
-        creates: &[super::Create],
     ) -> Result<u64, StoreError> {
         let mut connection = self.connection.clone();
         let channel = notify
@@ -406,12 +404,6 @@ impl Store for RedisStore {
             .arg(value)
             .arg(ttl_arg(ttl))
             .arg(channel);
-        for create in creates {
-            invocation
-                .key(self.key(&create.key))
-                .arg(&create.value)
-                .arg(ttl_arg(create.ttl));
-        }
         let outcome: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
         match outcome {
             -1 => Err(StoreError::NotFound),

@@ -22,6 +22,7 @@ mod policy;
 mod profiles;
 mod qr;
 mod registration;
+mod scale;
 mod store;
 mod walkthrough;
 mod widget;

@@ -45,7 +45,7 @@ async fn a_one_time_device_is_pushed_to_under_the_users_push_limit(backend: Back
     );
 }
 
-async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>) {
+pub(crate) async fn a_one_time_device_answers_once_and_is_never_paired(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let paired = app.pair_device("alice").await;
     let key = DeviceKey::generate().unwrap();

@@ -48,7 +48,7 @@ async fn refused(app: &TestApp, key: &str) -> String {
     }
 }
 
-async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
+pub(crate) async fn a_registration_pairs_the_app_and_resumes(backend: Backend<'_>) {
     let app = TestApp::spawn(backend).await;
     let flow = app.start_flow(&registration("alice")).await;
     let state = app.state(&flow).await;

@@ -181,10 +181,15 @@ impl RedisSentinel {
     /// Starts a master, a replica of it, and three Sentinels (quorum two), and waits
     /// until the Sentinels see both servers.
     pub fn start() -> Self {
-        let master = RedisServer::start();
+        let mut master = RedisServer::reserve();
+        // A replica joining is synced at once, not after the default 5 s wait for others.
+        master.launch_with(&["--repl-diskless-sync-delay", "0"]);
         let mut replica = RedisServer::reserve();
         let master_port = master.port().to_string();
         replica.launch_with(&["--replicaof", "127.0.0.1", &master_port]);
+        wait_until(Duration::from_secs(20), "the replica to sync", || {
+            cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+        });
         let sentinels: Vec<SentinelProcess> = (0..3)
             .map(|_| {
                 let port = free_port();

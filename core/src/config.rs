@@ -188,6 +188,10 @@ pub struct StoreOptions {
     pub key_prefix: String,
     /// Upper bound on one store call; past it the request answers 503.
     pub timeout_ms: u64,
+    /// Replicas that must acknowledge every state change before it counts as done
+    /// (Redis `WAIT`): with 1, a Sentinel or Cluster failover loses no answer a device or
+    /// browser was given. 0 (the default) does not wait.
+    pub replica_acks: u32,
 }
 
 impl Default for StoreOptions {
@@ -195,6 +199,7 @@ impl Default for StoreOptions {
         Self {
             key_prefix: "assent:".to_owned(),
             timeout_ms: 2000,
+            replica_acks: 0,
         }
     }
 }

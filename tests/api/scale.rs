@@ -8,7 +8,7 @@ use assent_proto::device::QrStatus;
 use figment::Figment;
 use serde_json::{Value, json};
 
-use crate::support::topology::{RedisCluster, RedisSentinel};
+use crate::support::topology::{RedisCluster, RedisSentinel, replicated};
 use crate::support::{Backend, TestApp, TestDevice, expect_status, oob_request, unique};
 
 /// Two instances sharing one deployment (one key prefix), each with the demo relying
@@ -194,4 +194,34 @@ async fn records_beside_a_flow_live_on_other_slots() {
         &cluster,
     ))
     .await;
+}
+
+/// With `store_options.replica_acks = 1`, a state change counts only once a replica has
+/// it: without one, the request answers 503 at once rather than report a change a
+/// failover could lose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_no_replica_acknowledged_is_not_reported_done() {
+    let (master, mut replica) = replicated();
+    let app = TestApp::spawn_with(
+        Backend::Redis(&master),
+        &unique("acks"),
+        Figment::new().merge(("store_options.replica_acks", 1)),
+    )
+    .await;
+    let phone = app.pair_device("alice").await;
+    oob_sign_in(&app, &phone, "alice").await;
+
+    replica.kill();
+    let started = Instant::now();
+    let refused = app.start_flow_raw(&oob_request("alice")).await;
+    assert_eq!(refused.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered quickly: {:?}",
+        started.elapsed()
+    );
+    println!(
+        "replica_acks = 1: with the replica down, a flow start answers 503 in {:?}",
+        started.elapsed()
+    );
 }

@@ -269,6 +269,7 @@ impl RedisServer {
             url: self.url(),
             key_prefix: key_prefix.to_owned(),
             timeout: Duration::from_millis(1000),
+            replica_acks: 0,
         };
         let errors = IntCounter::new("test_store_errors", "test").expect("counter");
         Arc::new(

@@ -312,8 +312,8 @@ impl Adapter {
     ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
-        let ((flow, _), minted) = self.bound_flow(&id, presented).await?;
-        self.wait_on(&id, flow, &mut subscription, wait)
+        let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
+        self.wait_on(&id, (flow, version), &mut subscription, wait)
             .await
             .map(|flow| (flow, minted))
     }
@@ -321,7 +321,7 @@ impl Adapter {
     async fn wait_on(
         &self,
         id: &FlowId,
-        flow: Flow,
+        (flow, version): Versioned,
         subscription: &mut crate::store::Subscription,
         wait: Duration,
     ) -> Result<Flow, AdapterError> {
@@ -352,8 +352,16 @@ impl Adapter {
             return Ok(flow);
         }
         let _open = self.metrics().long_poll_started();
-        subscription.wait(wait).await;
-        self.load_flow(&id).await
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let woken = subscription.wait(until - tokio::time::Instant::now()).await;
+            let (flow, now_version) = self.load_versioned(&id).await?;
+            // A wake-up for a write this poll already saw (pub/sub may deliver it after
+            // the read, across a Cluster) waits on rather than answering the same state.
+            if !woken || now_version != version || tokio::time::Instant::now() >= until {
+                return Ok(flow);
+            }
+        }
     }
 
     /// The random values a device's answer may need: always drawn, written only if the

@@ -69,11 +69,6 @@ impl Adapter {
         Ok((flow, version))
     }
 
-    /// A browser-driven flow.
-    pub(crate) async fn load_flow(&self, id: &FlowId) -> Result<Flow, AdapterError> {
-        Ok(self.load_versioned(id).await?.0)
-    }
-
     /// Stores a new flow from its kind's `start`, with the records its state names, and
     /// runs its effects.
     pub(crate) async fn insert_flow(

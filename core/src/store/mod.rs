@@ -145,5 +145,6 @@ pub fn redis_options(url: &str, options: &crate::config::StoreOptions) -> RedisO
         url: url.to_owned(),
         key_prefix: options.key_prefix.clone(),
         timeout: Duration::from_millis(options.timeout_ms),
+        replica_acks: options.replica_acks,
     }
 }

@@ -100,30 +100,92 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
 ";
 
+/// A Lua script: sent by its hash, and in full the first time a server lacks it.
+struct Lua {
+    hash: String,
+    code: String,
+}
+
+impl Lua {
+    fn new(code: String) -> Self {
+        Self {
+            hash: Script::new(&code).get_hash().to_owned(),
+            code,
+        }
+    }
+
+    /// A call of this script on `key` (the one slot it touches).
+    fn on(&self, key: String) -> Call<'_> {
+        Call {
+            lua: self,
+            key,
+            args: Vec::new(),
+        }
+    }
+}
+
+/// One script call being built: its key and arguments.
+struct Call<'a> {
+    lua: &'a Lua,
+    key: String,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call<'_> {
+    fn arg(mut self, arg: impl redis::ToRedisArgs) -> Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// `EVALSHA` (or, with `in_full`, `EVAL`) of the script on its key.
+    fn command(&self, in_full: bool) -> redis::Cmd {
+        let mut command = if in_full {
+            redis::cmd("EVAL").arg(&self.lua.code).to_owned()
+        } else {
+            redis::cmd("EVALSHA").arg(&self.lua.hash).to_owned()
+        };
+        command.arg(1).arg(&self.key);
+        for arg in &self.args {
+            command.arg(arg.as_slice());
+        }
+        command
+    }
+}
+
 struct Scripts {
-    insert: Script,
-    put: Script,
-    transition: Script,
-    commit: Script,
-    consume: Script,
-    index_add: Script,
-    rate_limit: Script,
-    rate_count: Script,
+    insert: Lua,
+    put: Lua,
+    transition: Lua,
+    commit: Lua,
+    consume: Lua,
+    index_add: Lua,
+    rate_limit: Lua,
+    rate_count: Lua,
 }
 
 impl Scripts {
     fn new() -> Self {
-        let with_ttl = |body: &str| Script::new(&format!("{APPLY_TTL}{body}"));
+        let with_ttl = |body: &str| Lua::new(format!("{APPLY_TTL}{body}"));
         Self {
             insert: with_ttl(INSERT),
             put: with_ttl(PUT),
             transition: with_ttl(TRANSITION),
             commit: with_ttl(COMMIT),
-            consume: Script::new(CONSUME),
+            consume: Lua::new(CONSUME.to_owned()),
             index_add: with_ttl(INDEX_ADD),
-            rate_limit: Script::new(RATE_LIMIT),
-            rate_count: Script::new(RATE_COUNT),
+            rate_limit: Lua::new(RATE_LIMIT.to_owned()),
+            rate_count: Lua::new(RATE_COUNT.to_owned()),
         }
+    }
+}
+
+/// A transition script's answer: `-1` the record is gone, `-2` its version moved on,
+/// otherwise the new version.
+fn versioned(outcome: i64) -> Result<u64, StoreError> {
+    match outcome {
+        -1 => Err(StoreError::NotFound),
+        -2 => Err(StoreError::Conflict),
+        version => Ok(version.unsigned_abs()),
     }
 }
 
@@ -145,6 +207,9 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// Upper bound on any one store call, connection attempts included.
     pub timeout: Duration,
+    /// Replicas that must acknowledge a write (`WAIT`) before it counts as done; 0 does
+    /// not wait.
+    pub replica_acks: u32,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -153,6 +218,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("url", &"(redacted)")
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
+            .field("replica_acks", &self.replica_acks)
             .finish()
     }
 }
@@ -222,6 +288,63 @@ impl RedisStore {
         format!("{}ch:{channel}", self.options.key_prefix)
     }
 
+    /// Runs a script on its key within the timeout. A `durable` write is acknowledged
+    /// by `replica_acks` replicas (`WAIT`, pipelined in the same round trip and, in a
+    /// Cluster, sent to the key's master) before it counts as done: what a failover loses
+    /// was never reported as done.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        call: Call<'_>,
+        durable: bool,
+    ) -> Result<T, StoreError> {
+        let acks = if durable {
+            self.options.replica_acks
+        } else {
+            0
+        };
+        let wait_ms = (self.options.timeout.as_millis() / 2).max(1) as u64;
+        let mut outcome = Err(StoreError::Unavailable("not sent".to_owned()));
+        for in_full in [false, true] {
+            let mut connection = self.connection.clone();
+            let command = call.command(in_full);
+            let answer = if acks == 0 {
+                bounded_raw(self.options.timeout, command.query_async(&mut connection))
+                    .await
+                    .map(|value| (value, 0))
+            } else {
+                let mut pipeline = redis::pipe();
+                pipeline
+                    .add_command(command)
+                    .cmd("WAIT")
+                    .arg(acks)
+                    .arg(wait_ms);
+                bounded_raw(self.options.timeout, pipeline.query_async(&mut connection)).await
+            };
+            outcome = match answer {
+                // The server lost its scripts (a restart, a failover): send it in full.
+                Err(Some(error)) if error.kind() == redis::ErrorKind::NoScriptError && !in_full => {
+                    continue;
+                }
+                Err(error) => Err(self.failed(error.map_or_else(
+                    || format!("no answer within {:?}", self.options.timeout),
+                    |error| error.to_string(),
+                ))),
+                Ok((_, acked)) if acked < acks => Err(self.failed(format!(
+                    "{acked} of {acks} replicas acknowledged the write within {wait_ms} ms"
+                ))),
+                Ok((value, _)) => Ok(value),
+            };
+            break;
+        }
+        outcome
+    }
+
+    fn failed(&self, error: String) -> StoreError {
+        self.errors.inc();
+        tracing::warn!(%error, "redis call failed");
+        StoreError::Unavailable(error)
+    }
+
     /// Runs one store call within the timeout, counting failures.
     async fn call<T>(
         &self,
@@ -232,6 +355,17 @@ impl RedisStore {
             tracing::warn!(%error, "redis call failed");
             StoreError::Unavailable(error)
         })
+    }
+}
+
+/// As [`bounded`], keeping the error (`None`: no answer in time).
+async fn bounded_raw<T>(
+    timeout: Duration,
+    fut: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Option<redis::RedisError>> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(answer) => answer.map_err(Some),
+        Err(_) => Err(None),
     }
 }
 
@@ -324,31 +458,14 @@ impl Store for RedisStore {
     }
 
     async fn insert(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
-        let created: i64 = self
-            .call(
-                self.scripts
-                    .insert
-                    .key(self.key(key))
-                    .arg(value)
-                    .arg(ttl_arg(ttl))
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        let call = self.scripts.insert.on(self.key(key));
+        let created: i64 = self.eval(call.arg(value).arg(ttl_arg(ttl)), true).await?;
         Ok(created == 1)
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
-        self.call(
-            self.scripts
-                .put
-                .key(self.key(key))
-                .arg(value)
-                .arg(ttl_arg(ttl))
-                .invoke_async(&mut connection),
-        )
-        .await
+        let call = self.scripts.put.on(self.key(key));
+        self.eval(call.arg(value).arg(ttl_arg(ttl)), true).await
     }
 
     async fn transition(
@@ -359,27 +476,12 @@ impl Store for RedisStore {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
         let channel = notify
             .map(|channel| self.channel(channel))
             .unwrap_or_default();
-        let outcome: i64 = self
-            .call(
-                self.scripts
-                    .transition
-                    .key(self.key(key))
-                    .arg(expected)
-                    .arg(value)
-                    .arg(ttl_arg(ttl))
-                    .arg(channel)
-                    .invoke_async(&mut connection),
-            )
-            .await?;
-        match outcome {
-            -1 => Err(StoreError::NotFound),
-            -2 => Err(StoreError::Conflict),
-            version => Ok(version.unsigned_abs()),
-        }
+        let call = self.scripts.transition.on(self.key(key));
+        let call = call.arg(expected).arg(value).arg(ttl_arg(ttl)).arg(channel);
+        versioned(self.eval(call, true).await?)
     }
 
     async fn commit(
@@ -390,37 +492,21 @@ impl Store for RedisStore {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut connection = self.connection.clone();
         let channel = notify
             .map(|channel| self.channel(channel))
             .unwrap_or_default();
-        let mut invocation = self.scripts.commit.key(self.key(key));
-        invocation
-            .arg(
-                expected
-                    .map(|version| version.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(value)
-            .arg(ttl_arg(ttl))
-            .arg(channel);
-        let outcome: i64 = self.call(invocation.invoke_async(&mut connection)).await?;
-        match outcome {
-            -1 => Err(StoreError::NotFound),
-            -2 => Err(StoreError::Conflict),
-            version => Ok(version.unsigned_abs()),
-        }
+        let expected = expected
+            .map(|version| version.to_string())
+            .unwrap_or_default();
+        let call = self.scripts.commit.on(self.key(key));
+        let call = call.arg(expected).arg(value).arg(ttl_arg(ttl)).arg(channel);
+        versioned(self.eval(call, true).await?)
     }
 
     async fn consume(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut connection = self.connection.clone();
-        self.call(
-            self.scripts
-                .consume
-                .key(self.key(key))
-                .invoke_async(&mut connection),
-        )
-        .await
+        // Durable: a consumed record must stay consumed across a failover.
+        self.eval(self.scripts.consume.on(self.key(key)), true)
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
@@ -442,20 +528,12 @@ impl Store for RedisStore {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
         let channel = notify
             .map(|channel| self.channel(channel))
             .unwrap_or_default();
-        self.call(
-            self.scripts
-                .index_add
-                .key(self.key(index))
-                .arg(member)
-                .arg(ttl_arg(ttl))
-                .arg(channel)
-                .invoke_async::<()>(&mut connection),
-        )
-        .await
+        let call = self.scripts.index_add.on(self.key(index));
+        self.eval(call.arg(member).arg(ttl_arg(ttl)).arg(channel), true)
+            .await
     }
 
     async fn index_remove(&self, index: &str, member: &str) -> Result<bool, StoreError> {
@@ -487,32 +565,21 @@ impl Store for RedisStore {
         limit: u32,
         window: Duration,
     ) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
         let member = crate::ids::random_alphanumeric(16);
-        let counted: i64 = self
-            .call(
-                self.scripts
-                    .rate_limit
-                    .key(self.key(key))
-                    .arg(window.as_millis().max(1).to_string())
-                    .arg(limit)
-                    .arg(member)
-                    .invoke_async(&mut connection),
-            )
-            .await?;
+        let call = self.scripts.rate_limit.on(self.key(key));
+        let call = call
+            .arg(window.as_millis().max(1).to_string())
+            .arg(limit)
+            .arg(member);
+        // Not durable: a failover that forgets a few counted events only loosens a limit.
+        let counted: i64 = self.eval(call, false).await?;
         Ok(counted == 1)
     }
 
     async fn rate_count(&self, key: &str, window: Duration) -> Result<u32, StoreError> {
-        let mut connection = self.connection.clone();
-        self.call(
-            self.scripts
-                .rate_count
-                .key(self.key(key))
-                .arg(window.as_millis().max(1).to_string())
-                .invoke_async(&mut connection),
-        )
-        .await
+        let call = self.scripts.rate_count.on(self.key(key));
+        self.eval(call.arg(window.as_millis().max(1).to_string()), false)
+            .await
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {

@@ -33,6 +33,7 @@ async fn store_at(url: String, key_prefix: &str) -> Arc<dyn Store> {
         url,
         key_prefix: key_prefix.to_owned(),
         timeout: Duration::from_millis(2000),
+        replica_acks: 0,
     };
     let errors = IntCounter::new("test_store_errors", "test").expect("counter");
     Arc::new(
@@ -153,6 +154,19 @@ impl RedisCluster {
     }
 }
 
+/// A master and its replica, in sync.
+pub fn replicated() -> (RedisServer, RedisServer) {
+    let mut master = RedisServer::reserve();
+    // A replica joining is synced at once, not after the default 5 s wait for others.
+    master.launch_with(&["--repl-diskless-sync-delay", "0"]);
+    let mut replica = RedisServer::reserve();
+    replica.launch_with(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
+    wait_until(Duration::from_secs(20), "the replica to sync", || {
+        cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
+    });
+    (master, replica)
+}
+
 /// A master and a replica watched by three Sentinels.
 pub struct RedisSentinel {
     servers: Vec<RedisServer>,
@@ -181,15 +195,8 @@ impl RedisSentinel {
     /// Starts a master, a replica of it, and three Sentinels (quorum two), and waits
     /// until the Sentinels see both servers.
     pub fn start() -> Self {
-        let mut master = RedisServer::reserve();
-        // A replica joining is synced at once, not after the default 5 s wait for others.
-        master.launch_with(&["--repl-diskless-sync-delay", "0"]);
-        let mut replica = RedisServer::reserve();
+        let (master, replica) = replicated();
         let master_port = master.port().to_string();
-        replica.launch_with(&["--replicaof", "127.0.0.1", &master_port]);
-        wait_until(Duration::from_secs(20), "the replica to sync", || {
-            cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up")
-        });
         let sentinels: Vec<SentinelProcess> = (0..3)
             .map(|_| {
                 let port = free_port();

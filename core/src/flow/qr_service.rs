@@ -444,7 +444,7 @@ mod tests {
     }
 
     async fn shown(adapter: &Adapter, flow: &Flow) -> LiveQr {
-        let flow = adapter.load_flow(&flow.id).await.expect("flow");
+        let flow = adapter.load_versioned(&flow.id).await.expect("flow").0;
         let now = adapter.clock().now_ms();
         adapter.live_qr(&flow, now).expect("live").expect("a code")
     }
@@ -485,7 +485,7 @@ mod tests {
             let refused = adapter.scan_qr(&bob, code).await.expect_err("used");
             assert!(matches!(refused, AdapterError::Conflict(_)), "{refused:?}");
         }
-        let done = adapter.load_flow(&flow.id).await.expect("flow");
+        let done = adapter.load_versioned(&flow.id).await.expect("flow").0;
         assert_eq!(done.status(clock.now_ms()), Status::Completed);
         assert_eq!(done.user_id.as_str(), "alice");
     }

@@ -100,39 +100,81 @@ impl Redis {
 }
 
 /// `MONITOR` on a Redis: counts the commands clients send (a script is one), not the
-/// commands scripts run inside.
+/// commands scripts run inside. It reads the socket itself: a `redis-cli MONITOR` child
+/// writing into a pipe buffers its output and loses the tail when it is killed, which
+/// undercounted every flow.
 pub struct Monitor {
-    child: Guard,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: std::thread::JoinHandle<std::io::Result<String>>,
 }
 
 impl Monitor {
     /// Starts watching.
     pub fn start(redis: &Redis) -> Result<Self, BenchError> {
-        let child = Command::new("redis-cli")
-            .args(["-p", &redis.port.to_string(), "MONITOR"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|error| BenchError::Setup(format!("redis-cli monitor: {error}")))?;
-        // MONITOR answers OK once it is on.
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(Self {
-            child: Guard(child),
-        })
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", redis.port))?;
+        socket.write_all(b"MONITOR\r\n")?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let mut reader = BufReader::new(socket);
+        let mut ok = String::new();
+        reader.read_line(&mut ok)?;
+        if !ok.starts_with("+OK") {
+            return Err(BenchError::Setup(format!("MONITOR said: {ok}")));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let reader = std::thread::spawn(move || {
+            let mut seen = String::new();
+            let mut line = Vec::new();
+            loop {
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) => break,
+                    Ok(_) if line.ends_with(b"\n") => {
+                        seen.push_str(&String::from_utf8_lossy(&line));
+                        line.clear();
+                    }
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        if stopping.load(Ordering::Relaxed) {
+                            break;
+                        }
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(seen)
+        });
+        Ok(Self { stop, reader })
     }
 
     /// Stops watching and returns the number of top-level commands seen.
-    pub fn stop(mut self) -> Result<u64, BenchError> {
+    pub fn stop(self) -> Result<u64, BenchError> {
+        // Whatever Redis has executed by now is on the socket within a moment.
         std::thread::sleep(Duration::from_millis(200));
-        let _ = self.child.0.kill();
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.0.stdout.take() {
-            use std::io::Read;
-            stdout.read_to_string(&mut out)?;
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let out = self
+            .reader
+            .join()
+            .map_err(|_| BenchError::Setup("the MONITOR reader panicked".to_owned()))??;
+        // BENCH_REDIS_TRACE=<file> keeps what was seen: the exact command trace of the
+        // watched flows, to find which code sends what.
+        if let Some(path) = std::env::var_os("BENCH_REDIS_TRACE") {
+            use std::io::Write;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+                .write_all(out.as_bytes())?;
         }
         Ok(out
             .lines()
-            .filter(|line| line.contains(" [") && !line.contains(" lua]"))
+            .filter(|line| line.starts_with('+') && line.contains(" [") && !line.contains(" lua]"))
             .count() as u64)
     }
 }

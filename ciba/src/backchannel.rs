@@ -158,7 +158,8 @@ impl Provider {
             .start_ciba(StartCiba {
                 client_id: client.id.clone(),
                 client_name: client.name.clone(),
-                user: user.id,
+                keep_profile: crate::tokens::claims::wants_profile(&scopes),
+                user,
                 scopes,
                 binding_message,
                 acr_values: params.get("acr_values"),

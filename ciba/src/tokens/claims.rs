@@ -27,6 +27,8 @@ pub struct Authentication<'a> {
     pub session_ends_at: Option<u64>,
     /// The refresh token family this authentication continues (set on refresh).
     pub refresh_family: Option<&'a str>,
+    /// The user's profile when the caller has it already (a CIBA request keeps it).
+    pub profile: Option<&'a UserProfile>,
 }
 
 impl<'a> Authentication<'a> {
@@ -40,6 +42,7 @@ impl<'a> Authentication<'a> {
             push_auth_req_id: None,
             session_ends_at: Some(grant.expires_at),
             refresh_family: grant.family.as_deref(),
+            profile: None,
         }
     }
 

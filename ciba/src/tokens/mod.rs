@@ -1,7 +1,7 @@
 //! Tokens: the ID token (OpenID Connect), the JWT access token (RFC 9068) and the opaque,
 //! rotating refresh token; the token endpoint's grants; introspection (RFC 7662).
 
-mod claims;
+pub(crate) mod claims;
 #[cfg(test)]
 mod tests;
 
@@ -104,6 +104,9 @@ impl Provider {
         if !claims::wants_profile(auth.scopes) {
             return Ok(ProfileClaims::default());
         }
+        if let Some(user) = auth.profile {
+            return Ok(claims::profile(user, auth.scopes));
+        }
         let user = self.adapter.user(auth.subject).await?;
         Ok(claims::profile(&user, auth.scopes))
     }
@@ -127,6 +130,7 @@ impl Provider {
             push_auth_req_id: push.then_some(flow.id.as_str()),
             session_ends_at: None,
             refresh_family: None,
+            profile: request.profile.as_ref(),
         })
     }
 

@@ -39,6 +39,7 @@ fn auth<'a>(
         push_auth_req_id: None,
         session_ends_at: None,
         refresh_family: None,
+        profile: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct CibaRequest {
     pub interval_secs: u64,
     /// When the client last polled (ms since the epoch).
     pub last_poll_ms: Option<u64>,
+    /// The user's profile as read for the request, when the scopes release its claims:
+    /// the token request then signs it without reading the user again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::user::UserProfile>,
 }
 
 /// Where a CIBA request stands.

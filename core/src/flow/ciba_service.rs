@@ -13,7 +13,7 @@ use crate::config::DeliveryMode;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, FlowId};
 use crate::params::{DynamicParams, Message};
-use crate::user::UserId;
+use crate::user::UserProfile;
 use crate::{Adapter, device};
 
 /// How long an expired request stays readable, so that the client is told
@@ -26,8 +26,11 @@ pub struct StartCiba {
     pub client_id: String,
     /// Its display name, shown on the device.
     pub client_name: String,
-    /// The user, already resolved from the hint.
-    pub user: UserId,
+    /// The user, already resolved from the hint (and read: not read again).
+    pub user: UserProfile,
+    /// Whether the scopes release profile claims: the flow then keeps the profile for the
+    /// token request.
+    pub keep_profile: bool,
     /// Scopes granted to the request.
     pub scopes: Vec<String>,
     /// Shown on the device.
@@ -49,9 +52,9 @@ impl Adapter {
     /// first one. The auth_req_id is the flow id (142 random bits).
     pub async fn start_ciba(&self, request: StartCiba) -> Result<Flow, AdapterError> {
         let store = self.store();
-        let profile = self.user(&request.user).await?;
-        let devices = device::list_for_user(store, &request.user).await?;
-        let default = device::default_for_user(store, &request.user).await?;
+        let profile = request.user;
+        let devices = device::list_for_user(store, &profile.id).await?;
+        let default = device::default_for_user(store, &profile.id).await?;
         // The user's group's and the relying party's policy (by client id): devices it
         // refuses are skipped, and the push counts against the user's limit. No person
         // is at a page to pick a device, so whatever `device_selection` says, the push
@@ -75,7 +78,7 @@ impl Adapter {
             .or_else(|| usable.first())
             .copied()
             .ok_or(FlowError::NoUsableDevice)?;
-        self.count_push(&request.user, policy).await?;
+        self.count_push(&profile.id, policy).await?;
 
         let mut shown = BTreeMap::from([("scope".to_owned(), request.scopes.join(" "))]);
         if let Some(message) = &request.binding_message {
@@ -91,7 +94,7 @@ impl Adapter {
         let head = Head {
             id: id.clone(),
             client_id: request.client_id.clone(),
-            user_id: request.user,
+            user_id: profile.id.clone(),
             application: Application {
                 name: request.client_name.clone(),
                 id: Some(request.client_id.clone()),
@@ -118,6 +121,7 @@ impl Adapter {
                 notification_token: request.notification_token,
                 interval_secs: request.interval_secs,
                 last_poll_ms: None,
+                profile: request.keep_profile.then_some(profile),
             }),
             manage_devices: false,
             pushes_sent: 0,

@@ -12,7 +12,6 @@ use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, DeviceId};
 use crate::params::DynamicParams;
-use crate::store::Ttl;
 use crate::user::UserId;
 use crate::{Adapter, device_key, keys};
 
@@ -108,11 +107,7 @@ impl Adapter {
         ));
         if !self
             .store()
-            .insert(
-                &keys::device_jti(&device_id, &jti_hash),
-                b"",
-                Ttl::Set(keep),
-            )
+            .spend(&keys::device_jti(&device_id, &jti_hash), keep)
             .await?
         {
             return Err(AdapterError::Unauthenticated(

@@ -23,7 +23,6 @@ use crate::device_key::{self, CLOCK_SKEW, MOBILE_PAYLOAD_LIFETIME};
 use crate::error::AdapterError;
 use crate::ids::{DeviceId, FlowId, random_alphanumeric};
 use crate::policy::NetworkAction;
-use crate::store::Ttl;
 use crate::{Adapter, device, keys, user};
 
 /// The state a kind opens in: waiting for `authenticate`.
@@ -281,7 +280,7 @@ impl Adapter {
     /// flow's commit under Redis Cluster; a payload whose flow then refuses it is simply
     /// spent, and the app signs another.
     async fn spend_payload_jti(&self, key: &str) -> Result<(), AdapterError> {
-        match self.store().insert(key, b"", Ttl::Set(jti_ttl())).await? {
+        match self.store().spend(key, jti_ttl()).await? {
             true => Ok(()),
             false => Err(refused("the mobilePayload was already used (jti)")),
         }

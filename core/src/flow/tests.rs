@@ -577,6 +577,7 @@ fn ciba_grants_once_and_slows_down_early_polls() {
         notification_token: None,
         interval_secs: 5,
         last_poll_ms: None,
+        profile: None,
     });
     let (_, pick) = push_pick(&head.id);
     let waiting = ciba::start(head, device, pick, 60_000, &ctx(0))
@@ -677,6 +678,7 @@ fn waiting_for_a_decision() -> Vec<(&'static str, Flow)> {
         notification_token: None,
         interval_secs: 5,
         last_poll_ms: None,
+        profile: None,
     });
     let oob = one();
     let transaction = one();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::error::AdapterError;
 use crate::keys;
-use crate::store::{Store, Ttl};
+use crate::store::Store;
 
 /// How long a spent `jti` is kept past its JWT's expiry: instances' clocks may differ.
 const MARGIN: Duration = Duration::from_secs(60);
@@ -34,11 +34,7 @@ impl<'a> ClientJtis<'a> {
         let left = Duration::from_secs(expires_at.saturating_sub(self.clock.now_secs()));
         Ok(self
             .store
-            .insert(
-                &keys::client_jti(client_id, jti),
-                b"",
-                Ttl::Set(left + MARGIN),
-            )
+            .spend(&keys::client_jti(client_id, jti), left + MARGIN)
             .await?)
     }
 }

@@ -124,6 +124,10 @@ impl Store for Deferred {
         self.inner()?.insert(key, value, ttl).await
     }
 
+    async fn spend(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.inner()?.spend(key, ttl).await
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError> {
         self.inner()?.put(key, value, ttl).await
     }

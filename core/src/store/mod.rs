@@ -71,6 +71,13 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a record at version 1 unless one exists; `false` when it already did.
     async fn insert(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<bool, StoreError>;
 
+    /// Sets a marker at `key` that lives for `ttl` unless one is there already; `false`
+    /// when it was (a replay). Markers are never read back, only set once: no version is
+    /// kept, so a backend can do it in one command.
+    async fn spend(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.insert(key, b"", Ttl::Set(ttl)).await
+    }
+
     /// Writes a record whatever its current state; returns the new version.
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError>;
 

@@ -463,6 +463,23 @@ impl Store for RedisStore {
         Ok(created == 1)
     }
 
+    async fn spend(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        // One command, its TTL included: no script, no separate PEXPIRE.
+        let set: Option<String> = self
+            .call(
+                redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg("")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis().max(1) as u64)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError> {
         let call = self.scripts.put.on(self.key(key));
         self.eval(call.arg(value).arg(ttl_arg(ttl)), true).await

@@ -288,13 +288,28 @@ impl RedisStore {
         format!("{}ch:{channel}", self.options.key_prefix)
     }
 
-    /// Runs a script on its key within the timeout. A `durable` write is acknowledged
-    /// by `replica_acks` replicas (`WAIT`, pipelined in the same round trip and, in a
-    /// Cluster, sent to the key's master) before it counts as done: what a failover loses
-    /// was never reported as done.
+    /// Runs a script on its key within the timeout (see [`Self::send`] for `durable`).
     async fn eval<T: redis::FromRedisValue>(
         &self,
         call: Call<'_>,
+        durable: bool,
+    ) -> Result<T, StoreError> {
+        match self.send(call.command(false), durable).await {
+            // The server lost its scripts (a restart, a failover): send it in full.
+            Err(StoreError::Unavailable(reason)) if reason.starts_with("NOSCRIPT") => {
+                self.send(call.command(true), durable).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Sends one command within the timeout. A `durable` write is acknowledged by
+    /// `replica_acks` replicas (`WAIT`, pipelined in the same round trip and, in a
+    /// Cluster, sent to the key's master) before it counts as done: what a failover loses
+    /// was never reported as done.
+    async fn send<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
         durable: bool,
     ) -> Result<T, StoreError> {
         let acks = if durable {
@@ -303,40 +318,34 @@ impl RedisStore {
             0
         };
         let wait_ms = (self.options.timeout.as_millis() / 2).max(1) as u64;
-        let mut outcome = Err(StoreError::Unavailable("not sent".to_owned()));
-        for in_full in [false, true] {
-            let mut connection = self.connection.clone();
-            let command = call.command(in_full);
-            let answer = if acks == 0 {
-                bounded_raw(self.options.timeout, command.query_async(&mut connection))
-                    .await
-                    .map(|value| (value, 0))
-            } else {
-                let mut pipeline = redis::pipe();
-                pipeline
-                    .add_command(command)
-                    .cmd("WAIT")
-                    .arg(acks)
-                    .arg(wait_ms);
-                bounded_raw(self.options.timeout, pipeline.query_async(&mut connection)).await
-            };
-            outcome = match answer {
-                // The server lost its scripts (a restart, a failover): send it in full.
-                Err(Some(error)) if error.kind() == redis::ErrorKind::NoScriptError && !in_full => {
-                    continue;
-                }
-                Err(error) => Err(self.failed(error.map_or_else(
-                    || format!("no answer within {:?}", self.options.timeout),
-                    |error| error.to_string(),
-                ))),
-                Ok((_, acked)) if acked < acks => Err(self.failed(format!(
-                    "{acked} of {acks} replicas acknowledged the write within {wait_ms} ms"
-                ))),
-                Ok((value, _)) => Ok(value),
-            };
-            break;
+        let mut connection = self.connection.clone();
+        let answer = if acks == 0 {
+            bounded_raw(self.options.timeout, command.query_async(&mut connection))
+                .await
+                .map(|value| (value, 0))
+        } else {
+            let mut pipeline = redis::pipe();
+            pipeline
+                .add_command(command)
+                .cmd("WAIT")
+                .arg(acks)
+                .arg(wait_ms);
+            bounded_raw(self.options.timeout, pipeline.query_async(&mut connection)).await
+        };
+        match answer {
+            // Not a failure of the store: the caller resends the script in full.
+            Err(Some(error)) if error.kind() == redis::ErrorKind::NoScriptError => Err(
+                StoreError::Unavailable(format!("NOSCRIPT {}", error.detail().unwrap_or(""))),
+            ),
+            Err(error) => Err(self.failed(error.map_or_else(
+                || format!("no answer within {:?}", self.options.timeout),
+                |error| error.to_string(),
+            ))),
+            Ok((_, acked)) if acked < acks => Err(self.failed(format!(
+                "{acked} of {acks} replicas acknowledged the write within {wait_ms} ms"
+            ))),
+            Ok((value, _)) => Ok(value),
         }
-        outcome
     }
 
     fn failed(&self, error: String) -> StoreError {
@@ -464,19 +473,16 @@ impl Store for RedisStore {
     }
 
     async fn spend(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
-        // One command, its TTL included: no script, no separate PEXPIRE.
-        let set: Option<String> = self
-            .call(
-                redis::cmd("SET")
-                    .arg(self.key(key))
-                    .arg("")
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl.as_millis().max(1) as u64)
-                    .query_async(&mut connection),
-            )
-            .await?;
+        // One command, its TTL included: no script, no separate PEXPIRE. Durable: a
+        // replay marker a failover forgot would let the replay through.
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.key(key))
+            .arg("")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        let set: Option<String> = self.send(command, true).await?;
         Ok(set.is_some())
     }
 

@@ -52,6 +52,10 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// The AOF fsync policy (`always`, `everysec`).
+    appendfsync: &'static str,
+    /// The extra arguments of the last launch, used again by [`RedisServer::relaunch`].
+    extra: Vec<String>,
 }
 
 /// The commands a Redis server runs, as `MONITOR` reports them.
@@ -105,7 +109,17 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            appendfsync: "always",
+            extra: Vec::new(),
         }
+    }
+
+    /// Starts a server whose AOF is fsynced as `policy` says (`always`, `everysec`).
+    pub fn start_with_appendfsync(policy: &'static str) -> Self {
+        let mut server = Self::reserve();
+        server.appendfsync = policy;
+        server.launch();
+        server
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -125,6 +139,7 @@ impl RedisServer {
     /// Starts the server with extra arguments (`--requirepass`...) and waits until it
     /// answers.
     pub fn launch_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|arg| (*arg).to_owned()).collect();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(extra)
@@ -134,7 +149,7 @@ impl RedisServer {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                self.appendfsync,
             ])
             .arg("--dir")
             .arg(&self.dir)
@@ -244,7 +259,8 @@ impl RedisServer {
         }
     }
 
-    /// Kills the server at once (SIGKILL: no shutdown, no last AOF flush), as a crash would.
+    /// Kills the server as a crash would (SIGKILL: no AOF flush, no goodbye to clients)
+    /// and waits for it to be gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -255,6 +271,14 @@ impl RedisServer {
     /// Whether the server was started and not stopped or killed since.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Starts it again on the same port and data directory, with the arguments of the
+    /// last launch; it reloads its AOF.
+    pub fn relaunch(&mut self) {
+        let extra = std::mem::take(&mut self.extra);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.launch_with(&extra);
     }
 
     /// Starts it again on the same port and data directory.
@@ -467,6 +491,17 @@ impl AssentProcess {
 
     /// As [`AssentProcess::serve`], with `dir` as the working directory.
     pub async fn serve_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::launch(dir, args, env, None).await
+    }
+
+    /// As [`AssentProcess::serve`], logging to the file `log` instead of a pipe: for
+    /// processes that log much and are never [`AssentProcess::terminate`]d (a pipe
+    /// nobody reads would fill up and stall them).
+    pub async fn serve_logging_to(args: &[&str], env: &[(&str, String)], log: &Path) -> Self {
+        Self::launch(repo_root(), args, env, Some(log)).await
+    }
+
+    async fn launch(dir: &Path, args: &[&str], env: &[(&str, String)], log: Option<&Path>) -> Self {
         let port = free_port();
         let mut command = assent_command();
         command
@@ -474,9 +509,17 @@ impl AssentProcess {
             .arg("serve")
             .args(args)
             .env("ASSENT_LISTEN", format!("127.0.0.1:{port}"))
-            .env("ASSENT_HTTP__WORKERS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("ASSENT_HTTP__WORKERS", "1");
+        match log {
+            Some(log) => {
+                let file = std::fs::File::create(log).expect("a log file");
+                let copy = file.try_clone().expect("a second handle");
+                command.stdout(file).stderr(copy);
+            }
+            None => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+        }
         for (key, value) in env {
             command.env(key, value);
         }
@@ -496,6 +539,12 @@ impl AssentProcess {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("assent serve did not come up");
+    }
+
+    /// Kills the process as a crash would (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and returns the exit status and everything it logged.

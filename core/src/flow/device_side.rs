@@ -124,21 +124,43 @@ impl Adapter {
         wait: Duration,
     ) -> Result<Vec<DeviceRequest>, AdapterError> {
         let mut subscription = self.store().subscribe(&keys::device_channel(&device.id));
-        let requests = self.list_pending(device).await?;
+        let requests = self.list_settled(device).await?;
         let wait = wait.min(self.long_poll_cap());
         if !requests.is_empty() || wait.is_zero() {
             return Ok(requests);
         }
         let _open = self.metrics().long_poll_started();
         subscription.wait(wait).await;
-        self.list_pending(device).await
+        self.list_settled(device).await
     }
 
-    async fn list_pending(&self, device: &Device) -> Result<Vec<DeviceRequest>, AdapterError> {
+    /// The pending list, given a moment when it holds only requests listed before their
+    /// flow's commit: the device is woken when a request is listed, just before the commit
+    /// that makes it pending lands (see `list_push`).
+    async fn list_settled(&self, device: &Device) -> Result<Vec<DeviceRequest>, AdapterError> {
+        const TRIES: usize = 4;
+        const PAUSE: Duration = Duration::from_millis(25);
+        for _ in 1..TRIES {
+            let (requests, unsettled) = self.list_pending(device).await?;
+            if !requests.is_empty() || !unsettled {
+                return Ok(requests);
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+        Ok(self.list_pending(device).await?.0)
+    }
+
+    /// The requests waiting for `device`, and whether the list also holds requests whose
+    /// flow does not wait for them (yet).
+    async fn list_pending(
+        &self,
+        device: &Device,
+    ) -> Result<(Vec<DeviceRequest>, bool), AdapterError> {
         let store = self.store();
         let index = keys::device_pending(&device.id);
         let now = self.clock().now_ms();
         let mut requests = Vec::new();
+        let mut unsettled = false;
         for member in store.index_members(&index).await? {
             let waiting = match AuthId::parse(&member) {
                 Some(auth_id) => match store.get(&keys::flow(&auth_id.flow())).await? {
@@ -165,7 +187,15 @@ impl Adapter {
                                     admin_message: flow.policy.admin_message.clone(),
                                 })
                             }
-                            _ => None,
+                            // Answered, or the flow is over: no longer pending.
+                            Some(push) if push.auth_id == auth_id => None,
+                            _ if flow.status(now).is_terminal() => None,
+                            // Listed before its transition's commit (which may still
+                            // land), or replaced: hidden, and gone with the flow.
+                            _ => {
+                                unsettled = true;
+                                continue;
+                            }
                         }
                     }
                     None => None,
@@ -174,14 +204,14 @@ impl Adapter {
             };
             match waiting {
                 Some(request) => requests.push(request),
-                // Answered, replaced, expired: no longer pending.
+                // Answered, expired, or its flow is gone: no longer pending.
                 None => {
                     store.index_remove(&index, &member).await?;
                 }
             }
         }
         requests.sort_by_key(|request| request.expires_at);
-        Ok(requests)
+        Ok((requests, unsettled))
     }
 
     /// The device's answer, bound by its proof to the request, the decision and the

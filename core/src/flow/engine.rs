@@ -80,6 +80,7 @@ impl Adapter {
         let Transition { next, effects } = transition;
         let (pairing_keys, effects) = self.split_effects(&next, effects)?;
         ahead.extend(pairing_keys);
+        self.list_pushes(&effects).await?;
         self.write_ahead(&ahead).await?;
         let committed = self
             .store()
@@ -153,6 +154,7 @@ impl Adapter {
                     return Ok(Attempt::Done((next, answer)));
                 }
                 let (ahead, effects) = self.split_effects(&next, effects)?;
+                self.list_pushes(&effects).await?;
                 self.write_ahead(&ahead).await?;
                 let committed = self
                     .store()
@@ -264,13 +266,24 @@ impl Adapter {
         Ok((ahead, after))
     }
 
+    /// Lists each push a transition sends on its device's pending list, before the commit
+    /// (another slot than the flow's, so not in its script): see [`Adapter::list_push`].
+    async fn list_pushes(&self, effects: &[Effect]) -> Result<(), AdapterError> {
+        for effect in effects {
+            if let Effect::SendPush { device, auth_id } = effect {
+                self.list_push(device, auth_id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs what a stored transition asked for. Deliveries are bounded in time and their
     /// failures counted; a failure to run an effect never undoes the transition.
     async fn run_effects(&self, flow: &Flow, effects: Vec<Effect>) -> Result<(), AdapterError> {
         for effect in effects {
             match effect {
                 Effect::SendPush { device, auth_id } => {
-                    self.send_push(flow, &device, &auth_id).await?;
+                    self.send_push(flow, &device, &auth_id);
                 }
                 Effect::SendCode(message) => {
                     let _ = self.delivery().deliver(&message).await;

@@ -283,11 +283,13 @@ impl Adapter {
             .await
     }
 
-    /// Puts a request on its device's pending list, wakes the device, and announces it
-    /// through the push sender.
-    pub(crate) async fn send_push(
+    /// Puts a request on its device's pending list and wakes the device, before the
+    /// transition that sends it is committed: an instance that dies (or a store that
+    /// fails) between the commit and its effects must not leave a flow waiting for an
+    /// answer its device cannot see. The list shows only requests their flow waits for
+    /// (see `list_settled`), so an entry whose commit never lands stays hidden and expires.
+    pub(crate) async fn list_push(
         &self,
-        flow: &Flow,
         device: &DeviceId,
         auth_id: &AuthId,
     ) -> Result<(), AdapterError> {
@@ -300,15 +302,15 @@ impl Adapter {
             .max(self.config().ciba.max_expiry_secs);
         let ttl = Ttl::Set(Duration::from_secs(longest + 60));
         self.store()
-            .index_add(
-                &keys::device_pending(device),
-                auth_id.as_str(),
-                ttl,
-                Some(&keys::device_channel(device)),
-            )
+            .index_add(&keys::device_pending(device), auth_id.as_str(), ttl, None)
             .await?;
-        self.announce_push(flow, device, auth_id);
         Ok(())
+    }
+
+    /// After the commit: announces the push through the push sender (the request is on
+    /// the device's pending list already, see [`Self::list_push`]).
+    pub(crate) fn send_push(&self, flow: &Flow, device: &DeviceId, auth_id: &AuthId) {
+        self.announce_push(flow, device, auth_id);
     }
 
     /// Announces a push through the push sender, off the request; when it cannot be

@@ -11,6 +11,7 @@ use figment::Figment;
 use serde_json::{Value, json};
 
 use crate::load::{self, Expect, Load};
+use crate::support::topology::{RedisCluster, RedisSentinel, cli};
 use crate::support::{
     AssentProcess, Backend, RedisServer, TestApp, free_port, on_both_backends, oob_request, unique,
 };
@@ -29,13 +30,28 @@ const SPACING: Duration = Duration::from_millis(40);
 /// An `assent serve` on `redis`, sharing `prefix` with its siblings, logging to a file
 /// in the test's directory.
 async fn assent_on(redis: &RedisServer, prefix: &str, dir: &std::path::Path) -> AssentProcess {
+    assent_at(redis.url(), 0, STORE_TIMEOUT, prefix, dir).await
+}
+
+/// An `assent serve` on the store at `store_url`, waiting for `replica_acks` replicas.
+async fn assent_at(
+    store_url: String,
+    replica_acks: u32,
+    store_timeout: Duration,
+    prefix: &str,
+    dir: &std::path::Path,
+) -> AssentProcess {
     let log = dir.join(unique("assent.log"));
     let env = [
-        ("ASSENT_STORE", redis.url()),
+        ("ASSENT_STORE", store_url),
+        (
+            "ASSENT_STORE_OPTIONS__REPLICA_ACKS",
+            replica_acks.to_string(),
+        ),
         ("ASSENT_STORE_OPTIONS__KEY_PREFIX", prefix.to_owned()),
         (
             "ASSENT_STORE_OPTIONS__TIMEOUT_MS",
-            STORE_TIMEOUT.as_millis().to_string(),
+            store_timeout.as_millis().to_string(),
         ),
         (
             "ASSENT_DELIVERY__FILE__PATH",
@@ -64,6 +80,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::env::var_os("KEEP_SCRATCH").is_some() {
+            eprintln!("SCRATCH {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -107,6 +127,96 @@ async fn redis_crash_under_load(policy: &'static str, lossless: bool) -> load::S
         outage: Some((down, up)),
         killed: &[],
     })
+}
+
+/// Runs OOB load through two assent instances on `store_url` (every change acknowledged
+/// by a replica), lets `fail_over` kill a master and wait until its replica is promoted,
+/// and checks the ledger: nothing lost, nothing completed without an approval, no double
+/// pickup, quick 503s meanwhile, service back within 5 s of the promotion.
+async fn failover_under_load(
+    label: &str,
+    store_url: String,
+    fail_over: impl FnOnce() + Send,
+) -> load::Summary {
+    let scratch = Scratch::new();
+    let prefix = unique("f");
+    let first = assent_at(store_url.clone(), 1, FAILOVER_TIMEOUT, &prefix, &scratch.0).await;
+    let second = assent_at(store_url, 1, FAILOVER_TIMEOUT, &prefix, &scratch.0).await;
+    let urls = vec![first.address.clone(), second.address.clone()];
+    let phones = load::pair_phones(&urls, FLOWS).await;
+    let plan = Load {
+        urls: urls.clone(),
+        flows: FLOWS,
+        spacing: SPACING,
+        spread: true,
+        flow_deadline: Duration::from_secs(25),
+    };
+    let running = tokio::spawn(load::run(plan, phones));
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let down = Instant::now();
+    tokio::task::block_in_place(fail_over);
+    let up = Instant::now();
+    let resumed = load::wait_until_serving(&urls, Duration::from_secs(5)).await;
+
+    let ledger = running.await.expect("the load runs");
+    println!(
+        "{label}: a master SIGKILLed; its replica promoted {:.1} s later; both instances \
+         served again {:.2} s after that, without a restart",
+        (up - down).as_secs_f64(),
+        resumed.as_secs_f64()
+    );
+    ledger.check(Expect {
+        lossless: true,
+        store_timeout: FAILOVER_TIMEOUT,
+        outage: Some((down, up)),
+        killed: &[],
+    })
+}
+
+/// The master on `port` was asked to wait for replicas (`WAIT`) before it dies: the
+/// changes the load made were acknowledged.
+fn assert_waited_for_replicas(port: u16) {
+    let stats = cli(port, &["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_wait:calls="),
+        "writes waited for a replica: {stats}"
+    );
+}
+
+/// The store timeout of the failover tests: each change waits for its replica's
+/// acknowledgement for up to half of it, and a loaded test machine needs more than 250 ms.
+const FAILOVER_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// A Cluster of three masters with a replica each; one master is SIGKILLed during OOB
+/// load through two instances and its replica takes over its slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_killed_under_load_loses_nothing() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let victim = cluster.master_ports()[0];
+    let url = cluster.url();
+    let summary = failover_under_load("cluster", url, || {
+        assert_waited_for_replicas(victim);
+        cluster.kill_master(victim);
+    })
+    .await;
+    assert_eq!(summary.lost, 0);
+    assert_eq!(summary.completed, FLOWS);
+}
+
+/// A master and a replica watched by three Sentinels; the master is SIGKILLed during OOB
+/// load through two instances, and both follow the Sentinels to the promoted replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_master_killed_under_load_loses_nothing() {
+    let mut sentinel = RedisSentinel::start();
+    let url = sentinel.url();
+    let summary = failover_under_load("sentinel", url, || {
+        assert_waited_for_replicas(sentinel.master_port());
+        sentinel.kill_master();
+    })
+    .await;
+    assert_eq!(summary.lost, 0);
+    assert_eq!(summary.completed, FLOWS);
 }
 
 /// AOF `appendfsync always`: Redis answers a write only once it is on disk, so a crash

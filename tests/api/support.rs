@@ -268,6 +268,17 @@ impl RedisServer {
         }
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the server: frozen, it keeps its
+    /// connections open but answers nothing, as a stalled host would.
+    pub fn freeze(&self, frozen: bool) {
+        if let Some(child) = &self.child {
+            let signal = if frozen { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Whether the server was started and not stopped or killed since.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

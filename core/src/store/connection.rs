@@ -4,7 +4,7 @@
 //! Sentinels (re-resolved when it stops answering as a master). Also where the pub/sub
 //! feed subscribes in each deployment.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -31,10 +31,13 @@ pub(super) enum Connection {
 impl Connection {
     /// Connects to the deployment `topology` names. `timeout` bounds each connection
     /// attempt and each answer; `max_delay` is the longest pause between reconnections.
+    /// `replicas` is the store's count of the fewest replicas a master has: a Sentinel
+    /// connection sets it for a new master before any write reaches it.
     pub(super) async fn open(
         topology: &Topology,
         timeout: Duration,
         max_delay: Duration,
+        replicas: Arc<AtomicU32>,
     ) -> RedisResult<(Self, FeedSource)> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
@@ -77,7 +80,7 @@ impl Connection {
                     }),
                     SentinelServerType::Master,
                 )?;
-                let master = SentinelMaster::connect(client, config).await?;
+                let master = SentinelMaster::connect(client, config, replicas).await?;
                 Ok((
                     Self::Sentinel(Arc::clone(&master)),
                     FeedSource::Sentinel(master),
@@ -137,12 +140,14 @@ pub(super) struct SentinelMaster {
     current: RwLock<(ConnectionInfo, ConnectionManager)>,
     config: ConnectionManagerConfig,
     checking: AtomicBool,
+    replicas: Arc<AtomicU32>,
 }
 
 impl SentinelMaster {
     async fn connect(
         mut sentinels: SentinelClient,
         config: ConnectionManagerConfig,
+        replicas: Arc<AtomicU32>,
     ) -> RedisResult<Arc<Self>> {
         let client = sentinels.async_get_client().await?;
         let info = client.get_connection_info().clone();
@@ -154,6 +159,7 @@ impl SentinelMaster {
             current: RwLock::new((info, manager)),
             config,
             checking: AtomicBool::new(false),
+            replicas,
         });
         tokio::spawn(watch(Arc::downgrade(&master)));
         Ok(master)
@@ -208,9 +214,21 @@ impl SentinelMaster {
         if info.addr == self.address().addr {
             return Ok(());
         }
-        let manager = client
+        let mut manager = client
             .get_connection_manager_with_config(self.config.clone())
             .await?;
+        // A promoted replica starts with no replica of its own: writes must not wait for
+        // one there (a `WAIT` nobody answers holds up the whole connection).
+        let replication: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut manager)
+            .await?;
+        let count = replication
+            .lines()
+            .find_map(|line| line.strip_prefix("connected_slaves:"))
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or(0);
+        self.replicas.fetch_min(count, Ordering::AcqRel);
         tracing::warn!(master = %info.addr, "the Sentinels name a new Redis master; following it");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = (info, manager);
         Ok(())

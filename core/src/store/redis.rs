@@ -245,7 +245,11 @@ pub struct RedisStore {
     options: RedisOptions,
     waiters: Arc<Waiters>,
     errors: IntCounter,
+    /// The fewest replicas any master has connected, as last counted (see
+    /// [`RedisStore::send`]).
+    replicas: Arc<std::sync::atomic::AtomicU32>,
     _feed: FeedTask,
+    _replica_count: Option<FeedTask>,
 }
 
 impl RedisStore {
@@ -254,9 +258,18 @@ impl RedisStore {
     pub async fn connect(options: RedisOptions, errors: IntCounter) -> Result<Self, StoreError> {
         let topology = Topology::parse(&options.url)
             .map_err(|error| StoreError::Unavailable(format!("bad Redis URL: {error}")))?;
+        // The fewest replicas a master has, counted before the first write and kept
+        // fresh: a failover leaves a master with none, and a `WAIT` for one would hold up
+        // its connection.
+        let replicas = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (connection, source) = bounded(
             options.timeout,
-            Connection::open(&topology, options.timeout, MAX_RECONNECT_DELAY),
+            Connection::open(
+                &topology,
+                options.timeout,
+                MAX_RECONNECT_DELAY,
+                Arc::clone(&replicas),
+            ),
         )
         .await
         .map_err(|error| StoreError::Unavailable(format!("cannot reach Redis: {error}")))?;
@@ -274,6 +287,17 @@ impl RedisStore {
             first,
         ));
 
+        let replica_count = (options.replica_acks > 0).then(|| {
+            FeedTask(tokio::spawn(count_replicas(
+                connection.clone(),
+                Arc::clone(&replicas),
+                options.timeout,
+            )))
+        });
+        if options.replica_acks > 0 {
+            let count = fewest_replicas(&connection, options.timeout).await;
+            replicas.store(count.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(Self {
             connection,
             kind: topology.kind(),
@@ -281,7 +305,9 @@ impl RedisStore {
             options,
             waiters,
             errors,
+            replicas,
             _feed: FeedTask(feed),
+            _replica_count: replica_count,
         })
     }
 
@@ -299,26 +325,35 @@ impl RedisStore {
         call: Call<'_>,
         durable: bool,
     ) -> Result<T, StoreError> {
-        match self.send(call.command(false), durable).await {
+        match self.send(&call.key, call.command(false), durable).await {
             // The server lost its scripts (a restart, a failover): send it in full.
             Err(StoreError::Unavailable(reason)) if reason.starts_with("NOSCRIPT") => {
-                self.send(call.command(true), durable).await
+                self.send(&call.key, call.command(true), durable).await
             }
             answer => answer,
         }
     }
 
-    /// Sends one command within the timeout. A `durable` write is acknowledged by
+    /// Sends one command on `key` within the timeout. A `durable` write is acknowledged by
     /// `replica_acks` replicas (`WAIT`, pipelined in the same round trip and, in a
     /// Cluster, sent to the key's master) before it counts as done: what a failover loses
     /// was never reported as done.
+    ///
+    /// A master with no replica connected at all (the survivor of a failover, until its
+    /// old master returns as a replica) has no replica a failover could promote: writes
+    /// wait for no more replicas than the fewest any master has, counted every half
+    /// second (a `WAIT` no replica can answer would hold up every command behind it on
+    /// the shared connection).
     async fn send<T: redis::FromRedisValue>(
         &self,
+        key: &str,
         command: redis::Cmd,
         durable: bool,
     ) -> Result<T, StoreError> {
         let acks = if durable {
-            self.options.replica_acks
+            self.options
+                .replica_acks
+                .min(self.replicas.load(std::sync::atomic::Ordering::Relaxed))
         } else {
             0
         };
@@ -346,11 +381,42 @@ impl RedisStore {
                 || format!("no answer within {:?}", self.options.timeout),
                 |error| error.to_string(),
             ))),
-            Ok((_, acked)) if acked < acks => Err(self.failed(format!(
-                "{acked} of {acks} replicas acknowledged the write within {wait_ms} ms"
-            ))),
+            Ok((value, acked)) if acked < acks => {
+                // Its master may have just lost its last replica: count again, and
+                // accept the write if there is none to lose it to.
+                if self.replicas_of(key).await == Some(0) {
+                    // The fewest is now 0 (the periodic count raises it again once every
+                    // master has a replica; it may not reach a dead master meanwhile).
+                    self.replicas.store(0, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!("a Redis master has no replica: writes are not acknowledged");
+                    return Ok(value);
+                }
+                Err(self.failed(format!(
+                    "{acked} of {acks} replicas acknowledged the write within {wait_ms} ms"
+                )))
+            }
             Ok((value, _)) => Ok(value),
         }
+    }
+
+    /// How many replicas the master of `key` has connected (`INFO replication`, sent with
+    /// a command on the key so that a Cluster routes it to that master).
+    async fn replicas_of(&self, key: &str) -> Option<u32> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("EXISTS")
+            .arg(key)
+            .ignore()
+            .cmd("INFO")
+            .arg("replication");
+        let mut connection = self.connection.clone();
+        let (info,): (String,) =
+            bounded_raw(self.options.timeout, pipeline.query_async(&mut connection))
+                .await
+                .ok()?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("connected_slaves:"))
+            .and_then(|count| count.trim().parse().ok())
     }
 
     fn failed(&self, error: String) -> StoreError {
@@ -443,6 +509,68 @@ async fn run_feed(
     }
 }
 
+/// How often the replicas are counted when writes wait for them.
+const REPLICA_COUNT_EVERY: Duration = Duration::from_millis(500);
+
+/// Keeps `replicas` at the fewest replicas any master has connected.
+async fn count_replicas(
+    connection: Connection,
+    replicas: Arc<std::sync::atomic::AtomicU32>,
+    timeout: Duration,
+) {
+    loop {
+        tokio::time::sleep(REPLICA_COUNT_EVERY).await;
+        if let Some(count) = fewest_replicas(&connection, timeout).await {
+            let before = replicas.swap(count, std::sync::atomic::Ordering::Relaxed);
+            if count == 0 && before > 0 {
+                tracing::warn!(
+                    "a Redis master has no replica: writes on it are not acknowledged by one"
+                );
+            }
+        }
+    }
+}
+
+/// The fewest replicas any master has connected (`INFO replication` on every master);
+/// `None` when a master does not answer.
+async fn fewest_replicas(connection: &Connection, timeout: Duration) -> Option<u32> {
+    let mut info = redis::cmd("INFO");
+    info.arg("replication");
+    let answers: Vec<String> = match connection.clone() {
+        Connection::Cluster(mut cluster) => {
+            use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+            let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+            let value = bounded_raw(timeout, cluster.route_command(&info, routing))
+                .await
+                .ok()?;
+            // One answer per master, by its address.
+            let redis::Value::Map(by_node) = value else {
+                return None;
+            };
+            by_node
+                .iter()
+                .map(|(_, answer)| redis::from_redis_value(answer).ok())
+                .collect::<Option<_>>()?
+        }
+        mut single => vec![
+            bounded_raw(timeout, info.query_async(&mut single))
+                .await
+                .ok()?,
+        ],
+    };
+    answers
+        .iter()
+        .map(|answer| {
+            answer
+                .lines()
+                .find_map(|line| line.strip_prefix("connected_slaves:"))
+                .and_then(|count| count.trim().parse().ok())
+        })
+        .collect::<Option<Vec<u32>>>()?
+        .into_iter()
+        .min()
+}
+
 #[async_trait]
 impl Store for RedisStore {
     fn backend(&self) -> &'static str {
@@ -487,7 +615,7 @@ impl Store for RedisStore {
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64);
-        let set: Option<String> = self.send(command, true).await?;
+        let set: Option<String> = self.send(&self.key(key), command, true).await?;
         Ok(set.is_some())
     }
 

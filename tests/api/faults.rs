@@ -80,10 +80,6 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::env::var_os("KEEP_SCRATCH").is_some() {
-            eprintln!("SCRATCH {}", self.0.display());
-            return;
-        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

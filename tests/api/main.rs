@@ -12,6 +12,7 @@ mod delivery;
 mod device_authorization;
 mod devices;
 mod entry;
+mod hostile;
 mod interop;
 mod new_device;
 mod one_time_device;

@@ -8,6 +8,7 @@
     clippy::await_holding_lock
 )]
 
+pub mod config;
 pub mod device;
 pub mod secrets;
 pub mod startup;

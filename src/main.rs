@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use assent::Application;
 use assent::device::{DeviceCommand, DeviceError};
 use assent::telemetry::{self, LogFormat};
-use assent_core::Config;
-use assent_core::config::{ConfigError, SecretHash};
+use assent_core::config::SecretHash;
 use clap::{Parser, Subcommand};
 
 /// assent: multi-factor authentication for federation servers, with a CIBA authenticator.
@@ -73,9 +72,6 @@ enum ConfigCommand {
     HashUserCode,
 }
 
-/// The default configuration, built in so that `assent serve` runs from any directory.
-const DEFAULT_CONFIG: &str = include_str!("../conf/assent.toml");
-
 /// Where the configuration comes from, as messages name it.
 fn config_name(path: Option<&Path>) -> String {
     path.map_or_else(
@@ -84,28 +80,13 @@ fn config_name(path: Option<&Path>) -> String {
     )
 }
 
-/// Loads and checks the configuration (the file given, else the built-in default), with
-/// what only the senders can check (that the SMTP `from` is a mailbox).
-fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let figment = match path {
-        Some(path) => Config::figment(path),
-        None => Config::figment_of_text(DEFAULT_CONFIG),
-    };
-    let config = Config::from_figment(figment)?;
-    assent_senders::validate(&config.delivery).map_err(|(key, reason)| ConfigError::Value {
-        key: format!("delivery.{key}"),
-        reason,
-    })?;
-    Ok(config)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, log_format } => serve(config, log_format),
         Command::Config(ConfigCommand::Check { config }) => {
             let name = config_name(config.as_deref());
-            match load_config(config.as_deref()) {
+            match assent::config::load(config.as_deref()) {
                 Ok(_) => {
                     println!("{name}: ok");
                     ExitCode::SUCCESS
@@ -153,7 +134,7 @@ fn main() -> ExitCode {
 fn serve(config_path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     telemetry::init(log_format);
     let name = config_name(config_path.as_deref());
-    let config = match load_config(config_path.as_deref()) {
+    let config = match assent::config::load(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(config = %name, %error, "invalid configuration");
@@ -206,7 +187,7 @@ fn device(state: &std::path::Path, command: DeviceCommand) -> ExitCode {
 }
 
 fn rotate_keys(config_path: Option<&Path>) -> ExitCode {
-    let config = match load_config(config_path) {
+    let config = match assent::config::load(config_path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{}: {error}", config_name(config_path));

@@ -408,8 +408,23 @@ fn layered(
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
         .join(" + ");
-    let policy: MfaPolicy = serde_json::from_value(serde_json::Value::Object(merged))
-        .map_err(|error| (name.clone(), error.to_string()))?;
+    let policy: MfaPolicy = serde_path_to_error::deserialize(serde_json::Value::Object(merged))
+        .map_err(|error| {
+            // The key at fault (of the wrong type, or unknown) is named in the layer that
+            // set it: the last one that has it.
+            let key = error.path().to_string();
+            let field = key.split('.').next().unwrap_or_default();
+            let layer = layers
+                .iter()
+                .rev()
+                .find(|(_, changes)| changes.contains_key(field))
+                .map(|(layer, _)| *layer);
+            let at = match layer {
+                Some(layer) if key != "." => format!("{layer}.{key}"),
+                _ => name.clone(),
+            };
+            (at, error.into_inner().to_string())
+        })?;
     policy
         .validate()
         .map_err(|(key, reason)| (format!("{name}.{key}"), reason))?;
@@ -563,7 +578,29 @@ mod tests {
             serde_json::from_str(r#"{ "use_codes": true }"#).unwrap(),
         )]);
         let (key, _) = Policies::resolve(&global, &Overrides::new(), &bad).unwrap_err();
-        assert_eq!(key, "application_policies.x");
+        assert_eq!(key, "application_policies.x.use_codes");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_full_key() {
+        let global = MfaPolicy::default();
+        let wrong =
+            |text: &str| Overrides::from([("x".to_owned(), serde_json::from_str(text).unwrap())]);
+        let (key, reason) = Policies::resolve(
+            &global,
+            &Overrides::new(),
+            &wrong(r#"{ "sms_backup": "" }"#),
+        )
+        .unwrap_err();
+        assert_eq!(key, "application_policies.x.sms_backup", "{reason}");
+        // Combined with a group's, the key is named in the layer that set it.
+        let (key, _) = Policies::resolve(
+            &global,
+            &wrong(r#"{ "use_code": true }"#),
+            &wrong(r#"{ "otp_length": [] }"#),
+        )
+        .unwrap_err();
+        assert_eq!(key, "application_policies.x.otp_length");
     }
 
     #[test]

@@ -77,8 +77,10 @@ impl Application {
                         .limit(body_limit)
                         .error_handler(|error, _| assent_adapter::json_error(error).into()),
                 )
-                .configure(assent_adapter::configure)
+                // The browsers' polls first: routes are tried in order, and each dynamic
+                // route tried costs a regex match.
                 .configure(assent_authn_api::configure(&cors_origins))
+                .configure(assent_adapter::configure)
                 .configure(assent_ciba::configure)
                 .default_service(web::to(not_found))
         })

@@ -122,19 +122,18 @@ async fn post_flow(
         .map(web::Query::into_inner)
         .map_err(|error| AuthnError::InvalidJson(format!("bad query string: {error}")))?;
     let action = action::action_id(&request, &query)?;
-    let body = body.map_err(|_| AuthnError::TooLarge)?;
-    let action = action::request(action, &body)?;
+    let action = action::request(action, &body.map_err(|_| AuthnError::TooLarge)?)?;
+    // The body (an 8 KiB buffer) is gone here: a long poll keeps only what it waits with.
     let presented = presented_state(&request);
     // The first request of any method binds the flow: a POST to a flow nobody has read
-    // yet binds it to this caller, who gets the secret as a GET would.
+    // yet binds it to this caller, who gets the secret as a GET would. Both calls are
+    // boxed so that this future stays small while a poll sleeps in it.
     let (flow, minted) = if action == ActionRequest::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
-        adapter
-            .wait_for_flow(&path, presented.as_deref(), wait)
-            .await?
+        Box::pin(adapter.wait_for_flow(&path, presented.as_deref(), wait)).await?
     } else {
         let action = action::flow_action(action)?;
-        adapter.act(&path, presented.as_deref(), action).await?
+        Box::pin(adapter.act(&path, presented.as_deref(), action)).await?
     };
     let state = match &minted {
         Some(secret) => Some(secret.as_str()),

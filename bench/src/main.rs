@@ -78,7 +78,14 @@ struct Args {
 #[tokio::main]
 async fn main() {
     if let Err(error) = run(Args::parse()).await {
-        eprintln!("assent-bench: {error}");
+        let mut message = error.to_string();
+        // reqwest's "error sending request" says why only in its sources.
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        eprintln!("assent-bench: {message}");
         std::process::exit(1);
     }
 }

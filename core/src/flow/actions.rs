@@ -312,20 +312,32 @@ impl Adapter {
     ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
         let mut subscription = self.store().subscribe(&keys::flow_channel(&id));
-        let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
-        self.wait_on(&id, (flow, version), &mut subscription, wait)
-            .await
-            .map(|flow| (flow, minted))
+        // Boxed, like the re-read below: an open poll's future is sized by its largest
+        // step, and it sleeps in the smallest one.
+        let ((flow, version), minted) = Box::pin(self.bound_flow(&id, presented)).await?;
+        let Some(wait) = self.poll_wait(&flow, wait) else {
+            return Ok((flow, minted));
+        };
+        // Asleep, a poll holds its flow id, its subscription and its timer: the decoded
+        // flow goes now and is read again on waking.
+        drop(flow);
+        let _open = self.metrics().long_poll_started();
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let woken = subscription
+                .wait(until.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+            let (flow, now_version) = Box::pin(self.load_versioned(&id)).await?;
+            // A wake-up for a write this poll already saw (pub/sub may deliver it after
+            // the read, across a Cluster) waits on rather than answering the same state.
+            if !woken || now_version != version || tokio::time::Instant::now() >= until {
+                return Ok((flow, minted));
+            }
+        }
     }
 
-    async fn wait_on(
-        &self,
-        id: &FlowId,
-        (flow, version): Versioned,
-        subscription: &mut crate::store::Subscription,
-        wait: Duration,
-    ) -> Result<Flow, AdapterError> {
-        let id = id.clone();
+    /// How long a poll of `flow` may wait for it to change; `None` when it answers at once.
+    fn poll_wait(&self, flow: &Flow, wait: Duration) -> Option<Duration> {
         let now = self.clock().now_ms();
         // `poll` is a read: accepted in any state, so that a poll racing the device's
         // answer sees the answer instead of an error; `_links` offers it only while there
@@ -344,24 +356,11 @@ impl Adapter {
                 _,
             ) if until > now => until,
             (View::QrCode { codes, .. }, _) => codes.next_code_at_ms(now),
-            _ => return Ok(flow),
+            _ => return None,
         };
         let until_timeout = Duration::from_millis(deadline_ms.saturating_sub(now));
         let wait = wait.min(self.long_poll_cap()).min(until_timeout);
-        if wait.is_zero() {
-            return Ok(flow);
-        }
-        let _open = self.metrics().long_poll_started();
-        let until = tokio::time::Instant::now() + wait;
-        loop {
-            let woken = subscription.wait(until - tokio::time::Instant::now()).await;
-            let (flow, now_version) = self.load_versioned(&id).await?;
-            // A wake-up for a write this poll already saw (pub/sub may deliver it after
-            // the read, across a Cluster) waits on rather than answering the same state.
-            if !woken || now_version != version || tokio::time::Instant::now() >= until {
-                return Ok(flow);
-            }
-        }
+        (!wait.is_zero()).then_some(wait)
     }
 
     /// The random values a device's answer may need: always drawn, written only if the

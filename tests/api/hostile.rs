@@ -87,14 +87,11 @@ where
 /// away is not a change a case made.
 const EXPIRING: [&str; 3] = ["jti:{", "app-jti:{", "client-jti:{"];
 
-/// Every key under a prefix with a SHA-1 of its value, sorted: one round trip. A versioned
-/// record (a hash of `v`ersion and `d`ata) is compared by its data: a refused first request
-/// binds a flow and unbinds it again (core/src/flow/binding.rs), which leaves the flow as
-/// it was but two versions on.
+/// Every key under a prefix with a SHA-1 of its whole value (a versioned record's version
+/// included: a refused request must not even rewrite a record as it was), sorted: one
+/// round trip.
 const FINGERPRINT: &str = "local keys = redis.call('KEYS', ARGV[1]) table.sort(keys) \
-    local out = {} for _, key in ipairs(keys) do local value \
-    if redis.call('TYPE', key).ok == 'hash' and redis.call('HEXISTS', key, 'd') == 1 then \
-    value = redis.call('HGET', key, 'd') else value = redis.call('DUMP', key) end \
+    local out = {} for _, key in ipairs(keys) do local value = redis.call('DUMP', key) \
     out[#out + 1] = key .. ' ' .. (value and redis.sha1hex(value) or '-') end \
     return table.concat(out, '\\n')";
 

@@ -107,18 +107,11 @@ impl Adapter {
         action: FlowAction,
     ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
-        let ((flow, version), minted) = self.bound_flow(&id, presented).await?;
-        match self.act_on(&id, (flow, version), action).await {
-            Ok(flow) => Ok((flow, minted)),
-            Err(error) => {
-                // A refused request leaves nothing behind, its binding included: the
-                // browser that comes next can still bind the flow.
-                if minted.is_some() {
-                    self.unbind(&id, version).await;
-                }
-                Err(error)
-            }
-        }
+        // A refused request leaves nothing behind, its binding included: the browser
+        // that comes next can still bind the flow.
+        let (current, minted) = self.bound_for_action(&id, presented).await?;
+        let flow = self.act_on(&id, current, action).await?;
+        Ok((flow, minted))
     }
 
     async fn act_on(

@@ -3,7 +3,8 @@
 //! learns its id): it mints a secret, keeps only its hash in the flow, and hands the secret
 //! back (`_pf_authn_api_state`, and a cookie). From then on the flow id alone is not
 //! enough: every request must present the secret. This is the one write a `GET` may make;
-//! it never changes the flow's state.
+//! it never changes the flow's state. An action binds through its own commit, so a refused
+//! one leaves the flow exactly as it was.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -52,20 +53,23 @@ impl Adapter {
         Ok((flow, secret))
     }
 
-    /// Takes back the binding a refused first request made, if the flow is still as that
-    /// request left it (`version`, just bound); a flow changed since keeps its binding.
-    pub(crate) async fn unbind(&self, id: &FlowId, version: u64) {
-        let Ok((flow, current)) = self.load_versioned(id).await else {
-            return;
-        };
-        if current != version || flow.browser_binding.is_none() {
-            return;
+    /// A browser-driven flow and its version for an action: a bound flow must be presented
+    /// its secret; an unbound one comes back bound to this caller in memory only, at its
+    /// stored version, so that the binding is written by the action's own commit and a
+    /// refused action writes nothing. The secret is returned when this call minted it.
+    pub(crate) async fn bound_for_action(
+        &self,
+        id: &FlowId,
+        presented: Option<&str>,
+    ) -> Result<(Versioned, Option<String>), AdapterError> {
+        let (mut flow, version) = self.load_versioned(id).await?;
+        if flow.browser_binding.is_some() {
+            flow.check_binding(presented)?;
+            return Ok(((flow, version), None));
         }
-        let mut unbound = flow;
-        unbound.browser_binding = None;
-        if let Err(error) = self.commit_head(&unbound, version).await {
-            tracing::debug!(%error, "a refused request's binding stays");
-        }
+        let secret = random_alphanumeric(SECRET_LEN);
+        flow.browser_binding = Some(hash(&secret));
+        Ok(((flow, version), Some(secret)))
     }
 
     /// A browser-driven flow and its version for a request of any method: a bound flow

@@ -136,6 +136,13 @@ impl Adapter {
         make_event: impl FnMut(&Flow) -> Result<(Event, T), AdapterError>,
     ) -> Result<(Flow, T), AdapterError> {
         let (key, channel) = (&keys::flow(id), &keys::flow_channel(id));
+        // The caller's flow may carry a binding not written yet (an action's first request
+        // binds through this commit): a re-read after a lost race keeps it, or refuses the
+        // event if another client bound the flow meanwhile.
+        let binding = current
+            .as_ref()
+            .and_then(|(flow, _)| flow.browser_binding.clone());
+        let binding = &binding;
         retry_lost_races_with(
             "the flow is changing concurrently; retry",
             (current, make_event),
@@ -143,7 +150,20 @@ impl Adapter {
                 // The caller's fresh read serves the first attempt; a lost race re-reads.
                 let (flow, version) = match current {
                     Some(current) => current,
-                    None => self.load_any(id).await?,
+                    None => {
+                        let (mut flow, version) = self.load_any(id).await?;
+                        match (&flow.browser_binding, binding) {
+                            (None, Some(ours)) => flow.browser_binding = Some(ours.clone()),
+                            (Some(theirs), Some(ours)) if theirs != ours => {
+                                return Err(AdapterError::Forbidden(
+                                    "this flow is bound to another client: present its \
+                                     X-PF-Authn-API-State",
+                                ));
+                            }
+                            _ => {}
+                        }
+                        (flow, version)
+                    }
                 };
                 let (event, answer) = make_event(&flow)?;
                 let now = self.clock().now_ms();

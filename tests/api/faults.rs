@@ -120,6 +120,7 @@ async fn redis_crash_under_load(policy: &'static str, lossless: bool) -> load::S
     ledger.check(Expect {
         lossless,
         store_timeout: STORE_TIMEOUT,
+        calls_per_503: 3,
         outage: Some((down, up)),
         killed: &[],
     })
@@ -165,6 +166,7 @@ async fn failover_under_load(
     ledger.check(Expect {
         lossless: true,
         store_timeout: FAILOVER_TIMEOUT,
+        calls_per_503: 4,
         outage: Some((down, up)),
         killed: &[],
     })
@@ -277,6 +279,7 @@ async fn an_assent_instance_killed_mid_flow_leaves_every_flow_to_the_other() {
     let summary = ledger.check(Expect {
         lossless: true,
         store_timeout: STORE_TIMEOUT,
+        calls_per_503: 3,
         outage: None,
         killed: &[0],
     });

@@ -27,11 +27,31 @@ pub fn repo_root() -> &'static Path {
 }
 
 /// A port nobody listens on right now.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up), where the kernel picks
+/// the local ports of outgoing connections: a port from that range, free when checked,
+/// could be taken by one of the many connections the tests open before the server binds
+/// it. Each is handed out once per run of the test binary.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    // A different start per process, so that two test binaries running at once (or an
+    // earlier run's leftovers) do not walk the same sequence.
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port")
 }
 
 /// A short random name, for key prefixes and directories.

@@ -84,6 +84,25 @@ impl Drop for Scratch {
     }
 }
 
+/// Pairs a phone per flow, starts [`FLOWS`] OOB flows spread over `urls` in the
+/// background, and returns once the load is 0.8 s in: the moment a fault strikes.
+async fn start_load(
+    urls: &[String],
+    flow_deadline: Duration,
+) -> tokio::task::JoinHandle<load::Ledger> {
+    let phones = load::pair_phones(urls, FLOWS).await;
+    let plan = Load {
+        urls: urls.to_vec(),
+        flows: FLOWS,
+        spacing: SPACING,
+        spread: true,
+        flow_deadline,
+    };
+    let running = tokio::spawn(load::run(plan, phones));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    running
+}
+
 /// Runs OOB load against one assent on a Redis with AOF `policy`, SIGKILLs Redis in the
 /// middle of it, restarts it on the same port and directory 1.5 s later, and checks the
 /// ledger.
@@ -92,17 +111,7 @@ async fn redis_crash_under_load(policy: &'static str, lossless: bool) -> load::S
     let mut redis = RedisServer::start_with_appendfsync(policy);
     let assent = assent_on(&redis, &unique("f"), &scratch.0).await;
     let urls = vec![assent.address.clone()];
-    let phones = load::pair_phones(&urls, FLOWS).await;
-    let plan = Load {
-        urls: urls.clone(),
-        flows: FLOWS,
-        spacing: SPACING,
-        spread: true,
-        flow_deadline: Duration::from_secs(20),
-    };
-    let running = tokio::spawn(load::run(plan, phones));
-
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let running = start_load(&urls, Duration::from_secs(20)).await;
     let down = Instant::now();
     redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -140,17 +149,7 @@ async fn failover_under_load(
     let first = assent_at(store_url.clone(), 1, FAILOVER_TIMEOUT, &prefix, &scratch.0).await;
     let second = assent_at(store_url, 1, FAILOVER_TIMEOUT, &prefix, &scratch.0).await;
     let urls = vec![first.address.clone(), second.address.clone()];
-    let phones = load::pair_phones(&urls, FLOWS).await;
-    let plan = Load {
-        urls: urls.clone(),
-        flows: FLOWS,
-        spacing: SPACING,
-        spread: true,
-        flow_deadline: Duration::from_secs(25),
-    };
-    let running = tokio::spawn(load::run(plan, phones));
-
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let running = start_load(&urls, Duration::from_secs(25)).await;
     let down = Instant::now();
     tokio::task::block_in_place(fail_over);
     let up = Instant::now();

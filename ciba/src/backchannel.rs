@@ -10,7 +10,7 @@ use assent_core::error::FlowError;
 use assent_core::flow::StartCiba;
 use assent_core::jwt::numeric_claim;
 use assent_core::oauth::user_code::UserCodeCheck;
-use assent_core::user::{UserId, UserProfile};
+use assent_core::user::{Passcodes, UserId, UserWithDevices};
 use assent_proto::ciba::{Acknowledgement, ErrorCode};
 use serde_json::{Map, Value};
 
@@ -98,7 +98,7 @@ impl Provider {
             match self
                 .adapter
                 .user_codes()
-                .check(&user, given.as_deref())
+                .check(&user.profile, given.as_deref())
                 .await?
             {
                 UserCodeCheck::Accepted => {}
@@ -245,19 +245,20 @@ impl Provider {
         Ok(Params::Signed(claims.claims_set().clone()))
     }
 
-    /// Exactly one of login_hint, id_token_hint, login_hint_token names a known user.
+    /// Exactly one of login_hint, id_token_hint, login_hint_token names a known user: read
+    /// with their device ids and default device, which the request goes on to use.
     async fn resolve_hint(
         &self,
         client: &CibaClientConfig,
         params: &Params<'_>,
-    ) -> Result<UserProfile, OAuthError> {
+    ) -> Result<UserWithDevices, OAuthError> {
         let hints =
             ["login_hint", "id_token_hint", "login_hint_token"].map(|name| params.get(name));
         let unknown = || OAuthError::new(ErrorCode::UnknownUserId, "no such user");
         match hints {
             [Some(login), None, None] => self
                 .adapter
-                .find_user_by_login(&login)
+                .find_user_by_login(&login, Passcodes::Skip)
                 .await?
                 .ok_or_else(unknown),
             [None, Some(id_token), None] => {
@@ -279,7 +280,10 @@ impl Provider {
                     .subject()
                     .and_then(|sub| UserId::parse(sub).ok())
                     .ok_or_else(unknown)?;
-                self.adapter.find_user(&subject).await?.ok_or_else(unknown)
+                self.adapter
+                    .find_user_with_devices(&subject, Passcodes::Skip)
+                    .await?
+                    .ok_or_else(unknown)
             }
             [None, None, Some(token)] => {
                 let keys = client
@@ -307,11 +311,14 @@ impl Provider {
                 ) {
                     (Some(sub), _) => {
                         let id = UserId::parse(sub).map_err(|_| unknown())?;
-                        self.adapter.find_user(&id).await?.ok_or_else(unknown)
+                        self.adapter
+                            .find_user_with_devices(&id, Passcodes::Skip)
+                            .await?
+                            .ok_or_else(unknown)
                     }
                     (None, Some(login)) => self
                         .adapter
-                        .find_user_by_login(login)
+                        .find_user_by_login(login, Passcodes::Skip)
                         .await?
                         .ok_or_else(unknown),
                     (None, None) => Err(OAuthError::invalid_request(

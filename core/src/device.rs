@@ -163,17 +163,36 @@ pub async fn save_one_time(
 
 /// A user's devices, oldest first.
 pub async fn list_for_user(store: &dyn Store, user: &UserId) -> Result<Vec<Device>, AdapterError> {
-    let mut devices = Vec::new();
-    for id in store.index_members(&keys::user_devices(user)).await? {
-        let Some(id) = DeviceId::parse(&id) else {
-            continue;
-        };
-        if let Some(device) = find(store, &id).await?
-            && device.serves(user)
-        {
-            devices.push(device);
-        }
-    }
+    let ids: Vec<DeviceId> = store
+        .index_members(&keys::user_devices(user))
+        .await?
+        .iter()
+        .filter_map(|id| DeviceId::parse(id))
+        .collect();
+    load_listed(store, user, &ids).await
+}
+
+/// The mobile devices of a user read with [`crate::user::find_with_devices`], oldest
+/// first. Each device lives on its own slot: one read per device, sent together.
+pub async fn listed(
+    store: &dyn Store,
+    user: &crate::user::UserWithDevices,
+) -> Result<Vec<Device>, AdapterError> {
+    load_listed(store, &user.profile.id, &user.device_ids).await
+}
+
+/// The devices `ids` names that still exist and serve `user`, oldest first.
+async fn load_listed(
+    store: &dyn Store,
+    user: &UserId,
+    ids: &[DeviceId],
+) -> Result<Vec<Device>, AdapterError> {
+    let found = futures_util::future::try_join_all(ids.iter().map(|id| find(store, id))).await?;
+    let mut devices: Vec<Device> = found
+        .into_iter()
+        .flatten()
+        .filter(|device| device.serves(user))
+        .collect();
     devices.sort_by(|a, b| {
         (a.paired_at, a.paired_at_ms, a.id.as_str()).cmp(&(
             b.paired_at,
@@ -192,8 +211,14 @@ pub async fn default_for_user(
     Ok(store
         .get(&keys::default_device(user))
         .await?
-        .and_then(|record| String::from_utf8(record.value).ok())
-        .and_then(|id| DeviceId::parse(&id)))
+        .and_then(default_from))
+}
+
+/// The device id a user's default-device record holds (`None` when it holds none).
+pub(crate) fn default_from(record: crate::store::Record) -> Option<DeviceId> {
+    String::from_utf8(record.value)
+        .ok()
+        .and_then(|id| DeviceId::parse(&id))
 }
 
 /// Makes `device` the user's default.

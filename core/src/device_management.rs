@@ -62,10 +62,12 @@ pub struct DeviceUpdate {
 impl Adapter {
     /// A user's devices, oldest first.
     pub async fn devices_of(&self, user: &UserId) -> Result<Vec<DeviceView>, AdapterError> {
-        self.user(user).await?;
-        let store = self.store();
-        let primary = device::default_for_user(store, user).await?;
-        let devices = device::list_for_user(store, user).await?;
+        let user = self
+            .find_user_with_devices(user, crate::user::Passcodes::Skip)
+            .await?
+            .ok_or(AdapterError::NotFound("user"))?;
+        let primary = user.default_device.clone();
+        let devices = device::listed(self.store(), &user).await?;
         Ok(devices
             .into_iter()
             .map(|device| DeviceView {

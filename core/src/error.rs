@@ -121,6 +121,7 @@ impl From<StoreError> for AdapterError {
             StoreError::Unavailable(_) => Self::Unavailable(error),
             StoreError::Conflict => Self::Conflict("the record was changed concurrently".into()),
             StoreError::NotFound => Self::NotFound("record"),
+            StoreError::CrossSlot => Self::internal(error),
         }
     }
 }

@@ -173,14 +173,34 @@ impl Adapter {
         Ok(Some(configured.clone()))
     }
 
-    /// The user a login hint (username, email or phone number) names, if any; a
-    /// configured user is found (and seeded again) even when the store lost them.
+    /// A user with their device ids, default device and passcode devices, read in one
+    /// step (see [`user::find_with_devices`]); a configured user missing from the store
+    /// is seeded again, as [`Adapter::find_user`] does.
+    pub async fn find_user_with_devices(
+        &self,
+        id: &UserId,
+        passcodes: user::Passcodes,
+    ) -> Result<Option<user::UserWithDevices>, AdapterError> {
+        if let Some(found) = user::find_with_devices(self.store(), id, passcodes).await? {
+            return Ok(Some(found));
+        }
+        if self.find_user(id).await?.is_none() {
+            return Ok(None);
+        }
+        user::find_with_devices(self.store(), id, passcodes).await
+    }
+
+    /// The user a login hint (username, email or phone number) names, if any, with what
+    /// [`Adapter::find_user_with_devices`] reads; a configured user is found (and seeded
+    /// again) even when the store lost them.
     pub async fn find_user_by_login(
         &self,
         hint: &str,
-    ) -> Result<Option<UserProfile>, AdapterError> {
-        if let Some(profile) = user::find_by_login(self.store(), hint).await? {
-            return Ok(Some(profile));
+        passcodes: user::Passcodes,
+    ) -> Result<Option<user::UserWithDevices>, AdapterError> {
+        if let Some(found) = user::find_by_login_with_devices(self.store(), hint, passcodes).await?
+        {
+            return Ok(Some(found));
         }
         let Some(configured) = self
             .config
@@ -193,9 +213,9 @@ impl Adapter {
         // A stored profile of that user stays as it is (a flow start may have changed
         // it); it must still carry the hint.
         Ok(self
-            .find_user(&configured.id)
+            .find_user_with_devices(&configured.id, passcodes)
             .await?
-            .filter(|profile| user::answers_to(profile, hint)))
+            .filter(|found| user::answers_to(&found.profile, hint)))
     }
 
     /// How long long polls may wait at most.

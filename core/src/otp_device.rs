@@ -46,12 +46,14 @@ async fn read(
     user: &UserId,
 ) -> Result<Option<(Vec<OtpDevice>, u64)>, AdapterError> {
     match store.get(&keys::otp_devices(user)).await? {
-        Some(record) => Ok(Some((
-            serde_json::from_slice(&record.value).map_err(AdapterError::internal)?,
-            record.version,
-        ))),
+        Some(record) => Ok(Some((decode(&record)?, record.version))),
         None => Ok(None),
     }
+}
+
+/// The passcode devices a user's record holds.
+pub(crate) fn decode(record: &crate::store::Record) -> Result<Vec<OtpDevice>, AdapterError> {
+    serde_json::from_slice(&record.value).map_err(AdapterError::internal)
 }
 
 /// Adds a device; the same method and address twice is one device (the existing one wins).

@@ -7,7 +7,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AdapterError;
+use crate::ids::DeviceId;
 use crate::keys;
+use crate::otp_device::OtpDevice;
 use crate::store::{Store, StoreError, Ttl};
 
 /// Longest accepted user id.
@@ -371,27 +373,105 @@ pub fn answers_to(profile: &UserProfile, hint: &str) -> bool {
     login_of(hint).is_some_and(|login| logins(profile).contains(&login))
 }
 
-/// Finds a user by username, email or phone. The index may be stale after a change, so
-/// the profile found must still carry the identifier.
-pub async fn find_by_login(
+/// A user with what flows read of them together: their mobile devices' ids, their default
+/// device and their passcode devices. All of it lives on the user's slot (`{u:<userId>}`),
+/// so it is one read; the mobile devices' own records live on theirs
+/// ([`crate::device::listed`] reads them, one read each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserWithDevices {
+    /// The profile.
+    pub profile: UserProfile,
+    /// The ids in the user's device set, in no particular order. A set may name a device
+    /// that is gone or no longer serves the user: the device records decide.
+    pub device_ids: Vec<DeviceId>,
+    /// The device the user chose as default (their primary), if any.
+    pub default_device: Option<DeviceId>,
+    /// Their passcode devices, oldest first; empty when the read skipped them.
+    pub passcode_devices: Vec<OtpDevice>,
+}
+
+/// Whether a read of a user's devices includes their passcode devices: CIBA reaches
+/// mobile devices only, and a key read inside a script still counts as a Redis command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passcodes {
+    /// Read them too.
+    Read,
+    /// Leave them out (`passcode_devices` is empty).
+    Skip,
+}
+
+/// Reads a user's profile, device set, default device and (unless skipped) passcode
+/// devices in one atomic step; `None` when there is no such profile. The records keep
+/// their formats: they are the ones [`find`], [`crate::device::list_for_user`],
+/// [`crate::device::default_for_user`] and [`crate::otp_device::list`] read.
+pub async fn find_with_devices(
+    store: &dyn Store,
+    id: &UserId,
+    passcodes: Passcodes,
+) -> Result<Option<UserWithDevices>, AdapterError> {
+    let (profile_key, default_key) = (keys::user(id), keys::default_device(id));
+    let passcodes_key = keys::otp_devices(id);
+    let mut records = vec![profile_key.as_str(), default_key.as_str()];
+    if passcodes == Passcodes::Read {
+        records.push(&passcodes_key);
+    }
+    let read = store.snapshot(&records, &[&keys::user_devices(id)]).await?;
+    let mut answers = read.records.into_iter();
+    let (Some(profile), Some(default_device), Ok([device_ids])) = (
+        answers.next(),
+        answers.next(),
+        <[_; 1]>::try_from(read.indexes),
+    ) else {
+        return Err(AdapterError::internal("a snapshot answered other keys"));
+    };
+    let passcode_devices = answers.next().flatten();
+    let Some(profile) = profile else {
+        return Ok(None);
+    };
+    Ok(Some(UserWithDevices {
+        profile: serde_json::from_slice(&profile.value).map_err(AdapterError::internal)?,
+        device_ids: device_ids
+            .iter()
+            .filter_map(|id| DeviceId::parse(id))
+            .collect(),
+        default_device: default_device.and_then(crate::device::default_from),
+        passcode_devices: match passcode_devices {
+            Some(record) => crate::otp_device::decode(&record)?,
+            None => Vec::new(),
+        },
+    }))
+}
+
+/// Finds a user by username, email or phone, with what [`find_with_devices`] reads: the
+/// hint's index, then the user's slot in one read. The index may be stale after a change,
+/// so the profile found must still carry the identifier.
+pub async fn find_by_login_with_devices(
     store: &dyn Store,
     hint: &str,
-) -> Result<Option<UserProfile>, AdapterError> {
+    passcodes: Passcodes,
+) -> Result<Option<UserWithDevices>, AdapterError> {
     let Some((kind, normalised)) = login_of(hint) else {
         return Ok(None);
     };
-    let Some(record) = store.get(&keys::login(kind, &normalised)).await? else {
+    let Some(id) = login_owner(store, kind, &normalised).await? else {
         return Ok(None);
     };
-    let Some(id) = String::from_utf8(record.value)
-        .ok()
-        .and_then(|id| UserId::parse(&id).ok())
-    else {
-        return Ok(None);
-    };
-    Ok(find(store, &id)
+    Ok(find_with_devices(store, &id, passcodes)
         .await?
-        .filter(|profile| logins(profile).contains(&(kind, normalised.clone()))))
+        .filter(|user| logins(&user.profile).contains(&(kind, normalised.clone()))))
+}
+
+/// The user a login index entry names, if any.
+async fn login_owner(
+    store: &dyn Store,
+    kind: &str,
+    normalised: &str,
+) -> Result<Option<UserId>, AdapterError> {
+    Ok(store
+        .get(&keys::login(kind, normalised))
+        .await?
+        .and_then(|record| String::from_utf8(record.value).ok())
+        .and_then(|id| UserId::parse(&id).ok()))
 }
 
 /// Reads a user's profile.

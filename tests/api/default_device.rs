@@ -23,6 +23,7 @@ on_both_backends!(
     always_display_asks_even_with_one_device,
     new_device_verification_follows_the_device_selection,
     ciba_pushes_to_the_primary_whatever_the_device_selection,
+    each_flow_sees_devices_added_removed_or_made_primary_since_the_last,
 );
 
 async fn spawn(backend: Backend<'_>, selection: Option<&str>) -> TestApp {
@@ -256,4 +257,68 @@ async fn ciba_pushes_to_the_primary_whatever_the_device_selection(backend: Backe
     assert!(!acknowledged.auth_req_id.is_empty());
     assert!(first.pending(0).await.is_empty());
     assert_eq!(second.pending(0).await.len(), 1);
+}
+
+/// Where a user's next flow goes and what it lists, for an out-of-band sign-in and for a
+/// CIBA request: the user's devices are read afresh for each (the user's slot in one
+/// read), so a change between two flows is seen by the next one.
+async fn next_flows_go_to(app: &TestApp, phones: &[&TestDevice], expected: &TestDevice) {
+    let flow = app.start_flow(&oob_request("alice")).await;
+    let waiting = app.state(&flow).await;
+    assert_eq!(
+        pushed_to(&waiting),
+        expected.id(),
+        "the push goes to the primary"
+    );
+    let listed: Vec<&str> = expect_status!(waiting, PushConfirmationWaiting)
+        .devices
+        .iter()
+        .map(|device| device.id.as_str())
+        .collect();
+    let paired: Vec<&str> = phones.iter().map(|phone| phone.id()).collect();
+    assert_eq!(listed, paired, "the flow lists the devices paired now");
+    app.act_ok(&flow, ActionRequest::CancelAuthentication).await;
+
+    let response = app
+        .http
+        .post(app.url("/as/bc-auth.ciba"))
+        .basic_auth("demo-ciba-poll", Some("demo-ciba-secret"))
+        .form(&[("scope", "openid"), ("login_hint", "alice")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Exactly one request waits on the expected phone (or this fails).
+    expected.answer_pending(false).await;
+    for phone in phones {
+        assert!(
+            phone.pending(0).await.is_empty(),
+            "only the primary is asked"
+        );
+    }
+}
+
+async fn each_flow_sees_devices_added_removed_or_made_primary_since_the_last(backend: Backend<'_>) {
+    // Twelve pushes to one user: more than the default push limit allows in an hour.
+    let unlimited = Figment::new().merge(("mfa.push_limit", 0));
+    let app = TestApp::spawn_with(backend, &unique("t"), unlimited).await;
+    let first = app.pair_device("alice").await;
+    next_flows_go_to(&app, &[&first], &first).await;
+
+    // A device added: listed by the next flows, which still go to the primary.
+    let second = app.pair_device("alice").await;
+    next_flows_go_to(&app, &[&first, &second], &first).await;
+
+    // The primary changed: the next flows go to the new one.
+    make_primary(&app, "alice", &second).await;
+    next_flows_go_to(&app, &[&first, &second], &second).await;
+    let third = app.pair_device("alice").await;
+    make_primary(&app, "alice", &third).await;
+    next_flows_go_to(&app, &[&first, &second, &third], &third).await;
+
+    // Devices removed: gone from the next flows, the primary's successor asked.
+    unpair(&app, "alice", &second).await;
+    next_flows_go_to(&app, &[&first, &third], &third).await;
+    unpair(&app, "alice", &third).await;
+    next_flows_go_to(&app, &[&first], &first).await;
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_core::store::{Store, StoreError, Ttl};
+use assent_core::store::{Record, Snapshot, Store, StoreError, Ttl};
 
 use crate::support::topology::RedisCluster;
 use crate::support::{RedisServer, memory_store, unique};
@@ -90,6 +90,8 @@ conformance!(
     index_add_wakes_waiters,
     rate_limit_counts_up_to_the_limit_across_clients,
     rate_limit_window_slides,
+    snapshot_reads_records_and_sets_of_one_slot,
+    snapshot_is_one_atomic_step,
 );
 
 async fn rate_limit_counts_up_to_the_limit_across_clients(pair: Pair) {
@@ -413,4 +415,140 @@ async fn index_add_wakes_waiters(pair: Pair) {
         pair.first.index_members("pending:{d:i}").await.unwrap(),
         ["a1"]
     );
+}
+
+async fn snapshot_reads_records_and_sets_of_one_slot(pair: Pair) {
+    let (first, second) = (pair.first, pair.second);
+    assert_eq!(
+        first
+            .snapshot(&["user:{u:s}", "default:{u:s}"], &["devices:{u:s}"])
+            .await
+            .unwrap(),
+        Snapshot {
+            records: vec![None, None],
+            indexes: vec![Vec::new()],
+        },
+        "nothing there yet"
+    );
+    second
+        .put("user:{u:s}", b"one", Ttl::Persist)
+        .await
+        .unwrap();
+    second
+        .put("user:{u:s}", b"two", Ttl::Persist)
+        .await
+        .unwrap();
+    second
+        .put("short:{u:s}", b"gone", Ttl::Set(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    for member in ["d1", "d2"] {
+        second
+            .index_add("devices:{u:s}", member, Ttl::Persist, None)
+            .await
+            .unwrap();
+    }
+    let read = first
+        .snapshot(
+            &["user:{u:s}", "default:{u:s}", "short:{u:s}"],
+            &["devices:{u:s}", "pending:{u:s}"],
+        )
+        .await
+        .unwrap();
+    let record = |value: &[u8], version| {
+        Some(Record {
+            value: value.to_vec(),
+            version,
+        })
+    };
+    assert_eq!(
+        read.records,
+        [record(b"two", 2), None, record(b"gone", 1)],
+        "what another client wrote, versions included, in the order asked"
+    );
+    let mut members = read.indexes[0].clone();
+    members.sort();
+    assert_eq!(members, ["d1", "d2"]);
+    assert!(read.indexes[1].is_empty());
+
+    // What changes between two reads is seen by the second: nothing is kept.
+    second
+        .put("default:{u:s}", b"d2", Ttl::Persist)
+        .await
+        .unwrap();
+    assert!(second.index_remove("devices:{u:s}", "d1").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let read = first
+        .snapshot(&["default:{u:s}", "short:{u:s}"], &["devices:{u:s}"])
+        .await
+        .unwrap();
+    assert_eq!(
+        read.records,
+        [record(b"d2", 1), None],
+        "and what expired is gone"
+    );
+    assert_eq!(read.indexes, [["d2"]]);
+
+    // One slot only, on every backend: a Cluster could not run it.
+    for (records, indexes) in [
+        (&["user:{u:s}", "user:{u:t}"][..], &[][..]),
+        (&["user:{u:s}"][..], &["devices:{u:t}"][..]),
+        (&["user:{u:s}"][..], &["devices-of-everyone"][..]),
+    ] {
+        assert!(
+            matches!(
+                first.snapshot(records, indexes).await,
+                Err(StoreError::CrossSlot)
+            ),
+            "{records:?} {indexes:?}"
+        );
+    }
+}
+
+async fn snapshot_is_one_atomic_step(pair: Pair) {
+    // The writer changes a record, then adds to a set: at any instant the record's
+    // version is the set's size or one more. Reads made one after the other (the record,
+    // then the set) would see the set ahead of the record.
+    const WRITES: usize = 300;
+    let writer = tokio::spawn({
+        let store = Arc::clone(&pair.second);
+        async move {
+            for n in 0..WRITES {
+                store.put("n:{u:race}", b"", Ttl::Persist).await.unwrap();
+                store
+                    .index_add("s:{u:race}", &n.to_string(), Ttl::Persist, None)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut reads = 0;
+    loop {
+        let done = writer.is_finished();
+        let read = pair
+            .first
+            .snapshot(&["n:{u:race}"], &["s:{u:race}"])
+            .await
+            .unwrap();
+        let version = read.records[0].as_ref().map_or(0, |record| record.version);
+        let size = read.indexes[0].len() as u64;
+        assert!(
+            version == size || version == size + 1,
+            "read {reads}: the record at version {version} beside a set of {size}"
+        );
+        reads += 1;
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        pair.first
+            .snapshot(&["n:{u:race}"], &["s:{u:race}"])
+            .await
+            .unwrap()
+            .indexes[0]
+            .len(),
+        WRITES
+    );
+    println!("{reads} snapshots beside {WRITES} pairs of writes");
 }

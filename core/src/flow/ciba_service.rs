@@ -13,7 +13,7 @@ use crate::config::DeliveryMode;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, FlowId};
 use crate::params::{DynamicParams, Message};
-use crate::user::UserProfile;
+use crate::user::UserWithDevices;
 use crate::{Adapter, device};
 
 /// How long an expired request stays readable, so that the client is told
@@ -26,8 +26,9 @@ pub struct StartCiba {
     pub client_id: String,
     /// Its display name, shown on the device.
     pub client_name: String,
-    /// The user, already resolved from the hint (and read: not read again).
-    pub user: UserProfile,
+    /// The user, already resolved from the hint, with their device ids and default device
+    /// (read together: not read again).
+    pub user: UserWithDevices,
     /// Whether the scopes release profile claims: the flow then keeps the profile for the
     /// token request.
     pub keep_profile: bool,
@@ -52,9 +53,12 @@ impl Adapter {
     /// first one. The auth_req_id is the flow id (142 random bits).
     pub async fn start_ciba(&self, request: StartCiba) -> Result<Flow, AdapterError> {
         let store = self.store();
-        let profile = request.user;
-        let devices = device::list_for_user(store, &profile.id).await?;
-        let default = device::default_for_user(store, &profile.id).await?;
+        let devices = device::listed(store, &request.user).await?;
+        let UserWithDevices {
+            profile,
+            default_device: default,
+            ..
+        } = request.user;
         // The user's group's and the relying party's policy (by client id): devices it
         // refuses are skipped, and the push counts against the user's limit. No person
         // is at a page to pick a device, so whatever `device_selection` says, the push

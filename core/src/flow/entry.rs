@@ -120,21 +120,13 @@ impl Adapter {
                 }
             }
             FlowKind::Oob | FlowKind::Transaction => {
-                let store = self.store();
-                let profile = user::find(store, &flow.user_id)
+                let user = self
+                    .find_user_with_devices(&flow.user_id, user::Passcodes::Read)
                     .await?
                     .ok_or(AdapterError::NotFound("user"))?;
-                let devices = device::list_for_user(store, &flow.user_id).await?;
-                let default = device::default_for_user(store, &flow.user_id).await?;
-                self.start_second_factor(
-                    flow.head.clone(),
-                    &profile,
-                    &devices,
-                    default.as_ref(),
-                    network,
-                    kind,
-                )
-                .await?
+                let devices = device::listed(self.store(), &user).await?;
+                self.start_second_factor(flow.head.clone(), &user, &devices, network, kind)
+                    .await?
             }
             FlowKind::Registration => Entry::Registration {
                 network,
@@ -182,11 +174,17 @@ impl Adapter {
             return Ok((None, at_once()));
         }
         let store = self.store();
-        let devices = device::list_for_user(store, &flow.user_id).await?;
-        let default = device::default_for_user(store, &flow.user_id).await?;
+        let user = user::find_with_devices(store, &flow.user_id, user::Passcodes::Read).await?;
+        let devices = match &user {
+            Some(user) => device::listed(store, user).await?,
+            None => Vec::new(),
+        };
+        let (default, passcode_devices) = user
+            .map(|user| (user.default_device, user.passcode_devices))
+            .unwrap_or_default();
         let mut head = flow.head.clone();
         match self
-            .primary_pick(&mut head, &devices, default.as_ref())
+            .primary_pick(&mut head, &devices, default.as_ref(), &passcode_devices)
             .await?
         {
             None if flow.kind() == FlowKind::Oob && policy.enrol_on_the_spot => {

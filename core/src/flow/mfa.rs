@@ -17,10 +17,10 @@ use crate::device::{self, Device};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{AuthId, DeviceId};
 use crate::notify::{Channel, Message};
-use crate::otp_device::{self, OtpDevice};
+use crate::otp_device::OtpDevice;
 use crate::policy::{MfaPolicy, NetworkAction};
 use crate::store::Ttl;
-use crate::user::{UserId, UserProfile};
+use crate::user::{Passcodes, UserId, UserWithDevices};
 use crate::{Adapter, keys};
 
 impl Adapter {
@@ -37,18 +37,12 @@ impl Adapter {
         &self,
         flow: &Flow,
     ) -> Result<Vec<DeviceSummary>, AdapterError> {
-        let store = self.store();
-        let profile = self.user(&flow.user_id).await?;
-        let mobile = device::list_for_user(store, &flow.user_id).await?;
-        let default = device::default_for_user(store, &flow.user_id).await?;
-        let otp_devices = otp_device::list(store, &flow.user_id).await?;
-        let mut offered = offered_devices(
-            self.policy_for(flow),
-            &profile,
-            &mobile,
-            default.as_ref(),
-            &otp_devices,
-        );
+        let user = self
+            .find_user_with_devices(&flow.user_id, Passcodes::Read)
+            .await?
+            .ok_or(AdapterError::NotFound("user"))?;
+        let mobile = device::listed(self.store(), &user).await?;
+        let mut offered = offered_devices(self.policy_for(flow), &user, &mobile);
         if flow.kind() == FlowKind::Transaction {
             offered.retain(|device| device.method == Method::PingidMobile && !device.backup);
         }
@@ -62,9 +56,8 @@ impl Adapter {
     pub(crate) async fn start_second_factor(
         &self,
         mut head: Head,
-        profile: &UserProfile,
+        user: &UserWithDevices,
         mobile: &[Device],
-        default: Option<&DeviceId>,
         network: Option<NetworkAction>,
         kind: FlowKind,
     ) -> Result<Entry, AdapterError> {
@@ -76,8 +69,9 @@ impl Adapter {
                 .network_rules
                 .iter()
                 .any(|rule| rule.action == NetworkAction::Deny);
-        let otp_devices = otp_device::list(self.store(), &head.user_id).await?;
-        head.devices = offered_devices(policy, profile, mobile, default, &otp_devices);
+        let default = user.default_device.as_ref();
+        let otp_devices = &user.passcode_devices;
+        head.devices = offered_devices(policy, user, mobile);
         if transaction {
             head.devices
                 .retain(|device| device.method == Method::PingidMobile && !device.backup);
@@ -460,11 +454,11 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
 /// allowed passcode devices, and the backups policy enables for the profile's addresses.
 pub(super) fn offered_devices(
     policy: &MfaPolicy,
-    profile: &UserProfile,
+    user: &UserWithDevices,
     mobile: &[Device],
-    default: Option<&DeviceId>,
-    otp_devices: &[OtpDevice],
 ) -> Vec<DeviceSummary> {
+    let (profile, default) = (&user.profile, user.default_device.as_ref());
+    let otp_devices = &user.passcode_devices;
     let mut offered = Vec::new();
     if policy.allows(Method::PingidMobile) {
         for (device, mut summary) in mobile.iter().zip(summaries(mobile, default)) {

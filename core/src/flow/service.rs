@@ -342,6 +342,7 @@ impl Adapter {
         head: &mut Head,
         devices: &[Device],
         default: Option<&DeviceId>,
+        passcode_devices: &[crate::otp_device::OtpDevice],
     ) -> Result<Option<FirstPick>, AdapterError> {
         let policy = self.policy_for(head);
         head.devices = summaries(devices, default);
@@ -349,8 +350,7 @@ impl Adapter {
             summary.unusable = policy.os_refusal(&device.os, &device.os_version);
         }
         head.devices.extend(
-            crate::otp_device::list(self.store(), &head.user_id)
-                .await?
+            passcode_devices
                 .iter()
                 .filter(|device| device.method.is_sent())
                 .map(|device| {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use prometheus::IntCounter;
 
 use super::waiters::Waiters;
-use super::{Record, RedisOptions, RedisStore, Store, StoreError, Subscription, Ttl};
+use super::{Record, RedisOptions, RedisStore, Snapshot, Store, StoreError, Subscription, Ttl};
 
 /// First pause between two connection attempts; it doubles up to [`MAX_CONNECT_BACKOFF`].
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -206,6 +206,10 @@ impl Store for Deferred {
             Some(store) => store.subscribe(channel),
             None => self.idle.subscribe(channel),
         }
+    }
+
+    async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError> {
+        self.inner()?.snapshot(records, indexes).await
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::waiters::Waiters;
-use super::{Record, Store, StoreError, Subscription, Ttl};
+use super::{Record, Snapshot, Store, StoreError, Subscription, Ttl, one_slot};
 
 /// How many writes between two purges of expired entries. Expiry is checked on every read,
 /// so the purge only reclaims memory; nothing depends on it for correctness.
@@ -348,5 +348,25 @@ impl Store for MemoryStore {
 
     fn subscribe(&self, channel: &str) -> Subscription {
         self.waiters.subscribe(channel)
+    }
+    async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError> {
+        one_slot(records.iter().chain(indexes).copied())?;
+        let now = Instant::now();
+        // One lock for every read: no write can land between two of them.
+        let mut state = self.state();
+        let records = records
+            .iter()
+            .map(|key| state.record(key, now).map(|entry| entry.data.clone()))
+            .collect();
+        let indexes = indexes
+            .iter()
+            .map(|key| {
+                state
+                    .index(key, now)
+                    .map(|entry| entry.data.iter().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        Ok(Snapshot { records, indexes })
     }
 }

@@ -34,6 +34,10 @@ pub enum StoreError {
     /// The record a transition expected does not exist (never did, expired, or consumed).
     #[error("the record does not exist")]
     NotFound,
+    /// One atomic step named keys of more than one hash tag: a Redis Cluster could not run
+    /// it, so no backend does.
+    #[error("the keys of one atomic step carry different hash tags")]
+    CrossSlot,
 }
 
 /// A stored value and the version a conditional transition must name to replace it.
@@ -54,6 +58,36 @@ pub enum Ttl {
     Set(Duration),
     /// Long-lived record (users, devices): no expiry.
     Persist,
+}
+
+/// What [`Store::snapshot`] read, in the order asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Each record asked for, `None` where it does not exist (or expired).
+    pub records: Vec<Option<Record>>,
+    /// The members of each set asked for, in no particular order (empty where none).
+    pub indexes: Vec<Vec<String>>,
+}
+
+/// The part of a key a Redis Cluster hashes to choose its slot: the text of the first
+/// `{...}` when not empty, else the whole key.
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key)
+}
+
+/// Refuses keys that do not all carry one hash tag: what one atomic step touches must
+/// live on one slot. Checked by every backend, so that a mistake shows on memory and on a
+/// single Redis as it would on a Cluster.
+fn one_slot<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+    let mut tags = keys.into_iter().map(hash_tag);
+    match tags.next() {
+        Some(first) if tags.any(|tag| tag != first) => Err(StoreError::CrossSlot),
+        _ => Ok(()),
+    }
 }
 
 /// State shared by every assent instance.
@@ -144,6 +178,11 @@ pub trait Store: Send + Sync + 'static {
     /// Registers interest in `channel`. Subscribe *before* reading the state you wait on,
     /// so that a write landing in between still wakes you.
     fn subscribe(&self, channel: &str) -> Subscription;
+
+    /// Reads the records at `records` and the sets at `indexes` in one atomic step (one
+    /// script on Redis): no write lands between two of the reads. Every key must carry the
+    /// same hash tag, so that they share one Cluster slot; `CrossSlot` otherwise.
+    async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError>;
 }
 
 /// Redis options from the configuration.

@@ -14,7 +14,7 @@ use redis::Script;
 use super::connection::{Connection, FeedSource};
 use super::topology::Topology;
 use super::waiters::Waiters;
-use super::{Record, Store, StoreError, Subscription, Ttl};
+use super::{Record, Snapshot, Store, StoreError, Subscription, Ttl, one_slot};
 
 /// Longest pause between two attempts to restore the pub/sub feed.
 const MAX_FEED_BACKOFF: Duration = Duration::from_secs(2);
@@ -105,6 +105,21 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
 ";
 
+// Records (hashes of version `v` and value `d`) first, then sets, all of one slot: one
+// atomic read. ARGV: how many of the keys are records.
+const SNAPSHOT: &str = r"
+local records = tonumber(ARGV[1])
+local read = {}
+for i, key in ipairs(KEYS) do
+  if i <= records then
+    read[i] = redis.call('HMGET', key, 'v', 'd')
+  else
+    read[i] = redis.call('SMEMBERS', key)
+  end
+end
+return read
+";
+
 /// A Lua script: sent by its hash, and in full the first time a server lacks it.
 struct Lua {
     hash: String,
@@ -121,18 +136,28 @@ impl Lua {
 
     /// A call of this script on `key` (the one slot it touches).
     fn on(&self, key: String) -> Call<'_> {
+        self.on_slot(key, Vec::new())
+    }
+
+    /// A call of this script on `key` and `more` keys of the same slot (the caller has
+    /// checked that they share its hash tag).
+    fn on_slot(&self, key: String, more: Vec<String>) -> Call<'_> {
         Call {
             lua: self,
             key,
+            more,
             args: Vec::new(),
         }
     }
 }
 
-/// One script call being built: its key and arguments.
+/// One script call being built: its keys and arguments.
 struct Call<'a> {
     lua: &'a Lua,
+    /// The first key: a Cluster routes the call by it.
     key: String,
+    /// Further keys, all of the first one's slot.
+    more: Vec<String>,
     args: Vec<Vec<u8>>,
 }
 
@@ -149,7 +174,10 @@ impl Call<'_> {
         } else {
             redis::cmd("EVALSHA").arg(&self.lua.hash).to_owned()
         };
-        command.arg(1).arg(&self.key);
+        command.arg(1 + self.more.len()).arg(&self.key);
+        for key in &self.more {
+            command.arg(key);
+        }
         for arg in &self.args {
             command.arg(arg.as_slice());
         }
@@ -166,6 +194,7 @@ struct Scripts {
     index_add: Lua,
     rate_limit: Lua,
     rate_count: Lua,
+    snapshot: Lua,
 }
 
 impl Scripts {
@@ -180,6 +209,7 @@ impl Scripts {
             index_add: with_ttl(INDEX_ADD),
             rate_limit: Lua::new(RATE_LIMIT.to_owned()),
             rate_count: Lua::new(RATE_COUNT.to_owned()),
+            snapshot: Lua::new(SNAPSHOT.to_owned()),
         }
     }
 }
@@ -751,5 +781,38 @@ impl Store for RedisStore {
 
     fn subscribe(&self, channel: &str) -> Subscription {
         self.waiters.subscribe(channel)
+    }
+    async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError> {
+        one_slot(records.iter().chain(indexes).copied())?;
+        let mut keys = records.iter().chain(indexes).map(|key| self.key(key));
+        let Some(first) = keys.next() else {
+            return Ok(Snapshot::default());
+        };
+        let call = self.scripts.snapshot.on_slot(first, keys.collect());
+        let read: Vec<redis::Value> = self.eval(call.arg(records.len()), false).await?;
+        if read.len() != records.len() + indexes.len() {
+            return Err(self.failed(format!(
+                "a snapshot of {} keys answered {}",
+                records.len() + indexes.len(),
+                read.len()
+            )));
+        }
+        let (record_values, index_values) = read.split_at(records.len());
+        let malformed = |error: redis::RedisError| self.failed(error.to_string());
+        let records = record_values
+            .iter()
+            .map(|value| {
+                let (version, value): (Option<u64>, Option<Vec<u8>>) =
+                    redis::from_redis_value(value).map_err(malformed)?;
+                Ok(version
+                    .zip(value)
+                    .map(|(version, value)| Record { value, version }))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let indexes = index_values
+            .iter()
+            .map(|value| redis::from_redis_value(value).map_err(malformed))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Snapshot { records, indexes })
     }
 }

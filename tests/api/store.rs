@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_core::store::{Store, StoreError, Ttl};
+use assent_core::store::{Record, Store, StoreError, Transitioned, Ttl};
 
 use crate::support::topology::RedisCluster;
 use crate::support::{RedisServer, memory_store, unique};
@@ -90,6 +90,7 @@ conformance!(
     index_add_wakes_waiters,
     rate_limit_counts_up_to_the_limit_across_clients,
     rate_limit_window_slides,
+    a_stale_transition_answers_with_the_current_record,
 );
 
 async fn rate_limit_counts_up_to_the_limit_across_clients(pair: Pair) {
@@ -412,5 +413,57 @@ async fn index_add_wakes_waiters(pair: Pair) {
     assert_eq!(
         pair.first.index_members("pending:{d:i}").await.unwrap(),
         ["a1"]
+    );
+}
+
+/// A compare-and-set whose version moved on writes nothing and hands back the record as it
+/// is, so the caller can apply its change again without reading.
+async fn a_stale_transition_answers_with_the_current_record(pair: Pair) {
+    let (first, second) = (pair.first, pair.second);
+    assert!(matches!(
+        first
+            .transition_or_current("f:{s}", 1, b"x", Ttl::Keep, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    first
+        .insert("f:{s}", b"created", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let mut subscription = first.subscribe("flow:s");
+    assert_eq!(
+        second
+            .transition_or_current("f:{s}", 1, b"waiting", Ttl::Keep, Some("flow:s"))
+            .await
+            .unwrap(),
+        Transitioned::Written(2)
+    );
+    assert!(subscription.wait(Duration::from_secs(5)).await, "published");
+    // The first client still holds version 1: it gets version 2 back, not written over.
+    assert_eq!(
+        first
+            .transition_or_current("f:{s}", 1, b"stale", Ttl::Keep, Some("flow:s"))
+            .await
+            .unwrap(),
+        Transitioned::Stale(Record {
+            value: b"waiting".to_vec(),
+            version: 2,
+        })
+    );
+    assert!(
+        !subscription.wait(Duration::from_millis(300)).await,
+        "a refused write wakes nobody"
+    );
+    assert_eq!(
+        first
+            .transition_or_current("f:{s}", 2, b"approved", Ttl::Keep, None)
+            .await
+            .unwrap(),
+        Transitioned::Written(3)
+    );
+    let record = second.get("f:{s}").await.unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_slice(), record.version),
+        (&b"approved"[..], 3)
     );
 }

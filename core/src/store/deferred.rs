@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use prometheus::IntCounter;
 
 use super::waiters::Waiters;
-use super::{Record, RedisOptions, RedisStore, Store, StoreError, Subscription, Ttl};
+use super::{Record, RedisOptions, RedisStore, Store, StoreError, Subscription, Transitioned, Ttl};
 
 /// First pause between two connection attempts; it doubles up to [`MAX_CONNECT_BACKOFF`].
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -206,6 +206,18 @@ impl Store for Deferred {
             Some(store) => store.subscribe(channel),
             None => self.idle.subscribe(channel),
         }
+    }
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError> {
+        self.inner()?
+            .transition_or_current(key, expected, value, ttl, notify)
+            .await
     }
 }
 

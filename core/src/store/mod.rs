@@ -56,6 +56,15 @@ pub enum Ttl {
     Persist,
 }
 
+/// What [`Store::transition_or_current`] came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transitioned {
+    /// Written (and published): the new version.
+    Written(u64),
+    /// Not written: the version had moved on, and this is the record as it is now.
+    Stale(Record),
+}
+
 /// State shared by every assent instance.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -144,6 +153,18 @@ pub trait Store: Send + Sync + 'static {
     /// Registers interest in `channel`. Subscribe *before* reading the state you wait on,
     /// so that a write landing in between still wakes you.
     fn subscribe(&self, channel: &str) -> Subscription;
+
+    /// As [`Store::transition`], but a version mismatch writes nothing and answers with the
+    /// record's current value and version in the same reply, so that the caller can apply
+    /// its change again without another read; `NotFound` when the record is gone.
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError>;
 }
 
 /// Redis options from the configuration.

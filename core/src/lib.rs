@@ -52,6 +52,7 @@ pub struct Adapter {
     data_key: Option<sealing::DataKey>,
     clock: Arc<dyn clock::Clock>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
+    flows: Arc<flow::cache::FlowCache>,
 }
 
 impl Adapter {
@@ -93,7 +94,11 @@ impl Adapter {
             })?),
             None => None,
         };
+        let flows = Arc::new(flow::cache::FlowCache::new(std::time::Duration::from_secs(
+            config.policy.flow_ttl_secs,
+        )));
         let adapter = Self {
+            flows,
             data_key,
             delivery,
             config: Arc::new(config),
@@ -118,6 +123,11 @@ impl Adapter {
     /// The configuration this instance runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The flows this instance last read or wrote.
+    pub(crate) fn flow_cache(&self) -> &flow::cache::FlowCache {
+        &self.flows
     }
 
     /// The state store.

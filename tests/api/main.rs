@@ -13,6 +13,7 @@ mod device_authorization;
 mod devices;
 mod entry;
 mod faults;
+mod flow_cache;
 mod hostile;
 mod interop;
 mod load;

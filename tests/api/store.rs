@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_core::store::{Record, Snapshot, Store, StoreError, Ttl};
+use assent_core::store::{Record, Snapshot, Store, StoreError, Transitioned, Ttl};
 
 use crate::support::topology::RedisCluster;
 use crate::support::{RedisServer, memory_store, unique};
@@ -92,6 +92,7 @@ conformance!(
     rate_limit_window_slides,
     snapshot_reads_records_and_sets_of_one_slot,
     snapshot_is_one_atomic_step,
+    a_stale_transition_answers_with_the_current_record,
 );
 
 async fn rate_limit_counts_up_to_the_limit_across_clients(pair: Pair) {
@@ -551,4 +552,56 @@ async fn snapshot_is_one_atomic_step(pair: Pair) {
         WRITES
     );
     println!("{reads} snapshots beside {WRITES} pairs of writes");
+}
+
+/// A compare-and-set whose version moved on writes nothing and hands back the record as it
+/// is, so the caller can apply its change again without reading.
+async fn a_stale_transition_answers_with_the_current_record(pair: Pair) {
+    let (first, second) = (pair.first, pair.second);
+    assert!(matches!(
+        first
+            .transition_or_current("f:{s}", 1, b"x", Ttl::Keep, None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    first
+        .insert("f:{s}", b"created", Ttl::Set(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let mut subscription = first.subscribe("flow:s");
+    assert_eq!(
+        second
+            .transition_or_current("f:{s}", 1, b"waiting", Ttl::Keep, Some("flow:s"))
+            .await
+            .unwrap(),
+        Transitioned::Written(2)
+    );
+    assert!(subscription.wait(Duration::from_secs(5)).await, "published");
+    // The first client still holds version 1: it gets version 2 back, not written over.
+    assert_eq!(
+        first
+            .transition_or_current("f:{s}", 1, b"stale", Ttl::Keep, Some("flow:s"))
+            .await
+            .unwrap(),
+        Transitioned::Stale(Record {
+            value: b"waiting".to_vec(),
+            version: 2,
+        })
+    );
+    assert!(
+        !subscription.wait(Duration::from_millis(300)).await,
+        "a refused write wakes nobody"
+    );
+    assert_eq!(
+        first
+            .transition_or_current("f:{s}", 2, b"approved", Ttl::Keep, None)
+            .await
+            .unwrap(),
+        Transitioned::Written(3)
+    );
+    let record = second.get("f:{s}").await.unwrap().unwrap();
+    assert_eq!(
+        (record.value.as_slice(), record.version),
+        (&b"approved"[..], 3)
+    );
 }

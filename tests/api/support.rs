@@ -773,6 +773,12 @@ impl TestApp {
         self.states.lock().unwrap().get(flow).cloned()
     }
 
+    /// Makes this client present `secret` for `flow` from now on: the same browser talking
+    /// to another instance.
+    pub fn present_binding(&self, flow: &str, secret: String) {
+        self.states.lock().unwrap().insert(flow.to_owned(), secret);
+    }
+
     fn with_binding(
         &self,
         request: reqwest::RequestBuilder,

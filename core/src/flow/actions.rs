@@ -13,7 +13,7 @@ use crate::ids::{DeviceId, FlowId};
 use crate::{Adapter, keys};
 
 /// An Authentication API action with its parameters.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum FlowAction {
     /// Push to this device.
     SelectDevice(String),
@@ -107,11 +107,23 @@ impl Adapter {
         action: FlowAction,
     ) -> Result<(Flow, Option<String>), AdapterError> {
         let id = parse_flow_id(id)?;
-        // A refused request leaves nothing behind, its binding included: the browser
-        // that comes next can still bind the flow.
-        let (current, minted) = self.bound_for_action(&id, presented).await?;
-        let flow = self.act_on(&id, current, action).await?;
-        Ok((flow, minted))
+        let id = &id;
+        let action = &action;
+        let run = |current| async move {
+            // A refused request leaves nothing behind, its binding included: the browser
+            // that comes next can still bind the flow.
+            let (current, minted) = Self::bound_for_action(current, presented)?;
+            let flow = self.act_on(id, current, action.clone()).await?;
+            Ok((flow, minted))
+        };
+        match action {
+            // Managing devices changes records other than the flow, with no commit of the
+            // flow first: decided on a fresh read, never on the cached version.
+            FlowAction::SetDefaultDevice(_)
+            | FlowAction::UpdateDeviceNickname { .. }
+            | FlowAction::RemoveDevice(_) => run(self.load_any(id).await?).await,
+            _ => self.on_latest(id, &run).await,
+        }
     }
 
     async fn act_on(

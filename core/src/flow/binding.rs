@@ -53,16 +53,17 @@ impl Adapter {
         Ok((flow, secret))
     }
 
-    /// A browser-driven flow and its version for an action: a bound flow must be presented
-    /// its secret; an unbound one comes back bound to this caller in memory only, at its
-    /// stored version, so that the binding is written by the action's own commit and a
-    /// refused action writes nothing. The secret is returned when this call minted it.
-    pub(crate) async fn bound_for_action(
-        &self,
-        id: &FlowId,
+    /// A browser-driven flow at `version` for an action: a bound flow must be presented its
+    /// secret; an unbound one comes back bound to this caller in memory only, at the same
+    /// version, so that the binding is written by the action's own commit and a refused
+    /// action writes nothing. The secret is returned when this call minted it.
+    pub(crate) fn bound_for_action(
+        (mut flow, version): Versioned,
         presented: Option<&str>,
     ) -> Result<(Versioned, Option<String>), AdapterError> {
-        let (mut flow, version) = self.load_versioned(id).await?;
+        if flow.kind() == super::FlowKind::Ciba {
+            return Err(AdapterError::NotFound("flow"));
+        }
         if flow.browser_binding.is_some() {
             flow.check_binding(presented)?;
             return Ok(((flow, version), None));

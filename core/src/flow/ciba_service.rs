@@ -157,15 +157,18 @@ impl Adapter {
         client_id: &str,
     ) -> Result<(Flow, Grant), AdapterError> {
         let id = FlowId::parse(auth_req_id).ok_or(AdapterError::NotFound("auth_req_id"))?;
-        let (flow, version) = self.load_any(&id).await?;
-        if flow.kind() != FlowKind::Ciba || flow.client_id != client_id {
-            return Err(AdapterError::NotFound("auth_req_id"));
-        }
-        self.update_flow_with(&id, Some((flow, version)), |flow| {
-            Ok((
-                Event::TokenRequested,
-                ciba::grant(flow, self.clock().now_ms())?,
-            ))
+        let id = &id;
+        self.on_latest(id, |(flow, version)| async move {
+            if flow.kind() != FlowKind::Ciba || flow.client_id != client_id {
+                return Err(AdapterError::NotFound("auth_req_id"));
+            }
+            self.update_flow_with(id, Some((flow, version)), |flow| {
+                Ok((
+                    Event::TokenRequested,
+                    ciba::grant(flow, self.clock().now_ms())?,
+                ))
+            })
+            .await
         })
         .await
     }

@@ -228,16 +228,17 @@ impl Adapter {
         let answer =
             DeviceAnswer::from_proof(proof, &device.public_key, &device.id, &auth_id, decision)
                 .map_err(bad_proof)?;
-        let current = self
-            .load_any(&auth_id.flow())
-            .await
-            .map_err(|_| AdapterError::NotFound("request"))?;
-        let fresh = self.fresh_for(&current.0);
-        self.update_flow(&auth_id.flow(), Some(current), |_| {
-            Ok(Event::DeviceAnswered {
-                answer: answer.clone(),
-                fresh: fresh.clone(),
+        let (flow_id, answer) = (&auth_id.flow(), &answer);
+        // On this instance's latest version of the flow, without a read when it has one.
+        self.on_latest(flow_id, |current| async move {
+            let fresh = self.fresh_for(&current.0);
+            self.update_flow(flow_id, Some(current), |_| {
+                Ok(Event::DeviceAnswered {
+                    answer: answer.clone(),
+                    fresh: fresh.clone(),
+                })
             })
+            .await
         })
         .await
         .map_err(|error| match error {

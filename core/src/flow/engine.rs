@@ -1,16 +1,19 @@
 //! The one engine under every flow change: load the flow, apply the event with its kind's
 //! machine, write ahead the records the next state names (pairing keys), commit the next
 //! state with one compare-and-set that wakes the waiters, and only then run the effects.
-//! The loser of a race runs no effect: it re-reads and applies its event to the winner's
-//! state, or fails with the machine's error.
+//! The loser of a race runs no effect: its refused commit hands back the winner's state,
+//! to which it applies its event again, or it fails with the machine's error. A change
+//! may start from this instance's cached version of the flow (see [`super::cache`]): the
+//! commit names that version, so nothing is written on a state the change was not
+//! computed from.
 
 use std::time::Duration;
 
 use super::machine::{self, Context, Effect, Event, Metric, Transition};
-use super::{Flow, FlowKind, Status};
+use super::{Flow, FlowKind, Status, cache};
 use crate::error::AdapterError;
 use crate::ids::FlowId;
-use crate::store::{Attempt, StoreError, Ttl, retry_lost_races_with};
+use crate::store::{Attempt, StoreError, Transitioned, Ttl, retry_lost_races_with};
 use crate::{Adapter, keys};
 
 /// A flow and the version a compare-and-set must name to replace it.
@@ -50,14 +53,26 @@ impl Adapter {
         }
     }
 
-    /// Any flow and its version.
+    /// Any flow and its version, read from the store (and kept in this instance's cache).
     pub(crate) async fn load_any(&self, id: &FlowId) -> Result<Versioned, AdapterError> {
-        let record = self
-            .store()
-            .get(&keys::flow(id))
-            .await?
-            .ok_or(AdapterError::NotFound("flow"))?;
-        Ok((decode(&record.value)?, record.version))
+        let Some(record) = self.store().get(&keys::flow(id)).await? else {
+            self.flow_cache().forget(id);
+            return Err(AdapterError::NotFound("flow"));
+        };
+        let flow = decode(&record.value)?;
+        self.remember(&flow, record.version, None);
+        Ok((flow, record.version))
+    }
+
+    /// Keeps `flow` at `version` as this instance's latest, or forgets it once its result
+    /// is picked up (nothing is left to do with it).
+    fn remember(&self, flow: &Flow, version: u64, lifetime: Option<Duration>) {
+        if flow.result_picked_up {
+            self.flow_cache().forget(&flow.id);
+        } else {
+            let now = self.clock().now_ms();
+            self.flow_cache().put(flow, version, now, lifetime);
+        }
     }
 
     /// A browser-driven flow (not CIBA) and its version.
@@ -96,7 +111,7 @@ impl Adapter {
             self.undo_write_ahead(&ahead).await;
         }
         match committed {
-            Ok(_) => {}
+            Ok(version) => self.remember(&next, version, Some(ttl)),
             Err(StoreError::Conflict) => return Err(AdapterError::internal("flow id collision")),
             Err(error) => return Err(error.into()),
         }
@@ -137,7 +152,7 @@ impl Adapter {
     ) -> Result<(Flow, T), AdapterError> {
         let (key, channel) = (&keys::flow(id), &keys::flow_channel(id));
         // The caller's flow may carry a binding not written yet (an action's first request
-        // binds through this commit): a re-read after a lost race keeps it, or refuses the
+        // binds through this commit): a version that moved on keeps it, or refuses the
         // event if another client bound the flow meanwhile.
         let binding = current
             .as_ref()
@@ -147,61 +162,91 @@ impl Adapter {
             "the flow is changing concurrently; retry",
             (current, make_event),
             move |(current, mut make_event)| async move {
-                // The caller's fresh read serves the first attempt; a lost race re-reads.
+                // The caller's flow serves the first attempt (a fresh read, or this
+                // instance's cached version); a lost race hands back the current record.
                 let (flow, version) = match current {
                     Some(current) => current,
-                    None => {
-                        let (mut flow, version) = self.load_any(id).await?;
-                        match (&flow.browser_binding, binding) {
-                            (None, Some(ours)) => flow.browser_binding = Some(ours.clone()),
-                            (Some(theirs), Some(ours)) if theirs != ours => {
-                                return Err(AdapterError::Forbidden(
-                                    "this flow is bound to another client: present its \
-                                     X-PF-Authn-API-State",
-                                ));
-                            }
-                            _ => {}
-                        }
-                        (flow, version)
+                    None => adopt(self.load_any(id).await?, binding)?,
+                };
+                let now = self.clock().now_ms();
+                let applied = make_event(&flow).and_then(|(event, answer)| {
+                    let transition = machine::apply(&flow, event, &self.context(&flow, now))?;
+                    Ok((transition, answer))
+                });
+                let (Transition { next, effects }, answer) = match applied {
+                    Ok(applied) => applied,
+                    // Refused by a cached version: a newer one may allow it.
+                    Err(error) => {
+                        return match self.confirm(id, version, binding).await? {
+                            None => Err(error),
+                            Some(newer) => Ok(Attempt::Lost((Some(newer), make_event))),
+                        };
                     }
                 };
-                let (event, answer) = make_event(&flow)?;
-                let now = self.clock().now_ms();
-                let Transition { next, effects } =
-                    machine::apply(&flow, event, &self.context(&flow, now))?;
-                // Nothing changed (a token poll on a denied request): nothing to write.
+                // Nothing changed (a token poll on a denied request): nothing to write,
+                // once the version it was decided on is known to be the latest.
                 if next == flow && effects.is_empty() {
-                    return Ok(Attempt::Done((next, answer)));
+                    return match self.confirm(id, version, binding).await? {
+                        None => Ok(Attempt::Done((next, answer))),
+                        Some(newer) => Ok(Attempt::Lost((Some(newer), make_event))),
+                    };
                 }
                 let (ahead, effects) = self.split_effects(&next, effects)?;
                 self.list_pushes(&effects).await?;
                 self.write_ahead(&ahead).await?;
                 let committed = self
                     .store()
-                    .commit(
-                        key,
-                        Some(version),
-                        &encode(&next)?,
-                        Ttl::Keep,
-                        Some(channel),
-                    )
+                    .transition_or_current(key, version, &encode(&next)?, Ttl::Keep, Some(channel))
                     .await;
-                if committed.is_err() {
+                if !matches!(committed, Ok(Transitioned::Written(_))) {
                     self.undo_write_ahead(&ahead).await;
                 }
                 match committed {
-                    Ok(_) => {
+                    Ok(Transitioned::Written(written)) => {
+                        cache::confirmed();
+                        self.remember(&next, written, None);
                         self.count_outcome(&flow, &next, now);
                         self.run_effects(&next, effects).await?;
                         Ok(Attempt::Done((next, answer)))
                     }
-                    Err(StoreError::Conflict) => Ok(Attempt::Lost((None, make_event))),
-                    Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
+                    // Lost to a newer version, handed back in the same reply: the event is
+                    // applied again to it, without another read.
+                    Ok(Transitioned::Stale(record)) => {
+                        let newer = decode(&record.value)?;
+                        self.remember(&newer, record.version, None);
+                        let newer = adopt((newer, record.version), binding)?;
+                        Ok(Attempt::Lost((Some(newer), make_event)))
+                    }
+                    Err(StoreError::NotFound) => {
+                        cache::confirmed();
+                        self.flow_cache().forget(id);
+                        Err(AdapterError::NotFound("flow"))
+                    }
                     Err(error) => Err(error.into()),
                 }
             },
         )
         .await
+    }
+
+    /// For a decision made on `version` of a cached flow the store has not confirmed: the
+    /// latest version when it is newer (`None` when `version` is the latest). A flow that
+    /// came from the store needs no read.
+    async fn confirm(
+        &self,
+        id: &FlowId,
+        version: u64,
+        binding: &Option<String>,
+    ) -> Result<Option<Versioned>, AdapterError> {
+        if !cache::unconfirmed() {
+            return Ok(None);
+        }
+        let fresh = self.load_any(id).await?;
+        if fresh.1 == version {
+            cache::confirmed();
+            return Ok(None);
+        }
+        adopt(fresh, binding).map(Some)
     }
 
     /// Writes that the machine's state promises the engine keeps: the binding of a flow to
@@ -218,7 +263,10 @@ impl Adapter {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(written) => {
+                self.remember(flow, written, None);
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(AdapterError::NotFound("flow")),
             Err(error) => Err(error.into()),
         }
@@ -377,4 +425,37 @@ impl Adapter {
             .with_label_values(&[kind, outcome])
             .inc();
     }
+}
+
+/// A newer version of a flow the store handed back, to apply the event to again: it keeps
+/// the binding the caller's version carried, and confirms the operation (see
+/// [`cache::confirmed`]).
+///
+/// Refused if another client bound the flow meanwhile. That refusal is left unconfirmed
+/// when the caller's version came from this instance's cache: the binding it carries was
+/// then minted for a flow the cache showed unbound, and the client may well hold the
+/// binding written since, which only a fresh read checks against what it presented.
+fn adopt(fresh: Versioned, binding: &Option<String>) -> Result<Versioned, AdapterError> {
+    let newer = keep_binding(fresh, binding)?;
+    cache::confirmed();
+    Ok(newer)
+}
+
+/// A newer version of a flow, carrying the binding the caller's version did (an action's
+/// first request binds through its commit); refused if another client bound the flow
+/// meanwhile.
+fn keep_binding(
+    (mut flow, version): Versioned,
+    binding: &Option<String>,
+) -> Result<Versioned, AdapterError> {
+    match (&flow.browser_binding, binding) {
+        (None, Some(ours)) => flow.browser_binding = Some(ours.clone()),
+        (Some(theirs), Some(ours)) if theirs != ours => {
+            return Err(AdapterError::Forbidden(
+                "this flow is bound to another client: present its X-PF-Authn-API-State",
+            ));
+        }
+        _ => {}
+    }
+    Ok((flow, version))
 }

@@ -10,6 +10,7 @@
 
 mod actions;
 mod binding;
+pub(crate) mod cache;
 pub mod ciba;
 mod ciba_service;
 pub mod device_authorization;

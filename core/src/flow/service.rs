@@ -428,13 +428,17 @@ impl Adapter {
         client_id: &str,
         id: &str,
     ) -> Result<FlowResult, AdapterError> {
-        let id = parse_flow_id(id)?;
-        let (flow, version) = self.load_versioned(&id).await?;
-        if flow.client_id != client_id {
-            return Err(AdapterError::NotFound("flow"));
-        }
-        let current = Some((flow, version));
-        let flow = match self.update_flow(&id, current, |_| Ok(Event::PickUp)).await {
+        let id = &parse_flow_id(id)?;
+        let flow = self
+            .on_latest(id, |(flow, version)| async move {
+                if flow.kind() == FlowKind::Ciba || flow.client_id != client_id {
+                    return Err(AdapterError::NotFound("flow"));
+                }
+                let current = Some((flow, version));
+                self.update_flow(id, current, |_| Ok(Event::PickUp)).await
+            })
+            .await;
+        let flow = match flow {
             Err(AdapterError::Flow(FlowError::AlreadyPickedUp)) => {
                 return Err(AdapterError::NotFound("result"));
             }

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use prometheus::IntCounter;
 
 use super::waiters::Waiters;
-use super::{Record, RedisOptions, RedisStore, Snapshot, Store, StoreError, Subscription, Ttl};
+use super::{
+    Record, RedisOptions, RedisStore, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl,
+};
 
 /// First pause between two connection attempts; it doubles up to [`MAX_CONNECT_BACKOFF`].
 const FIRST_CONNECT_BACKOFF: Duration = Duration::from_millis(100);
@@ -210,6 +212,19 @@ impl Store for Deferred {
 
     async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError> {
         self.inner()?.snapshot(records, indexes).await
+    }
+
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError> {
+        self.inner()?
+            .transition_or_current(key, expected, value, ttl, notify)
+            .await
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::waiters::Waiters;
-use super::{Record, Snapshot, Store, StoreError, Subscription, Ttl, one_slot};
+use super::{Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot};
 
 /// How many writes between two purges of expired entries. Expiry is checked on every read,
 /// so the purge only reclaims memory; nothing depends on it for correctness.
@@ -368,5 +368,33 @@ impl Store for MemoryStore {
             })
             .collect();
         Ok(Snapshot { records, indexes })
+    }
+
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError> {
+        let now = Instant::now();
+        let version = {
+            let mut state = self.state();
+            let entry = state.record(key, now).ok_or(StoreError::NotFound)?;
+            if entry.data.version != expected {
+                return Ok(Transitioned::Stale(entry.data.clone()));
+            }
+            entry.data.version += 1;
+            entry.data.value = value.to_vec();
+            entry.apply_ttl(ttl, now);
+            let version = entry.data.version;
+            state.wrote(now);
+            version
+        };
+        if let Some(channel) = notify {
+            self.waiters.wake(channel);
+        }
+        Ok(Transitioned::Written(version))
     }
 }

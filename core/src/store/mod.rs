@@ -90,6 +90,15 @@ fn one_slot<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), StoreErro
     }
 }
 
+/// What [`Store::transition_or_current`] came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transitioned {
+    /// Written (and published): the new version.
+    Written(u64),
+    /// Not written: the version had moved on, and this is the record as it is now.
+    Stale(Record),
+}
+
 /// State shared by every assent instance.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -183,6 +192,17 @@ pub trait Store: Send + Sync + 'static {
     /// script on Redis): no write lands between two of the reads. Every key must carry the
     /// same hash tag, so that they share one Cluster slot; `CrossSlot` otherwise.
     async fn snapshot(&self, records: &[&str], indexes: &[&str]) -> Result<Snapshot, StoreError>;
+    /// As [`Store::transition`], but a version mismatch writes nothing and answers with the
+    /// record's current value and version in the same reply, so that the caller can apply
+    /// its change again without another read; `NotFound` when the record is gone.
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError>;
 }
 
 /// Redis options from the configuration.

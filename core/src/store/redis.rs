@@ -14,7 +14,7 @@ use redis::Script;
 use super::connection::{Connection, FeedSource};
 use super::topology::Topology;
 use super::waiters::Waiters;
-use super::{Record, Snapshot, Store, StoreError, Subscription, Ttl, one_slot};
+use super::{Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot};
 
 /// Longest pause between two attempts to restore the pub/sub feed.
 const MAX_FEED_BACKOFF: Duration = Duration::from_secs(2);
@@ -67,6 +67,18 @@ else
   if v ~= ARGV[1] then return -2 end
 end
 local next = (tonumber(v) or 0) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+apply_ttl(KEYS[1], ARGV[3])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
+return next
+";
+
+// As TRANSITION, but a stale version answers with the record as it is: {version, value}.
+const TRANSITION_OR_CURRENT: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return {v, redis.call('HGET', KEYS[1], 'd')} end
+local next = tonumber(v) + 1
 redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
 apply_ttl(KEYS[1], ARGV[3])
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
@@ -195,6 +207,7 @@ struct Scripts {
     rate_limit: Lua,
     rate_count: Lua,
     snapshot: Lua,
+    transition_or_current: Lua,
 }
 
 impl Scripts {
@@ -210,6 +223,7 @@ impl Scripts {
             rate_limit: Lua::new(RATE_LIMIT.to_owned()),
             rate_count: Lua::new(RATE_COUNT.to_owned()),
             snapshot: Lua::new(SNAPSHOT.to_owned()),
+            transition_or_current: with_ttl(TRANSITION_OR_CURRENT),
         }
     }
 }
@@ -814,5 +828,36 @@ impl Store for RedisStore {
             .map(|value| redis::from_redis_value(value).map_err(malformed))
             .collect::<Result<_, StoreError>>()?;
         Ok(Snapshot { records, indexes })
+    }
+
+    async fn transition_or_current(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+    ) -> Result<Transitioned, StoreError> {
+        let channel = notify
+            .map(|channel| self.channel(channel))
+            .unwrap_or_default();
+        let call = self.scripts.transition_or_current.on(self.key(key));
+        let call = call.arg(expected).arg(value).arg(ttl_arg(ttl)).arg(channel);
+        match self.eval(call, true).await? {
+            redis::Value::Int(outcome) => versioned(outcome).map(Transitioned::Written),
+            redis::Value::Array(current) => match current.as_slice() {
+                [version, redis::Value::BulkString(value)] => {
+                    let version: u64 = redis::from_redis_value(version)
+                        .map_err(|error| self.failed(format!("bad version: {error}")))?;
+                    Ok(Transitioned::Stale(Record {
+                        value: value.clone(),
+                        version,
+                    }))
+                }
+                // A version without a value: not a record this store wrote.
+                _ => Err(StoreError::NotFound),
+            },
+            other => Err(self.failed(format!("unexpected script answer: {other:?}"))),
+        }
     }
 }

@@ -923,7 +923,9 @@ async fn seeds_are_sealed_at_rest_with_the_data_key(backend: Backend<'_>) {
         .unwrap()
         .unwrap();
     let stored: Value = serde_json::from_slice(&record.value).unwrap();
-    let sent = &stored["state"]["sent"];
+    // A flow is stored as `{"head", "state": {"<kind>": {...}}}`.
+    let (_kind, state) = stored["state"].as_object().unwrap().iter().next().unwrap();
+    let sent = &state["sent"];
     let unkeyed = {
         use sha2::Digest;
         let input = format!("{}\u{0}{code}", sent["salt"].as_str().unwrap());

@@ -20,7 +20,7 @@ use crate::{Adapter, keys};
 pub(crate) type Versioned = (Flow, u64);
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
-    serde_json::from_slice(bytes).map_err(AdapterError::internal)
+    super::stored::decode(bytes).map_err(AdapterError::internal)
 }
 
 pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {

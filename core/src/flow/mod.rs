@@ -30,6 +30,7 @@ mod qr_service;
 pub mod registration;
 pub mod service;
 mod steps;
+mod stored;
 #[cfg(test)]
 mod tests;
 pub mod transaction;
@@ -303,9 +304,11 @@ pub struct PairingOffer {
     pub expires_at_ms: u64,
 }
 
-/// Where a flow stands: the state of its kind's machine. The kind is the variant.
+/// Where a flow stands: the state of its kind's machine. The kind is the variant, stored
+/// as the one key of its object (`{"oob": {...}}`): unlike a tag among the fields, serde
+/// reads that without buffering the state first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum FlowState {
     /// See [`oob`].
     Oob(oob::State),
@@ -620,11 +623,12 @@ pub struct EnteringApp {
 }
 
 /// One flow, as stored: its head and its kind's state. Only the kind machines and the
-/// engine build one (see [`Head::into_flow`]).
+/// engine build one (see [`Head::into_flow`]). Stored as `{"head": {...}, "state":
+/// {"<kind>": {...}}}`, which serde decodes in one pass; records of the earlier flat
+/// layout still decode (see [`stored`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     /// Who, what for, counters.
-    #[serde(flatten)]
     pub head: Head,
     /// Where it stands.
     state: FlowState,

@@ -4,9 +4,11 @@
 //! Sentinels (re-resolved when it stops answering as a master). Also where the pub/sub
 //! feed subscribes in each deployment.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -38,7 +40,7 @@ impl Connection {
         timeout: Duration,
         max_delay: Duration,
         replicas: Arc<AtomicU32>,
-    ) -> RedisResult<(Self, FeedSource)> {
+    ) -> RedisResult<(Self, FeedSource, Option<Arc<PerThread>>)> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout)
@@ -46,8 +48,15 @@ impl Connection {
         match topology {
             Topology::Single(info) => {
                 let client = Client::open(info.clone())?;
-                let manager = client.get_connection_manager_with_config(config).await?;
-                Ok((Self::Single(manager), FeedSource::Single(client)))
+                let manager = client
+                    .get_connection_manager_with_config(config.clone())
+                    .await?;
+                let per_thread = PerThread::new(client.clone(), config, timeout);
+                Ok((
+                    Self::Single(manager),
+                    FeedSource::Single(client),
+                    Some(per_thread),
+                ))
             }
             Topology::Cluster(nodes) => {
                 let connection = ClusterClientBuilder::new(nodes.clone())
@@ -64,6 +73,7 @@ impl Connection {
                 Ok((
                     Self::Cluster(connection),
                     FeedSource::Cluster(nodes.clone()),
+                    None,
                 ))
             }
             Topology::Sentinel {
@@ -84,6 +94,7 @@ impl Connection {
                 Ok((
                     Self::Sentinel(Arc::clone(&master)),
                     FeedSource::Sentinel(master),
+                    None,
                 ))
             }
         }
@@ -130,6 +141,96 @@ impl ConnectionLike for Connection {
             Self::Cluster(connection) => connection.get_db(),
             Self::Sentinel(master) => master.current().get_db(),
         }
+    }
+}
+
+/// How long a thread whose connection could not be opened uses the shared one before it
+/// tries again (Redis down: one attempt per thread and pause, not one per request).
+const PER_THREAD_RETRY: Duration = Duration::from_secs(1);
+
+/// One connection to a single server for each thread that runs its own single-threaded
+/// runtime (each actix worker), opened on that thread: its driver task then runs there, so
+/// a reply wakes the request on its own thread instead of crossing from the thread of a
+/// shared connection's driver. Each reconnects by itself, as the shared one does. Cluster
+/// and Sentinel deployments keep the shared connection: their clients route and follow
+/// failovers themselves, and one of each per thread would multiply that work.
+pub(super) struct PerThread {
+    client: Client,
+    config: ConnectionManagerConfig,
+    timeout: Duration,
+    connections: Mutex<HashMap<ThreadId, Slot>>,
+}
+
+/// A thread's own connection, or why it has none yet.
+enum Slot {
+    Opening,
+    Open(ConnectionManager),
+    Failed(Instant),
+}
+
+impl PerThread {
+    fn new(client: Client, config: ConnectionManagerConfig, timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            config,
+            timeout,
+            connections: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This thread's own connection, if it runs a single-threaded runtime and the
+    /// connection is open; otherwise `None` (the caller uses the shared one), and the
+    /// first such call on the thread starts opening it there.
+    pub(super) fn local(self: &Arc<Self>) -> Option<Connection> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        // On a multi-threaded runtime the driver could run on any of its threads.
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        let thread = std::thread::current().id();
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match connections.get(&thread) {
+            Some(Slot::Open(connection)) => return Some(Connection::Single(connection.clone())),
+            Some(Slot::Opening) => return None,
+            Some(Slot::Failed(at)) if at.elapsed() < PER_THREAD_RETRY => return None,
+            Some(Slot::Failed(_)) | None => {}
+        }
+        connections.insert(thread, Slot::Opening);
+        drop(connections);
+        // A current-thread runtime runs what it spawns on its own thread: the manager's
+        // driver lands here.
+        runtime.spawn(open_local(Arc::downgrade(self), thread));
+        None
+    }
+}
+
+/// Opens `thread`'s connection (on that thread's runtime) and files it.
+async fn open_local(per_thread: Weak<PerThread>, thread: ThreadId) {
+    let Some(owner) = per_thread.upgrade() else {
+        return;
+    };
+    let (client, config, timeout) = (owner.client.clone(), owner.config.clone(), owner.timeout);
+    // Not held while connecting: the store may go away meanwhile.
+    drop(owner);
+    let opened =
+        tokio::time::timeout(timeout, client.get_connection_manager_with_config(config)).await;
+    let slot = match opened {
+        Ok(Ok(connection)) => Slot::Open(connection),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "could not open this thread's Redis connection");
+            Slot::Failed(Instant::now())
+        }
+        Err(_) => Slot::Failed(Instant::now()),
+    };
+    if let Some(owner) = per_thread.upgrade() {
+        owner
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(thread, slot);
     }
 }
 

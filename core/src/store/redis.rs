@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use prometheus::IntCounter;
 use redis::Script;
 
-use super::connection::{Connection, FeedSource};
+use super::connection::{Connection, FeedSource, PerThread};
 use super::topology::Topology;
 use super::waiters::Waiters;
 use super::{Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot};
@@ -284,6 +284,8 @@ impl Drop for FeedTask {
 /// Redis through a reconnecting connection.
 pub struct RedisStore {
     connection: Connection,
+    /// Each worker thread's own connection (one server only).
+    per_thread: Option<Arc<PerThread>>,
     kind: &'static str,
     scripts: Scripts,
     options: RedisOptions,
@@ -306,7 +308,7 @@ impl RedisStore {
         // fresh: a failover leaves a master with none, and a `WAIT` for one would hold up
         // its connection.
         let replicas = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (connection, source) = bounded(
+        let (connection, source, per_thread) = bounded(
             options.timeout,
             Connection::open(
                 &topology,
@@ -344,6 +346,7 @@ impl RedisStore {
         }
         Ok(Self {
             connection,
+            per_thread,
             kind: topology.kind(),
             scripts: Scripts::new(),
             options,
@@ -357,6 +360,14 @@ impl RedisStore {
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.options.key_prefix)
+    }
+
+    /// The connection to send on: this thread's own where it has one, else the shared.
+    fn connection(&self) -> Connection {
+        self.per_thread
+            .as_ref()
+            .and_then(PerThread::local)
+            .unwrap_or_else(|| self.connection.clone())
     }
 
     fn channel(&self, channel: &str) -> String {
@@ -402,7 +413,7 @@ impl RedisStore {
             0
         };
         let wait_ms = (self.options.timeout.as_millis() / 2).max(1) as u64;
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let answer = if acks == 0 {
             bounded_raw(self.options.timeout, command.query_async(&mut connection))
                 .await
@@ -453,7 +464,7 @@ impl RedisStore {
             .ignore()
             .cmd("INFO")
             .arg("replication");
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let (info,): (String,) =
             bounded_raw(self.options.timeout, pipeline.query_async(&mut connection))
                 .await
@@ -622,13 +633,13 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(redis::cmd("PING").query_async::<()>(&mut connection))
             .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let (version, value): (Option<u64>, Option<Vec<u8>>) = self
             .call(
                 redis::cmd("HMGET")
@@ -710,7 +721,7 @@ impl Store for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let deleted: u64 = self
             .call(
                 redis::cmd("DEL")
@@ -737,7 +748,7 @@ impl Store for RedisStore {
     }
 
     async fn index_remove(&self, index: &str, member: &str) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let removed: u64 = self
             .call(
                 redis::cmd("SREM")
@@ -750,7 +761,7 @@ impl Store for RedisStore {
     }
 
     async fn index_members(&self, index: &str) -> Result<Vec<String>, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(
             redis::cmd("SMEMBERS")
                 .arg(self.key(index))
@@ -783,7 +794,7 @@ impl Store for RedisStore {
     }
 
     async fn notify(&self, channel: &str) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         self.call(
             redis::cmd("PUBLISH")
                 .arg(self.channel(channel))

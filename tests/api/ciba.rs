@@ -1391,7 +1391,9 @@ async fn a_completed_poll_flow_costs_few_redis_round_trips() {
     // request committed against the version this instance last saw, without reading the
     // flow first.
     assert!(sent.len() <= 16, "round trips: {sent:?}");
-    assert!(total <= 38, "commands: {stats:?}");
+    // One more for the device's wake-up, published by the push's listing (it had been
+    // lost: a phone's long poll heard of a request only when its wait ran out).
+    assert!(total <= 39, "commands: {stats:?}");
 }
 
 /// The backchannel request alone, with the bench's settings (no push limit): the login

@@ -295,8 +295,15 @@ impl Adapter {
             .push_timeout_secs
             .max(self.config().ciba.max_expiry_secs);
         let ttl = Ttl::Set(Duration::from_secs(longest + 60));
+        // The wake-up rides in the same script: the woken device may find the request
+        // before its commit lands, and `list_settled` waits a moment for that.
         self.store()
-            .index_add(&keys::device_pending(device), auth_id.as_str(), ttl, None)
+            .index_add(
+                &keys::device_pending(device),
+                auth_id.as_str(),
+                ttl,
+                Some(&keys::device_channel(device)),
+            )
             .await?;
         Ok(())
     }

@@ -142,6 +142,11 @@ pub struct FlowRecord {
     pub pickups: u32,
     /// What a second pickup got (must be a refusal).
     pub second_pickup: Option<u16>,
+    /// The result went to a pickup whose answer never came (an instance killed after the
+    /// pickup's write, or a 503 from a write no replica acknowledged in time): the retry
+    /// was refused as a second pickup. At most once, by design: a lost answer loses the
+    /// result, it never hands it out twice.
+    pub result_lost_with_its_answer: bool,
     /// Requests that got no answer from an instance, after which the party moved to the
     /// next URL.
     pub switches: u32,
@@ -510,6 +515,7 @@ async fn one_flow(shared: &Shared, home: usize) -> Result<(), Restart> {
         };
     }
     // The federation server picks the result up once; a second pickup must be refused.
+    let mut unanswered = false;
     loop {
         match browser.pickup().await {
             Ok(status) => {
@@ -518,7 +524,14 @@ async fn one_flow(shared: &Shared, home: usize) -> Result<(), Restart> {
                 record.result = Some(status);
                 break;
             }
-            Err(Some(503) | None) => tokio::time::sleep(RETRY_PAUSE).await,
+            Err(Some(503) | None) => {
+                unanswered = true;
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(Some(404)) if unanswered => {
+                shared.record().result_lost_with_its_answer = true;
+                return Ok(());
+            }
             Err(Some(status)) => {
                 shared.record().gave_up = Some(format!("the result pickup got {status}"));
                 return Ok(());
@@ -641,6 +654,8 @@ pub struct Summary {
     pub lost: u32,
     /// Approvals whose answer did not say whether they landed.
     pub ambiguous: u32,
+    /// Flows whose result went to a pickup whose answer was lost.
+    pub results_lost_with_their_answer: usize,
     /// Flows whose result was picked up twice.
     pub double_pickups: usize,
     /// Flows given up, with why.
@@ -668,13 +683,15 @@ impl fmt::Display for Summary {
         write!(
             f,
             "flows: {}, approvals accepted: {}, completed: {}, lost: {}, ambiguous: {}, \
-             double pickups: {}, unfinished: {}, outage answers: {} (max {:.2} s), switches: {}, \
+             results lost with their pickup's answer: {}, double pickups: {}, unfinished: {}, \
+             outage answers: {} (max {:.2} s), switches: {}, \
              restarted after a lost binding answer: {}",
             self.flows,
             self.approvals_accepted,
             self.completed,
             self.lost,
             self.ambiguous,
+            self.results_lost_with_their_answer,
             self.double_pickups,
             self.unfinished.len(),
             if answers.is_empty() {
@@ -704,6 +721,9 @@ impl Ledger {
             summary.restarts += flow.restarts;
             if !flow.accepted.is_empty() || flow.lost_approvals > 0 {
                 summary.approvals_accepted += 1;
+            }
+            if flow.result_lost_with_its_answer {
+                summary.results_lost_with_their_answer += 1;
             }
             if flow.completed() {
                 summary.completed += 1;
@@ -742,7 +762,7 @@ impl Ledger {
                     "flow {id} lost an accepted approval"
                 );
                 assert!(
-                    flow.completed(),
+                    flow.completed() || flow.result_lost_with_its_answer,
                     "flow {id} did not complete although nothing may be lost: {flow:?}"
                 );
             }

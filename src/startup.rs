@@ -22,6 +22,9 @@ pub enum StartError {
     /// The token signing keys could not be loaded.
     #[error("signing keys: {0}")]
     Signing(#[from] assent_ciba::SigningError),
+    /// The hosted pages' embedded templates or messages do not load (a bug).
+    #[error("hosted pages: {0}")]
+    Pages(#[from] assent_authn_api::pages::PagesError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -65,7 +68,13 @@ impl Application {
 
         let body_limit = adapter.config().http.body_limit_bytes;
         let data = web::Data::new(adapter.clone());
-        let cors_origins = adapter.config().http.cors_origins.clone();
+        let mut cors_origins = adapter.config().http.cors_origins.clone();
+        // The hosted pages' script long polls the API from assent's own origin, and a
+        // browser sends `Origin` on a same-origin POST too.
+        if let Ok(public) = url::Url::parse(&adapter.config().public_url) {
+            cors_origins.push(public.origin().ascii_serialization());
+        }
+        let pages = web::Data::new(assent_authn_api::pages::Pages::load()?);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observe))
@@ -80,6 +89,7 @@ impl Application {
                 // The browsers' polls first: routes are tried in order, and each dynamic
                 // route tried costs a regex match.
                 .configure(assent_authn_api::configure(&cors_origins))
+                .configure(assent_authn_api::pages::configure(pages.clone()))
                 .configure(assent_adapter::configure)
                 .configure(assent_ciba::configure)
                 .default_service(web::to(not_found))

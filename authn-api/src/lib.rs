@@ -11,6 +11,7 @@
 
 mod action;
 mod error;
+pub mod pages;
 mod qr;
 mod render;
 mod routes;

@@ -37,7 +37,7 @@ pub fn configure(origins: &[String]) -> impl FnOnce(&mut web::ServiceConfig) + '
     }
 }
 
-fn flow_url(adapter: &Adapter, flow_id: &str) -> String {
+pub(crate) fn flow_url(adapter: &Adapter, flow_id: &str) -> String {
     format!(
         "{}/pf-ws/authn/flows/{flow_id}",
         adapter.config().public_url.trim_end_matches('/')
@@ -50,7 +50,7 @@ const STATE_HEADER: &str = "x-pf-authn-api-state";
 const STATE_COOKIE: &str = "assent_authn_state";
 
 /// The binding secret the caller presents: the header, else the cookie.
-fn presented_state(request: &HttpRequest) -> Option<String> {
+pub(crate) fn presented_state(request: &HttpRequest) -> Option<String> {
     if let Some(value) = request.headers().get(STATE_HEADER) {
         return value.to_str().ok().map(str::to_owned);
     }
@@ -79,15 +79,41 @@ fn state_response(
         .json(body))
 }
 
-/// The cookie that carries the binding for browsers; scoped to this one flow.
-fn state_cookie(adapter: &Adapter, flow: &Flow, secret: &str) -> String {
+/// The cookies that carry the binding for browsers, one per path that reads it: the JSON
+/// API's and the hosted page's (`/flows/{flowId}`), both scoped to this one flow and
+/// holding the same secret, so that a page and the script polling the API share one
+/// binding whichever of them bound the flow first.
+pub(crate) fn binding_cookies(adapter: &Adapter, flow: &Flow, secret: &str) -> [String; 2] {
     let secure = adapter.config().public_url.starts_with("https://");
     // Cross-site widgets need SameSite=None, which browsers only accept with Secure.
     let same_site = if secure { "None; Secure" } else { "Lax" };
-    format!(
-        "{STATE_COOKIE}={secret}; Path=/pf-ws/authn/flows/{}; HttpOnly; SameSite={same_site}",
-        flow.id
-    )
+    let cookie = |path: String| {
+        format!("{STATE_COOKIE}={secret}; Path={path}; HttpOnly; SameSite={same_site}")
+    };
+    [
+        cookie(format!("/pf-ws/authn/flows/{}", flow.id)),
+        // The page's forms are same-site only: Lax is enough there, and keeps it off
+        // cross-site POSTs even over https.
+        format!(
+            "{STATE_COOKIE}={secret}; Path=/flows/{}; HttpOnly; SameSite=Lax{}",
+            flow.id,
+            if secure { "; Secure" } else { "" }
+        ),
+    ]
+}
+
+/// Adds the binding cookies for a secret this request minted.
+pub(crate) fn set_binding_cookies(
+    response: &mut HttpResponse,
+    adapter: &Adapter,
+    flow: &Flow,
+    secret: &str,
+) {
+    for cookie in binding_cookies(adapter, flow, secret) {
+        if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
 }
 
 /// The flow's current state. The first GET binds the flow to its caller; after that a GET
@@ -102,10 +128,8 @@ async fn get_flow(
         .flow_for_browser(&path, presented.as_deref())
         .await?;
     let mut response = state_response(&adapter, &flow, Some(&secret))?;
-    if presented.as_deref() != Some(secret.as_str())
-        && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, &secret))
-    {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    if presented.as_deref() != Some(secret.as_str()) {
+        set_binding_cookies(&mut response, &adapter, &flow, &secret);
     }
     Ok(response)
 }
@@ -142,10 +166,8 @@ async fn post_flow(
             .filter(|_| flow.browser_binding.is_some()),
     };
     let mut response = state_response(&adapter, &flow, state)?;
-    if let Some(secret) = &minted
-        && let Ok(cookie) = header::HeaderValue::from_str(&state_cookie(&adapter, &flow, secret))
-    {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    if let Some(secret) = &minted {
+        set_binding_cookies(&mut response, &adapter, &flow, secret);
     }
     Ok(response)
 }

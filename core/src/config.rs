@@ -89,6 +89,9 @@ pub struct Config {
     /// HTTP server limits.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The hosted sign-in pages (`/flows/{flowId}`).
+    #[serde(default)]
+    pub pages: PagesConfig,
     /// The operator's credentials.
     pub admin: AdminConfig,
     /// Federation servers allowed to call the Adapter API.
@@ -225,6 +228,32 @@ impl Default for HttpConfig {
             long_poll_max_secs: 30,
             workers: 0,
             cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// The languages the hosted pages speak.
+pub const PAGE_LANGUAGES: &[&str] = &["en", "de", "fr", "es"];
+
+/// The hosted sign-in pages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagesConfig {
+    /// The language when `Accept-Language` names none the pages speak.
+    pub default_language: String,
+    /// A language per application id (the federation server's), which wins over
+    /// `Accept-Language`.
+    pub application_languages: std::collections::BTreeMap<String, String>,
+    /// Origins allowed to frame the pages (CSP `frame-ancestors`); none by default.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        Self {
+            default_language: "en".to_owned(),
+            application_languages: std::collections::BTreeMap::new(),
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -552,6 +581,26 @@ impl Config {
             return Err(invalid(
                 "store_options.key_prefix",
                 "letters, digits and `:_-.` only (hash tags belong to the keys)",
+            ));
+        }
+        let spoken = |language: &String| PAGE_LANGUAGES.contains(&language.as_str());
+        if !spoken(&self.pages.default_language) {
+            return Err(invalid("pages.default_language", "one of en, de, fr, es"));
+        }
+        if !self.pages.application_languages.values().all(spoken) {
+            return Err(invalid(
+                "pages.application_languages",
+                "each one of en, de, fr, es",
+            ));
+        }
+        // A source expression is one token: a space or `;` would add sources or directives.
+        if self.pages.frame_ancestors.iter().any(|origin| {
+            origin.is_empty()
+                || origin.contains(|c: char| c.is_whitespace() || matches!(c, ';' | ','))
+        }) {
+            return Err(invalid(
+                "pages.frame_ancestors",
+                "origins such as https://portal.example.com, without spaces or `;`",
             ));
         }
         if self.store_options.timeout_ms == 0 {

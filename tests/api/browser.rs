@@ -154,6 +154,17 @@ impl Browser {
             .await
     }
 
+    /// A PNG of what the page shows now.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let encoded = self
+            .session_command(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a base64 screenshot")
+    }
+
     /// The text a person sees on the page now.
     pub async fn text(&self) -> String {
         self.run(

@@ -22,6 +22,8 @@ mod one_time_device;
 mod oob;
 mod ops;
 mod otp;
+mod pages;
+mod pages_browser;
 mod policy;
 mod profiles;
 mod qr;

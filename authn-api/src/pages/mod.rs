@@ -1,0 +1,429 @@
+//! The hosted sign-in pages, `/flows/{flowId}`: a page per Authentication API status,
+//! rendered on the server from the same typed state and the same domain calls as the JSON
+//! API, bound to the browser by the same secret (see `routes::binding_cookies`). Each
+//! action is a form POST answered by a redirect (POST-redirect-GET), so the pages work
+//! without script; one small script, served here, long polls the JSON API while the flow
+//! waits and reloads the page when the status changes.
+
+mod l10n;
+mod security;
+mod view;
+
+use std::sync::Arc;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use assent_core::flow::{Flow, FlowAction};
+use assent_core::{Adapter, AdapterError};
+use assent_proto::authn::ActionId;
+use fluent_bundle::FluentArgs;
+use minijinja::value::Kwargs;
+use minijinja::{Environment, State};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AuthnError;
+use crate::render::render;
+use crate::routes::{flow_url, presented_state, set_binding_cookies};
+
+pub use l10n::BadMessages;
+use l10n::Catalog;
+
+/// The templates, embedded.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../pages/templates/base.html")),
+    (
+        "start.html",
+        include_str!("../../pages/templates/start.html"),
+    ),
+    (
+        "select.html",
+        include_str!("../../pages/templates/select.html"),
+    ),
+    (
+        "waiting.html",
+        include_str!("../../pages/templates/waiting.html"),
+    ),
+    (
+        "retry.html",
+        include_str!("../../pages/templates/retry.html"),
+    ),
+    (
+        "completed.html",
+        include_str!("../../pages/templates/completed.html"),
+    ),
+    ("done.html", include_str!("../../pages/templates/done.html")),
+    (
+        "ended.html",
+        include_str!("../../pages/templates/ended.html"),
+    ),
+    (
+        "other.html",
+        include_str!("../../pages/templates/other.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../pages/templates/error.html"),
+    ),
+    (
+        "cancel.html",
+        include_str!("../../pages/templates/cancel.html"),
+    ),
+    (
+        "other_device.html",
+        include_str!("../../pages/templates/other_device.html"),
+    ),
+    (
+        "transaction.html",
+        include_str!("../../pages/templates/transaction.html"),
+    ),
+];
+
+const SCRIPT: &str = include_str!("../../pages/assets/pages.js");
+const STYLE: &str = include_str!("../../pages/assets/pages.css");
+
+/// The templates and messages, built once per process.
+pub struct Pages {
+    env: Environment<'static>,
+    catalog: Arc<Catalog>,
+}
+
+/// The pages cannot be built: a bug of the embedded files, caught by the tests.
+#[derive(Debug, thiserror::Error)]
+pub enum PagesError {
+    /// A message file.
+    #[error(transparent)]
+    Messages(#[from] BadMessages),
+    /// A template.
+    #[error("a page template does not parse: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+impl Pages {
+    /// Parses the embedded templates and message files.
+    pub fn load() -> Result<Self, PagesError> {
+        let catalog = Arc::new(Catalog::load()?);
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        let messages = Arc::clone(&catalog);
+        // `t("id", name=value, ...)`: message `id` in the page's language. Its text is
+        // escaped like any other value, arguments included.
+        env.add_function(
+            "t",
+            move |state: &State, id: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
+                let lang = state
+                    .lookup("lang")
+                    .and_then(|lang| lang.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let mut args = FluentArgs::new();
+                for name in kwargs.args() {
+                    let value: minijinja::Value = kwargs.get(name)?;
+                    args.set(name.to_owned(), value.to_string());
+                }
+                messages.format(&lang, id, &args).ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::UndefinedError,
+                        format!("no message `{id}`"),
+                    )
+                })
+            },
+        );
+        Ok(Self { env, catalog })
+    }
+
+    fn render(&self, template: &str, context: impl Serialize) -> Result<String, minijinja::Error> {
+        self.env.get_template(template)?.render(context)
+    }
+}
+
+/// Registers the pages and their two assets.
+pub fn configure(pages: web::Data<Pages>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(pages)
+            .route("/flows/assets/pages.js", web::get().to(script))
+            .route("/flows/assets/pages.css", web::get().to(style))
+            .service(
+                web::resource("/flows/{flowId}")
+                    .route(web::get().to(show))
+                    .route(web::post().to(submit)),
+            );
+    }
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    security::harden(&mut response, "default-src 'none'");
+    response
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .content_type(content_type)
+        .body(body)
+}
+
+async fn script() -> HttpResponse {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+async fn style() -> HttpResponse {
+    asset(STYLE, "text/css; charset=utf-8")
+}
+
+/// Why a page cannot show the flow; each has a page of its own.
+#[derive(Clone, Copy, Debug)]
+enum Trouble {
+    NotFound,
+    Forbidden,
+    BadForm,
+    Refused,
+    Unavailable,
+    Internal,
+}
+
+impl Trouble {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadForm => StatusCode::BAD_REQUEST,
+            Self::Refused => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::NotFound => "not-found",
+            Self::Forbidden => "forbidden",
+            Self::BadForm => "bad-form",
+            Self::Refused => "refused",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl From<&AdapterError> for Trouble {
+    fn from(error: &AdapterError) -> Self {
+        match error {
+            AdapterError::NotFound(_) => Self::NotFound,
+            AdapterError::Forbidden(_) | AdapterError::Unauthenticated(_) => Self::Forbidden,
+            AdapterError::Invalid(_) | AdapterError::Conflict(_) | AdapterError::Flow(_) => {
+                Self::Refused
+            }
+            AdapterError::Unavailable(_) => Self::Unavailable,
+            AdapterError::Internal(reason) => {
+                tracing::error!(%reason, "internal error on a page");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<&AuthnError> for Trouble {
+    fn from(error: &AuthnError) -> Self {
+        match error {
+            AuthnError::Domain(error) => error.into(),
+            other => {
+                tracing::error!(error = %other, "a page cannot be rendered");
+                Self::Internal
+            }
+        }
+    }
+}
+
+fn accept_language(request: &HttpRequest) -> Option<&str> {
+    request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// The page's language: the flow's application's, else the browser's, else the default.
+fn language(
+    pages: &Pages,
+    adapter: &Adapter,
+    request: &HttpRequest,
+    flow: Option<&Flow>,
+) -> &'static str {
+    let config = &adapter.config().pages;
+    let application = flow
+        .and_then(|flow| flow.application.id.as_deref())
+        .and_then(|id| config.application_languages.get(id))
+        .map(String::as_str);
+    pages.catalog.choose(
+        application,
+        accept_language(request),
+        &config.default_language,
+    )
+}
+
+/// A finished page: HTML with the pages' headers.
+fn html(
+    adapter: &Adapter,
+    status: StatusCode,
+    body: String,
+    return_url: Option<&str>,
+) -> HttpResponse {
+    let csp =
+        security::content_security_policy(return_url, &adapter.config().pages.frame_ancestors);
+    let mut response = HttpResponse::build(status);
+    security::harden(&mut response, &csp);
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+#[derive(Serialize)]
+struct TroubleView<'a> {
+    lang: &'static str,
+    heading: String,
+    text: String,
+    flow_id: Option<&'a str>,
+}
+
+/// The page for a request that cannot go on.
+fn trouble_page(
+    pages: &Pages,
+    adapter: &Adapter,
+    request: &HttpRequest,
+    trouble: Trouble,
+    flow_id: Option<&str>,
+) -> HttpResponse {
+    let view = TroubleView {
+        lang: language(pages, adapter, request, None),
+        heading: format!("{}-heading", trouble.message()),
+        text: format!("{}-text", trouble.message()),
+        // A refused step links back to where the flow is now.
+        flow_id: flow_id.filter(|_| matches!(trouble, Trouble::Refused)),
+    };
+    match pages.render("error.html", &view) {
+        Ok(body) => html(adapter, trouble.status(), body, None),
+        Err(error) => {
+            tracing::error!(%error, "the error page does not render");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// `GET /flows/{flowId}`: the flow as a page. The first request binds the flow to this
+/// browser, as a first `GET` of the JSON API does.
+async fn show(
+    pages: web::Data<Pages>,
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let presented = presented_state(&request);
+    let (flow, secret) = match adapter.flow_for_browser(&path, presented.as_deref()).await {
+        Ok(found) => found,
+        Err(error) => return trouble_page(&pages, &adapter, &request, (&error).into(), None),
+    };
+    let now = adapter.clock().now_ms();
+    let state = adapter
+        .live_qr(&flow, now)
+        .map_err(AuthnError::from)
+        .and_then(|qr| {
+            render(
+                &flow,
+                now,
+                &flow_url(&adapter, flow.id.as_str()),
+                qr.as_ref(),
+            )
+        });
+    let state = match state {
+        Ok(state) => state,
+        Err(error) => return trouble_page(&pages, &adapter, &request, (&error).into(), None),
+    };
+    let lang = language(&pages, &adapter, &request, Some(&flow));
+    let page = view::page(&state, &flow, lang, security::csrf_token(&secret));
+    let mut response = match pages.render(page.template, &page) {
+        Ok(body) => html(&adapter, StatusCode::OK, body, flow.return_url.as_deref()),
+        Err(error) => {
+            tracing::error!(%error, template = page.template, "a page does not render");
+            return trouble_page(&pages, &adapter, &request, Trouble::Internal, None);
+        }
+    };
+    if presented.as_deref() != Some(secret.as_str()) {
+        set_binding_cookies(&mut response, &adapter, &flow, &secret);
+    }
+    response
+}
+
+/// A page's form: the action, its token, and the device for `selectDevice`.
+#[derive(Debug, Deserialize)]
+struct Form {
+    action: ActionId,
+    csrf: Option<String>,
+    device: Option<String>,
+}
+
+/// The domain action of a form, for the actions the pages offer.
+fn flow_action(form: Form) -> Option<FlowAction> {
+    Some(match form.action {
+        ActionId::Authenticate => FlowAction::Authenticate {
+            mobile_payload: None,
+        },
+        ActionId::SelectDevice => FlowAction::SelectDevice(form.device?),
+        ActionId::ContinueAuthentication => FlowAction::Continue,
+        ActionId::CancelAuthentication => FlowAction::Cancel,
+        _ => return None,
+    })
+}
+
+/// `POST /flows/{flowId}`: one action, then a redirect: to the page again, or once the
+/// flow is done, back to the federation server's return URL.
+async fn submit(
+    pages: web::Data<Pages>,
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    form: Result<web::Form<Form>, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(form) = form.map(web::Form::into_inner) else {
+        return trouble_page(&pages, &adapter, &request, Trouble::BadForm, None);
+    };
+    let presented = presented_state(&request);
+    // Checked before the domain is asked anything: a forged form changes nothing, not
+    // even an unbound flow's binding.
+    if !security::csrf_matches(presented.as_deref(), form.csrf.as_deref()) {
+        return trouble_page(&pages, &adapter, &request, Trouble::Forbidden, None);
+    }
+    let Some(action) = flow_action(form) else {
+        return trouble_page(&pages, &adapter, &request, Trouble::BadForm, None);
+    };
+    match Box::pin(adapter.act(&path, presented.as_deref(), action)).await {
+        Ok((flow, _)) => {
+            let now = adapter.clock().now_ms();
+            let location = match (flow.status(now), &flow.return_url) {
+                (assent_core::flow::Status::Resume, Some(url)) => url.clone(),
+                _ => format!("/flows/{}", flow.id),
+            };
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, location))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Err(error) => trouble_page(
+            &pages,
+            &adapter,
+            &request,
+            (&error).into(),
+            Some(path.as_str()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_templates_and_messages_load() {
+        Pages::load().expect("the embedded pages load");
+    }
+}

@@ -1,0 +1,94 @@
+//! What keeps the pages safe: the form token, and the headers every page carries.
+
+use actix_web::HttpResponseBuilder;
+use actix_web::http::header;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The form token for a flow's binding secret: a hash of it, so a page can carry it in a
+/// hidden field without showing the secret itself (the cookie stays `HttpOnly`). A
+/// cross-site form cannot know it: it needs the secret, which only the bound browser's
+/// cookie holds.
+pub fn csrf_token(secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"assent page form\0");
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Whether `token` is the form token of `secret` (constant time).
+pub fn csrf_matches(secret: Option<&str>, token: Option<&str>) -> bool {
+    match (secret, token) {
+        (Some(secret), Some(token)) => {
+            bool::from(csrf_token(secret).as_bytes().ct_eq(token.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
+/// The origin a form may send the browser on to: an http(s) URL's origin, or an app
+/// scheme (`myapp:`) as a whole.
+fn form_target(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    match url.scheme() {
+        "http" | "https" => Some(url.origin().ascii_serialization()),
+        scheme => Some(format!("{scheme}:")),
+    }
+}
+
+/// The Content-Security-Policy of a page: nothing but this origin's own script, style and
+/// images; the script may call this origin only (its long poll of the JSON API, which
+/// `default-src 'none'` alone would block); forms post here and may redirect to the flow's
+/// return URL; framing only by `frame_ancestors`.
+pub fn content_security_policy(return_url: Option<&str>, frame_ancestors: &[String]) -> String {
+    let mut form_action = "'self'".to_owned();
+    if let Some(target) = return_url.and_then(form_target) {
+        form_action.push(' ');
+        form_action.push_str(&target);
+    }
+    let frame_ancestors = if frame_ancestors.is_empty() {
+        "'none'".to_owned()
+    } else {
+        frame_ancestors.join(" ")
+    };
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action {form_action}; frame-ancestors {frame_ancestors}"
+    )
+}
+
+/// Adds the headers every page and asset carries.
+pub fn harden(response: &mut HttpResponseBuilder, csp: &str) {
+    response
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp.to_owned()))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_token_opens_only_its_own_secret() {
+        let token = csrf_token("secret-a");
+        assert!(csrf_matches(Some("secret-a"), Some(&token)));
+        assert!(!csrf_matches(Some("secret-b"), Some(&token)));
+        assert!(!csrf_matches(None, Some(&token)));
+        assert!(!csrf_matches(Some("secret-a"), None));
+    }
+
+    #[test]
+    fn form_action_adds_the_return_origin_only() {
+        assert_eq!(
+            content_security_policy(Some("https://rp.example:8443/back?x=1"), &[]),
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self' https://rp.example:8443; \
+             frame-ancestors 'none'"
+        );
+        assert!(
+            content_security_policy(Some("myapp://done"), &["https://portal.example".into()])
+                .ends_with("form-action 'self' myapp:; frame-ancestors https://portal.example")
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! What a page shows, built from the typed Authentication API state (the same one the JSON
+//! API answers) and the flow's head (the transaction and where the browser returns to).
+
+use assent_core::flow::{Flow, FlowKind};
+use assent_proto::authn::{ActionId, AuthnState, Device, Status};
+use serde::Serialize;
+
+/// The context of one page's template.
+#[derive(Debug, Serialize)]
+pub struct PageView {
+    /// The template to render.
+    #[serde(skip)]
+    pub template: &'static str,
+    /// The page's language.
+    pub lang: &'static str,
+    /// The message id of the page's heading (and title).
+    pub heading: &'static str,
+    /// The message id of the page's main text (the heading's, `-text` for `-heading`).
+    pub text: String,
+    /// The flow id, for the form actions and the polling script.
+    pub flow_id: String,
+    /// The status, which the polling script compares with the API's.
+    pub status: String,
+    /// Whether the script long polls for a change.
+    pub poll: bool,
+    /// The form token (see `security.rs`).
+    pub csrf: String,
+    /// The application signed in to.
+    pub app: String,
+    /// The devices to pick from.
+    pub devices: Vec<DeviceView>,
+    /// The device asked, as the person names it.
+    pub device: Option<String>,
+    /// The same device's id, for sending again.
+    pub device_id: Option<String>,
+    /// Number matching: the number to pick on the phone.
+    pub number: Option<u8>,
+    /// What a transaction flow asks to approve.
+    pub transaction: Option<TransactionView>,
+    /// The administrator's message.
+    pub admin_message: Option<String>,
+    /// Where the browser returns to, once done.
+    pub return_url: Option<String>,
+    /// The actions offered now, by their wire names.
+    pub can: Can,
+}
+
+/// The actions a page offers: exactly those of the state's `_links`.
+#[derive(Debug, Default, Serialize)]
+pub struct Can {
+    /// `authenticate`
+    pub authenticate: bool,
+    /// `selectDevice`
+    pub select_device: bool,
+    /// `continueAuthentication`
+    pub continue_authentication: bool,
+    /// `cancelAuthentication`
+    pub cancel: bool,
+}
+
+/// A device as a page lists it.
+#[derive(Debug, Serialize)]
+pub struct DeviceView {
+    /// Its id, the form's value.
+    pub id: String,
+    /// The person's name for it, else the app's.
+    pub label: String,
+    /// The model, or the masked number or address.
+    pub target: String,
+    /// The user's default.
+    pub default: bool,
+    /// The one selected now.
+    pub selected: bool,
+}
+
+/// A transaction's title, body and parameters.
+#[derive(Debug, Serialize)]
+pub struct TransactionView {
+    /// Short title.
+    pub title: String,
+    /// The body.
+    pub body: String,
+    /// The dynamic parameters, by name.
+    pub params: Vec<(String, String)>,
+}
+
+fn label(device: &Device) -> String {
+    device
+        .nickname
+        .clone()
+        .filter(|nickname| !nickname.trim().is_empty())
+        .unwrap_or_else(|| device.name.clone())
+}
+
+/// The page for `state` of `flow`, in `lang`, with the form token `csrf`.
+pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -> PageView {
+    let (template, heading) = match &state.status {
+        Status::AuthenticationRequired => ("start.html", "start-heading"),
+        Status::DeviceSelectionRequired(_) => ("select.html", "select-heading"),
+        Status::PushConfirmationWaiting(_) => ("waiting.html", "waiting-heading"),
+        Status::PushConfirmationTimedOut(_) => ("retry.html", "timed-out-heading"),
+        Status::PushConfirmationRejected(_) => ("retry.html", "rejected-heading"),
+        Status::MfaCompleted => ("completed.html", "completed-heading"),
+        Status::Completed(_) | Status::Resume(_) => ("done.html", "done-heading"),
+        Status::MfaFailed(_) | Status::Failed(_) => ("ended.html", "failed-heading"),
+        Status::Canceled(_) => ("ended.html", "canceled-heading"),
+        _ => ("other.html", "other-heading"),
+    };
+    let selected = state.status.selected_device_id();
+    let devices = state
+        .status
+        .devices()
+        .iter()
+        .filter(|device| device.usable)
+        .map(|device| DeviceView {
+            id: device.id.clone(),
+            label: label(device),
+            target: device.target.clone(),
+            default: device.default,
+            selected: selected == Some(device.id.as_str()),
+        })
+        .collect();
+    let number = match &state.status {
+        Status::PushConfirmationWaiting(fields) => fields.number_match,
+        _ => None,
+    };
+    let transaction = (flow.kind() == FlowKind::Transaction).then(|| TransactionView {
+        title: flow.message.title.clone(),
+        body: flow.message.body.clone(),
+        params: flow
+            .params
+            .as_map()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    });
+    let return_url = match &state.status {
+        Status::Resume(resume) => Some(resume.resume_url.clone()),
+        _ => None,
+    };
+    PageView {
+        template,
+        lang,
+        heading,
+        text: heading.replace("-heading", "-text"),
+        flow_id: state.id.clone(),
+        status: serde_json::to_value(state.status.name())
+            .ok()
+            .and_then(|name| name.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        poll: state.offers(ActionId::Poll),
+        csrf,
+        app: flow.application.name.clone(),
+        devices,
+        device: state.status.device().map(label),
+        device_id: state.status.selected_device_id().map(str::to_owned),
+        number,
+        transaction,
+        admin_message: state.admin_message.clone(),
+        return_url,
+        can: Can {
+            authenticate: state.offers(ActionId::Authenticate),
+            select_device: state.offers(ActionId::SelectDevice),
+            continue_authentication: state.offers(ActionId::ContinueAuthentication),
+            cancel: state.offers(ActionId::CancelAuthentication),
+        },
+    }
+}

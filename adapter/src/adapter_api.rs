@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::Adapter;
+use assent_core::audit::Actor;
 use assent_proto::adapter::{FlowCreated, StartFlowRequest};
 
 use crate::auth;
@@ -28,8 +29,9 @@ async fn start_flow(
     // Credentials first: an unauthenticated caller learns nothing about the body's shape.
     let client_id = client(&adapter, &request)?;
     let start = wire::start_flow(body?.into_inner()).map_err(bad_request)?;
+    let origin = wire::origin(&request, Actor::FederationServer);
     let flow = adapter
-        .start_flow(&client_id, start)
+        .acting(origin, adapter.start_flow(&client_id, start))
         .await
         .map_err(ProblemError::from)?;
     let url = format!(
@@ -57,7 +59,10 @@ async fn flow_result(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
     let client_id = client(&adapter, &request)?;
-    let result = adapter.pick_up_result(&client_id, &path).await?;
+    let origin = wire::origin(&request, Actor::FederationServer);
+    let result = adapter
+        .acting(origin, adapter.pick_up_result(&client_id, &path))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(result))

@@ -2,11 +2,14 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use assent_core::Adapter;
+use assent_core::audit::Actor;
 use assent_core::device_management::DeviceUpdate;
 use assent_core::error::AdapterError;
 use assent_core::user::UserId;
 use assent_proto::admin::UserDevices;
 use assent_proto::device::PairingKeyIssued;
+
+use serde::Deserialize;
 
 use crate::problem::{ProblemError, bad_request};
 use crate::{auth, wire};
@@ -17,7 +20,9 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .service(issue_pairing_key)
         .service(list_devices)
         .service(update_device)
-        .service(unpair_device);
+        .service(unpair_device)
+        .service(flow_events)
+        .service(user_events);
 }
 
 /// Checks `Authorization: Bearer <admin token>` in constant time.
@@ -113,6 +118,58 @@ async fn unpair_device(
 ) -> Result<HttpResponse, ProblemError> {
     let (user, device) = path.into_inner();
     let user = authorized_user(&adapter, &request, &user)?;
-    adapter.unpair(&user, &device).await?;
+    let origin = wire::origin(&request, Actor::Operator);
+    adapter
+        .acting(origin, adapter.unpair(&user, &device))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `?limit=&before=` of the audit trail's pages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<usize>,
+    before: Option<u64>,
+}
+
+/// The query parsed, or a 400 problem naming what is wrong.
+fn page_query(
+    query: Result<web::Query<PageQuery>, actix_web::Error>,
+) -> Result<PageQuery, ProblemError> {
+    query
+        .map(web::Query::into_inner)
+        .map_err(|error| bad_request(format!("bad paging parameters: {error}")))
+}
+
+/// A flow's audit trail, newest first.
+#[get("/admin/v1/flows/{flowId}/events")]
+async fn flow_events(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: Result<web::Query<PageQuery>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    authorize(&adapter, &request)?;
+    let query = page_query(query)?;
+    let page = adapter
+        .flow_events(&path, query.before, query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(wire::flow_events(page)))
+}
+
+/// A user's flows with their audit trails, newest first.
+#[get("/admin/v1/users/{userId}/events")]
+async fn user_events(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    query: Result<web::Query<PageQuery>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    let user = authorized_user(&adapter, &request, &path)?;
+    let query = page_query(query)?;
+    let page = adapter
+        .user_events(&user, query.before, query.limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(wire::user_events(page)))
 }

@@ -1,5 +1,6 @@
 //! The Device API: apps pair, wait for requests and answer them with signed proofs.
 
+use assent_core::audit::Actor;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
@@ -47,19 +48,21 @@ async fn responding_device(
 #[post("/device/v1/pairings")]
 async fn pair(
     adapter: web::Data<Adapter>,
+    request: HttpRequest,
     body: web::Json<PairRequest>,
 ) -> Result<HttpResponse, ProblemError> {
     let body = body.into_inner();
     let public_key = PublicDeviceKey::parse(&body.public_jwk).map_err(bad_request)?;
+    let pairing = adapter.pair_device(PairingRequest {
+        pairing_key: body.pairing_key,
+        public_key,
+        name: body.name,
+        os: body.os,
+        os_version: body.os_version,
+        model: body.model,
+    });
     let device = adapter
-        .pair_device(PairingRequest {
-            pairing_key: body.pairing_key,
-            public_key,
-            name: body.name,
-            os: body.os,
-            os_version: body.os_version,
-            model: body.model,
-        })
+        .acting(wire::origin(&request, Actor::NewDevice), pairing)
         .await?;
     Ok(HttpResponse::Created().json(Paired {
         device_id: device.id.to_string(),
@@ -109,8 +112,12 @@ async fn decide(
     let body = body?;
     let decision = Decision::parse(&body.decision)
         .ok_or_else(|| bad_request("decision must be `approve` or `deny`"))?;
+    let origin = wire::origin(&request, Actor::Device(device.id.clone()));
     let flow = adapter
-        .decide(&device, &path, decision, &body.proof)
+        .acting(
+            origin,
+            adapter.decide(&device, &path, decision, &body.proof),
+        )
         .await
         .map_err(ProblemError::from)?;
     Ok(HttpResponse::Ok().json(DecisionAccepted {
@@ -166,8 +173,11 @@ async fn unpair_self(
         );
     }
     // A device leaving leaves every user it served.
+    let origin = wire::origin(&request, Actor::Device(device.id.clone()));
     for user in device.users() {
-        adapter.unpair(user, &path).await?;
+        adapter
+            .acting(origin.clone(), adapter.unpair(user, &path))
+            .await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,7 +219,11 @@ async fn scan_qr(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ProblemError> {
     let device = device(&adapter, &request).await?;
-    Ok(HttpResponse::Ok().json(adapter.scan_qr(&device, &path).await?))
+    let origin = wire::origin(&request, Actor::Device(device.id.clone()));
+    let outcome = adapter
+        .acting(origin, adapter.scan_qr(&device, &path))
+        .await?;
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
 /// `POST /device/v1/qr/{token}/select`.
@@ -229,8 +243,12 @@ async fn select_qr_user(
 ) -> Result<HttpResponse, actix_web::Error> {
     let device = device(&adapter, &request).await?;
     let body = body?;
+    let origin = wire::origin(&request, Actor::Device(device.id.clone()));
     let outcome = adapter
-        .select_qr_user_by_token(&device, &path, &body.user_id)
+        .acting(
+            origin,
+            adapter.select_qr_user_by_token(&device, &path, &body.user_id),
+        )
         .await
         .map_err(ProblemError::from)?;
     Ok(HttpResponse::Ok().json(outcome))

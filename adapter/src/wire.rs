@@ -1,11 +1,12 @@
 //! Between the wire types of `assent-proto` and the domain's values: ids and kinds are
 //! checked here, at the edge.
 
+use assent_core::audit::{Actor, AuditEvent, Origin, Page, UserFlow};
 use assent_core::device_management::{DeviceView, PasscodeDeviceView};
 use assent_core::flow::{Application, DeviceRequest, FlowKind, Method, OneTimeDevice, StartFlow};
 use assent_core::user::{Change, ProfileUpdate, UserId, UserProfile};
 use assent_proto::adapter::{self as wire, StartFlowRequest};
-use assent_proto::admin::{AdminUser, PasscodeDevice};
+use assent_proto::admin::{AdminUser, FlowEvents, PasscodeDevice, UserEvents, UserFlowEvents};
 use assent_proto::authn::Method as WireMethod;
 use assent_proto::device::{PairedDevice, PendingRequest};
 use serde::Deserialize;
@@ -144,5 +145,43 @@ pub(crate) fn admin_user(profile: UserProfile) -> AdminUser {
         groups: profile.groups,
         attributes: profile.attributes,
         has_user_code: profile.user_code_hash.is_some(),
+    }
+}
+
+/// Who is behind `request`: `actor`, from the connection's peer address (never a
+/// forwarding header a client could forge) with its `User-Agent`.
+pub(crate) fn origin(request: &actix_web::HttpRequest, actor: Actor) -> Origin {
+    Origin {
+        actor,
+        ip: request.peer_addr().map(|address| address.ip()),
+        user_agent: request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// A page of a flow's audit trail.
+pub(crate) fn flow_events(page: Page<AuditEvent>) -> FlowEvents {
+    FlowEvents {
+        events: page.items,
+        next_before: page.next_before,
+    }
+}
+
+/// A page of a user's audit trail.
+pub(crate) fn user_events(page: Page<UserFlow>) -> UserEvents {
+    UserEvents {
+        flows: page
+            .items
+            .into_iter()
+            .map(|flow| UserFlowEvents {
+                flow_id: flow.flow_id,
+                at_ms: flow.at_ms,
+                events: flow.events,
+            })
+            .collect(),
+        next_before: page.next_before,
     }
 }

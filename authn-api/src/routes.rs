@@ -5,6 +5,7 @@ use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::Adapter;
+use assent_core::audit::{Actor, Origin};
 use assent_core::flow::Flow;
 use assent_proto::authn::ActionRequest;
 
@@ -134,6 +135,20 @@ async fn get_flow(
     Ok(response)
 }
 
+/// The browser behind `request`, for the audit trail: the connection's peer address
+/// (never a forwarding header a client could forge) and its `User-Agent`.
+fn browser(request: &HttpRequest) -> Origin {
+    Origin {
+        actor: Actor::Browser,
+        ip: request.peer_addr().map(|address| address.ip()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
 /// Performs one action and answers the next state.
 async fn post_flow(
     adapter: web::Data<Adapter>,
@@ -154,10 +169,12 @@ async fn post_flow(
     // boxed so that this future stays small while a poll sleeps in it.
     let (flow, minted) = if action == ActionRequest::Poll {
         let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0));
-        Box::pin(adapter.wait_for_flow(&path, presented.as_deref(), wait)).await?
+        let waiting = adapter.wait_for_flow(&path, presented.as_deref(), wait);
+        Box::pin(adapter.acting(browser(&request), waiting)).await?
     } else {
         let action = action::flow_action(action)?;
-        Box::pin(adapter.act(&path, presented.as_deref(), action)).await?
+        let acting = adapter.act(&path, presented.as_deref(), action);
+        Box::pin(adapter.acting(browser(&request), acting)).await?
     };
     let state = match &minted {
         Some(secret) => Some(secret.as_str()),

@@ -4,6 +4,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::AdapterError;
+use assent_core::audit::{Actor, Origin};
 use assent_core::store::StoreError;
 use assent_proto::ciba::Discovery;
 
@@ -43,6 +44,20 @@ fn parts(request: &HttpRequest, body: &[u8]) -> Result<(Option<String>, Form), O
     };
     let form = Form::parse(header(header::CONTENT_TYPE).as_deref(), body)?;
     Ok((header(header::AUTHORIZATION), form))
+}
+
+/// The relying party behind `request`, for the audit trail: the connection's peer address
+/// (never a forwarding header a client could forge) and its `User-Agent`.
+fn relying_party(request: &HttpRequest) -> Origin {
+    Origin {
+        actor: Actor::RelyingParty,
+        ip: request.peer_addr().map(|address| address.ip()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+    }
 }
 
 fn body_or_error(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
@@ -116,7 +131,11 @@ async fn backchannel(
 ) -> Result<HttpResponse, OAuthError> {
     let (authorization, form) = parts(&request, &body_or_error(body)?)?;
     let acknowledgement = provider
-        .backchannel(authorization.as_deref(), &form)
+        .adapter
+        .acting(
+            relying_party(&request),
+            provider.backchannel(authorization.as_deref(), &form),
+        )
         .await?;
     Ok(no_store(acknowledgement))
 }
@@ -127,7 +146,13 @@ async fn token(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
     let (authorization, form) = parts(&request, &body_or_error(body)?)?;
-    let tokens = provider.token(authorization.as_deref(), &form).await?;
+    let tokens = provider
+        .adapter
+        .acting(
+            relying_party(&request),
+            provider.token(authorization.as_deref(), &form),
+        )
+        .await?;
     Ok(no_store(tokens))
 }
 

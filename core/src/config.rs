@@ -94,6 +94,9 @@ pub struct Config {
     pub pages: PagesConfig,
     /// The operator's credentials.
     pub admin: AdminConfig,
+    /// The per-flow audit trail.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Federation servers allowed to call the Adapter API.
     #[serde(default)]
     pub adapter_clients: Vec<ClientConfig>,
@@ -180,6 +183,27 @@ impl<'de> Deserialize<'de> for StoreUrl {
                 &"`memory` or a valid redis://, redis-cluster:// or redis-sentinel:// URL",
             ))
         }
+    }
+}
+
+/// The per-flow audit trail.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days a flow's events are kept after the flow itself expires.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 30 }
+    }
+}
+
+impl AuditConfig {
+    /// How long events outlive their flow.
+    pub fn retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400)
     }
 }
 

@@ -151,3 +151,13 @@ pub fn address_sends(address: &str) -> String {
 pub fn recent_mfa(user: &UserId, origin_sha256: &str) -> String {
     format!("recent-mfa:{{u:{user}}}:{origin_sha256}")
 }
+
+/// A flow's audit events, oldest first (beside the flow, so its commit appends to them).
+pub fn flow_events(flow: &FlowId) -> String {
+    format!("events:{{{flow}}}")
+}
+
+/// A user's flows by time, for the user's audit trail.
+pub fn user_flows(user: &UserId) -> String {
+    format!("flows:{{u:{user}}}")
+}

@@ -10,6 +10,7 @@
     clippy::await_holding_lock
 )]
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod credentials;

@@ -169,7 +169,50 @@ on_both_backends!(
     concurrent_user_code_guesses_stop_at_the_limit,
     ciba_requests_count_against_the_default_push_limit,
     signing_keys_are_sealed_at_rest_with_the_data_key,
+    a_ciba_flows_trail_names_the_relying_party_and_the_device,
 );
+
+/// Issue 15: the audit trail of a CIBA request names the relying party that asked and
+/// took the tokens, and the device that approved.
+async fn a_ciba_flows_trail_names_the_relying_party_and_the_device(backend: Backend<'_>) {
+    use assent_proto::admin::{AuditActor, FlowEvents};
+    let ciba = spawn(backend).await;
+    let form = [("scope", "openid"), ("login_hint", "alice@example.com")];
+    let id = ciba.start("rp-poll", &form).await;
+    ciba.phone.answer_pending(true).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, tokens) = ciba.token("rp-poll", &id).await;
+    assert_eq!(status, 200, "{tokens}");
+
+    let response = ciba
+        .app
+        .admin_get(&format!("/admin/v1/flows/{id}/events"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let trail: FlowEvents = response.json().await.unwrap();
+    let who: Vec<(&str, AuditActor)> = trail
+        .events
+        .iter()
+        .map(|event| (event.event.as_str(), event.actor))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("token request", AuditActor::RelyingParty),
+            ("device decision", AuditActor::Device),
+            ("start", AuditActor::RelyingParty),
+        ],
+        "{trail:#?}"
+    );
+    assert_eq!(trail.events[0].client_id.as_deref(), Some("rp-poll"));
+    assert_eq!(trail.events[2].client_id.as_deref(), Some("rp-poll"));
+    assert_eq!(trail.events[2].ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(trail.events[1].device_id.as_deref(), Some(ciba.phone.id()));
+    assert!(trail.events.iter().all(|event| event.user_id == "alice"));
+    let kept = serde_json::to_string(&trail.events).unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap();
+    assert!(!kept.contains(access_token), "no token in the trail");
+}
 
 /// `at_hash` / `rt_hash`: base64url of the left half of the token's SHA-256.
 fn half_hash(token: &str) -> String {
@@ -1390,10 +1433,16 @@ async fn a_completed_poll_flow_costs_few_redis_round_trips() {
     // set and the default device were three), and before the approval and the token
     // request committed against the version this instance last saw, without reading the
     // flow first.
-    assert!(sent.len() <= 16, "round trips: {sent:?}");
+    // 17 since the audit trail (issue 15): the flow enters its user's timeline at the
+    // start, on the user's slot (`{u:user}`), which the flow's insert cannot write. Each
+    // event rides in its commit's script: no round trip for those.
+    assert!(sent.len() <= 17, "round trips: {sent:?}");
     // One more for the device's wake-up, published by the push's listing (it had been
-    // lost: a phone's long poll heard of a request only when its wait ran out).
-    assert!(total <= 39, "commands: {stats:?}");
+    // lost: a phone's long poll heard of a request only when its wait ran out). 47 since
+    // the audit trail: an `RPUSH` per event in its commit's script (3), the list's
+    // `PEXPIRE` when the start creates it, and the user's timeline (`EVALSHA`, `ZADD`,
+    // `ZREMRANGEBYSCORE`, `PEXPIRE`).
+    assert!(total <= 47, "commands: {stats:?}");
 }
 
 /// The backchannel request alone, with the bench's settings (no push limit): the login
@@ -1418,16 +1467,20 @@ async fn a_backchannel_request_reads_the_user_in_one_round_trip() {
     let sent = request().await;
     println!("round trips for a backchannel request, one device: {sent:?}");
     // 7 before: `HMGET user`, `SMEMBERS devices` and `HMGET default-device` were three.
+    // One more since the audit trail (issue 15): the flow enters its user's timeline
+    // (`{u:user}`, another slot than the flow's, so not in the insert's script; the
+    // flow's first event is in it).
     assert_eq!(
         sent,
-        ["hmget", "evalsha", "hmget", "evalsha", "evalsha"],
-        "the login, the user's slot, the device, the flow's insert, the push's listing"
+        ["hmget", "evalsha", "hmget", "evalsha", "evalsha", "evalsha"],
+        "the login, the user's slot, the device, the flow's insert, the push's listing, \
+         the user's audit timeline"
     );
 
     // Each further device is one read more: device records live on their own slots.
     ciba.app.pair_device("alice").await;
     let sent = request().await;
     println!("round trips for a backchannel request, two devices: {sent:?}");
-    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert_eq!(sent.len(), 7, "{sent:?}");
     assert_eq!(sent.iter().filter(|name| *name == "hmget").count(), 3);
 }

@@ -5,6 +5,7 @@
 mod browser;
 mod support;
 
+mod audit;
 mod bad_input;
 mod ciba;
 mod default_device;

@@ -649,12 +649,18 @@ async fn a_completed_flow_costs_few_redis_round_trips() {
     // and before each change after the first GET (`authenticate {}`, the approval,
     // continue, the pickup) committed against the version this instance last saw, without
     // a read first.
-    assert!(round_trips <= 20, "the hot path stays lean: {sent:?}");
+    // 21 since the audit trail (issue 15): the flow enters its user's timeline at the
+    // start, on the user's slot (`{u:user}`), which the flow's insert cannot write. Each
+    // event rides in its commit's script: no round trip for those.
+    assert!(round_trips <= 21, "the hot path stays lean: {sent:?}");
     // The device's JWT ids are spent with one `SET NX PX` each (they were a script of
     // three commands: 58 in all before). The push's listing publishes the device's wake-up
     // in its script (one command; it had been lost, and a phone's long poll heard of a
     // push only when its wait ran out).
-    assert!(total <= 49, "commands: {stats:?}");
+    // 59 since the audit trail: an `RPUSH` per event in its commit's script (5), the
+    // list's `PEXPIRE` when the start creates it, and the user's timeline (`EVALSHA`,
+    // `ZADD`, `ZREMRANGEBYSCORE`, `PEXPIRE`).
+    assert!(total <= 59, "commands: {stats:?}");
 }
 
 /// `authenticate {}` alone: the user's slot in one read (profile, device set, default

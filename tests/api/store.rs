@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use assent_core::store::{Record, Snapshot, Store, StoreError, Transitioned, Ttl};
+use assent_core::store::{LogEntry, Record, Snapshot, Store, StoreError, Transitioned, Ttl};
 
 use crate::support::topology::RedisCluster;
 use crate::support::{RedisServer, memory_store, unique};
@@ -93,6 +93,9 @@ conformance!(
     snapshot_reads_records_and_sets_of_one_slot,
     snapshot_is_one_atomic_step,
     a_stale_transition_answers_with_the_current_record,
+    a_logged_commit_appends_exactly_when_it_writes,
+    a_log_outlives_its_record_by_its_own_ttl,
+    timelines_page_newest_first_and_drop_what_is_too_old,
 );
 
 async fn rate_limit_counts_up_to_the_limit_across_clients(pair: Pair) {
@@ -604,4 +607,148 @@ async fn a_stale_transition_answers_with_the_current_record(pair: Pair) {
         (record.value.as_slice(), record.version),
         (&b"approved"[..], 3)
     );
+}
+
+fn log_entry(entry: &[u8]) -> LogEntry<'_> {
+    LogEntry {
+        key: "events:{lg}",
+        entry,
+        ttl: Duration::from_secs(60),
+    }
+}
+
+async fn a_logged_commit_appends_exactly_when_it_writes(pair: Pair) {
+    let (first, second) = (pair.first, pair.second);
+    let ttl = Ttl::Set(Duration::from_secs(60));
+    let commit = |store: &Arc<dyn Store>, expected, value: &'static [u8]| {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .commit_logged("f:{lg}", expected, value, ttl, None, log_entry(value))
+                .await
+        }
+    };
+    assert!(matches!(
+        commit(&first, Some(1), b"none").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        commit(&first, None, b"start").await.unwrap(),
+        Transitioned::Written(1)
+    );
+    assert!(matches!(
+        commit(&second, None, b"again").await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        commit(&second, Some(1), b"entered").await.unwrap(),
+        Transitioned::Written(2)
+    );
+    // A stale version writes nothing, its entry neither, and hands back the record.
+    assert_eq!(
+        commit(&first, Some(1), b"stale").await.unwrap(),
+        Transitioned::Stale(Record {
+            value: b"entered".to_vec(),
+            version: 2,
+        })
+    );
+    assert_eq!(
+        second.log_entries("events:{lg}").await.unwrap(),
+        [b"start".to_vec(), b"entered".to_vec()],
+        "oldest first, only what was written"
+    );
+    assert!(first.log_entries("events:{none}").await.unwrap().is_empty());
+    // The list lives on the record's slot, or nowhere.
+    let elsewhere = LogEntry {
+        key: "events:{elsewhere}",
+        ..log_entry(b"x")
+    };
+    assert!(matches!(
+        first
+            .commit_logged("f:{lg}", Some(2), b"x", Ttl::Keep, None, elsewhere)
+            .await,
+        Err(StoreError::CrossSlot)
+    ));
+    assert_eq!(first.get("f:{lg}").await.unwrap().unwrap().version, 2);
+}
+
+async fn a_log_outlives_its_record_by_its_own_ttl(pair: Pair) {
+    let store = pair.first;
+    let log = |entry| LogEntry {
+        key: "events:{lt}",
+        entry,
+        ttl: Duration::from_millis(900),
+    };
+    let record_ttl = Ttl::Set(Duration::from_millis(300));
+    store
+        .commit_logged("f:{lt}", None, b"v", record_ttl, None, log(b"one"))
+        .await
+        .unwrap();
+    // A later entry keeps the list's expiry (set when the list was created).
+    store
+        .commit_logged("f:{lt}", Some(1), b"w", Ttl::Keep, None, log(b"two"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        store.get("f:{lt}").await.unwrap(),
+        None,
+        "the record is gone"
+    );
+    assert_eq!(store.log_entries("events:{lt}").await.unwrap().len(), 2);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        store.log_entries("events:{lt}").await.unwrap().is_empty(),
+        "the list expires in its turn"
+    );
+}
+
+async fn timelines_page_newest_first_and_drop_what_is_too_old(pair: Pair) {
+    let (first, second) = (pair.first, pair.second);
+    let keep = Duration::from_secs(3600);
+    for (member, at) in [("a", 1_000_000), ("c", 3_000_000), ("b", 2_000_000)] {
+        first
+            .timeline_add("flows:{u:tl}", member, at, keep)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        second
+            .timeline_page("flows:{u:tl}", None, 10)
+            .await
+            .unwrap(),
+        [
+            ("c".to_owned(), 3_000_000),
+            ("b".to_owned(), 2_000_000),
+            ("a".to_owned(), 1_000_000)
+        ]
+    );
+    assert_eq!(
+        second
+            .timeline_page("flows:{u:tl}", Some(3_000_000), 1)
+            .await
+            .unwrap(),
+        [("b".to_owned(), 2_000_000)],
+        "strictly before, and at most the limit"
+    );
+    assert!(
+        second
+            .timeline_page("flows:{u:none}", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A member added more than `keep` after the oldest drops it.
+    first
+        .timeline_add("flows:{u:tl}", "d", 1_000_000 + 3_600_001, keep)
+        .await
+        .unwrap();
+    let members: Vec<String> = second
+        .timeline_page("flows:{u:tl}", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(member, _)| member)
+        .collect();
+    assert_eq!(members, ["d", "c", "b"]);
 }

@@ -353,14 +353,12 @@ impl Adapter {
         let default = device::default_for_user(self.store(), user).await?;
         let summary =
             super::service::summaries(std::slice::from_ref(device), default.as_ref()).remove(0);
-        match self
-            .update_flow(flow, None, |_| {
-                Ok(Event::DevicePaired {
-                    device: summary.clone(),
-                })
+        let paired = self.update_flow(flow, None, |_| {
+            Ok(Event::DevicePaired {
+                device: summary.clone(),
             })
-            .await
-        {
+        });
+        match crate::audit::as_device(&device.id, paired).await {
             Ok(_) => Ok(()),
             Err(AdapterError::NotFound(_) | AdapterError::Flow(_)) => Err(AdapterError::Conflict(
                 "the registration has ended".to_owned(),

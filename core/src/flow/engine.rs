@@ -13,14 +13,18 @@ use super::machine::{self, Context, Effect, Event, Metric, Transition};
 use super::{Flow, FlowKind, Status, cache};
 use crate::error::AdapterError;
 use crate::ids::FlowId;
-use crate::store::{Attempt, StoreError, Transitioned, Ttl, retry_lost_races_with};
-use crate::{Adapter, keys};
+use crate::store::{Attempt, LogEntry, StoreError, Transitioned, Ttl, retry_lost_races_with};
+use crate::{Adapter, audit, keys};
 
 /// A flow and the version a compare-and-set must name to replace it.
 pub(crate) type Versioned = (Flow, u64);
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Flow, AdapterError> {
     super::stored::decode(bytes).map_err(AdapterError::internal)
+}
+
+fn encode_event(event: &audit::AuditEvent) -> Result<Vec<u8>, AdapterError> {
+    serde_json::to_vec(event).map_err(AdapterError::internal)
 }
 
 pub(crate) fn encode(flow: &Flow) -> Result<Vec<u8>, AdapterError> {
@@ -97,24 +101,34 @@ impl Adapter {
         ahead.extend(pairing_keys);
         self.list_pushes(&effects).await?;
         self.write_ahead(&ahead).await?;
+        let event = audit::event(None, &next, "start", self.clock().now_ms());
         let committed = self
             .store()
-            .commit(
+            .commit_logged(
                 &keys::flow(&next.id),
                 None,
                 &encode(&next)?,
                 Ttl::Set(ttl),
                 None,
+                LogEntry {
+                    key: &keys::flow_events(&next.id),
+                    entry: &encode_event(&event)?,
+                    ttl: ttl.saturating_add(self.audit_retention()),
+                },
             )
             .await;
-        if committed.is_err() {
+        if !matches!(committed, Ok(Transitioned::Written(_))) {
             self.undo_write_ahead(&ahead).await;
         }
         match committed {
-            Ok(version) => self.remember(&next, version, Some(ttl)),
-            Err(StoreError::Conflict) => return Err(AdapterError::internal("flow id collision")),
+            Ok(Transitioned::Written(version)) => self.remember(&next, version, Some(ttl)),
+            Ok(Transitioned::Stale(_)) | Err(StoreError::Conflict) => {
+                return Err(AdapterError::internal("flow id collision"));
+            }
             Err(error) => return Err(error.into()),
         }
+        audit::log(&event);
+        self.index_for_user(&next, ttl).await;
         let kind = next.kind().as_str();
         self.metrics()
             .flows_started
@@ -170,10 +184,11 @@ impl Adapter {
                 };
                 let now = self.clock().now_ms();
                 let applied = make_event(&flow).and_then(|(event, answer)| {
+                    let name = event.name();
                     let transition = machine::apply(&flow, event, &self.context(&flow, now))?;
-                    Ok((transition, answer))
+                    Ok((transition, answer, name))
                 });
-                let (Transition { next, effects }, answer) = match applied {
+                let (Transition { next, effects }, answer, event_name) = match applied {
                     Ok(applied) => applied,
                     // Refused by a cached version: a newer one may allow it.
                     Err(error) => {
@@ -194,9 +209,23 @@ impl Adapter {
                 let (ahead, effects) = self.split_effects(&next, effects)?;
                 self.list_pushes(&effects).await?;
                 self.write_ahead(&ahead).await?;
+                let event = audit::event(Some(&flow), &next, event_name, now);
                 let committed = self
                     .store()
-                    .transition_or_current(key, version, &encode(&next)?, Ttl::Keep, Some(channel))
+                    .commit_logged(
+                        key,
+                        Some(version),
+                        &encode(&next)?,
+                        Ttl::Keep,
+                        Some(channel),
+                        LogEntry {
+                            key: &keys::flow_events(id),
+                            entry: &encode_event(&event)?,
+                            // The list exists since the flow's start, with its expiry:
+                            // this only matters for a flow older than the trail.
+                            ttl: self.audit_retention(),
+                        },
+                    )
                     .await;
                 if !matches!(committed, Ok(Transitioned::Written(_))) {
                     self.undo_write_ahead(&ahead).await;
@@ -205,6 +234,12 @@ impl Adapter {
                     Ok(Transitioned::Written(written)) => {
                         cache::confirmed();
                         self.remember(&next, written, None);
+                        audit::log(&event);
+                        // A QR sign-on learns its user from the device's choice.
+                        if flow.user_id != next.user_id {
+                            let lifetime = Duration::from_secs(self.config().policy.flow_ttl_secs);
+                            self.index_for_user(&next, lifetime).await;
+                        }
                         self.count_outcome(&flow, &next, now);
                         self.run_effects(&next, effects).await?;
                         Ok(Attempt::Done((next, answer)))

@@ -32,7 +32,7 @@ pub mod service;
 mod steps;
 mod stored;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod transaction;
 pub mod verify;
 

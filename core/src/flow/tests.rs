@@ -27,7 +27,7 @@ pub(super) fn phone(id: &DeviceId) -> DeviceSummary {
     }
 }
 
-pub(super) fn head(devices: &[DeviceId]) -> Head {
+pub(crate) fn head(devices: &[DeviceId]) -> Head {
     let params = DynamicParams::parse([("amount".to_owned(), "10 EUR".to_owned())].into())
         .expect("valid parameters");
     Head {
@@ -60,7 +60,7 @@ pub(super) fn head(devices: &[DeviceId]) -> Head {
     }
 }
 
-pub(super) fn ctx(now_ms: u64) -> Context {
+pub(crate) fn ctx(now_ms: u64) -> Context {
     Context {
         now_ms,
         push_timeout_ms: 1000,

@@ -13,7 +13,8 @@ use prometheus::IntCounter;
 
 use super::waiters::Waiters;
 use super::{
-    Record, RedisOptions, RedisStore, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl,
+    LogEntry, Record, RedisOptions, RedisStore, Snapshot, Store, StoreError, Subscription,
+    Transitioned, Ttl,
 };
 
 /// First pause between two connection attempts; it doubles up to [`MAX_CONNECT_BACKOFF`].
@@ -225,6 +226,43 @@ impl Store for Deferred {
         self.inner()?
             .transition_or_current(key, expected, value, ttl, notify)
             .await
+    }
+
+    async fn commit_logged(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        log: LogEntry<'_>,
+    ) -> Result<Transitioned, StoreError> {
+        self.inner()?
+            .commit_logged(key, expected, value, ttl, notify, log)
+            .await
+    }
+
+    async fn log_entries(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner()?.log_entries(key).await
+    }
+
+    async fn timeline_add(
+        &self,
+        key: &str,
+        member: &str,
+        at_ms: u64,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner()?.timeline_add(key, member, at_ms, keep).await
+    }
+
+    async fn timeline_page(
+        &self,
+        key: &str,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner()?.timeline_page(key, before_ms, limit).await
     }
 }
 

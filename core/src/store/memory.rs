@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::waiters::Waiters;
-use super::{Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot};
+use super::{
+    LogEntry, Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot,
+};
 
 /// How many writes between two purges of expired entries. Expiry is checked on every read,
 /// so the purge only reclaims memory; nothing depends on it for correctness.
@@ -44,6 +46,9 @@ struct State {
     records: HashMap<String, Entry<Record>>,
     indexes: HashMap<String, Entry<HashSet<String>>>,
     windows: HashMap<String, Entry<VecDeque<Instant>>>,
+    logs: HashMap<String, Entry<Vec<Vec<u8>>>>,
+    /// Members by their time (ms since the epoch).
+    timelines: HashMap<String, Entry<HashMap<String, u64>>>,
     writes: u64,
 }
 
@@ -68,6 +73,8 @@ impl State {
             self.records.retain(|_, entry| entry.live(now));
             self.indexes.retain(|_, entry| entry.live(now));
             self.windows.retain(|_, entry| entry.live(now));
+            self.logs.retain(|_, entry| entry.live(now));
+            self.timelines.retain(|_, entry| entry.live(now));
         }
     }
 }
@@ -396,5 +403,132 @@ impl Store for MemoryStore {
             self.waiters.wake(channel);
         }
         Ok(Transitioned::Written(version))
+    }
+
+    async fn commit_logged(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        log: LogEntry<'_>,
+    ) -> Result<Transitioned, StoreError> {
+        one_slot([key, log.key])?;
+        let now = Instant::now();
+        let version = {
+            let mut state = self.state();
+            let version = match (expected, state.record(key, now)) {
+                (None, Some(_)) => return Err(StoreError::Conflict),
+                (Some(_), None) => return Err(StoreError::NotFound),
+                (Some(expected), Some(entry)) if entry.data.version != expected => {
+                    return Ok(Transitioned::Stale(entry.data.clone()));
+                }
+                (Some(_), Some(entry)) => {
+                    entry.data.version += 1;
+                    entry.data.value = value.to_vec();
+                    entry.apply_ttl(ttl, now);
+                    entry.data.version
+                }
+                (None, None) => {
+                    let entry = Entry {
+                        data: Record {
+                            value: value.to_vec(),
+                            version: 1,
+                        },
+                        expires: fresh_expiry(ttl, now),
+                    };
+                    state.records.insert(key.to_owned(), entry);
+                    1
+                }
+            };
+            if state
+                .logs
+                .get(log.key)
+                .is_some_and(|entry| !entry.live(now))
+            {
+                state.logs.remove(log.key);
+            }
+            state
+                .logs
+                .entry(log.key.to_owned())
+                .or_insert_with(|| Entry {
+                    data: Vec::new(),
+                    expires: Some(now + log.ttl),
+                })
+                .data
+                .push(log.entry.to_vec());
+            state.wrote(now);
+            version
+        };
+        if let Some(channel) = notify {
+            self.waiters.wake(channel);
+        }
+        Ok(Transitioned::Written(version))
+    }
+
+    async fn log_entries(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let now = Instant::now();
+        Ok(self
+            .state()
+            .logs
+            .get(key)
+            .filter(|entry| entry.live(now))
+            .map(|entry| entry.data.clone())
+            .unwrap_or_default())
+    }
+
+    async fn timeline_add(
+        &self,
+        key: &str,
+        member: &str,
+        at_ms: u64,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state
+            .timelines
+            .get(key)
+            .is_some_and(|entry| !entry.live(now))
+        {
+            state.timelines.remove(key);
+        }
+        let timeline = state
+            .timelines
+            .entry(key.to_owned())
+            .or_insert_with(|| Entry {
+                data: HashMap::new(),
+                expires: None,
+            });
+        let oldest = at_ms.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+        timeline.data.retain(|_, at| *at >= oldest);
+        timeline.data.insert(member.to_owned(), at_ms);
+        timeline.expires = Some(now + keep);
+        state.wrote(now);
+        Ok(())
+    }
+
+    async fn timeline_page(
+        &self,
+        key: &str,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let now = Instant::now();
+        let state = self.state();
+        let Some(timeline) = state.timelines.get(key).filter(|entry| entry.live(now)) else {
+            return Ok(Vec::new());
+        };
+        let mut page: Vec<(String, u64)> = timeline
+            .data
+            .iter()
+            .filter(|(_, at)| before_ms.is_none_or(|before| **at < before))
+            .map(|(member, at)| (member.clone(), *at))
+            .collect();
+        // Redis orders equal scores by member, newest first means both descending.
+        page.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        page.truncate(limit);
+        Ok(page)
     }
 }

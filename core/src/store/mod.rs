@@ -99,6 +99,20 @@ pub enum Transitioned {
     Stale(Record),
 }
 
+/// An entry appended to a list beside a record (a flow's audit events) by the commit that
+/// changes the record: both keys carry the same hash tag.
+#[derive(Clone, Copy, Debug)]
+pub struct LogEntry<'a> {
+    /// The list's key.
+    pub key: &'a str,
+    /// The entry, appended last.
+    pub entry: &'a [u8],
+    /// The list's time to live, set when this entry creates it; later entries keep the
+    /// expiry, so a list started with its record's lifetime plus a retention outlives the
+    /// record by that retention.
+    pub ttl: Duration,
+}
+
 /// State shared by every assent instance.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -203,6 +217,43 @@ pub trait Store: Send + Sync + 'static {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<Transitioned, StoreError>;
+
+    /// As [`Store::commit`] (an insert with `expected` = `None`, `Conflict` if the record
+    /// exists) or [`Store::transition_or_current`] (`Stale` when the version moved on),
+    /// appending `log` to its list in the same atomic step: an entry exists exactly when
+    /// its change was written. `CrossSlot` unless `log.key` shares the record's hash tag.
+    async fn commit_logged(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        log: LogEntry<'_>,
+    ) -> Result<Transitioned, StoreError>;
+
+    /// The entries of the list at `key`, oldest first (empty when there is none).
+    async fn log_entries(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Adds `member` at time `at_ms` (ms since the epoch) to the timeline at `key`, drops
+    /// the members older than `at_ms - keep`, and has the timeline expire `keep` after this
+    /// write: one atomic step.
+    async fn timeline_add(
+        &self,
+        key: &str,
+        member: &str,
+        at_ms: u64,
+        keep: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` members of the timeline at `key` with their times, newest first,
+    /// only those strictly before `before_ms` when given.
+    async fn timeline_page(
+        &self,
+        key: &str,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 }
 
 /// Redis options from the configuration.

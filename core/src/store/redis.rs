@@ -14,7 +14,9 @@ use redis::Script;
 use super::connection::{Connection, FeedSource, PerThread};
 use super::topology::Topology;
 use super::waiters::Waiters;
-use super::{Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot};
+use super::{
+    LogEntry, Record, Snapshot, Store, StoreError, Subscription, Transitioned, Ttl, one_slot,
+};
 
 /// Longest pause between two attempts to restore the pub/sub feed.
 const MAX_FEED_BACKOFF: Duration = Duration::from_secs(2);
@@ -83,6 +85,34 @@ redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
 apply_ttl(KEYS[1], ARGV[3])
 if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
 return next
+";
+
+// COMMIT or TRANSITION_OR_CURRENT, appending an entry to the list KEYS[2] when written.
+// ARGV: expected version ('' inserts), value, ttl, channel, entry, the list's ttl (ms,
+// set only when the entry creates the list).
+const COMMIT_LOGGED: &str = r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if ARGV[1] == '' then
+  if v then return -2 end
+else
+  if not v then return -1 end
+  if v ~= ARGV[1] then return {v, redis.call('HGET', KEYS[1], 'd')} end
+end
+local next = (tonumber(v) or 0) + 1
+redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
+apply_ttl(KEYS[1], ARGV[3])
+if redis.call('RPUSH', KEYS[2], ARGV[5]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
+return next
+";
+
+// A sorted set of members by time. ARGV: member, its time (ms), the exclusive lower bound
+// of what is kept ('(' and a time), how long the set lives (ms).
+const TIMELINE_ADD: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
 ";
 
 const CONSUME: &str = r"
@@ -208,6 +238,8 @@ struct Scripts {
     rate_count: Lua,
     snapshot: Lua,
     transition_or_current: Lua,
+    commit_logged: Lua,
+    timeline_add: Lua,
 }
 
 impl Scripts {
@@ -224,6 +256,8 @@ impl Scripts {
             rate_count: Lua::new(RATE_COUNT.to_owned()),
             snapshot: Lua::new(SNAPSHOT.to_owned()),
             transition_or_current: with_ttl(TRANSITION_OR_CURRENT),
+            commit_logged: with_ttl(COMMIT_LOGGED),
+            timeline_add: Lua::new(TIMELINE_ADD.to_owned()),
         }
     }
 }
@@ -854,7 +888,104 @@ impl Store for RedisStore {
             .unwrap_or_default();
         let call = self.scripts.transition_or_current.on(self.key(key));
         let call = call.arg(expected).arg(value).arg(ttl_arg(ttl)).arg(channel);
-        match self.eval(call, true).await? {
+        self.transitioned(self.eval(call, true).await?)
+    }
+
+    async fn commit_logged(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        ttl: Ttl,
+        notify: Option<&str>,
+        log: LogEntry<'_>,
+    ) -> Result<Transitioned, StoreError> {
+        one_slot([key, log.key])?;
+        let channel = notify
+            .map(|channel| self.channel(channel))
+            .unwrap_or_default();
+        let expected = expected
+            .map(|version| version.to_string())
+            .unwrap_or_default();
+        let call = self
+            .scripts
+            .commit_logged
+            .on_slot(self.key(key), vec![self.key(log.key)]);
+        let call = call
+            .arg(expected)
+            .arg(value)
+            .arg(ttl_arg(ttl))
+            .arg(channel)
+            .arg(log.entry)
+            .arg(log.ttl.as_millis().max(1).to_string());
+        self.transitioned(self.eval(call, true).await?)
+    }
+
+    async fn log_entries(&self, key: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut connection = self.connection();
+        self.call(
+            redis::cmd("LRANGE")
+                .arg(self.key(key))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut connection),
+        )
+        .await
+    }
+
+    async fn timeline_add(
+        &self,
+        key: &str,
+        member: &str,
+        at_ms: u64,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX).max(1);
+        let call = self.scripts.timeline_add.on(self.key(key));
+        let call = call
+            .arg(member)
+            .arg(at_ms)
+            .arg(format!("({}", at_ms.saturating_sub(keep_ms)))
+            .arg(keep_ms);
+        // Not durable: an index entry a failover forgets only hides a flow from the
+        // user's listing; its events stay readable by the flow's id.
+        let _: i64 = self.eval(call, false).await?;
+        Ok(())
+    }
+
+    async fn timeline_page(
+        &self,
+        key: &str,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let newest = before_ms.map_or_else(|| "+inf".to_owned(), |before| format!("({before}"));
+        let mut connection = self.connection();
+        let page: Vec<(String, f64)> = self
+            .call(
+                redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(self.key(key))
+                    .arg(newest)
+                    .arg("-inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(page
+            .into_iter()
+            .map(|(member, at)| (member, at.max(0.0) as u64))
+            .collect())
+    }
+}
+
+impl RedisStore {
+    /// A conditional write's answer: the new version, or the current record when the
+    /// version had moved on.
+    fn transitioned(&self, answer: redis::Value) -> Result<Transitioned, StoreError> {
+        match answer {
             redis::Value::Int(outcome) => versioned(outcome).map(Transitioned::Written),
             redis::Value::Array(current) => match current.as_slice() {
                 [version, redis::Value::BulkString(value)] => {

@@ -137,7 +137,7 @@ async fn get_flow(
 
 /// The browser behind `request`, for the audit trail: the connection's peer address
 /// (never a forwarding header a client could forge) and its `User-Agent`.
-fn browser(request: &HttpRequest) -> Origin {
+pub(crate) fn browser(request: &HttpRequest) -> Origin {
     Origin {
         actor: Actor::Browser,
         ip: request.peer_addr().map(|address| address.ip()),

@@ -18,6 +18,7 @@ on_both_backends!(
     a_form_without_its_token_is_refused_and_changes_nothing,
     an_unknown_flow_is_a_not_found_page,
     a_transaction_shows_what_is_approved_and_other_statuses_get_a_generic_page,
+    a_pages_action_is_the_browsers_in_the_audit_trail,
 );
 
 /// Where the federation server takes the browser back.
@@ -430,4 +431,28 @@ async fn a_transaction_shows_what_is_approved_and_other_statuses_get_a_generic_p
     page.shows(&["Sign-in canceled"], &["Anmeldung abgebrochen"])
         .await;
     app.stop().await;
+}
+
+/// What a person does on a page is recorded as the browser's doing, with its address.
+async fn a_pages_action_is_the_browsers_in_the_audit_trail(backend: Backend<'_>) {
+    let app = spawn(backend).await;
+    app.pair_device("alice").await;
+    let flow = app
+        .start_flow_unauthenticated(&request_returning("alice"))
+        .await;
+    let mut page = PageBrowser::new(&app, &flow);
+    page.act("authenticate", None).await;
+
+    let response = app
+        .admin_get(&format!("/admin/v1/flows/{flow}/events"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let trail: assent_proto::admin::FlowEvents = response.json().await.expect("events");
+    let entered = trail
+        .events
+        .iter()
+        .find(|event| event.event == "authenticate")
+        .expect("the page's authenticate is in the trail");
+    assert_eq!(entered.actor, assent_proto::admin::AuditActor::Browser);
+    assert_eq!(entered.ip.as_deref(), Some("127.0.0.1"));
 }

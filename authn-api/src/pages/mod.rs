@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::AuthnError;
 use crate::render::render;
-use crate::routes::{flow_url, presented_state, set_binding_cookies};
+use crate::routes::{browser, flow_url, presented_state, set_binding_cookies};
 
 pub use l10n::BadMessages;
 use l10n::Catalog;
@@ -394,7 +394,8 @@ async fn submit(
     let Some(action) = flow_action(form) else {
         return trouble_page(&pages, &adapter, &request, Trouble::BadForm, None);
     };
-    match Box::pin(adapter.act(&path, presented.as_deref(), action)).await {
+    let acting = adapter.act(&path, presented.as_deref(), action);
+    match Box::pin(adapter.acting(browser(&request), acting)).await {
         Ok((flow, _)) => {
             let now = adapter.clock().now_ms();
             let location = match (flow.status(now), &flow.return_url) {

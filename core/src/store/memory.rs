@@ -167,24 +167,13 @@ impl Store for MemoryStore {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let now = Instant::now();
-        let version = {
-            let mut state = self.state();
-            let entry = state.record(key, now).ok_or(StoreError::NotFound)?;
-            if entry.data.version != expected {
-                return Err(StoreError::Conflict);
-            }
-            entry.data.version += 1;
-            entry.data.value = value.to_vec();
-            entry.apply_ttl(ttl, now);
-            let version = entry.data.version;
-            state.wrote(now);
-            version
-        };
-        if let Some(channel) = notify {
-            self.waiters.wake(channel);
+        match self
+            .transition_or_current(key, expected, value, ttl, notify)
+            .await?
+        {
+            Transitioned::Written(version) => Ok(version),
+            Transitioned::Stale(_) => Err(StoreError::Conflict),
         }
-        Ok(version)
     }
 
     async fn commit(

@@ -48,17 +48,6 @@ apply_ttl(KEYS[1], ARGV[2])
 return v
 ";
 
-const TRANSITION: &str = r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return -2 end
-local next = tonumber(v) + 1
-redis.call('HSET', KEYS[1], 'v', next, 'd', ARGV[2])
-apply_ttl(KEYS[1], ARGV[3])
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
-return next
-";
-
 // ARGV: expected version ('' inserts), value, ttl, channel.
 const COMMIT: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -75,7 +64,9 @@ if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '1') end
 return next
 ";
 
-// As TRANSITION, but a stale version answers with the record as it is: {version, value}.
+// A compare-and-set on the version that publishes on ARGV[4] when it writes; a stale
+// version answers with the record as it is: {version, value}. ARGV: expected version,
+// value, ttl, channel.
 const TRANSITION_OR_CURRENT: &str = r"
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return -1 end
@@ -230,7 +221,6 @@ impl Call<'_> {
 struct Scripts {
     insert: Lua,
     put: Lua,
-    transition: Lua,
     commit: Lua,
     consume: Lua,
     index_add: Lua,
@@ -248,7 +238,6 @@ impl Scripts {
         Self {
             insert: with_ttl(INSERT),
             put: with_ttl(PUT),
-            transition: with_ttl(TRANSITION),
             commit: with_ttl(COMMIT),
             consume: Lua::new(CONSUME.to_owned()),
             index_add: with_ttl(INDEX_ADD),
@@ -721,12 +710,13 @@ impl Store for RedisStore {
         ttl: Ttl,
         notify: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let channel = notify
-            .map(|channel| self.channel(channel))
-            .unwrap_or_default();
-        let call = self.scripts.transition.on(self.key(key));
-        let call = call.arg(expected).arg(value).arg(ttl_arg(ttl)).arg(channel);
-        versioned(self.eval(call, true).await?)
+        match self
+            .transition_or_current(key, expected, value, ttl, notify)
+            .await?
+        {
+            Transitioned::Written(version) => Ok(version),
+            Transitioned::Stale(_) => Err(StoreError::Conflict),
+        }
     }
 
     async fn commit(

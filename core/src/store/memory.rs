@@ -60,6 +60,32 @@ impl State {
         self.records.get_mut(key)
     }
 
+    /// Writes `value` at `key`: the next version of a live record, or version 1 of a new
+    /// one; returns the version written.
+    fn write(&mut self, key: &str, value: &[u8], ttl: Ttl, now: Instant) -> u64 {
+        let version = match self.record(key, now) {
+            Some(entry) => {
+                entry.data.version += 1;
+                entry.data.value = value.to_vec();
+                entry.apply_ttl(ttl, now);
+                entry.data.version
+            }
+            None => {
+                let entry = Entry {
+                    data: Record {
+                        value: value.to_vec(),
+                        version: 1,
+                    },
+                    expires: fresh_expiry(ttl, now),
+                };
+                self.records.insert(key.to_owned(), entry);
+                1
+            }
+        };
+        self.wrote(now);
+        version
+    }
+
     fn index(&mut self, key: &str, now: Instant) -> Option<&mut Entry<HashSet<String>>> {
         if self.indexes.get(key).is_some_and(|entry| !entry.live(now)) {
             self.indexes.remove(key);
@@ -136,27 +162,7 @@ impl Store for MemoryStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<u64, StoreError> {
         let now = Instant::now();
         let mut state = self.state();
-        let version = match state.record(key, now) {
-            Some(entry) => {
-                entry.data.version += 1;
-                entry.data.value = value.to_vec();
-                entry.apply_ttl(ttl, now);
-                entry.data.version
-            }
-            None => {
-                let entry = Entry {
-                    data: Record {
-                        value: value.to_vec(),
-                        version: 1,
-                    },
-                    expires: fresh_expiry(ttl, now),
-                };
-                state.records.insert(key.to_owned(), entry);
-                1
-            }
-        };
-        state.wrote(now);
-        Ok(version)
+        Ok(state.write(key, value, ttl, now))
     }
 
     async fn transition(
@@ -196,27 +202,7 @@ impl Store for MemoryStore {
                 }
                 _ => {}
             }
-            let version = match state.record(key, now) {
-                Some(entry) => {
-                    entry.data.version += 1;
-                    entry.data.value = value.to_vec();
-                    entry.apply_ttl(ttl, now);
-                    entry.data.version
-                }
-                None => {
-                    let entry = Entry {
-                        data: Record {
-                            value: value.to_vec(),
-                            version: 1,
-                        },
-                        expires: fresh_expiry(ttl, now),
-                    };
-                    state.records.insert(key.to_owned(), entry);
-                    1
-                }
-            };
-            state.wrote(now);
-            version
+            state.write(key, value, ttl, now)
         };
         if let Some(channel) = notify {
             self.waiters.wake(channel);
@@ -381,12 +367,7 @@ impl Store for MemoryStore {
             if entry.data.version != expected {
                 return Ok(Transitioned::Stale(entry.data.clone()));
             }
-            entry.data.version += 1;
-            entry.data.value = value.to_vec();
-            entry.apply_ttl(ttl, now);
-            let version = entry.data.version;
-            state.wrote(now);
-            version
+            state.write(key, value, ttl, now)
         };
         if let Some(channel) = notify {
             self.waiters.wake(channel);
@@ -413,23 +394,7 @@ impl Store for MemoryStore {
                 (Some(expected), Some(entry)) if entry.data.version != expected => {
                     return Ok(Transitioned::Stale(entry.data.clone()));
                 }
-                (Some(_), Some(entry)) => {
-                    entry.data.version += 1;
-                    entry.data.value = value.to_vec();
-                    entry.apply_ttl(ttl, now);
-                    entry.data.version
-                }
-                (None, None) => {
-                    let entry = Entry {
-                        data: Record {
-                            value: value.to_vec(),
-                            version: 1,
-                        },
-                        expires: fresh_expiry(ttl, now),
-                    };
-                    state.records.insert(key.to_owned(), entry);
-                    1
-                }
+                _ => state.write(key, value, ttl, now),
             };
             if state
                 .logs

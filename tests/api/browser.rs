@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
-use crate::support::free_port;
+use crate::support::{free_port, repo_root};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -264,4 +265,84 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The federation server's return page, on an origin of its own.
+pub struct ReturnPage {
+    /// Its URL, the flows' `returnUrl`.
+    pub url: String,
+    /// Stops it.
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+impl ReturnPage {
+    /// Starts it on a free port.
+    pub async fn start() -> Self {
+        let server = HttpServer::new(|| {
+            App::new().route(
+                "/back",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("text/html; charset=utf-8")
+                        .body("<!doctype html><title>Back</title><p>Back at the federation server</p>")
+                }),
+            )
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .expect("a port for the return page");
+        let url = format!("http://{}/back", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { url, handle }
+    }
+}
+
+/// axe-core's WCAG 2.1 A and AA rules, run in the page shown now; panics listing any
+/// violation. Then keeps a screenshot named `name`.
+pub async fn check_page(browser: &Browser, name: &str) {
+    let axe =
+        std::fs::read_to_string(repo_root().join("tests/interop/node_modules/axe-core/axe.min.js"))
+            .expect("run ./scripts/test, which installs axe-core (npm ci in tests/interop)");
+    browser
+        .run(&format!("{axe}\nreturn true;"), json!([]))
+        .await;
+    let script = "const done = arguments[arguments.length - 1];
+        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+            .then(results => done(JSON.stringify({ violations: results.violations, passes: results.passes.length })),
+                  error => done(JSON.stringify({ error: String(error) })));";
+    let report = browser.run_async(script, json!([])).await;
+    let report: Value = serde_json::from_str(report.as_str().unwrap_or_default()).unwrap();
+    assert!(
+        report["error"].is_null(),
+        "axe-core failed on {name}: {report}"
+    );
+    let violations = report["violations"].as_array().cloned().unwrap_or_default();
+    assert!(
+        violations.is_empty(),
+        "axe-core violations on {name}: {:#}",
+        Value::Array(violations)
+    );
+    assert!(
+        report["passes"].as_u64().unwrap_or_default() > 0,
+        "axe-core checked {name}"
+    );
+    let directory = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(
+        directory.join(format!("{name}.png")),
+        browser.screenshot().await,
+    )
+    .unwrap();
+}
+
+/// Clicks the button `selector` picks, as a person would.
+pub async fn click(browser: &Browser, selector: &str) {
+    browser
+        .run(
+            "const button = document.querySelector(arguments[0]); button.focus(); button.click(); return true;",
+            json!([selector]),
+        )
+        .await;
 }

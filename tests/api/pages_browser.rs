@@ -6,92 +6,14 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use figment::Figment;
 use serde_json::{Value, json};
 
-use crate::browser::Browser;
-use crate::support::{Backend, TestApp, oob_request, repo_root, unique};
+use crate::browser::{Browser, ReturnPage, check_page, click};
+use crate::support::{Backend, TestApp, oob_request, unique};
 
 /// How long a page may take to move on (the script's long poll answers at once).
 const SCREEN: Duration = Duration::from_secs(20);
-
-/// The federation server's return page, on an origin of its own.
-struct ReturnPage {
-    url: String,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl ReturnPage {
-    async fn start() -> Self {
-        let server = HttpServer::new(|| {
-            App::new().route(
-                "/back",
-                web::get().to(|| async {
-                    HttpResponse::Ok()
-                        .content_type("text/html; charset=utf-8")
-                        .body("<!doctype html><title>Back</title><p>Back at the federation server</p>")
-                }),
-            )
-        })
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .expect("a port for the return page");
-        let url = format!("http://{}/back", server.addrs()[0]);
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self { url, handle }
-    }
-}
-
-/// axe-core's WCAG 2.1 A and AA rules, run in the page shown now; panics listing any
-/// violation. Then keeps a screenshot named `name`.
-async fn check_page(browser: &Browser, name: &str) {
-    let axe =
-        std::fs::read_to_string(repo_root().join("tests/interop/node_modules/axe-core/axe.min.js"))
-            .expect("run ./scripts/test, which installs axe-core (npm ci in tests/interop)");
-    browser
-        .run(&format!("{axe}\nreturn true;"), json!([]))
-        .await;
-    let script = "const done = arguments[arguments.length - 1];
-        axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
-            .then(results => done(JSON.stringify({ violations: results.violations, passes: results.passes.length })),
-                  error => done(JSON.stringify({ error: String(error) })));";
-    let report = browser.run_async(script, json!([])).await;
-    let report: Value = serde_json::from_str(report.as_str().unwrap_or_default()).unwrap();
-    assert!(
-        report["error"].is_null(),
-        "axe-core failed on {name}: {report}"
-    );
-    let violations = report["violations"].as_array().cloned().unwrap_or_default();
-    assert!(
-        violations.is_empty(),
-        "axe-core violations on {name}: {:#}",
-        Value::Array(violations)
-    );
-    assert!(
-        report["passes"].as_u64().unwrap_or_default() > 0,
-        "axe-core checked {name}"
-    );
-    let directory = repo_root().join("target/screenshots");
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(
-        directory.join(format!("{name}.png")),
-        browser.screenshot().await,
-    )
-    .unwrap();
-}
-
-/// Clicks the form button with `class`, as a person would.
-async fn click(browser: &Browser, selector: &str) {
-    browser
-        .run(
-            "const button = document.querySelector(arguments[0]); button.focus(); button.click(); return true;",
-            json!([selector]),
-        )
-        .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oob_push_with_number_matching_completes_through_the_pages_in_chromium() {

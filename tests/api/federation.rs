@@ -3,7 +3,8 @@
 //! which checks alice's password, starts an assent flow through the Adapter API and sends
 //! the browser to assent's hosted page; a simulated phone approves; the provider picks up
 //! assent's result once and the relying party shows an ID token whose `amr` and `acr`
-//! come from it. axe-core checks the provider's login page.
+//! come from it. Before that, a sign-in cancelled at assent ends at the relying party with
+//! `access_denied`. axe-core checks the provider's login page.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -89,6 +90,70 @@ async fn sign_in(browser: &Browser, username: &str, password: &str) {
     click(browser, "form button[type=submit]").await;
 }
 
+/// From the relying party's home page to assent's first page, through the provider's
+/// login page with alice's password (on the `first` pass, axe-core checks the login page
+/// and a wrong password is refused first). Returns the login page's URL and the flow id.
+async fn to_assent(
+    browser: &Browser,
+    rp_url: &str,
+    op_url: &str,
+    app: &TestApp,
+    first: bool,
+) -> (String, String) {
+    browser.goto(rp_url).await;
+    browser.wait_for_text("Not signed in", SCREEN).await;
+    click(browser, "a.button").await;
+    browser
+        .wait_for_text("to continue to Demo relying party", SCREEN)
+        .await;
+    let login = browser.current_url().await;
+    assert!(
+        login.starts_with(&format!("{op_url}/interaction/")),
+        "{login}"
+    );
+    if first {
+        check_page(browser, "federation-1-op-login").await;
+        // A wrong password is refused by the provider itself: no flow at assent.
+        sign_in(browser, "alice", "not-her-password").await;
+        browser
+            .wait_for_text("The username or password is incorrect.", SCREEN)
+            .await;
+        check_page(browser, "federation-2-op-login-refused").await;
+    }
+    sign_in(browser, "alice", "alice-demo-password").await;
+    let flow_page = format!("{}/flows/", app.address);
+    let url = browser
+        .wait_for(
+            "assent's hosted page",
+            "return location.href.startsWith(arguments[0]) && location.href;",
+            json!([flow_page]),
+            SCREEN,
+        )
+        .await;
+    browser.wait_for_text("Verify it's you", SCREEN).await;
+    let flow = url.as_str().unwrap()[flow_page.len()..].to_owned();
+    (login, flow)
+}
+
+/// How many times the demo federation server picked up `flow`'s result (the audit trail).
+async fn pickups(app: &TestApp, flow: &str) -> usize {
+    let events: FlowEvents = app
+        .admin_get(&format!("/admin/v1/flows/{flow}/events"))
+        .await
+        .json()
+        .await
+        .expect("the flow's events");
+    events
+        .events
+        .iter()
+        .filter(|event| event.event == "result pickup")
+        .inspect(|event| {
+            assert_eq!(event.actor, AuditActor::FederationServer);
+            assert_eq!(event.client_id.as_deref(), Some(FEDERATION.0));
+        })
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relying_party_signs_alice_in_through_the_federation_example_with_amr_from_assent() {
     let app = TestApp::spawn(Backend::Memory).await;
@@ -117,39 +182,37 @@ async fn a_relying_party_signs_alice_in_through_the_federation_example_with_amr_
     .await;
     let browser = Browser::start().await;
 
-    browser.goto(&rp_url).await;
-    browser.wait_for_text("Not signed in", SCREEN).await;
-    click(&browser, "a.button").await;
-    browser
-        .wait_for_text("to continue to Demo relying party", SCREEN)
+    // First the person cancels at assent: the relying party hears access_denied.
+    let (login, cancelled) = to_assent(&browser, &rp_url, &op_url, &app, true).await;
+    click(&browser, "form.secondary button").await;
+    browser.wait_for_text("Sign-in canceled", SCREEN).await;
+    // assent's page says to close the window; the person goes back to the provider
+    // instead, at the flow's returnUrl.
+    browser.goto(&format!("{login}/resume")).await;
+    let error = browser
+        .wait_for(
+            "the relying party's refusal",
+            "const error = document.getElementById('error'); return error && error.textContent;",
+            json!([]),
+            SCREEN,
+        )
         .await;
+    assert_eq!(error, "access_denied");
     assert!(
         browser
             .current_url()
             .await
-            .starts_with(&format!("{op_url}/interaction/"))
+            .starts_with(&format!("{rp_url}/callback?"))
     );
-    check_page(&browser, "federation-1-op-login").await;
+    assert_eq!(app.result(&cancelled).await.status(), 404);
+    assert_eq!(
+        pickups(&app, &cancelled).await,
+        1,
+        "picked up by the provider"
+    );
 
-    // A wrong password is refused by the provider itself: no flow at assent.
-    sign_in(&browser, "alice", "not-her-password").await;
-    browser
-        .wait_for_text("The username or password is incorrect.", SCREEN)
-        .await;
-    check_page(&browser, "federation-2-op-login-refused").await;
-
-    sign_in(&browser, "alice", "alice-demo-password").await;
-    let flow_page = format!("{}/flows/", app.address);
-    let url = browser
-        .wait_for(
-            "assent's hosted page",
-            "return location.href.startsWith(arguments[0]) && location.href;",
-            json!([flow_page]),
-            SCREEN,
-        )
-        .await;
-    let flow = url.as_str().unwrap()[flow_page.len()..].to_owned();
-    browser.wait_for_text("Verify it's you", SCREEN).await;
+    // Then alice signs in.
+    let (_, flow) = to_assent(&browser, &rp_url, &op_url, &app, false).await;
     click(&browser, "button.primary").await;
     browser.wait_for_text("Check your device", SCREEN).await;
 
@@ -197,19 +260,6 @@ async fn a_relying_party_signs_alice_in_through_the_federation_example_with_amr_
     // by the federation server.
     let again = app.result(&flow).await;
     assert_eq!(again.status(), 404);
-    let events: FlowEvents = app
-        .admin_get(&format!("/admin/v1/flows/{flow}/events"))
-        .await
-        .json()
-        .await
-        .expect("the flow's events");
-    let pickups: Vec<_> = events
-        .events
-        .iter()
-        .filter(|event| event.event == "result pickup")
-        .collect();
-    assert_eq!(pickups.len(), 1, "{:?}", events.events);
-    assert_eq!(pickups[0].actor, AuditActor::FederationServer);
-    assert_eq!(pickups[0].client_id.as_deref(), Some(FEDERATION.0));
+    assert_eq!(pickups(&app, &flow).await, 1);
     app.stop().await;
 }

@@ -63,6 +63,8 @@ const provider = new Provider(ISSUER, {
   // assent's classes: a push approved with a device key, or a one-time passcode.
   acrValues: ['urn:assent:acr:mobile-push', 'urn:assent:acr:otp'],
   pkce: { required: () => true },
+  // Seconds. A sign-in session lasts a working day; tokens are short.
+  ttl: { Session: 8 * 3600, Grant: 8 * 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
   features: { devInteractions: { enabled: false } },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, id) {

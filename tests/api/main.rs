@@ -14,6 +14,7 @@ mod device_authorization;
 mod devices;
 mod entry;
 mod faults;
+mod federation;
 mod flow_cache;
 mod hostile;
 mod interop;

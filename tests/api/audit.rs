@@ -6,12 +6,20 @@ use std::time::Duration;
 use assent_proto::admin::{AuditActor, AuditEvent, FlowEvents, UserEvents};
 use assent_proto::authn::{ActionRequest, StatusName};
 
-use crate::support::{AssentProcess, Backend, TestApp, on_both_backends, oob_request, problem};
+use crate::pages::PageBrowser;
+use crate::support::{
+    ADMIN_TOKEN, AssentProcess, Backend, TestApp, on_both_backends, oob_request, problem,
+    transfer_request, unique,
+};
 
 on_both_backends!(
     an_approved_oob_flow_names_each_actor_in_order,
     a_users_trail_pages_their_flows_newest_first,
     bad_paging_and_unknown_flows_are_refused,
+    a_qr_sign_on_through_the_pages_names_the_scanning_device,
+    a_transaction_approved_through_the_pages_has_its_trail,
+    a_registration_names_the_paired_device,
+    an_unpairing_is_the_devices_or_the_operators,
 );
 
 const BROWSER_AGENT: &str = "AuditTestBrowser/1.0 (X11; Linux)";
@@ -250,4 +258,171 @@ async fn each_event_is_one_json_line_on_the_audit_target() {
     assert_eq!(fields["ip"], "127.0.0.1");
     assert_eq!(fields["status_after"], "AUTHENTICATION_REQUIRED");
     assert!(!lines[0].to_string().contains("demo-federation-secret"));
+}
+
+/// Where the federation server takes the browser back, in the flows completed through the
+/// pages.
+const RETURN_URL: &str = "https://rp.example:8443/back?state=audit";
+
+async fn a_qr_sign_on_through_the_pages_names_the_scanning_device(backend: Backend<'_>) {
+    let app = TestApp::spawn_with(
+        backend,
+        &unique("t"),
+        figment::Figment::new().merge(("policy.qr_user_approval", false)),
+    )
+    .await;
+    let tablet = app.pair_device("alice").await;
+    tablet
+        .device
+        .join(&app.pairing_key("bob").await)
+        .await
+        .unwrap();
+    let flow = app
+        .start_flow_unauthenticated(&serde_json::json!({
+            "kind": "qr",
+            "application": { "name": "Demo Bank" },
+            "returnUrl": RETURN_URL,
+        }))
+        .await;
+    let mut page = PageBrowser::new(&app, &flow);
+    page.act("authenticate", None).await;
+    let code = crate::pages_qr::short_code(&page.get("en").await);
+    tablet.device.scan(&code).await.unwrap();
+    tablet.device.select(&code, "bob").await.unwrap();
+    page.get("en").await.assert_shows(&["Return to Demo Bank"]);
+    assert_eq!(app.result(&flow).await.status(), 200);
+
+    let events = flow_events(&app, &flow, "").await.events;
+    assert_eq!(
+        summary(&events),
+        [
+            ("result pickup", AuditActor::FederationServer),
+            ("QR user selection", AuditActor::Device),
+            ("QR scan", AuditActor::Device),
+            ("authenticate", AuditActor::Browser),
+            ("start", AuditActor::FederationServer),
+        ],
+        "newest first: {events:#?}"
+    );
+    let [_, selection, scan, entry, _] = &events[..] else {
+        unreachable!()
+    };
+    for by_tablet in [selection, scan] {
+        assert_eq!(by_tablet.device_id.as_deref(), Some(tablet.id()));
+        assert_eq!(by_tablet.ip.as_deref(), Some("127.0.0.1"));
+    }
+    assert_eq!(
+        scan.status_before.as_deref(),
+        Some("AUTHENTICATION_CODE_RESPONSE_REQUIRED")
+    );
+    assert_eq!(selection.status_after, "RESUME");
+    assert_eq!(entry.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(entry.status_after, "AUTHENTICATION_CODE_RESPONSE_REQUIRED");
+    assert!(events.iter().all(|event| event.kind == "qr"), "{events:#?}");
+}
+
+async fn a_transaction_approved_through_the_pages_has_its_trail(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let phone = app.pair_device("bob").await;
+    let mut request = transfer_request("bob", "99.00", "Dan");
+    request["returnUrl"] = serde_json::json!(RETURN_URL);
+    let flow = app.start_flow_unauthenticated(&request).await;
+    let mut page = PageBrowser::new(&app, &flow);
+    page.act("authenticate", None).await;
+    assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
+    assert_eq!(page.act("continueAuthentication", None).await, RETURN_URL);
+    assert_eq!(app.result(&flow).await.status(), 200);
+
+    let events = flow_events(&app, &flow, "").await.events;
+    assert_eq!(
+        summary(&events),
+        [
+            ("result pickup", AuditActor::FederationServer),
+            ("continueAuthentication", AuditActor::Browser),
+            ("device decision", AuditActor::Device),
+            ("authenticate", AuditActor::Browser),
+            ("start", AuditActor::FederationServer),
+        ],
+        "newest first: {events:#?}"
+    );
+    assert_eq!(events[2].device_id.as_deref(), Some(phone.id()));
+    assert!(
+        events
+            .iter()
+            .all(|event| event.kind == "transaction" && event.user_id == "bob"),
+        "{events:#?}"
+    );
+}
+
+async fn a_registration_names_the_paired_device(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    let mut request = oob_request("gina");
+    request["kind"] = serde_json::json!("registration");
+    let flow = app.start_flow(&request).await;
+    let state = app.state(&flow).await;
+    let key = crate::support::expect_status!(state, MobileActivationRequired)
+        .pairing_key
+        .clone();
+    let device = crate::support::pair_phone(&app.address, &key, "new phone")
+        .await
+        .expect("the app pairs");
+
+    let events = flow_events(&app, &flow, "").await.events;
+    let paired = events
+        .iter()
+        .find(|event| event.event == "device pairing")
+        .unwrap_or_else(|| panic!("a pairing in {events:#?}"));
+    assert_eq!(paired.actor, AuditActor::Device);
+    assert_eq!(paired.device_id.as_deref(), Some(device.id()));
+    assert_eq!(paired.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        paired.status_before.as_deref(),
+        Some("MOBILE_ACTIVATION_REQUIRED")
+    );
+    assert!(events.iter().all(|event| event.kind == "registration"));
+}
+
+async fn an_unpairing_is_the_devices_or_the_operators(backend: Backend<'_>) {
+    let app = TestApp::spawn(backend).await;
+    // The device unpairs itself while a request waits for it.
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    phone.one_pending().await;
+    phone.device.unpair().await.unwrap();
+    let events = flow_events(&app, &flow, "").await.events;
+    let unpaired = &events[0];
+    assert_eq!(
+        (unpaired.event.as_str(), unpaired.actor),
+        ("device unpairing", AuditActor::Device),
+        "{events:#?}"
+    );
+    assert_eq!(unpaired.device_id.as_deref(), Some(phone.id()));
+    assert_eq!(unpaired.status_after, "MFA_FAILED");
+
+    // The operator unpairs another through the Admin API.
+    let phone = app.pair_device("alice").await;
+    let flow = app.start_flow(&oob_request("alice")).await;
+    phone.one_pending().await;
+    let response = app
+        .http
+        .delete(app.url(&format!("/admin/v1/users/alice/devices/{}", phone.id())))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("User-Agent", "AuditTestOperator/1.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let events = flow_events(&app, &flow, "").await.events;
+    let unpaired = &events[0];
+    assert_eq!(
+        (unpaired.event.as_str(), unpaired.actor),
+        ("device unpairing", AuditActor::Operator),
+        "{events:#?}"
+    );
+    assert_eq!(
+        unpaired.user_agent.as_deref(),
+        Some("AuditTestOperator/1.0")
+    );
+    assert_eq!(unpaired.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(unpaired.status_after, "MFA_FAILED");
 }

@@ -1,6 +1,6 @@
 // assent's hosted sign-in pages: while a page waits (data-poll), long poll the flow's
-// Authentication API and reload the page when its status changes. Without this script
-// the page still works: it offers a link to refresh by hand.
+// Authentication API and reload the page when its status (or QR code) changes. Without
+// this script the page still works: it offers a link to refresh by hand.
 (function () {
   'use strict';
   var main = document.querySelector('main[data-poll="true"]');
@@ -8,6 +8,9 @@
     return;
   }
   var status = main.getAttribute('data-status');
+  // A QR page also changes when a new code replaces the one shown or a phone scans it
+  // (empty code), while the status stays the same.
+  var code = main.getAttribute('data-code');
   var url = '/pf-ws/authn/flows/' + encodeURIComponent(main.getAttribute('data-flow')) +
     '?action=poll&wait=25';
   var failures = 0;
@@ -24,7 +27,7 @@
       return response.json();
     }).then(function (state) {
       failures = 0;
-      if (state.status !== status) {
+      if (state.status !== status || (code !== null && (state.code || '') !== code)) {
         window.location.reload();
       } else {
         poll();

@@ -52,3 +52,19 @@ unavailable-heading = Dienst ausgelastet
 unavailable-text = Der Anmeldedienst ist kurz nicht erreichbar. Versuchen Sie es gleich noch einmal.
 internal-heading = Etwas ist schiefgelaufen
 internal-text = Ein unerwarteter Fehler ist aufgetreten. Beginnen Sie erneut in der Anwendung.
+
+# QR-Anmeldung (Issue 15, QR-Seite)
+qr-start-heading = Mit dem Telefon anmelden
+qr-start-text = Um sich bei { $app } anzumelden, scannen Sie einen Code auf dieser Seite mit der App auf Ihrem Telefon.
+qr-start-button = Code anzeigen
+qr-heading = Scannen Sie den Code mit Ihrem Telefon
+qr-text = Öffnen Sie die App auf Ihrem Telefon und scannen Sie diesen Code, um sich bei { $app } anzumelden.
+qr-image-alt = QR-Code zur Anmeldung bei { $app }
+qr-code-heading = Scannen klappt nicht? Geben Sie diesen Code in der App ein
+qr-expires-label = Gültig bis
+qr-renew-text = Wenn der Code abgelaufen ist, lassen Sie einen neuen anzeigen.
+qr-renew-button = Neuen Code anzeigen
+qr-noscript = Ohne JavaScript ändert sich diese Seite nicht von selbst: Laden Sie sie neu, sobald Sie den Code gescannt haben.
+qr-claimed-heading = Code gescannt
+qr-claimed-text = Wählen Sie auf Ihrem Telefon Ihr Konto, um sich bei { $app } anzumelden.
+qr-claimed-status = Warten auf Ihre Auswahl am Telefon…

@@ -52,3 +52,19 @@ unavailable-heading = Service busy
 unavailable-text = The sign-in service is briefly unavailable. Try again in a moment.
 internal-heading = Something went wrong
 internal-text = An unexpected error occurred. Start again from the application.
+
+# QR sign-on (issue 15, QR page)
+qr-start-heading = Sign in with your phone
+qr-start-text = To sign in to { $app }, you scan a code on this page with the app on your phone.
+qr-start-button = Show the code
+qr-heading = Scan the code with your phone
+qr-text = Open the app on your phone and scan this code to sign in to { $app }.
+qr-image-alt = QR code to sign in to { $app }
+qr-code-heading = Can't scan? Type this code in the app
+qr-expires-label = Valid until
+qr-renew-text = If the code has expired, show a new one.
+qr-renew-button = Show a new code
+qr-noscript = This page does not change by itself without JavaScript: once you have scanned the code, refresh it.
+qr-claimed-heading = Code scanned
+qr-claimed-text = Choose your account on your phone to sign in to { $app }.
+qr-claimed-status = Waiting for your choice on the phone…

@@ -52,3 +52,19 @@ unavailable-heading = Servicio ocupado
 unavailable-text = El servicio de inicio de sesión no está disponible por un momento. Inténtelo de nuevo enseguida.
 internal-heading = Algo salió mal
 internal-text = Se produjo un error inesperado. Empiece de nuevo desde la aplicación.
+
+# Inicio de sesión con código QR (issue 15, página QR)
+qr-start-heading = Iniciar sesión con el teléfono
+qr-start-text = Para iniciar sesión en { $app }, escanee un código de esta página con la aplicación de su teléfono.
+qr-start-button = Mostrar el código
+qr-heading = Escanee el código con su teléfono
+qr-text = Abra la aplicación en su teléfono y escanee este código para iniciar sesión en { $app }.
+qr-image-alt = Código QR para iniciar sesión en { $app }
+qr-code-heading = ¿No puede escanear? Escriba este código en la aplicación
+qr-expires-label = Válido hasta
+qr-renew-text = Si el código ha caducado, muestre uno nuevo.
+qr-renew-button = Mostrar un código nuevo
+qr-noscript = Sin JavaScript, esta página no cambia por sí sola: actualícela cuando haya escaneado el código.
+qr-claimed-heading = Código escaneado
+qr-claimed-text = Elija su cuenta en el teléfono para iniciar sesión en { $app }.
+qr-claimed-status = Esperando su elección en el teléfono…

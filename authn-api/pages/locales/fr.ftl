@@ -52,3 +52,19 @@ unavailable-heading = Service occupé
 unavailable-text = Le service de connexion est momentanément indisponible. Réessayez dans un instant.
 internal-heading = Un problème est survenu
 internal-text = Une erreur inattendue s'est produite. Recommencez depuis l'application.
+
+# Connexion par QR code (issue 15, page QR)
+qr-start-heading = Se connecter avec son téléphone
+qr-start-text = Pour vous connecter à { $app }, scannez un code de cette page avec l'application de votre téléphone.
+qr-start-button = Afficher le code
+qr-heading = Scannez le code avec votre téléphone
+qr-text = Ouvrez l'application sur votre téléphone et scannez ce code pour vous connecter à { $app }.
+qr-image-alt = QR code de connexion à { $app }
+qr-code-heading = Impossible de scanner ? Saisissez ce code dans l'application
+qr-expires-label = Valable jusqu'à
+qr-renew-text = Si le code a expiré, affichez-en un nouveau.
+qr-renew-button = Afficher un nouveau code
+qr-noscript = Sans JavaScript, cette page ne change pas d'elle-même : actualisez-la une fois le code scanné.
+qr-claimed-heading = Code scanné
+qr-claimed-text = Choisissez votre compte sur votre téléphone pour vous connecter à { $app }.
+qr-claimed-status = En attente de votre choix sur le téléphone…

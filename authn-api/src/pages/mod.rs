@@ -76,6 +76,11 @@ const TEMPLATES: &[(&str, &str)] = &[
         "transaction.html",
         include_str!("../../pages/templates/transaction.html"),
     ),
+    (
+        "qr_start.html",
+        include_str!("../../pages/templates/qr_start.html"),
+    ),
+    ("qr.html", include_str!("../../pages/templates/qr.html")),
 ];
 
 const SCRIPT: &str = include_str!("../../pages/assets/pages.js");

@@ -2,7 +2,8 @@
 //! API answers) and the flow's head (the transaction and where the browser returns to).
 
 use assent_core::flow::{Flow, FlowKind};
-use assent_proto::authn::{ActionId, AuthnState, Device, Status};
+use assent_proto::authn::{ActionId, AuthenticationCode, AuthnState, Device, Status};
+use chrono::Timelike;
 use serde::Serialize;
 
 /// The context of one page's template.
@@ -37,6 +38,8 @@ pub struct PageView {
     pub number: Option<u8>,
     /// What a transaction flow asks to approve.
     pub transaction: Option<TransactionView>,
+    /// QR sign-on: the code to scan, or that a phone scanned it.
+    pub qr: Option<QrView>,
     /// The administrator's message.
     pub admin_message: Option<String>,
     /// Where the browser returns to, once done.
@@ -84,6 +87,41 @@ pub struct TransactionView {
     pub params: Vec<(String, String)>,
 }
 
+/// A QR sign-on's code as a page shows it: none of it once a phone scanned it.
+#[derive(Debug, Serialize)]
+pub struct QrView {
+    /// The QR image, an SVG `data:` URI.
+    pub image: Option<String>,
+    /// The short code to type when the camera cannot scan; empty once scanned. The
+    /// polling script compares it with the API's, so that a new code or a scan (the
+    /// status stays the same) shows a new page.
+    pub code: String,
+    /// When the code stops working, RFC 3339 (the `<time>` element's `datetime`).
+    pub expires: Option<String>,
+    /// The same, as people read it.
+    pub expires_text: Option<String>,
+    /// Whether a phone scanned the code and the person now picks an account on it.
+    pub claimed: bool,
+}
+
+impl QrView {
+    fn of(code: &AuthenticationCode) -> Self {
+        Self {
+            image: code.qr_code.as_ref().map(|images| images.svg.clone()),
+            code: code.code.clone().unwrap_or_default(),
+            // As the JSON API writes it (RFC 3339).
+            expires: code
+                .expires_at
+                .and_then(|at| serde_json::to_value(at).ok())
+                .and_then(|at| at.as_str().map(str::to_owned)),
+            expires_text: code
+                .expires_at
+                .map(|at| format!("{:02}:{:02}:{:02} UTC", at.hour(), at.minute(), at.second())),
+            claimed: code.claimed,
+        }
+    }
+}
+
 fn label(device: &Device) -> String {
     device
         .nickname
@@ -94,8 +132,15 @@ fn label(device: &Device) -> String {
 
 /// The page for `state` of `flow`, in `lang`, with the form token `csrf`.
 pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -> PageView {
+    let qr_flow = flow.kind() == FlowKind::Qr;
     let (template, heading) = match &state.status {
+        // A QR sign-on sends nothing to a device: its start says what comes instead.
+        Status::AuthenticationRequired if qr_flow => ("qr_start.html", "qr-start-heading"),
         Status::AuthenticationRequired => ("start.html", "start-heading"),
+        Status::AuthenticationCodeResponseRequired(code) if code.claimed => {
+            ("qr.html", "qr-claimed-heading")
+        }
+        Status::AuthenticationCodeResponseRequired(_) => ("qr.html", "qr-heading"),
         Status::DeviceSelectionRequired(_) => ("select.html", "select-heading"),
         Status::PushConfirmationWaiting(_) => ("waiting.html", "waiting-heading"),
         Status::PushConfirmationTimedOut(_) => ("retry.html", "timed-out-heading"),
@@ -134,6 +179,10 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
     });
+    let qr = match &state.status {
+        Status::AuthenticationCodeResponseRequired(code) => Some(QrView::of(code)),
+        _ => None,
+    };
     let return_url = match &state.status {
         Status::Resume(resume) => Some(resume.resume_url.clone()),
         _ => None,
@@ -156,6 +205,7 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
         device_id: state.status.selected_device_id().map(str::to_owned),
         number,
         transaction,
+        qr,
         admin_message: state.admin_message.clone(),
         return_url,
         can: Can {

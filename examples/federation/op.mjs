@@ -210,20 +210,20 @@ async function resume(req, res, details) {
   if (picked.status !== 200) {
     // 404: picked up already or expired; anything else: assent could not say.
     console.error(`assent result for flow ${entry.flowId}: ${picked.status}`);
-    await finishAfterAssent(req, res, denied('The second factor could not be confirmed.'));
+    await finish(req, res, denied('The second factor could not be confirmed.'));
     return;
   }
   const result = picked.json;
   const completed = result.status === 'COMPLETED' || result.status === 'RESUME';
   if (!completed || result.flowId !== entry.flowId || result.subject !== entry.accountId) {
-    await finishAfterAssent(req, res, denied(`The second factor was not given (${result.status}).`));
+    await finish(req, res, denied(`The second factor was not given (${result.status}).`));
     return;
   }
   const grant = new provider.Grant({ accountId: entry.accountId, clientId: details.params.client_id });
   // A first-party client: the scopes it asks for are granted without a consent screen.
   grant.addOIDCScope(String(details.params.scope ?? 'openid'));
   const grantId = await grant.save();
-  await finishAfterAssent(req, res, {
+  await finish(req, res, {
     login: {
       accountId: entry.accountId,
       amr: amrOf(result),
@@ -240,18 +240,6 @@ function denied(description) {
 
 function finish(req, res, result) {
   return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
-}
-
-// Finishes an interaction the browser came back to from assent. Not with a redirect: the
-// browser got here by a redirect from assent's page, whose Content-Security-Policy lets
-// its form lead to this server only (form-action is checked along the whole redirect
-// chain), so the redirects on to the relying party would be blocked. A page of our own
-// that moves on by itself starts a new navigation.
-async function finishAfterAssent(req, res, result) {
-  const returnTo = await provider.interactionResult(req, res, result, { mergeWithLastSubmission: false });
-  const body = `<h1>Signing you in</h1>
-<p><a class="button" href="${escapeHtml(returnTo)}">Continue</a></p>`;
-  sendPage(res, 200, page('Signing you in', body, `<meta http-equiv="refresh" content="0;url=${escapeHtml(returnTo)}">\n`));
 }
 
 async function interaction(req, res, uid, step) {

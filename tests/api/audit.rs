@@ -330,7 +330,10 @@ async fn a_transaction_approved_through_the_pages_has_its_trail(backend: Backend
     let mut page = PageBrowser::new(&app, &flow);
     page.act("authenticate", None).await;
     assert_eq!(phone.answer_pending(true).await, "MFA_COMPLETED");
-    assert_eq!(page.act("continueAuthentication", None).await, RETURN_URL);
+    assert_eq!(
+        page.act("continueAuthentication", None).await,
+        format!("/flows/{flow}")
+    );
     assert_eq!(app.result(&flow).await.status(), 200);
 
     let events = flow_events(&app, &flow, "").await.events;

@@ -24,9 +24,17 @@ on_both_backends!(
 /// Where the federation server takes the browser back.
 const RETURN_URL: &str = "https://rp.example:8443/back?state=1";
 
-/// The Content-Security-Policy of a flow returning to [`RETURN_URL`].
+/// The Content-Security-Policy of every page: forms post to assent only, and no redirect
+/// after a form leaves it (browsers check `form-action` along the redirect chain, which
+/// would stop a federation server redirecting on to its relying party).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self'; form-action 'self' https://rp.example:8443; frame-ancestors 'none'";
+    img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'";
+
+/// The return URL as a page writes it in an attribute (minijinja escapes `/` too, which
+/// the browser reads back as it was).
+fn escaped(url: &str) -> String {
+    url.replace('&', "&amp;").replace('/', "&#x2f;")
+}
 
 /// A browser without script on one flow's page: it keeps the binding cookie the page sets.
 pub(crate) struct PageBrowser<'a> {
@@ -270,16 +278,27 @@ async fn each_oob_status_renders_in_english_and_german(backend: Backend<'_>) {
     )
     .await;
 
-    // Continue: straight back to the federation server.
-    assert_eq!(page.act("continueAuthentication", None).await, RETURN_URL);
+    // Continue: to the done page, which sends the browser on to the federation server
+    // by itself (a plain navigation) and links there.
+    assert_eq!(
+        page.act("continueAuthentication", None).await,
+        format!("/flows/{flow}")
+    );
     let done = page
         .shows(&["Return to Demo Bank"], &["Zurück zu Demo Bank"])
         .await;
-    // minijinja escapes `/` too, which the browser reads back as it was.
+    let url = escaped(RETURN_URL);
     assert!(
+        done.html.contains(&format!("href=\"{url}\"")),
+        "{}",
         done.html
-            .replace("&#x2f;", "/")
-            .contains("href=\"https://rp.example:8443/back?state=1\"")
+    );
+    assert!(
+        done.html.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0;url={url}\">"
+        )),
+        "{}",
+        done.html
     );
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED", "{result}");
@@ -302,8 +321,20 @@ async fn each_oob_status_renders_in_english_and_german(backend: Backend<'_>) {
     )
     .await;
     page.act("cancelAuthentication", None).await;
-    page.shows(&["Sign-in failed"], &["Anmeldung fehlgeschlagen"])
+    let failed = page
+        .shows(
+            &["Sign-in failed", "Return to Demo Bank"],
+            &["Anmeldung fehlgeschlagen", "Zurück zu Demo Bank"],
+        )
         .await;
+    // A way back, so the federation server hears of the failure; no automatic move on,
+    // so the person can read why.
+    assert!(
+        failed
+            .html
+            .contains(&format!("href=\"{}\"", escaped(RETURN_URL)))
+    );
+    assert!(!failed.html.contains("http-equiv"));
 
     // Canceled from the start page.
     let flow = app
@@ -313,8 +344,8 @@ async fn each_oob_status_renders_in_english_and_german(backend: Backend<'_>) {
     page.get("en").await;
     page.act("cancelAuthentication", None).await;
     page.shows(
-        &["Sign-in canceled", "was canceled"],
-        &["Anmeldung abgebrochen"],
+        &["Sign-in canceled", "was canceled", "Return to Demo Bank"],
+        &["Anmeldung abgebrochen", "Zurück zu Demo Bank"],
     )
     .await;
     app.stop().await;

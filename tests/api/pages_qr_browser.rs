@@ -52,7 +52,6 @@ async fn a_qr_sign_on_completes_through_the_pages_in_chromium() {
                 "Sign in with your phone",
                 "Scan the code with your phone",
                 "Code scanned",
-                "Return to Demo Bank",
             ],
         ),
         (
@@ -62,7 +61,6 @@ async fn a_qr_sign_on_completes_through_the_pages_in_chromium() {
                 "Mit dem Telefon anmelden",
                 "Scannen Sie den Code mit Ihrem Telefon",
                 "Code gescannt",
-                "Zurück zu Demo Bank",
             ],
         ),
     ] {
@@ -111,9 +109,8 @@ async fn a_qr_sign_on_completes_through_the_pages_in_chromium() {
             QrStatus::Completed
         );
 
-        browser.wait_for_text(texts[3], SCREEN).await;
-        check_page(&browser, &format!("qr-{language}-4-done")).await;
-        click(&browser, "a.primary").await;
+        // The page hears of the completion and the done page sends the browser on by
+        // itself (the done page's own HTML is checked in pages_qr).
         browser.wait_for_url(&back.url, SCREEN).await;
         let result: Value = app.result(&flow).await.json().await.unwrap();
         assert_eq!(result["subject"], "bob", "{result}");

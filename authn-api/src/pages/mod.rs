@@ -265,14 +265,8 @@ fn language(
 }
 
 /// A finished page: HTML with the pages' headers.
-fn html(
-    adapter: &Adapter,
-    status: StatusCode,
-    body: String,
-    return_url: Option<&str>,
-) -> HttpResponse {
-    let csp =
-        security::content_security_policy(return_url, &adapter.config().pages.frame_ancestors);
+fn html(adapter: &Adapter, status: StatusCode, body: String) -> HttpResponse {
+    let csp = security::content_security_policy(&adapter.config().pages.frame_ancestors);
     let mut response = HttpResponse::build(status);
     security::harden(&mut response, &csp);
     response
@@ -305,7 +299,7 @@ fn trouble_page(
         flow_id: flow_id.filter(|_| matches!(trouble, Trouble::Refused)),
     };
     match pages.render("error.html", &view) {
-        Ok(body) => html(adapter, trouble.status(), body, None),
+        Ok(body) => html(adapter, trouble.status(), body),
         Err(error) => {
             tracing::error!(%error, "the error page does not render");
             HttpResponse::InternalServerError().finish()
@@ -345,7 +339,7 @@ async fn show(
     let lang = language(&pages, &adapter, &request, Some(&flow));
     let page = view::page(&state, &flow, lang, security::csrf_token(&secret));
     let mut response = match pages.render(page.template, &page) {
-        Ok(body) => html(&adapter, StatusCode::OK, body, flow.return_url.as_deref()),
+        Ok(body) => html(&adapter, StatusCode::OK, body),
         Err(error) => {
             tracing::error!(%error, template = page.template, "a page does not render");
             return trouble_page(&pages, &adapter, &request, Trouble::Internal, None);
@@ -378,8 +372,7 @@ fn flow_action(form: Form) -> Option<FlowAction> {
     })
 }
 
-/// `POST /flows/{flowId}`: one action, then a redirect: to the page again, or once the
-/// flow is done, back to the federation server's return URL.
+/// `POST /flows/{flowId}`: one action, then a redirect to the page again.
 async fn submit(
     pages: web::Data<Pages>,
     adapter: web::Data<Adapter>,
@@ -402,11 +395,9 @@ async fn submit(
     let acting = adapter.act(&path, presented.as_deref(), action);
     match Box::pin(adapter.acting(browser(&request), acting)).await {
         Ok((flow, _)) => {
-            let now = adapter.clock().now_ms();
-            let location = match (flow.status(now), &flow.return_url) {
-                (assent_core::flow::Status::Resume, Some(url)) => url.clone(),
-                _ => format!("/flows/{}", flow.id),
-            };
+            // Always back to the page, even once done: its done page sends the browser on
+            // to the return URL (see `security::content_security_policy`).
+            let location = format!("/flows/{}", flow.id);
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, location))
                 .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -26,26 +26,14 @@ pub fn csrf_matches(secret: Option<&str>, token: Option<&str>) -> bool {
     }
 }
 
-/// The origin a form may send the browser on to: an http(s) URL's origin, or an app
-/// scheme (`myapp:`) as a whole.
-fn form_target(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    match url.scheme() {
-        "http" | "https" => Some(url.origin().ascii_serialization()),
-        scheme => Some(format!("{scheme}:")),
-    }
-}
-
 /// The Content-Security-Policy of a page: nothing but this origin's own script, style and
 /// images; the script may call this origin only (its long poll of the JSON API, which
-/// `default-src 'none'` alone would block); forms post here and may redirect to the flow's
-/// return URL; framing only by `frame_ancestors`.
-pub fn content_security_policy(return_url: Option<&str>, frame_ancestors: &[String]) -> String {
-    let mut form_action = "'self'".to_owned();
-    if let Some(target) = return_url.and_then(form_target) {
-        form_action.push(' ');
-        form_action.push_str(&target);
-    }
+/// `default-src 'none'` alone would block); forms post here only; framing only by
+/// `frame_ancestors`. Forms never redirect off this origin: browsers check `form-action`
+/// along a form's whole redirect chain, so a federation server that redirects onward to
+/// its relying party would be blocked. The done page moves on with a plain navigation
+/// instead.
+pub fn content_security_policy(frame_ancestors: &[String]) -> String {
     let frame_ancestors = if frame_ancestors.is_empty() {
         "'none'".to_owned()
     } else {
@@ -53,7 +41,7 @@ pub fn content_security_policy(return_url: Option<&str>, frame_ancestors: &[Stri
     };
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; form-action {form_action}; frame-ancestors {frame_ancestors}"
+         connect-src 'self'; form-action 'self'; frame-ancestors {frame_ancestors}"
     )
 }
 

@@ -183,8 +183,11 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
         Status::AuthenticationCodeResponseRequired(code) => Some(QrView::of(code)),
         _ => None,
     };
+    // Done: where the done page sends the browser on to. Ended: a way back, so the
+    // federation server hears of the failure rather than waiting for its sign-in to expire.
     let return_url = match &state.status {
         Status::Resume(resume) => Some(resume.resume_url.clone()),
+        Status::MfaFailed(_) | Status::Failed(_) | Status::Canceled(_) => flow.return_url.clone(),
         _ => None,
     };
     PageView {

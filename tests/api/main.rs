@@ -25,6 +25,7 @@ mod ops;
 mod otp;
 mod pages;
 mod pages_browser;
+mod pages_passcode;
 mod policy;
 mod profiles;
 mod qr;

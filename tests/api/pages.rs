@@ -29,21 +29,21 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; form-action 'self' https://rp.example:8443; frame-ancestors 'none'";
 
 /// A browser without script on one flow's page: it keeps the binding cookie the page sets.
-struct PageBrowser<'a> {
+pub(crate) struct PageBrowser<'a> {
     app: &'a TestApp,
-    flow: String,
-    cookie: Option<String>,
+    pub(crate) flow: String,
+    pub(crate) cookie: Option<String>,
 }
 
 /// A page as fetched: its status, its headers and its HTML.
-struct Fetched {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    html: String,
+pub(crate) struct Fetched {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) html: String,
 }
 
 impl Fetched {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|value| value.to_str().ok())
@@ -51,7 +51,7 @@ impl Fetched {
     }
 
     /// The value of the first hidden field or attribute `name="..."` is followed by.
-    fn field(&self, name: &str) -> String {
+    pub(crate) fn field(&self, name: &str) -> String {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self.html.find(&marker).unwrap_or_else(|| {
             panic!("no field {name} in:\n{}", self.html);
@@ -59,7 +59,7 @@ impl Fetched {
         self.html[start..].split('"').next().unwrap().to_owned()
     }
 
-    fn assert_shows(&self, texts: &[&str]) {
+    pub(crate) fn assert_shows(&self, texts: &[&str]) {
         for text in texts {
             assert!(
                 self.html.contains(text),
@@ -71,7 +71,7 @@ impl Fetched {
 }
 
 impl<'a> PageBrowser<'a> {
-    fn new(app: &'a TestApp, flow: &str) -> Self {
+    pub(crate) fn new(app: &'a TestApp, flow: &str) -> Self {
         Self {
             app,
             flow: flow.to_owned(),
@@ -79,7 +79,7 @@ impl<'a> PageBrowser<'a> {
         }
     }
 
-    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cookie {
             Some(secret) => request.header("Cookie", format!("assent_authn_state={secret}")),
             None => request,
@@ -87,7 +87,7 @@ impl<'a> PageBrowser<'a> {
     }
 
     /// `GET /flows/{flow}` in `language`.
-    async fn get(&mut self, language: &str) -> Fetched {
+    pub(crate) async fn get(&mut self, language: &str) -> Fetched {
         let request = self
             .app
             .http
@@ -110,7 +110,7 @@ impl<'a> PageBrowser<'a> {
     }
 
     /// Posts a page's form with `fields`.
-    async fn post(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, fields: &[(&str, &str)]) -> reqwest::Response {
         let request = self
             .app
             .http
@@ -121,7 +121,7 @@ impl<'a> PageBrowser<'a> {
 
     /// Posts `action` with the page's token (and `device`), expecting a redirect; returns
     /// where to.
-    async fn act(&mut self, action: &str, device: Option<&str>) -> String {
+    pub(crate) async fn act(&mut self, action: &str, device: Option<&str>) -> String {
         let csrf = self.get("en").await.field("csrf");
         let mut fields = vec![("csrf", csrf.as_str()), ("action", action)];
         if let Some(device) = device {
@@ -133,7 +133,7 @@ impl<'a> PageBrowser<'a> {
     }
 
     /// The page in English and in German shows `english` and `german`.
-    async fn shows(&mut self, english: &[&str], german: &[&str]) -> Fetched {
+    pub(crate) async fn shows(&mut self, english: &[&str], german: &[&str]) -> Fetched {
         let page = self.get("de-DE,de;q=0.9,en;q=0.5").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.html.contains("<html lang=\"de\">"));

@@ -26,6 +26,7 @@ mod otp;
 mod pages;
 mod pages_browser;
 mod pages_passcode;
+mod pages_passcode_browser;
 mod policy;
 mod profiles;
 mod qr;

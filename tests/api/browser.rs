@@ -229,6 +229,28 @@ impl Browser {
             .await;
     }
 
+    /// Types `keys` into the element `selector` picks, as a keyboard does (WebDriver's
+    /// Element Send Keys: focus, then each key); `\u{E007}` is Enter.
+    pub async fn type_into(&self, selector: &str, keys: &str) {
+        let found = self
+            .session_command(
+                reqwest::Method::POST,
+                "/element",
+                json!({ "using": "css selector", "value": selector }),
+            )
+            .await;
+        let element = found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+            .to_owned();
+        self.session_command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            json!({ "text": keys }),
+        )
+        .await;
+    }
+
     /// Ends the session the way the driver expects (`DELETE /session/{id}`), with plain
     /// blocking I/O since it runs in `drop`.
     fn end_session(&self) -> bool {

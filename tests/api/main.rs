@@ -26,6 +26,8 @@ mod ops;
 mod otp;
 mod pages;
 mod pages_browser;
+mod pages_passcode;
+mod pages_passcode_browser;
 mod pages_qr;
 mod pages_qr_browser;
 mod policy;

@@ -32,15 +32,15 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 
 /// The return URL as a page writes it in an attribute (minijinja escapes `/` too, which
 /// the browser reads back as it was).
-fn escaped(url: &str) -> String {
+pub(crate) fn escaped(url: &str) -> String {
     url.replace('&', "&amp;").replace('/', "&#x2f;")
 }
 
 /// A browser without script on one flow's page: it keeps the binding cookie the page sets.
 pub(crate) struct PageBrowser<'a> {
     app: &'a TestApp,
-    flow: String,
-    cookie: Option<String>,
+    pub(crate) flow: String,
+    pub(crate) cookie: Option<String>,
 }
 
 /// A page as fetched: its status, its headers and its HTML.
@@ -87,7 +87,7 @@ impl<'a> PageBrowser<'a> {
         }
     }
 
-    fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub(crate) fn with_cookie(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cookie {
             Some(secret) => request.header("Cookie", format!("assent_authn_state={secret}")),
             None => request,
@@ -138,6 +138,33 @@ impl<'a> PageBrowser<'a> {
         let response = self.post(&fields).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
         response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// "Continue" on the completed page: back to the page, whose done page then sends
+    /// the browser on to `return_url` by itself (a plain navigation, which `form-action`
+    /// does not limit) and links there.
+    pub(crate) async fn continue_to(&mut self, return_url: &str) -> Fetched {
+        assert_eq!(
+            self.act("continueAuthentication", None).await,
+            format!("/flows/{}", self.flow)
+        );
+        let done = self
+            .shows(&["Return to Demo Bank"], &["Zurück zu Demo Bank"])
+            .await;
+        let url = escaped(return_url);
+        assert!(
+            done.html.contains(&format!("href=\"{url}\"")),
+            "{}",
+            done.html
+        );
+        assert!(
+            done.html.contains(&format!(
+                "<meta http-equiv=\"refresh\" content=\"0;url={url}\">"
+            )),
+            "the done page moves on to the return URL: {}",
+            done.html
+        );
+        done
     }
 
     /// The page in English and in German shows `english` and `german`.
@@ -278,28 +305,8 @@ async fn each_oob_status_renders_in_english_and_german(backend: Backend<'_>) {
     )
     .await;
 
-    // Continue: to the done page, which sends the browser on to the federation server
-    // by itself (a plain navigation) and links there.
-    assert_eq!(
-        page.act("continueAuthentication", None).await,
-        format!("/flows/{flow}")
-    );
-    let done = page
-        .shows(&["Return to Demo Bank"], &["Zurück zu Demo Bank"])
-        .await;
-    let url = escaped(RETURN_URL);
-    assert!(
-        done.html.contains(&format!("href=\"{url}\"")),
-        "{}",
-        done.html
-    );
-    assert!(
-        done.html.contains(&format!(
-            "<meta http-equiv=\"refresh\" content=\"0;url={url}\">"
-        )),
-        "{}",
-        done.html
-    );
+    // Continue: to the done page, which sends the browser on to the federation server.
+    page.continue_to(RETURN_URL).await;
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED", "{result}");
 
@@ -444,14 +451,13 @@ async fn a_transaction_shows_what_is_approved_and_other_statuses_get_a_generic_p
     assert!(!waiting.html.contains("Carol <Garage>"), "escaped");
     assert!(phone.one_pending().await.body.contains("Carol <Garage>"));
 
-    // A registration's pairing key has no page of its own yet: a clear message and a way
-    // out. (A QR sign-on's pages are in `pages_qr`.)
-    let mut registration = oob_request("bob");
-    registration["kind"] = json!("registration");
-    let flow = app.start_flow_unauthenticated(&registration).await;
+    // A trusted app's device authorization waits for the app in a web view, which a page
+    // cannot stand in for: a clear message and a way out. (A QR sign-on's pages are in
+    // `pages_qr`, set-up pages in `pages_passcode`.)
+    let mut authorization = oob_request("bob");
+    authorization["kind"] = json!("device_authorization");
+    let flow = app.start_flow_unauthenticated(&authorization).await;
     let mut page = PageBrowser::new(&app, &flow);
-    page.get("en").await;
-    page.act("authenticate", None).await;
     page.shows(
         &["Continue in the application", "Cancel sign-in"],
         &["In der Anwendung fortfahren", "Anmeldung abbrechen"],

@@ -133,7 +133,7 @@ mod tests {
             );
             for id in &english {
                 let mut args = FluentArgs::new();
-                for name in ["app", "device", "page"] {
+                for name in ["app", "device", "page", "target", "digits", "attempts"] {
                     args.set(name, "x");
                 }
                 assert!(

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use assent_core::error::FlowError;
 use assent_core::flow::{Flow, FlowAction};
 use assent_core::{Adapter, AdapterError};
-use assent_proto::authn::ActionId;
+use assent_proto::authn::{ActionId, ActionRequest};
 use fluent_bundle::FluentArgs;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, State};
@@ -81,6 +82,31 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../pages/templates/qr_start.html"),
     ),
     ("qr.html", include_str!("../../pages/templates/qr.html")),
+    (
+        "passcode.html",
+        include_str!("../../pages/templates/passcode.html"),
+    ),
+    (
+        "code_form.html",
+        include_str!("../../pages/templates/code_form.html"),
+    ),
+    ("totp.html", include_str!("../../pages/templates/totp.html")),
+    (
+        "notice.html",
+        include_str!("../../pages/templates/notice.html"),
+    ),
+    (
+        "setup.html",
+        include_str!("../../pages/templates/setup.html"),
+    ),
+    (
+        "target.html",
+        include_str!("../../pages/templates/target.html"),
+    ),
+    (
+        "mobile.html",
+        include_str!("../../pages/templates/mobile.html"),
+    ),
 ];
 
 const SCRIPT: &str = include_str!("../../pages/assets/pages.js");
@@ -214,6 +240,8 @@ impl From<&AdapterError> for Trouble {
         match error {
             AdapterError::NotFound(_) => Self::NotFound,
             AdapterError::Forbidden(_) | AdapterError::Unauthenticated(_) => Self::Forbidden,
+            // Only a crafted form names a method the page did not list.
+            AdapterError::Flow(FlowError::MethodNotOffered) => Self::BadForm,
             AdapterError::Invalid(_) | AdapterError::Conflict(_) | AdapterError::Flow(_) => {
                 Self::Refused
             }
@@ -315,10 +343,25 @@ async fn show(
     request: HttpRequest,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let presented = presented_state(&request);
-    let (flow, secret) = match adapter.flow_for_browser(&path, presented.as_deref()).await {
+    flow_page(&pages, &adapter, &request, &path, None).await
+}
+
+/// The flow's page as it is now; with `notice`, the form just sent was not taken and the
+/// page says why (422).
+async fn flow_page(
+    pages: &Pages,
+    adapter: &Adapter,
+    request: &HttpRequest,
+    flow_id: &str,
+    notice: Option<view::Notice>,
+) -> HttpResponse {
+    let presented = presented_state(request);
+    let (flow, secret) = match adapter
+        .flow_for_browser(flow_id, presented.as_deref())
+        .await
+    {
         Ok(found) => found,
-        Err(error) => return trouble_page(&pages, &adapter, &request, (&error).into(), None),
+        Err(error) => return trouble_page(pages, adapter, request, (&error).into(), None),
     };
     let now = adapter.clock().now_ms();
     let state = adapter
@@ -328,48 +371,93 @@ async fn show(
             render(
                 &flow,
                 now,
-                &flow_url(&adapter, flow.id.as_str()),
+                &flow_url(adapter, flow.id.as_str()),
                 qr.as_ref(),
             )
         });
     let state = match state {
         Ok(state) => state,
-        Err(error) => return trouble_page(&pages, &adapter, &request, (&error).into(), None),
+        Err(error) => return trouble_page(pages, adapter, request, (&error).into(), None),
     };
-    let lang = language(&pages, &adapter, &request, Some(&flow));
-    let page = view::page(&state, &flow, lang, security::csrf_token(&secret));
+    let lang = language(pages, adapter, request, Some(&flow));
+    let status = match notice {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    let page = view::page(&state, &flow, lang, security::csrf_token(&secret), notice);
     let mut response = match pages.render(page.template, &page) {
-        Ok(body) => html(&adapter, StatusCode::OK, body),
+        Ok(body) => html(adapter, status, body),
         Err(error) => {
             tracing::error!(%error, template = page.template, "a page does not render");
-            return trouble_page(&pages, &adapter, &request, Trouble::Internal, None);
+            return trouble_page(pages, adapter, request, Trouble::Internal, None);
         }
     };
     if presented.as_deref() != Some(secret.as_str()) {
-        set_binding_cookies(&mut response, &adapter, &flow, &secret);
+        set_binding_cookies(&mut response, adapter, &flow, &secret);
     }
     response
 }
 
-/// A page's form: the action, its token, and the device for `selectDevice`.
+/// A page's form: the action, its token, and the field that action needs.
 #[derive(Debug, Deserialize)]
 struct Form {
     action: ActionId,
     csrf: Option<String>,
+    /// `selectDevice`: the device.
     device: Option<String>,
+    /// `checkOtp` and the `activate*Device` actions: the code.
+    otp: Option<String>,
+    /// The `submit*Target` actions: the phone number or email address.
+    target: Option<String>,
+    /// `selectDevicePairingMethod`: the method's `deviceType`.
+    method: Option<String>,
 }
 
-/// The domain action of a form, for the actions the pages offer.
+/// The domain action of a form, for the actions the pages offer: the request the JSON
+/// API would read, mapped as it maps it. A field the action needs, missing or blank,
+/// makes no action.
 fn flow_action(form: Form) -> Option<FlowAction> {
-    Some(match form.action {
-        ActionId::Authenticate => FlowAction::Authenticate {
-            mobile_payload: None,
-        },
-        ActionId::SelectDevice => FlowAction::SelectDevice(form.device?),
-        ActionId::ContinueAuthentication => FlowAction::Continue,
-        ActionId::CancelAuthentication => FlowAction::Cancel,
+    let given = |field: Option<String>| field.filter(|value| !value.trim().is_empty());
+    let request = match form.action {
+        ActionId::Authenticate => ActionRequest::authenticate_browser(),
+        ActionId::SelectDevice => ActionRequest::select_device(given(form.device)?),
+        ActionId::ContinueAuthentication => ActionRequest::ContinueAuthentication,
+        ActionId::CancelAuthentication => ActionRequest::CancelAuthentication,
+        ActionId::CheckOtp => ActionRequest::check_otp(given(form.otp)?),
+        ActionId::Resend => ActionRequest::Resend,
+        ActionId::ResendOtp => ActionRequest::ResendOtp,
+        ActionId::SetupMfa => ActionRequest::SetupMfa,
+        ActionId::SelectDevicePairingMethod => {
+            ActionRequest::select_pairing_method(given(form.method)?)
+        }
+        ActionId::SubmitSmsTarget => ActionRequest::submit_sms_target(given(form.target)?),
+        ActionId::SubmitVoiceTarget => ActionRequest::submit_voice_target(given(form.target)?),
+        ActionId::SubmitEmailTarget => ActionRequest::submit_email_target(given(form.target)?),
+        ActionId::ActivateSmsDevice => ActionRequest::activate_sms_device(given(form.otp)?),
+        ActionId::ActivateVoiceDevice => ActionRequest::activate_voice_device(given(form.otp)?),
+        ActionId::ActivateEmailDevice => ActionRequest::activate_email_device(given(form.otp)?),
+        ActionId::ActivateTotpDevice => ActionRequest::activate_totp_device(given(form.otp)?),
         _ => return None,
-    })
+    };
+    crate::action::flow_action(request).ok()
+}
+
+/// What the person is told, on the same page, when the domain does not take what they
+/// typed: a wrong or used code, a code asked for too soon, an address that is none.
+/// Anything else gets a page of its own.
+fn notice(error: &AdapterError, action: ActionId) -> Option<view::Notice> {
+    let (message, attempts) = match error {
+        AdapterError::Flow(FlowError::InvalidOtp(left)) => ("notice-wrong-code", Some(*left)),
+        AdapterError::Flow(FlowError::OtpReplayed) => ("notice-code-used", None),
+        AdapterError::Flow(FlowError::Throttled(_)) => ("notice-throttled", None),
+        AdapterError::Invalid(_) => match action {
+            ActionId::SubmitSmsTarget | ActionId::SubmitVoiceTarget => ("notice-bad-phone", None),
+            ActionId::SubmitEmailTarget => ("notice-bad-email", None),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(view::Notice { message, attempts })
 }
 
 /// `POST /flows/{flowId}`: one action, then a redirect to the page again.
@@ -389,6 +477,7 @@ async fn submit(
     if !security::csrf_matches(presented.as_deref(), form.csrf.as_deref()) {
         return trouble_page(&pages, &adapter, &request, Trouble::Forbidden, None);
     }
+    let action_id = form.action;
     let Some(action) = flow_action(form) else {
         return trouble_page(&pages, &adapter, &request, Trouble::BadForm, None);
     };
@@ -403,13 +492,16 @@ async fn submit(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        Err(error) => trouble_page(
-            &pages,
-            &adapter,
-            &request,
-            (&error).into(),
-            Some(path.as_str()),
-        ),
+        Err(error) => match notice(&error, action_id) {
+            Some(notice) => flow_page(&pages, &adapter, &request, &path, Some(notice)).await,
+            None => trouble_page(
+                &pages,
+                &adapter,
+                &request,
+                (&error).into(),
+                Some(path.as_str()),
+            ),
+        },
     }
 }
 

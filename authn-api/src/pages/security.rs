@@ -67,16 +67,15 @@ mod tests {
     }
 
     #[test]
-    fn form_action_adds_the_return_origin_only() {
+    fn forms_post_here_only_and_framing_follows_the_configuration() {
         assert_eq!(
-            content_security_policy(Some("https://rp.example:8443/back?x=1"), &[]),
+            content_security_policy(&[]),
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; form-action 'self' https://rp.example:8443; \
-             frame-ancestors 'none'"
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'"
         );
         assert!(
-            content_security_policy(Some("myapp://done"), &["https://portal.example".into()])
-                .ends_with("form-action 'self' myapp:; frame-ancestors https://portal.example")
+            content_security_policy(&["https://portal.example".into()])
+                .ends_with("form-action 'self'; frame-ancestors https://portal.example")
         );
     }
 }

@@ -2,7 +2,10 @@
 //! API answers) and the flow's head (the transaction and where the browser returns to).
 
 use assent_core::flow::{Flow, FlowKind};
-use assent_proto::authn::{ActionId, AuthenticationCode, AuthnState, Device, Status};
+use assent_proto::authn::{
+    ActionId, AuthenticationCode, AuthnState, Device, DeviceType, Method, PairingType, QrImages,
+    Status,
+};
 use chrono::Timelike;
 use serde::Serialize;
 
@@ -46,6 +49,57 @@ pub struct PageView {
     pub return_url: Option<String>,
     /// The actions offered now, by their wire names.
     pub can: Can,
+    /// What the passcode and set-up pages show.
+    pub passcode: PasscodeView,
+    /// What went wrong with the form just sent, shown above it.
+    pub notice: Option<Notice>,
+}
+
+/// The passcode and set-up pages' part of a page: the code, target and method forms.
+#[derive(Debug, Default, Serialize)]
+pub struct PasscodeView {
+    /// Where the code went or comes from, masked (a phone number, an address, a device).
+    pub target: Option<String>,
+    /// Digits the code has.
+    pub otp_length: Option<u32>,
+    /// The action a code is posted with (`checkOtp`, `activateSmsDevice`...), if offered.
+    pub code_action: Option<&'static str>,
+    /// The action that sends a new code (`resend` or `resendOtp`), if offered.
+    pub resend_action: Option<&'static str>,
+    /// The action a phone number or email address is posted with, if offered.
+    pub target_action: Option<&'static str>,
+    /// Whether that target is an email address (else a phone number).
+    pub email: bool,
+    /// `setupMfa`, if offered.
+    pub setup: bool,
+    /// The methods to set up, or to choose from when `choose` is set.
+    pub methods: Vec<MethodView>,
+    /// Whether the person picks one of `methods` (`selectDevicePairingMethod`).
+    pub choose: bool,
+    /// Whether the person may skip setting up.
+    pub allow_skip: bool,
+    /// A key to scan: an `<img src>` data URI.
+    pub qr: Option<String>,
+    /// The same key as text, for typing in.
+    pub key: Option<String>,
+}
+
+/// A method to set up.
+#[derive(Debug, Serialize)]
+pub struct MethodView {
+    /// The form's value: the wire's `deviceType`.
+    pub value: &'static str,
+    /// The message id of its name.
+    pub label: &'static str,
+}
+
+/// Why the form just sent was not taken: a message id, and the code attempts left.
+#[derive(Debug, Serialize)]
+pub struct Notice {
+    /// The message id.
+    pub message: &'static str,
+    /// Attempts left, after a wrong code.
+    pub attempts: Option<u32>,
 }
 
 /// The actions a page offers: exactly those of the state's `_links`.
@@ -122,6 +176,128 @@ impl QrView {
     }
 }
 
+fn method_label(method: PairingType) -> &'static str {
+    match method {
+        PairingType::Mobile => "method-mobile",
+        PairingType::Sms => "method-sms",
+        PairingType::Voice => "method-voice",
+        PairingType::Email => "method-email",
+        PairingType::Totp => "method-totp",
+    }
+}
+
+fn pairing_type(method: Method) -> PairingType {
+    match method {
+        Method::PingidMobile => PairingType::Mobile,
+        Method::Sms => PairingType::Sms,
+        Method::Voice => PairingType::Voice,
+        Method::Email => PairingType::Email,
+        Method::Totp => PairingType::Totp,
+    }
+}
+
+fn method_view(method: PairingType) -> MethodView {
+    MethodView {
+        value: method.as_str(),
+        label: method_label(method),
+    }
+}
+
+/// The first of `actions` the state offers, by its wire name.
+fn offered(state: &AuthnState, actions: &[ActionId]) -> Option<&'static str> {
+    actions
+        .iter()
+        .find(|action| state.offers(**action))
+        .map(|action| action.as_str())
+}
+
+fn qr(images: Option<&QrImages>) -> Option<String> {
+    images.map(|images| images.svg.clone())
+}
+
+/// The passcode and set-up part of `state`'s page.
+fn passcode(state: &AuthnState) -> PasscodeView {
+    let code_action = offered(
+        state,
+        &[
+            ActionId::CheckOtp,
+            ActionId::ActivateSmsDevice,
+            ActionId::ActivateVoiceDevice,
+            ActionId::ActivateEmailDevice,
+            ActionId::ActivateTotpDevice,
+        ],
+    );
+    let mut view = PasscodeView {
+        resend_action: offered(state, &[ActionId::Resend, ActionId::ResendOtp]),
+        target_action: offered(
+            state,
+            &[
+                ActionId::SubmitSmsTarget,
+                ActionId::SubmitVoiceTarget,
+                ActionId::SubmitEmailTarget,
+            ],
+        ),
+        email: state.offers(ActionId::SubmitEmailTarget),
+        setup: state.offers(ActionId::SetupMfa),
+        choose: state.offers(ActionId::SelectDevicePairingMethod),
+        ..PasscodeView::default()
+    };
+    match &state.status {
+        Status::OtpRequired(fields) => {
+            view.code_action = code_action;
+            view.target = fields.device.as_ref().map(|device| device.target.clone());
+            view.otp_length = Some(fields.otp_length);
+        }
+        Status::SmsActivationRequired(fields) | Status::VoiceActivationRequired(fields) => {
+            view.code_action = code_action;
+            view.target = fields.phone.clone();
+            view.otp_length = Some(fields.otp_length);
+        }
+        Status::EmailActivationRequired(fields) => {
+            view.code_action = code_action;
+            view.target = fields.email.clone();
+            view.otp_length = Some(fields.otp_length);
+        }
+        Status::TotpActivationRequired(fields) => {
+            view.code_action = code_action;
+            view.otp_length = Some(fields.otp_length);
+            view.qr = qr(fields.qr_code.as_ref());
+            view.key = Some(fields.pairing_key.clone());
+        }
+        Status::MobileActivationRequired(fields) => {
+            view.qr = qr(fields.qr_code.as_ref());
+            view.key = Some(fields.pairing_key.clone());
+        }
+        Status::MfaSetupRequired(fields) => {
+            view.allow_skip = fields.allow_skip_mfa;
+            view.methods = fields
+                .required_methods
+                .iter()
+                .map(|method| method_view(pairing_type(*method)))
+                .collect();
+        }
+        Status::DevicePairingMethodRequired(fields) => {
+            view.methods = fields
+                .device_pairing_methods
+                .iter()
+                .map(|method| method_view(method.device_type))
+                .collect();
+        }
+        _ => {}
+    }
+    view
+}
+
+/// The text of the passcode page: how the code reaches the person.
+fn otp_text(device: Option<&Device>) -> &'static str {
+    match device.map(|device| device.device_type) {
+        Some(DeviceType::Sms) => "otp-sms-text",
+        Some(DeviceType::Voice) => "otp-voice-text",
+        Some(DeviceType::Email) => "otp-email-text",
+        _ => "otp-app-text",
+    }
+}
+
 fn label(device: &Device) -> String {
     device
         .nickname
@@ -131,7 +307,13 @@ fn label(device: &Device) -> String {
 }
 
 /// The page for `state` of `flow`, in `lang`, with the form token `csrf`.
-pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -> PageView {
+pub fn page(
+    state: &AuthnState,
+    flow: &Flow,
+    lang: &'static str,
+    csrf: String,
+    notice: Option<Notice>,
+) -> PageView {
     let qr_flow = flow.kind() == FlowKind::Qr;
     let (template, heading) = match &state.status {
         // A QR sign-on sends nothing to a device: its start says what comes instead.
@@ -149,7 +331,22 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
         Status::Completed(_) | Status::Resume(_) => ("done.html", "done-heading"),
         Status::MfaFailed(_) | Status::Failed(_) => ("ended.html", "failed-heading"),
         Status::Canceled(_) => ("ended.html", "canceled-heading"),
+        Status::OtpRequired(_) => ("passcode.html", "otp-heading"),
+        Status::SmsActivationRequired(_) => ("passcode.html", "sms-activation-heading"),
+        Status::VoiceActivationRequired(_) => ("passcode.html", "voice-activation-heading"),
+        Status::EmailActivationRequired(_) => ("passcode.html", "email-activation-heading"),
+        Status::TotpActivationRequired(_) => ("totp.html", "totp-heading"),
+        Status::MfaSetupRequired(_) => ("setup.html", "setup-heading"),
+        Status::DevicePairingMethodRequired(_) => ("setup.html", "pairing-method-heading"),
+        Status::SmsPairingTargetRequired => ("target.html", "sms-target-heading"),
+        Status::VoicePairingTargetRequired => ("target.html", "voice-target-heading"),
+        Status::EmailPairingTargetRequired => ("target.html", "email-target-heading"),
+        Status::MobileActivationRequired(_) => ("mobile.html", "mobile-activation-heading"),
         _ => ("other.html", "other-heading"),
+    };
+    let text = match &state.status {
+        Status::OtpRequired(fields) => otp_text(fields.device.as_ref()).to_owned(),
+        _ => heading.replace("-heading", "-text"),
     };
     let selected = state.status.selected_device_id();
     let devices = state
@@ -194,7 +391,7 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
         template,
         lang,
         heading,
-        text: heading.replace("-heading", "-text"),
+        text,
         flow_id: state.id.clone(),
         status: serde_json::to_value(state.status.name())
             .ok()
@@ -217,5 +414,7 @@ pub fn page(state: &AuthnState, flow: &Flow, lang: &'static str, csrf: String) -
             continue_authentication: state.offers(ActionId::ContinueAuthentication),
             cancel: state.offers(ActionId::CancelAuthentication),
         },
+        passcode: passcode(state),
+        notice,
     }
 }

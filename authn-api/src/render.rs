@@ -58,6 +58,8 @@ fn method(method: Method) -> assent_proto::authn::Method {
         Method::Voice => Wire::Voice,
         Method::Email => Wire::Email,
         Method::Totp => Wire::Totp,
+        Method::SecurityKey => Wire::SecurityKey,
+        Method::Platform => Wire::Platform,
     }
 }
 
@@ -73,6 +75,8 @@ fn device_type(device: &DeviceSummary) -> DeviceType {
         Method::Voice => DeviceType::Voice,
         Method::Email => DeviceType::Email,
         Method::Totp => DeviceType::Totp,
+        Method::SecurityKey => DeviceType::SecurityKey,
+        Method::Platform => DeviceType::Platform,
     }
 }
 
@@ -114,6 +118,8 @@ fn pairing_method(method: Method, application: &str) -> PairingMethod {
         Method::Voice => (PairingType::Voice, None),
         Method::Email => (PairingType::Email, None),
         Method::Totp => (PairingType::Totp, None),
+        Method::SecurityKey => (PairingType::SecurityKey, None),
+        Method::Platform => (PairingType::Platform, None),
     };
     PairingMethod {
         device_type,
@@ -170,6 +176,8 @@ fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, Auth
             phone: shown,
             otp_length,
         }),
+        // Never offered for set-up yet (`config check` refuses them as mandatory).
+        Method::SecurityKey | Method::Platform => return Err(mismatch(status)),
     })
 }
 

@@ -135,6 +135,9 @@ pub struct Config {
     /// Message templates for the device, by id (`${name}` placeholders).
     #[serde(default)]
     pub templates: std::collections::BTreeMap<String, crate::params::Template>,
+    /// The WebAuthn relying party, which `SECURITY_KEY` and `PLATFORM` need.
+    #[serde(default)]
+    pub webauthn: Option<crate::webauthn::WebauthnConfig>,
 }
 
 /// Keys kept outside the store.
@@ -577,7 +580,58 @@ impl Config {
             &config.application_policies,
         )
         .map_err(|(key, reason)| ConfigError::Value { key, reason })?;
+        config.validate_webauthn()?;
         Ok(config)
+    }
+
+    /// The relying party builds, and every policy naming a WebAuthn method has one.
+    fn validate_webauthn(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Value {
+            key: key.to_owned(),
+            reason,
+        };
+        if let Some(webauthn) = &self.webauthn {
+            webauthn
+                .relying_party()
+                .map_err(|(key, reason)| invalid(&format!("webauthn.{key}"), reason))?;
+            if webauthn.challenge_ttl_secs > self.policy.flow_ttl_secs {
+                return Err(invalid(
+                    "webauthn.challenge_ttl_secs",
+                    "at most policy.flow_ttl_secs (the challenge lives in the flow)".to_owned(),
+                ));
+            }
+        }
+        for policy in self.policies.all() {
+            let webauthn_method = policy.allowed_methods.iter().find(|m| m.is_webauthn());
+            if let Some(method) = webauthn_method
+                && self.webauthn.is_none()
+            {
+                return Err(invalid(
+                    "webauthn",
+                    format!(
+                        "{} is allowed by policy: configure the relying party ([webauthn] \
+                         rp_id, rp_name, origins)",
+                        method.as_str()
+                    ),
+                ));
+            }
+            // Allowed, a WebAuthn method only lets a user's existing credentials count;
+            // mandatory, it would send people to a set-up this version cannot run yet.
+            let mandatory = policy
+                .mandatory_authentication_methods
+                .iter()
+                .find(|m| m.is_webauthn());
+            if let Some(method) = mandatory {
+                return Err(invalid(
+                    "mfa.mandatory_authentication_methods",
+                    format!(
+                        "{} cannot be mandatory yet: its set-up in a flow is not built",
+                        method.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -33,6 +33,7 @@ pub mod policy;
 pub mod sealing;
 pub mod store;
 pub mod user;
+pub mod webauthn;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,11 +25,28 @@ pub enum Method {
     Email,
     /// An authenticator app (RFC 6238).
     Totp,
+    /// A roaming FIDO2 security key (WebAuthn, USB/NFC/BLE): presence at least.
+    SecurityKey,
+    /// A platform authenticator (WebAuthn, built-in biometrics): user verification
+    /// always.
+    Platform,
 }
 
 impl Method {
     /// Every method assent supports.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
+        Self::PingidMobile,
+        Self::Sms,
+        Self::Voice,
+        Self::Email,
+        Self::Totp,
+        Self::SecurityKey,
+        Self::Platform,
+    ];
+
+    /// The methods allowed when the configuration names none: those that need no
+    /// `[webauthn]` relying party.
+    pub const DEFAULT_ALLOWED: [Self; 5] = [
         Self::PingidMobile,
         Self::Sms,
         Self::Voice,
@@ -45,6 +62,8 @@ impl Method {
             Self::Voice => "VOICE",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::SecurityKey => "SECURITY_KEY",
+            Self::Platform => "PLATFORM",
         }
     }
 
@@ -56,6 +75,8 @@ impl Method {
             Self::Voice => "Voice",
             Self::Email => "Email",
             Self::Totp => "TOTP",
+            Self::SecurityKey => "SECURITY_KEY",
+            Self::Platform => "PLATFORM",
         }
     }
 
@@ -68,6 +89,8 @@ impl Method {
             "VOICE" => Some(Self::Voice),
             "EMAIL" => Some(Self::Email),
             "TOTP" => Some(Self::Totp),
+            "SECURITY_KEY" => Some(Self::SecurityKey),
+            "PLATFORM" => Some(Self::Platform),
             _ => None,
         }
     }
@@ -80,7 +103,21 @@ impl Method {
             Self::Voice => "voice",
             Self::Email => "email",
             Self::Totp => "totp",
+            Self::SecurityKey => "security_key",
+            Self::Platform => "platform",
         }
+    }
+
+    /// Whether it is a WebAuthn authenticator, which needs the `[webauthn]` relying party.
+    pub fn is_webauthn(self) -> bool {
+        matches!(self, Self::SecurityKey | Self::Platform)
+    }
+
+    /// Whether the authenticator must verify the person (PIN or biometrics), not only
+    /// see them present: a platform authenticator is the phone or laptop itself, so
+    /// presence alone proves nothing a thief lacks.
+    pub fn requires_user_verification(self) -> bool {
+        self == Self::Platform
     }
 
     /// Whether a code is sent to an address (rather than computed by the user's device).
@@ -204,7 +241,7 @@ pub struct MfaPolicy {
 impl Default for MfaPolicy {
     fn default() -> Self {
         Self {
-            allowed_methods: Method::ALL.to_vec(),
+            allowed_methods: Method::DEFAULT_ALLOWED.to_vec(),
             mandatory_authentication_methods: Vec::new(),
             sms_backup: false,
             phone_backup: false,
@@ -432,6 +469,15 @@ fn layered(
 }
 
 impl Policies {
+    /// Every resolved policy: the global one, each group's, each application's, and
+    /// each group's with each application's.
+    pub fn all(&self) -> impl Iterator<Item = &MfaPolicy> {
+        std::iter::once(&self.global)
+            .chain(self.groups.values())
+            .chain(self.applications.values())
+            .chain(self.combined.values())
+    }
+
     /// Merges each group's and each application's overrides onto the global policy, and
     /// each application's onto each group's; the error names the key
     /// (`group_policies.<group>.<key>`, `application_policies.<id>.<key>`).
@@ -512,6 +558,21 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webauthn_methods_parse_and_platform_must_verify_the_person() {
+        assert_eq!(Method::parse("SECURITY_KEY"), Some(Method::SecurityKey));
+        assert_eq!(Method::parse("platform"), Some(Method::Platform));
+        assert!(Method::Platform.requires_user_verification());
+        assert!(!Method::SecurityKey.requires_user_verification());
+        assert!(
+            !MfaPolicy::default()
+                .allowed_methods
+                .iter()
+                .any(|method| method.is_webauthn()),
+            "allowed by default, they would need a relying party nobody configured"
+        );
+    }
 
     fn rules(rules: &[(&str, NetworkAction)]) -> MfaPolicy {
         MfaPolicy {

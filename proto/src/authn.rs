@@ -287,6 +287,12 @@ pub enum DeviceType {
     /// An authenticator app.
     #[serde(rename = "TOTP")]
     Totp,
+    /// A FIDO2 security key.
+    #[serde(rename = "SECURITY_KEY")]
+    SecurityKey,
+    /// A platform authenticator (built-in biometrics).
+    #[serde(rename = "PLATFORM")]
+    Platform,
 }
 
 /// A reference to a device: `{"id": ...}`.
@@ -387,6 +393,10 @@ pub enum Method {
     Email,
     /// An authenticator app (RFC 6238).
     Totp,
+    /// A FIDO2 security key (WebAuthn).
+    SecurityKey,
+    /// A platform authenticator (WebAuthn).
+    Platform,
 }
 
 /// `DEVICE_PAIRING_METHOD_REQUIRED`.
@@ -424,6 +434,12 @@ pub enum PairingType {
     /// Authenticator app.
     #[serde(rename = "TOTP")]
     Totp,
+    /// FIDO2 security key.
+    #[serde(rename = "SECURITY_KEY")]
+    SecurityKey,
+    /// Platform authenticator.
+    #[serde(rename = "PLATFORM")]
+    Platform,
 }
 
 impl PairingType {
@@ -435,6 +451,8 @@ impl PairingType {
             Self::Voice => "Voice",
             Self::Email => "Email",
             Self::Totp => "TOTP",
+            Self::SecurityKey => "SECURITY_KEY",
+            Self::Platform => "PLATFORM",
         }
     }
 }

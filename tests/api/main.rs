@@ -37,4 +37,5 @@ mod registration;
 mod scale;
 mod store;
 mod walkthrough;
+mod webauthn_config;
 mod widget;

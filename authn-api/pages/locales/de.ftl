@@ -123,3 +123,7 @@ mobile-activation-text = Öffnen Sie { $app } auf Ihrem Telefon und scannen Sie 
 mobile-qr-alt = QR-Code mit dem Kopplungsschlüssel
 mobile-key-label = Kopplungsschlüssel:
 mobile-waiting = Warten auf Ihr Telefon…
+
+## WebAuthn (issue 16: security keys and platform authenticators)
+method-security-key = Sicherheitsschlüssel
+method-platform = Dieses Gerät (Fingerabdruck, Gesicht oder Displaysperre)

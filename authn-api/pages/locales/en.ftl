@@ -123,3 +123,7 @@ mobile-activation-text = Open { $app } on your phone and scan this QR code, or t
 mobile-qr-alt = QR code with the pairing key
 mobile-key-label = Pairing key:
 mobile-waiting = Waiting for your phone…
+
+## WebAuthn (issue 16: security keys and platform authenticators)
+method-security-key = Security key
+method-platform = This device (fingerprint, face or screen lock)

@@ -123,3 +123,7 @@ mobile-activation-text = Abra { $app } en su teléfono y escanee este código QR
 mobile-qr-alt = Código QR con la clave de vinculación
 mobile-key-label = Clave de vinculación:
 mobile-waiting = Esperando a su teléfono…
+
+## WebAuthn (issue 16: security keys and platform authenticators)
+method-security-key = Llave de seguridad
+method-platform = Este dispositivo (huella, rostro o bloqueo de pantalla)

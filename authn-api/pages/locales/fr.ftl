@@ -123,3 +123,7 @@ mobile-activation-text = Ouvrez { $app } sur votre téléphone et scannez ce cod
 mobile-qr-alt = Code QR contenant la clé d'association
 mobile-key-label = Clé d'association :
 mobile-waiting = En attente de votre téléphone…
+
+## WebAuthn (issue 16: security keys and platform authenticators)
+method-security-key = Clé de sécurité
+method-platform = Cet appareil (empreinte, visage ou verrouillage d’écran)

@@ -183,6 +183,8 @@ fn method_label(method: PairingType) -> &'static str {
         PairingType::Voice => "method-voice",
         PairingType::Email => "method-email",
         PairingType::Totp => "method-totp",
+        PairingType::SecurityKey => "method-security-key",
+        PairingType::Platform => "method-platform",
     }
 }
 
@@ -193,6 +195,8 @@ fn pairing_type(method: Method) -> PairingType {
         Method::Voice => PairingType::Voice,
         Method::Email => PairingType::Email,
         Method::Totp => PairingType::Totp,
+        Method::SecurityKey => PairingType::SecurityKey,
+        Method::Platform => PairingType::Platform,
     }
 }
 

@@ -200,6 +200,10 @@ pub enum ApprovalMethod {
     Totp,
     /// A code computed by the paired mobile app from its own seed.
     MobileOtp,
+    /// A FIDO2 security key's signature (WebAuthn).
+    SecurityKey,
+    /// A platform authenticator's signature after it verified the person (WebAuthn).
+    Platform,
     /// A new device was paired (registration, new device): no second factor by itself.
     Registration,
     /// A trusted app signed the flow's challenge with its device key.
@@ -225,6 +229,8 @@ impl ApprovalMethod {
             Self::Email => "email",
             Self::Totp => "totp",
             Self::MobileOtp => "mobile_otp",
+            Self::SecurityKey => "security_key",
+            Self::Platform => "platform",
             Self::Registration => "registration",
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
@@ -241,6 +247,8 @@ impl ApprovalMethod {
             Self::Voice => "VOICE",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::SecurityKey => "SECURITY_KEY",
+            Self::Platform => "PLATFORM",
             Self::Registration => "REGISTRATION",
             Self::DeviceAuthorization => "DEVICE_AUTHORIZATION",
             Self::Qr => "QR",
@@ -256,6 +264,9 @@ impl ApprovalMethod {
             Method::Voice => Self::Voice,
             Method::Email => Self::Email,
             Method::Totp => Self::Totp,
+            // WebAuthn gives no passcode; named for its method all the same.
+            Method::SecurityKey => Self::SecurityKey,
+            Method::Platform => Self::Platform,
         }
     }
 
@@ -269,6 +280,8 @@ impl ApprovalMethod {
             Self::Voice => &["mfa", "tel", "otp"],
             Self::Email | Self::Totp => &["mfa", "otp"],
             Self::MobileOtp => &["mfa", "swk", "otp"],
+            Self::SecurityKey => &["mfa", "hwk"],
+            Self::Platform => &["mfa", "hwk", "user"],
             Self::Enrolment => &[],
             Self::Registration | Self::DeviceAuthorization | Self::Qr => &["swk"],
         }

@@ -64,8 +64,10 @@ impl Adapter {
                      minutes. If you did not try to sign in, change your password."
                 ),
             ),
-            Method::PingidMobile | Method::Totp => {
-                return Err(AdapterError::internal("a computed code is never sent"));
+            Method::PingidMobile | Method::Totp | Method::SecurityKey | Method::Platform => {
+                return Err(AdapterError::internal(
+                    "only SMS, voice and email codes are sent",
+                ));
             }
         };
         let text = match &flow.policy.admin_message {

@@ -123,3 +123,10 @@ mobile-activation-text = Öffnen Sie { $app } auf Ihrem Telefon und scannen Sie 
 mobile-qr-alt = QR-Code mit dem Kopplungsschlüssel
 mobile-key-label = Kopplungsschlüssel:
 mobile-waiting = Warten auf Ihr Telefon…
+
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Sprachanruf
+device-email = E-Mail
+device-totp = Authenticator-App
+device-backup = { $method } (Ersatz)

@@ -123,3 +123,10 @@ mobile-activation-text = Open { $app } on your phone and scan this QR code, or t
 mobile-qr-alt = QR code with the pairing key
 mobile-key-label = Pairing key:
 mobile-waiting = Waiting for your phone…
+
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = Text message
+device-voice = Voice call
+device-email = Email
+device-totp = Authenticator app
+device-backup = { $method } (backup)

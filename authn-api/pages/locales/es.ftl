@@ -123,3 +123,10 @@ mobile-activation-text = Abra { $app } en su teléfono y escanee este código QR
 mobile-qr-alt = Código QR con la clave de vinculación
 mobile-key-label = Clave de vinculación:
 mobile-waiting = Esperando a su teléfono…
+
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Llamada de voz
+device-email = Correo electrónico
+device-totp = Aplicación de autenticación
+device-backup = { $method } (respaldo)

@@ -123,3 +123,10 @@ mobile-activation-text = Ouvrez { $app } sur votre téléphone et scannez ce cod
 mobile-qr-alt = Code QR contenant la clé d'association
 mobile-key-label = Clé d'association :
 mobile-waiting = En attente de votre téléphone…
+
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Appel vocal
+device-email = E-mail
+device-totp = Application d’authentification
+device-backup = { $method } (secours)

@@ -133,7 +133,9 @@ mod tests {
             );
             for id in &english {
                 let mut args = FluentArgs::new();
-                for name in ["app", "device", "page", "target", "digits", "attempts"] {
+                for name in [
+                    "app", "device", "page", "target", "digits", "attempts", "method",
+                ] {
                     args.set(name, "x");
                 }
                 assert!(

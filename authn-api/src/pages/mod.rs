@@ -384,7 +384,14 @@ async fn flow_page(
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
         None => StatusCode::OK,
     };
-    let page = view::page(&state, &flow, lang, security::csrf_token(&secret), notice);
+    let page = view::page(
+        &state,
+        &flow,
+        lang,
+        security::csrf_token(&secret),
+        notice,
+        &pages.catalog,
+    );
     let mut response = match pages.render(page.template, &page) {
         Ok(body) => html(adapter, status, body),
         Err(error) => {

@@ -7,7 +7,10 @@ use assent_proto::authn::{
     Status,
 };
 use chrono::Timelike;
+use fluent_bundle::FluentArgs;
 use serde::Serialize;
+
+use super::l10n::Catalog;
 
 /// The context of one page's template.
 #[derive(Debug, Serialize)]
@@ -298,12 +301,34 @@ fn otp_text(device: Option<&Device>) -> &'static str {
     }
 }
 
-fn label(device: &Device) -> String {
-    device
+/// A device as the person knows it: their nickname; else, for a passcode method, its name
+/// in the page's language (the API's `name` is English); else the model the app reported.
+fn label(device: &Device, lang: &str, catalog: &Catalog) -> String {
+    if let Some(nickname) = device
         .nickname
-        .clone()
+        .as_ref()
         .filter(|nickname| !nickname.trim().is_empty())
-        .unwrap_or_else(|| device.name.clone())
+    {
+        return nickname.clone();
+    }
+    let method = match device.device_type {
+        DeviceType::Sms => "device-sms",
+        DeviceType::Voice => "device-voice",
+        DeviceType::Email => "device-email",
+        DeviceType::Totp => "device-totp",
+        _ => return device.name.clone(),
+    };
+    let named = catalog.format(lang, method, &FluentArgs::new());
+    let named = if device.backup {
+        named.and_then(|method| {
+            let mut args = FluentArgs::new();
+            args.set("method", method);
+            catalog.format(lang, "device-backup", &args)
+        })
+    } else {
+        named
+    };
+    named.unwrap_or_else(|| device.name.clone())
 }
 
 /// The page for `state` of `flow`, in `lang`, with the form token `csrf`.
@@ -313,6 +338,7 @@ pub fn page(
     lang: &'static str,
     csrf: String,
     notice: Option<Notice>,
+    catalog: &Catalog,
 ) -> PageView {
     let qr_flow = flow.kind() == FlowKind::Qr;
     let (template, heading) = match &state.status {
@@ -356,7 +382,7 @@ pub fn page(
         .filter(|device| device.usable)
         .map(|device| DeviceView {
             id: device.id.clone(),
-            label: label(device),
+            label: label(device, lang, catalog),
             target: device.target.clone(),
             default: device.default,
             selected: selected == Some(device.id.as_str()),
@@ -401,7 +427,10 @@ pub fn page(
         csrf,
         app: flow.application.name.clone(),
         devices,
-        device: state.status.device().map(label),
+        device: state
+            .status
+            .device()
+            .map(|device| label(device, lang, catalog)),
         device_id: state.status.selected_device_id().map(str::to_owned),
         number,
         transaction,

@@ -6,6 +6,7 @@
 //! waits and reloads the page when the status changes.
 
 mod l10n;
+mod phone;
 mod security;
 mod view;
 
@@ -27,6 +28,7 @@ use crate::routes::{browser, flow_url, presented_state, set_binding_cookies};
 
 pub use l10n::BadMessages;
 use l10n::Catalog;
+pub use phone::{DEMO_PHONE_PATH, configure_demo_phone, demo_phone_allowed};
 
 /// The templates, embedded.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -75,6 +77,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "transaction.html",
         include_str!("../../pages/templates/transaction.html"),
+    ),
+    (
+        "phone.html",
+        include_str!("../../pages/templates/phone.html"),
     ),
 ];
 

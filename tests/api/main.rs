@@ -18,6 +18,7 @@ mod faults;
 mod flow_cache;
 mod hostile;
 mod interop;
+mod languages;
 mod load;
 mod new_device;
 mod one_time_device;

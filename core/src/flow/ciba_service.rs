@@ -116,6 +116,7 @@ impl Adapter {
             // The machine pushes only to the flow's known devices: this one.
             devices: summaries(std::slice::from_ref(target), default.as_ref()),
             result_picked_up: false,
+            language: profile.language.clone(),
             ciba: Some(CibaRequest {
                 client_id: request.client_id,
                 scopes: request.scopes,

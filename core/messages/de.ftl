@@ -11,3 +11,5 @@ email-code =
     Ihr Anmeldecode für { $app } lautet { $code }.
 
     Er läuft in { $minutes } Minuten ab. Wenn Sie sich nicht anmelden wollten, ändern Sie Ihr Passwort.
+ciba-body = { $client } bittet Sie, sich anzumelden
+ciba-body-binding = { $client } bittet Sie, sich anzumelden: { $binding }

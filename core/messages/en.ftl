@@ -11,3 +11,5 @@ email-code =
     Your { $app } sign-in code is { $code }.
 
     It expires in { $minutes } minutes. If you did not try to sign in, change your password.
+ciba-body = { $client } asks you to sign in
+ciba-body-binding = { $client } asks you to sign in: { $binding }

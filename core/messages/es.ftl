@@ -11,3 +11,5 @@ email-code =
     Su código de inicio de sesión de { $app } es { $code }.
 
     Caduca en { $minutes } minutos. Si no intentó iniciar sesión, cambie su contraseña.
+ciba-body = { $client } le pide que inicie sesión
+ciba-body-binding = { $client } le pide que inicie sesión: { $binding }

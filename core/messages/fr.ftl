@@ -11,3 +11,5 @@ email-code =
     Votre code de connexion { $app } est { $code }.
 
     Il expire dans { $minutes } minutes. Si vous n'avez pas essayé de vous connecter, changez votre mot de passe.
+ciba-body = { $client } vous demande de vous connecter
+ciba-body-binding = { $client } vous demande de vous connecter : { $binding }

@@ -1,5 +1,5 @@
-//! The texts assent composes for people itself (a push's default title and body, the
-//! passcode by SMS, voice call and email), from Fluent files of their own in the
+//! The texts assent composes for people itself (a push's default title and body, a CIBA
+//! request's body, the passcode by SMS, voice call and email), from Fluent files of their own in the
 //! `crate::l10n` catalogue the pages use too, in the user's language (their profile's
 //! `language`), else the configured default (`pages.default_language`).
 
@@ -68,10 +68,10 @@ mod tests {
     fn every_language_has_every_text() {
         let catalog = CATALOG.as_ref().expect("the message files parse");
         let mut args = FluentArgs::new();
-        for name in ["app", "code", "digits", "minutes"] {
+        for name in ["app", "code", "digits", "minutes", "client", "binding"] {
             args.set(name, "x");
         }
-        assert_eq!(catalog.check_complete(&args), Ok(8));
+        assert_eq!(catalog.check_complete(&args), Ok(10));
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Texts in the user's language: the profile's `language` (BCP 47, given with the user at
-//! a flow start) chooses the language of the SMS, the email and a push's default title and
-//! body; a user without one gets `pages.default_language`; a malformed tag is a 400 that
-//! stores nothing.
+//! a flow start) chooses the language of the SMS, the email, a push's default title and
+//! body and a CIBA request's body; a user without one gets `pages.default_language`; a
+//! malformed tag is a 400 that stores nothing.
 
 use std::time::Duration;
 
 use assent_proto::admin::AdminUser;
 use assent_proto::authn::{DeviceType, StatusName};
+use assent_proto::device::Decision;
 use base64::Engine;
 use figment::Figment;
 use reqwest::StatusCode;
@@ -106,6 +107,7 @@ async fn texts_sent_to_a_user_are_in_their_language(backend: Backend<'_>) {
 
     // A push's default title and body, as the phone shows them: in the user's language,
     // and for alice (no language) in the configured default.
+    let mut phones = Vec::new();
     for (user, language, title, body) in [
         (
             "alice",
@@ -131,7 +133,31 @@ async fn texts_sent_to_a_user_are_in_their_language(backend: Backend<'_>) {
             (pending.title.as_str(), pending.body.as_str()),
             (title, body)
         );
+        let answer = phone.device.answer(&pending, Decision::Deny, None).await;
+        answer.expect("the denial is taken");
+        phones.push(phone);
     }
+
+    // A CIBA request's body, its binding message quoted, to bob: in German.
+    let started = app
+        .http
+        .post(app.url("/as/bc-auth.ciba"))
+        .basic_auth("demo-ciba-poll", Some("demo-ciba-secret"))
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "bob@example.com"),
+            ("binding_message", "Order 42"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+    let pending = phones[1].one_pending().await;
+    assert_eq!(pending.kind, "ciba");
+    assert_eq!(
+        pending.body,
+        "Demo CIBA client (poll) bittet Sie, sich anzumelden: Order 42"
+    );
     app.stop().await;
 }
 

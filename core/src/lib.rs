@@ -22,6 +22,8 @@ pub mod flow;
 pub mod ids;
 pub mod jwt;
 pub mod keys;
+pub mod l10n;
+pub mod messages;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;

@@ -53,6 +53,9 @@ pub struct AdminUser {
     /// Number for voice calls, E.164.
     #[serde(default)]
     pub voice: Option<String>,
+    /// The language of the texts sent to them (BCP 47).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// Directory groups.
     #[serde(default)]
     pub groups: Vec<String>,

@@ -10,7 +10,7 @@ use chrono::Timelike;
 use fluent_bundle::FluentArgs;
 use serde::Serialize;
 
-use super::l10n::Catalog;
+use assent_core::l10n::Catalog;
 
 /// The context of one page's template.
 #[derive(Debug, Serialize)]

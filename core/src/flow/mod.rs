@@ -576,6 +576,9 @@ pub struct Head {
     /// Whether the federation server has picked the result up (for CIBA: whether the
     /// tokens were issued).
     pub result_picked_up: bool,
+    /// The user's language (BCP 47) at flow start, for the texts sent to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// What a CIBA request adds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciba: Option<ciba::CibaRequest>,

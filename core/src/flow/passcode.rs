@@ -39,31 +39,23 @@ impl Adapter {
             sends,
             self.data_key(),
         );
-        let minutes = policy.otp_ttl_secs.div_ceil(60);
-        let application = &flow.application.name;
+        let minutes = policy.otp_ttl_secs.div_ceil(60).to_string();
+        let application = flow.application.name.as_str();
+        let texts = self.texts(flow.language.as_deref());
+        let args = [
+            ("code", code.as_str()),
+            ("app", application),
+            ("minutes", minutes.as_str()),
+        ];
         let (channel, text) = match method {
-            Method::Sms => (
-                Channel::Sms,
-                format!("{code} is your {application} sign-in code. It expires in {minutes} min."),
-            ),
+            Method::Sms => (Channel::Sms, texts.text("sms-code", &args)?),
             Method::Voice => {
                 let spoken: Vec<String> = code.chars().map(String::from).collect();
-                (
-                    Channel::Voice,
-                    format!(
-                        "Your {application} sign-in code is {}. Again: {}.",
-                        spoken.join(", "),
-                        spoken.join(", ")
-                    ),
-                )
+                let digits = spoken.join(", ");
+                let args = [("app", application), ("digits", digits.as_str())];
+                (Channel::Voice, texts.text("voice-code", &args)?)
             }
-            Method::Email => (
-                Channel::Email,
-                format!(
-                    "Your {application} sign-in code is {code}.\n\nIt expires in {minutes} \
-                     minutes. If you did not try to sign in, change your password."
-                ),
-            ),
+            Method::Email => (Channel::Email, texts.text("email-code", &args)?),
             Method::PingidMobile | Method::Totp => {
                 return Err(AdapterError::internal("a computed code is never sent"));
             }
@@ -75,7 +67,7 @@ impl Adapter {
         let message = Message {
             channel,
             to: address.to_owned(),
-            subject: format!("Your {application} sign-in code"),
+            subject: texts.text("email-subject", &[("app", application)])?,
             text,
             data: super::mfa::push_data(&CodeData {
                 flow_id: flow.id.as_str(),

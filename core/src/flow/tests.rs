@@ -46,6 +46,7 @@ pub(crate) fn head(devices: &[DeviceId]) -> Head {
         created_at_ms: 0,
         devices: devices.iter().map(phone).collect(),
         result_picked_up: false,
+        language: None,
         ciba: None,
         manage_devices: true,
         pushes_sent: 0,

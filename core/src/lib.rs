@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+mod counter;
 pub mod credentials;
 pub mod device;
 pub mod device_key;
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod keys;
 pub mod metrics;
 pub mod notify;
+pub mod oath;
 pub mod oauth;
 pub mod otp;
 pub mod otp_device;
@@ -33,6 +35,7 @@ pub mod policy;
 pub mod sealing;
 pub mod store;
 pub mod user;
+pub mod yubikey;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -127,6 +127,8 @@ pub(crate) fn passcode_device(device: PasscodeDeviceView) -> PasscodeDevice {
             Method::Voice => WireMethod::Voice,
             Method::Email => WireMethod::Email,
             Method::Totp => WireMethod::Totp,
+            Method::Yubikey => WireMethod::Yubikey,
+            Method::OathToken => WireMethod::OathToken,
         },
         target: device.target,
         paired_at: device.paired_at,

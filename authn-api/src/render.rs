@@ -58,6 +58,8 @@ fn method(method: Method) -> assent_proto::authn::Method {
         Method::Voice => Wire::Voice,
         Method::Email => Wire::Email,
         Method::Totp => Wire::Totp,
+        Method::Yubikey => Wire::Yubikey,
+        Method::OathToken => Wire::OathToken,
     }
 }
 
@@ -73,6 +75,8 @@ fn device_type(device: &DeviceSummary) -> DeviceType {
         Method::Voice => DeviceType::Voice,
         Method::Email => DeviceType::Email,
         Method::Totp => DeviceType::Totp,
+        Method::Yubikey => DeviceType::Yubikey,
+        Method::OathToken => DeviceType::OathToken,
     }
 }
 
@@ -107,18 +111,20 @@ fn missing_methods(flow: &Flow) -> Vec<Method> {
         .unwrap_or_default()
 }
 
-fn pairing_method(method: Method, application: &str) -> PairingMethod {
+/// How a method is set up in a flow; `None` for imported hardware tokens, which never are.
+fn pairing_method(method: Method, application: &str) -> Option<PairingMethod> {
     let (device_type, application_name) = match method {
         Method::PingidMobile => (PairingType::Mobile, Some(application.to_owned())),
         Method::Sms => (PairingType::Sms, None),
         Method::Voice => (PairingType::Voice, None),
         Method::Email => (PairingType::Email, None),
         Method::Totp => (PairingType::Totp, None),
+        Method::Yubikey | Method::OathToken => return None,
     };
-    PairingMethod {
+    Some(PairingMethod {
         device_type,
         application_name,
-    }
+    })
 }
 
 /// A time of the domain (ms since the epoch) as the wire writes it.
@@ -170,6 +176,8 @@ fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, Auth
             phone: shown,
             otp_length,
         }),
+        // Imported by an operator: never activated in a flow.
+        Method::Yubikey | Method::OathToken => return Err(mismatch(status)),
     })
 }
 
@@ -244,7 +252,7 @@ fn fields(
         Status::DevicePairingMethodRequired => Wire::DevicePairingMethodRequired(PairingMethods {
             device_pairing_methods: missing_methods(flow)
                 .into_iter()
-                .map(|method| pairing_method(method, &flow.application.name))
+                .filter_map(|method| pairing_method(method, &flow.application.name))
                 .collect(),
         }),
         Status::SmsPairingTargetRequired => Wire::SmsPairingTargetRequired,

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+mod counter;
 pub mod credentials;
 pub mod device;
 pub mod device_key;
@@ -26,6 +27,7 @@ pub mod l10n;
 pub mod messages;
 pub mod metrics;
 pub mod notify;
+pub mod oath;
 pub mod oauth;
 pub mod otp;
 pub mod otp_device;
@@ -35,6 +37,7 @@ pub mod policy;
 pub mod sealing;
 pub mod store;
 pub mod user;
+pub mod yubikey;
 
 use std::sync::Arc;
 use std::time::Duration;

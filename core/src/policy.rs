@@ -25,17 +25,29 @@ pub enum Method {
     Email,
     /// An authenticator app (RFC 6238).
     Totp,
+    /// A YubiKey's OTP, validated by assent (imported by an operator).
+    Yubikey,
+    /// An OATH hardware token, HOTP or TOTP (imported by an operator).
+    OathToken,
 }
 
 impl Method {
     /// Every method assent supports.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::PingidMobile,
         Self::Sms,
         Self::Voice,
         Self::Email,
         Self::Totp,
+        Self::Yubikey,
+        Self::OathToken,
     ];
+
+    /// Whether devices of this method are hardware an operator imports: never set up by
+    /// the person in a flow.
+    pub fn is_imported(self) -> bool {
+        matches!(self, Self::Yubikey | Self::OathToken)
+    }
 
     /// The seed's name (`PINGID_MOBILE`, `SMS`, ...).
     pub fn as_str(self) -> &'static str {
@@ -45,6 +57,8 @@ impl Method {
             Self::Voice => "VOICE",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
         }
     }
 
@@ -56,6 +70,8 @@ impl Method {
             Self::Voice => "Voice",
             Self::Email => "Email",
             Self::Totp => "TOTP",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
         }
     }
 
@@ -68,6 +84,8 @@ impl Method {
             "VOICE" => Some(Self::Voice),
             "EMAIL" => Some(Self::Email),
             "TOTP" => Some(Self::Totp),
+            "YUBIKEY" => Some(Self::Yubikey),
+            "OATH_TOKEN" => Some(Self::OathToken),
             _ => None,
         }
     }
@@ -80,6 +98,8 @@ impl Method {
             Self::Voice => "voice",
             Self::Email => "email",
             Self::Totp => "totp",
+            Self::Yubikey => "yubikey",
+            Self::OathToken => "oath_token",
         }
     }
 

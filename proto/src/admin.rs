@@ -21,9 +21,9 @@ pub struct UserDevices {
 pub struct PasscodeDevice {
     /// Device id.
     pub id: String,
-    /// `SMS`, `VOICE`, `EMAIL` or `TOTP`.
+    /// `SMS`, `VOICE`, `EMAIL`, `TOTP`, `YUBIKEY` or `OATH_TOKEN`.
     pub method: Method,
-    /// Where codes go, masked.
+    /// Where codes go, masked; an imported token's public id or serial.
     pub target: Option<String>,
     /// When it was set up (seconds since the epoch).
     pub paired_at: u64,

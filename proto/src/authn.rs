@@ -287,6 +287,12 @@ pub enum DeviceType {
     /// An authenticator app.
     #[serde(rename = "TOTP")]
     Totp,
+    /// A YubiKey (OTP).
+    #[serde(rename = "YUBIKEY")]
+    Yubikey,
+    /// An OATH hardware token.
+    #[serde(rename = "OATH_TOKEN")]
+    OathToken,
 }
 
 /// A reference to a device: `{"id": ...}`.
@@ -387,6 +393,10 @@ pub enum Method {
     Email,
     /// An authenticator app (RFC 6238).
     Totp,
+    /// A YubiKey's OTP.
+    Yubikey,
+    /// An OATH hardware token.
+    OathToken,
 }
 
 /// `DEVICE_PAIRING_METHOD_REQUIRED`.

@@ -39,5 +39,6 @@ mod qr;
 mod registration;
 mod scale;
 mod store;
+mod tokens;
 mod walkthrough;
 mod widget;

@@ -678,6 +678,8 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
             method: assent_core::policy::Method::Sms,
             address: Some("+15555550101".to_owned()),
             totp_secret: None,
+            yubikey: None,
+            oath: None,
             paired_at: 0,
         },
     )

@@ -189,14 +189,16 @@ fn method_label(method: PairingType) -> &'static str {
     }
 }
 
-fn pairing_type(method: Method) -> PairingType {
-    match method {
+/// How a method is set up; `None` for imported hardware tokens, which never are.
+fn pairing_type(method: Method) -> Option<PairingType> {
+    Some(match method {
         Method::PingidMobile => PairingType::Mobile,
         Method::Sms => PairingType::Sms,
         Method::Voice => PairingType::Voice,
         Method::Email => PairingType::Email,
         Method::Totp => PairingType::Totp,
-    }
+        Method::Yubikey | Method::OathToken => return None,
+    })
 }
 
 fn method_view(method: PairingType) -> MethodView {
@@ -276,7 +278,7 @@ fn passcode(state: &AuthnState) -> PasscodeView {
             view.methods = fields
                 .required_methods
                 .iter()
-                .map(|method| method_view(pairing_type(*method)))
+                .filter_map(|method| pairing_type(*method).map(method_view))
                 .collect();
         }
         Status::DevicePairingMethodRequired(fields) => {

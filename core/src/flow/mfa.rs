@@ -112,7 +112,8 @@ impl Adapter {
             .mandatory_authentication_methods
             .iter()
             .copied()
-            .filter(|method| !enrolled.contains(method))
+            // An imported token cannot be set up in a flow: an operator imports it.
+            .filter(|method| !enrolled.contains(method) && !method.is_imported())
             .collect();
         if !missing.is_empty() {
             head.enrolment = Some(Enrolment {
@@ -436,6 +437,8 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         Method::Sms => ("SMS", "Text message"),
         Method::Voice => ("Voice", "Voice call"),
         Method::Email => ("Email", "Email"),
+        Method::Yubikey => ("YUBIKEY", "YubiKey"),
+        Method::OathToken => ("OATH_TOKEN", "Hardware token"),
         _ => ("TOTP", "Authenticator app"),
     };
     DeviceSummary {
@@ -503,6 +506,8 @@ pub(super) fn offered_devices(
             method,
             address: Some(address.clone()),
             totp_secret: None,
+            yubikey: None,
+            oath: None,
             paired_at: 0,
         });
         backup.backup = true;

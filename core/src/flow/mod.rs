@@ -200,6 +200,10 @@ pub enum ApprovalMethod {
     Totp,
     /// A code computed by the paired mobile app from its own seed.
     MobileOtp,
+    /// A YubiKey's OTP.
+    Yubikey,
+    /// A code from an OATH hardware token.
+    OathToken,
     /// A new device was paired (registration, new device): no second factor by itself.
     Registration,
     /// A trusted app signed the flow's challenge with its device key.
@@ -225,6 +229,8 @@ impl ApprovalMethod {
             Self::Email => "email",
             Self::Totp => "totp",
             Self::MobileOtp => "mobile_otp",
+            Self::Yubikey => "yubikey",
+            Self::OathToken => "oath_token",
             Self::Registration => "registration",
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
@@ -241,6 +247,8 @@ impl ApprovalMethod {
             Self::Voice => "VOICE",
             Self::Email => "EMAIL",
             Self::Totp => "TOTP",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
             Self::Registration => "REGISTRATION",
             Self::DeviceAuthorization => "DEVICE_AUTHORIZATION",
             Self::Qr => "QR",
@@ -256,6 +264,8 @@ impl ApprovalMethod {
             Method::Voice => Self::Voice,
             Method::Email => Self::Email,
             Method::Totp => Self::Totp,
+            Method::Yubikey => Self::Yubikey,
+            Method::OathToken => Self::OathToken,
         }
     }
 
@@ -269,6 +279,8 @@ impl ApprovalMethod {
             Self::Voice => &["mfa", "tel", "otp"],
             Self::Email | Self::Totp => &["mfa", "otp"],
             Self::MobileOtp => &["mfa", "swk", "otp"],
+            // A hardware key holding its secret: RFC 8176 `hwk`.
+            Self::Yubikey | Self::OathToken => &["mfa", "hwk", "otp"],
             Self::Enrolment => &[],
             Self::Registration | Self::DeviceAuthorization | Self::Qr => &["swk"],
         }
@@ -278,7 +290,13 @@ impl ApprovalMethod {
     pub fn acr(self) -> Option<&'static str> {
         match self {
             Self::Push => Some(ACR_MOBILE_PUSH),
-            Self::Sms | Self::Voice | Self::Email | Self::Totp | Self::MobileOtp => Some(ACR_OTP),
+            Self::Sms
+            | Self::Voice
+            | Self::Email
+            | Self::Totp
+            | Self::MobileOtp
+            | Self::Yubikey
+            | Self::OathToken => Some(ACR_OTP),
             _ => None,
         }
     }

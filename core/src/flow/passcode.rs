@@ -56,7 +56,7 @@ impl Adapter {
                 (Channel::Voice, texts.text("voice-code", &args)?)
             }
             Method::Email => (Channel::Email, texts.text("email-code", &args)?),
-            Method::PingidMobile | Method::Totp => {
+            Method::PingidMobile | Method::Totp | Method::Yubikey | Method::OathToken => {
                 return Err(AdapterError::internal("a computed code is never sent"));
             }
         };
@@ -87,10 +87,10 @@ impl Adapter {
         let (flow, _) = &current;
         let policy = self.policy_for(flow);
         let presented = presented.trim().to_owned();
-        if presented.is_empty()
-            || presented.len() > 10
-            || !presented.bytes().all(|b| b.is_ascii_digit())
-        {
+        let digits = !presented.is_empty()
+            && presented.len() <= 10
+            && presented.bytes().all(|b| b.is_ascii_digit());
+        if !digits && !crate::yubikey::looks_like_otp(&presented) {
             return Err(FlowError::InvalidOtp(
                 policy.otp_max_attempts.saturating_sub(flow.otp_failures),
             )
@@ -141,6 +141,19 @@ impl Adapter {
                     self.spend_totp(&device_id, seed.as_deref(), &presented)
                         .await?,
                 )
+            }
+            Method::Yubikey | Method::OathToken => {
+                let token = otp_device::list(self.store(), &flow.user_id)
+                    .await?
+                    .into_iter()
+                    .find(|known| known.id == device_id);
+                Some(match token {
+                    Some(token) if token.method == Method::Yubikey => {
+                        self.check_yubikey(&token, &presented).await?
+                    }
+                    Some(token) => self.check_oath(&token, &presented).await?,
+                    None => false,
+                })
             }
             _ => None,
         };

@@ -229,20 +229,20 @@ fn fields(
             }
         }
         Status::OtpRequired => {
-            // A code the device computes (authenticator app, the app's seed) has the
-            // TOTP length; a sent one the policy's.
+            // A sent code has the policy's length; one the device computes its own (a
+            // hardware token's digits, a YubiKey's 44 characters), else the TOTP length.
             let sent = matches!(flow.view(), View::Otp { sent: Some(_), .. });
+            let computed = selected
+                .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
+                .and_then(|device| device.code_length)
+                .unwrap_or(assent_core::otp::TOTP_DIGITS as u32);
             Wire::OtpRequired(OtpChallenge {
                 devices: devices(),
                 selected_device_ref,
                 device: selected_device(),
                 change_device_permitted,
                 application_name: application_name(),
-                otp_length: if sent {
-                    otp_length
-                } else {
-                    assent_core::otp::TOTP_DIGITS as u32
-                },
+                otp_length: if sent { otp_length } else { computed },
             })
         }
         Status::MfaSetupRequired => Wire::MfaSetupRequired(MfaSetup {

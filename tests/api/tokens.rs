@@ -10,6 +10,7 @@ use figment::Figment;
 use rand::Rng;
 use serde_json::{Value, json};
 
+use crate::pages::PageBrowser;
 use crate::support::{
     ADMIN_TOKEN, Backend, TestApp, expect_status, on_both_backends, oob_request, problem,
     repo_root, unique,
@@ -23,6 +24,7 @@ on_both_backends!(
     a_totp_token_code_works_once_per_step,
     bad_imports_are_refused_and_leave_nothing,
     a_mandatory_token_is_never_offered_for_set_up,
+    a_yubikey_signs_in_through_the_hosted_page,
 );
 
 const DATA_KEY_ENV: &str = "ASSENT_SECRET_TEST_TOKENS_DATA_KEY";
@@ -237,6 +239,12 @@ async fn a_yubikey_otp_works_once_and_only_with_newer_counters(backend: Backend<
     import_yubikey(&app, &user, &key).await;
 
     let flow = sign_in(&app, &user, DeviceType::Yubikey).await;
+    let state = app.state(&flow).await;
+    assert_eq!(
+        expect_status!(state, OtpRequired).otp_length,
+        44,
+        "a YubiKey OTP's length"
+    );
     let done = app
         .act_ok(&flow, ActionRequest::check_otp(key.otp(3, 5)))
         .await;
@@ -489,6 +497,10 @@ async fn a_totp_token_code_works_once_per_step(backend: Backend<'_>) {
     );
     let now = SystemClock.now_secs();
     let kind = DeviceType::OathToken;
+    // The challenge says the token's own length, so a client does not cut the code short.
+    let flow = sign_in(&app, &user, kind).await;
+    let state = app.state(&flow).await;
+    assert_eq!(expect_status!(state, OtpRequired).otp_length, 8);
     assert_eq!(
         try_otp(&app, &user, kind, &totp.generate(now)).await,
         Ok(())
@@ -732,4 +744,45 @@ fn config_check_accepts_token_methods_and_checks_their_windows() {
     let (ok, message) = config_check(&[("ASSENT_TOKENS__HOTP_RESYNC_WINDOW", "5")]);
     assert!(!ok);
     assert!(message.contains("tokens.hotp_resync_window"), "{message}");
+}
+
+/// The hosted page takes a YubiKey's OTP (letters, typed by the key) in its code field.
+async fn a_yubikey_signs_in_through_the_hosted_page(backend: Backend<'_>) {
+    let app = spawn(backend).await;
+    let user = unique("yk");
+    app.start_flow(&oob_request(&user)).await;
+    let key = TestYubikey::random();
+    import_yubikey(&app, &user, &key).await;
+    let mut request = oob_request(&user);
+    request["returnUrl"] = json!("https://rp.example/back");
+    let flow = app.start_flow_unauthenticated(&request).await;
+    let mut page = PageBrowser::new(&app, &flow);
+    page.get("en").await;
+    page.act("authenticate", None).await;
+    let entry = page
+        .shows(
+            &[
+                "Touch your YubiKey",
+                "maxlength=\"44\"",
+                "autocomplete=\"off\"",
+            ],
+            &["Berühren Sie Ihren YubiKey"],
+        )
+        .await;
+    assert!(
+        !entry.html.contains("inputmode=\"numeric\""),
+        "{}",
+        entry.html
+    );
+    let csrf = page.get("en").await.field("csrf");
+    let otp = key.otp(1, 1);
+    let response = page
+        .post(&[("csrf", &csrf), ("action", "checkOtp"), ("otp", &otp)])
+        .await;
+    assert_eq!(response.status(), 303);
+    page.shows(
+        &["Authentication successful"],
+        &["Authentifizierung erfolgreich"],
+    )
+    .await;
 }

@@ -163,3 +163,6 @@ demo-phone-expires = Läuft ab um
 demo-phone-pick-number = Wählen Sie die Zahl, die Ihr Browser zeigt
 demo-phone-approve = Bestätigen
 demo-phone-deny = Ablehnen
+device-yubikey = YubiKey
+device-oath = Hardware-Token
+code-hint-yubikey = Berühren Sie Ihren YubiKey: Er gibt den Code ein und sendet ihn.

@@ -163,3 +163,6 @@ demo-phone-expires = Expires at
 demo-phone-pick-number = Pick the number your browser shows
 demo-phone-approve = Approve
 demo-phone-deny = Deny
+device-yubikey = YubiKey
+device-oath = Hardware token
+code-hint-yubikey = Touch your YubiKey: it types the code and sends it.

@@ -163,3 +163,6 @@ demo-phone-expires = Caduca a las
 demo-phone-pick-number = Elija el número que muestra su navegador
 demo-phone-approve = Aprobar
 demo-phone-deny = Rechazar
+device-yubikey = YubiKey
+device-oath = Token físico
+code-hint-yubikey = Toque su YubiKey: escribe el código y lo envía.

@@ -163,3 +163,6 @@ demo-phone-expires = Expire à
 demo-phone-pick-number = Choisissez le nombre affiché par votre navigateur
 demo-phone-approve = Approuver
 demo-phone-deny = Refuser
+device-yubikey = YubiKey
+device-oath = Jeton matériel
+code-hint-yubikey = Touchez votre YubiKey : elle saisit le code et l’envoie.

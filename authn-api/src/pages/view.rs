@@ -65,6 +65,8 @@ pub struct PasscodeView {
     pub target: Option<String>,
     /// Digits the code has.
     pub otp_length: Option<u32>,
+    /// Whether the code is a YubiKey's: letters the key types itself, then Enter.
+    pub otp_letters: bool,
     /// The action a code is posted with (`checkOtp`, `activateSmsDevice`...), if offered.
     pub code_action: Option<&'static str>,
     /// The action that sends a new code (`resend` or `resendOtp`), if offered.
@@ -252,6 +254,10 @@ fn passcode(state: &AuthnState) -> PasscodeView {
             view.code_action = code_action;
             view.target = fields.device.as_ref().map(|device| device.target.clone());
             view.otp_length = Some(fields.otp_length);
+            view.otp_letters = fields
+                .device
+                .as_ref()
+                .is_some_and(|device| device.device_type == DeviceType::Yubikey);
         }
         Status::SmsActivationRequired(fields) | Status::VoiceActivationRequired(fields) => {
             view.code_action = code_action;
@@ -318,6 +324,8 @@ fn label(device: &Device, lang: &str, catalog: &Catalog) -> String {
         DeviceType::Voice => "device-voice",
         DeviceType::Email => "device-email",
         DeviceType::Totp => "device-totp",
+        DeviceType::Yubikey => "device-yubikey",
+        DeviceType::OathToken => "device-oath",
         _ => return device.name.clone(),
     };
     let named = catalog.format(lang, method, &FluentArgs::new());

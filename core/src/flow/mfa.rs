@@ -457,6 +457,11 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         address: device.address.clone(),
         unusable: None,
         backup: false,
+        code_length: match device.method {
+            Method::Yubikey => u32::try_from(crate::yubikey::OTP_LEN).ok(),
+            Method::OathToken => device.oath.as_ref().map(|token| token.digits),
+            _ => None,
+        },
     }
 }
 

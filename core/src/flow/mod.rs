@@ -144,6 +144,10 @@ pub struct DeviceSummary {
     /// emailBackup), not an enrolled device.
     #[serde(default)]
     pub backup: bool,
+    /// The length of the code it computes, when not the TOTP length: a hardware OATH
+    /// token's digits, a YubiKey OTP's 44 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_length: Option<u32>,
 }
 
 fn mobile() -> Method {

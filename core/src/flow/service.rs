@@ -129,6 +129,7 @@ pub(crate) fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<D
             address: None,
             unusable: None,
             backup: false,
+            code_length: None,
         })
         .collect()
 }

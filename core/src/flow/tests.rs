@@ -24,6 +24,7 @@ pub(super) fn phone(id: &DeviceId) -> DeviceSummary {
         address: None,
         unusable: None,
         backup: false,
+        code_length: None,
     }
 }
 

@@ -32,6 +32,11 @@ const DATA_KEY_ENV: &str = "ASSENT_SECRET_TEST_TOKENS_DATA_KEY";
 /// Secrets sealed with a data key; wrong codes never lock these tests out: each refusal
 /// is what is checked.
 async fn spawn(backend: Backend<'_>) -> TestApp {
+    spawn_with(backend, Figment::new()).await
+}
+
+/// [`spawn`], with `extra` configuration on top.
+async fn spawn_with(backend: Backend<'_>, extra: Figment) -> TestApp {
     static KEY: std::sync::Once = std::sync::Once::new();
     // SAFETY: set once, before any server of this process reads it, to the same value.
     KEY.call_once(|| unsafe {
@@ -47,7 +52,8 @@ async fn spawn(backend: Backend<'_>) -> TestApp {
                 json!(["SMS", "YUBIKEY", "OATH_TOKEN"]),
             ))
             .merge(("mfa.otp_attempt_limit", 0))
-            .merge(("mfa.otp_max_attempts", 10)),
+            .merge(("mfa.otp_max_attempts", 10))
+            .merge(extra),
     )
     .await
 }
@@ -665,17 +671,35 @@ async fn bad_imports_are_refused_and_leave_nothing(backend: Backend<'_>) {
 }
 
 async fn a_mandatory_token_is_never_offered_for_set_up(backend: Backend<'_>) {
-    let app = TestApp::spawn_with(
+    let app = spawn_with(
         backend,
-        &unique("tok"),
-        Figment::new().merge((
-            "mfa.mandatory_authentication_methods",
-            json!(["TOTP", "YUBIKEY", "OATH_TOKEN"]),
-        )),
+        Figment::new()
+            .merge((
+                "mfa.allowed_methods",
+                json!(["SMS", "TOTP", "YUBIKEY", "OATH_TOKEN"]),
+            ))
+            .merge((
+                "mfa.mandatory_authentication_methods",
+                json!(["TOTP", "YUBIKEY"]),
+            )),
     )
     .await;
-    let flow = app.start_flow(&oob_request(&unique("new"))).await;
-    let setup = app.state(&flow).await;
+    // A user without the mandatory YubiKey cannot get one in a flow: the sign-in fails,
+    // saying why, rather than going on without it.
+    let user = unique("new");
+    let flow = app.start_flow(&oob_request(&user)).await;
+    let failed = app.state(&flow).await;
+    let reason = &expect_status!(failed, MfaFailed).reason;
+    assert!(reason.contains("YUBIKEY"), "{reason}");
+
+    // Once the operator imported one, the person signs in with it and then sets up the
+    // authenticator app, the other mandatory method; the tokens are never offered.
+    let key = TestYubikey::random();
+    import_yubikey(&app, &user, &key).await;
+    let flow = sign_in(&app, &user, DeviceType::Yubikey).await;
+    let setup = app
+        .act_ok(&flow, ActionRequest::check_otp(key.otp(1, 1)))
+        .await;
     let required = &expect_status!(setup, MfaSetupRequired).required_methods;
     assert_eq!(
         required,

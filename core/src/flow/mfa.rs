@@ -108,13 +108,13 @@ impl Adapter {
             .map(|_| Method::PingidMobile)
             .chain(otp_devices.iter().map(|device| device.method))
             .collect();
-        let missing: Vec<Method> = policy
+        let (imported, missing): (Vec<Method>, Vec<Method>) = policy
             .mandatory_authentication_methods
             .iter()
             .copied()
+            .filter(|method| !enrolled.contains(method))
             // An imported token cannot be set up in a flow: an operator imports it.
-            .filter(|method| !enrolled.contains(method) && !method.is_imported())
-            .collect();
+            .partition(|method| method.is_imported());
         if !missing.is_empty() {
             head.enrolment = Some(Enrolment {
                 missing,
@@ -130,6 +130,7 @@ impl Adapter {
             has_nothing,
             enrol_on_the_spot,
             first,
+            token_missing: imported.first().copied(),
         };
         Ok(Entry::Oob {
             devices: head.devices,

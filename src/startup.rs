@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use assent_adapter::{ProblemError, observe};
+use assent_authn_api::pages::{DEMO_PHONE_PATH, configure_demo_phone, demo_phone_allowed};
 use assent_core::clock::{Clock, SystemClock};
 use assent_core::{Adapter, AdapterError, Config, Metrics};
 
@@ -75,6 +76,8 @@ impl Application {
             cors_origins.push(public.origin().ascii_serialization());
         }
         let pages = web::Data::new(assent_authn_api::pages::Pages::load()?);
+        let demo_secrets = adapter.config().demo_secret_in_use().is_some();
+        let demo_phone = demo_phone_allowed(demo_secrets, address.ip());
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(observe))
@@ -90,6 +93,11 @@ impl Application {
                 // route tried costs a regex match.
                 .configure(assent_authn_api::configure(&cors_origins))
                 .configure(assent_authn_api::pages::configure(pages.clone()))
+                .configure(|config| {
+                    if demo_phone {
+                        configure_demo_phone(pages.clone())(config);
+                    }
+                })
                 .configure(assent_adapter::configure)
                 .configure(assent_ciba::configure)
                 .default_service(web::to(not_found))
@@ -105,6 +113,22 @@ impl Application {
             server = server.workers(workers);
         }
         tracing::info!(%address, store = adapter.store().backend(), "assent listening");
+        if demo_phone {
+            tracing::info!(
+                url = %format!("http://{address}{DEMO_PHONE_PATH}"),
+                "demo phone page served (demo secrets on a loopback address)"
+            );
+        } else if demo_secrets {
+            tracing::info!(
+                path = DEMO_PHONE_PATH,
+                "demo phone page not served: assent is not on a loopback address"
+            );
+        } else {
+            tracing::info!(
+                path = DEMO_PHONE_PATH,
+                "demo phone page not served: no demo secret is configured"
+            );
+        }
         Ok(Self {
             address,
             server: server.run(),

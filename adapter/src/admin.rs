@@ -3,9 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use assent_core::Adapter;
 use assent_core::audit::Actor;
-use assent_core::device_management::DeviceUpdate;
+use assent_core::device_management::{DeviceUpdate, PasscodeDeviceView};
 use assent_core::error::AdapterError;
+use assent_core::oath::{OathImport, OathResync};
 use assent_core::user::UserId;
+use assent_core::yubikey::YubikeyImport;
 use assent_proto::admin::UserDevices;
 use assent_proto::device::PairingKeyIssued;
 
@@ -21,6 +23,9 @@ pub(crate) fn configure(config: &mut web::ServiceConfig) {
         .service(list_devices)
         .service(update_device)
         .service(unpair_device)
+        .service(import_yubikey)
+        .service(import_oath_token)
+        .service(resync_oath_token)
         .service(flow_events)
         .service(user_events);
 }
@@ -121,6 +126,54 @@ async fn unpair_device(
     let origin = wire::origin(&request, Actor::Operator);
     adapter
         .acting(origin, adapter.unpair(&user, &device))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body parsed, or a 400 problem naming what is wrong.
+fn json_body<T>(body: Result<web::Json<T>, actix_web::Error>) -> Result<T, ProblemError> {
+    body.map(web::Json::into_inner)
+        .map_err(|error| bad_request(format!("bad request body: {error}")))
+}
+
+/// Imports a YubiKey (public id, private id, AES key) for a user.
+#[post("/admin/v1/users/{userId}/yubikeys")]
+async fn import_yubikey(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: Result<web::Json<YubikeyImport>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    let user = authorized_user(&adapter, &request, &path)?;
+    let device = adapter.import_yubikey(&user, json_body(body)?).await?;
+    Ok(HttpResponse::Created().json(wire::passcode_device(PasscodeDeviceView::of(device))))
+}
+
+/// Imports an OATH hardware token (serial, seed, parameters) for a user.
+#[post("/admin/v1/users/{userId}/oath-tokens")]
+async fn import_oath_token(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: Result<web::Json<OathImport>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    let user = authorized_user(&adapter, &request, &path)?;
+    let device = adapter.import_oath_token(&user, json_body(body)?).await?;
+    Ok(HttpResponse::Created().json(wire::passcode_device(PasscodeDeviceView::of(device))))
+}
+
+/// Resynchronises a user's HOTP token with two consecutive codes.
+#[post("/admin/v1/users/{userId}/oath-tokens/{deviceId}/resync")]
+async fn resync_oath_token(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Result<web::Json<OathResync>, actix_web::Error>,
+) -> Result<HttpResponse, ProblemError> {
+    let (user, device) = path.into_inner();
+    let user = authorized_user(&adapter, &request, &user)?;
+    adapter
+        .resync_oath_token(&user, &device, json_body(body)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -60,6 +60,8 @@ fn method(method: Method) -> assent_proto::authn::Method {
         Method::Totp => Wire::Totp,
         Method::SecurityKey => Wire::SecurityKey,
         Method::Platform => Wire::Platform,
+        Method::Yubikey => Wire::Yubikey,
+        Method::OathToken => Wire::OathToken,
     }
 }
 
@@ -77,6 +79,8 @@ fn device_type(device: &DeviceSummary) -> DeviceType {
         Method::Totp => DeviceType::Totp,
         Method::SecurityKey => DeviceType::SecurityKey,
         Method::Platform => DeviceType::Platform,
+        Method::Yubikey => DeviceType::Yubikey,
+        Method::OathToken => DeviceType::OathToken,
     }
 }
 
@@ -111,7 +115,8 @@ fn missing_methods(flow: &Flow) -> Vec<Method> {
         .unwrap_or_default()
 }
 
-fn pairing_method(method: Method, application: &str) -> PairingMethod {
+/// How a method is set up in a flow; `None` for imported hardware tokens, which never are.
+fn pairing_method(method: Method, application: &str) -> Option<PairingMethod> {
     let (device_type, application_name) = match method {
         Method::PingidMobile => (PairingType::Mobile, Some(application.to_owned())),
         Method::Sms => (PairingType::Sms, None),
@@ -120,11 +125,12 @@ fn pairing_method(method: Method, application: &str) -> PairingMethod {
         Method::Totp => (PairingType::Totp, None),
         Method::SecurityKey => (PairingType::SecurityKey, None),
         Method::Platform => (PairingType::Platform, None),
+        Method::Yubikey | Method::OathToken => return None,
     };
-    PairingMethod {
+    Some(PairingMethod {
         device_type,
         application_name,
-    }
+    })
 }
 
 /// A time of the domain (ms since the epoch) as the wire writes it.
@@ -178,6 +184,8 @@ fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, Auth
         }),
         // Never offered for set-up yet (`config check` refuses them as mandatory).
         Method::SecurityKey | Method::Platform => return Err(mismatch(status)),
+        // Imported by an operator: never activated in a flow.
+        Method::Yubikey | Method::OathToken => return Err(mismatch(status)),
     })
 }
 
@@ -229,20 +237,20 @@ fn fields(
             }
         }
         Status::OtpRequired => {
-            // A code the device computes (authenticator app, the app's seed) has the
-            // TOTP length; a sent one the policy's.
+            // A sent code has the policy's length; one the device computes its own (a
+            // hardware token's digits, a YubiKey's 44 characters), else the TOTP length.
             let sent = matches!(flow.view(), View::Otp { sent: Some(_), .. });
+            let computed = selected
+                .and_then(|id| flow.devices.iter().find(|device| device.id == *id))
+                .and_then(|device| device.code_length)
+                .unwrap_or(assent_core::otp::TOTP_DIGITS as u32);
             Wire::OtpRequired(OtpChallenge {
                 devices: devices(),
                 selected_device_ref,
                 device: selected_device(),
                 change_device_permitted,
                 application_name: application_name(),
-                otp_length: if sent {
-                    otp_length
-                } else {
-                    assent_core::otp::TOTP_DIGITS as u32
-                },
+                otp_length: if sent { otp_length } else { computed },
             })
         }
         Status::MfaSetupRequired => Wire::MfaSetupRequired(MfaSetup {
@@ -252,7 +260,7 @@ fn fields(
         Status::DevicePairingMethodRequired => Wire::DevicePairingMethodRequired(PairingMethods {
             device_pairing_methods: missing_methods(flow)
                 .into_iter()
-                .map(|method| pairing_method(method, &flow.application.name))
+                .filter_map(|method| pairing_method(method, &flow.application.name))
                 .collect(),
         }),
         Status::SmsPairingTargetRequired => Wire::SmsPairingTargetRequired,

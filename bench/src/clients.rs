@@ -85,6 +85,7 @@ impl Caller {
                 email: Some(Some(format!("{user}@example.com"))),
                 phone: None,
                 voice_number: None,
+                language: None,
                 groups: None,
                 attributes: None,
             }),

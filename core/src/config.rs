@@ -129,6 +129,9 @@ pub struct Config {
     /// Keys kept outside the store.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Hardware tokens imported by an operator (YubiKey OTP, OATH).
+    #[serde(default)]
+    pub tokens: TokensConfig,
     /// Senders of push notifications, SMS, voice calls and email.
     #[serde(default)]
     pub delivery: crate::notify::DeliveryConfig,
@@ -149,6 +152,29 @@ pub struct SecretsConfig {
     pub data_key_env: Option<String>,
     /// Lets assent listen off loopback without a data key. Never in production.
     pub allow_unsealed: bool,
+}
+
+/// Hardware tokens: how far an OATH token's codes may have run ahead or drifted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// HOTP counters past the last accepted one a code may come from (button presses
+    /// that were never submitted).
+    pub hotp_look_ahead: u64,
+    /// The wider window a resynchronisation (two consecutive codes) searches.
+    pub hotp_resync_window: u64,
+    /// TOTP token steps either side of now still accepted (clock drift).
+    pub totp_drift_steps: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            hotp_look_ahead: 10,
+            hotp_resync_window: 100,
+            totp_drift_steps: 1,
+        }
+    }
 }
 
 /// Which backend holds the state.
@@ -722,6 +748,12 @@ impl Config {
                 self.policy.qr_token_ttl_secs,
                 600,
             ),
+            ("tokens.hotp_look_ahead", self.tokens.hotp_look_ahead, 100),
+            (
+                "tokens.hotp_resync_window",
+                self.tokens.hotp_resync_window,
+                1000,
+            ),
             ("ciba.poll_interval_secs", self.ciba.poll_interval_secs, 60),
             (
                 "ciba.default_expiry_secs",
@@ -765,6 +797,15 @@ impl Config {
             return Err(invalid(
                 "policy.qr_app_scheme",
                 "an app's URI scheme: lower-case letters, digits, + - .",
+            ));
+        }
+        if self.tokens.totp_drift_steps > 10 {
+            return Err(invalid("tokens.totp_drift_steps", "0 to 10"));
+        }
+        if self.tokens.hotp_resync_window <= self.tokens.hotp_look_ahead {
+            return Err(invalid(
+                "tokens.hotp_resync_window",
+                "wider than tokens.hotp_look_ahead",
             ));
         }
         if self.policy.push_timeout_secs >= self.policy.flow_ttl_secs {

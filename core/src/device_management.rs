@@ -59,6 +59,24 @@ pub struct DeviceUpdate {
     pub primary: Option<bool>,
 }
 
+impl PasscodeDeviceView {
+    /// A passcode device as the operator sees it: never a secret.
+    pub fn of(device: crate::otp_device::OtpDevice) -> Self {
+        Self {
+            id: device.id.to_string(),
+            method: device.method,
+            // An imported token shows what is printed on it (not secret).
+            target: device
+                .address
+                .as_deref()
+                .map(crate::notify::mask_recipient)
+                .or_else(|| device.yubikey.map(|keys| keys.public_id))
+                .or_else(|| device.oath.map(|token| token.serial)),
+            paired_at: device.paired_at,
+        }
+    }
+}
+
 impl Adapter {
     /// A user's devices, oldest first.
     pub async fn devices_of(&self, user: &UserId) -> Result<Vec<DeviceView>, AdapterError> {
@@ -91,12 +109,7 @@ impl Adapter {
         Ok(crate::otp_device::list(self.store(), user)
             .await?
             .into_iter()
-            .map(|device| PasscodeDeviceView {
-                id: device.id.to_string(),
-                method: device.method,
-                target: device.address.as_deref().map(crate::notify::mask_recipient),
-                paired_at: device.paired_at,
-            })
+            .map(PasscodeDeviceView::of)
             .collect())
     }
 

@@ -161,3 +161,25 @@ pub fn flow_events(flow: &FlowId) -> String {
 pub fn user_flows(user: &UserId) -> String {
     format!("flows:{{u:{user}}}")
 }
+
+/// The YubiKey a public id belongs to (one key per public id in the whole service).
+pub fn yubikey_public_id(public_id: &str) -> String {
+    format!("yubikey-id:{{y:{public_id}}}")
+}
+
+/// The last session and use counters a YubiKey's OTP was accepted with.
+pub fn yubikey_counter(device: &DeviceId) -> String {
+    format!("yubikey-counter:{{d:{device}}}")
+}
+
+/// The OATH token a serial belongs to (hashed, so any text is safe in a key).
+pub fn oath_serial(serial: &str) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(serial.as_bytes()));
+    format!("oath-serial:{{o:{digest}}}")
+}
+
+/// The last HOTP counter or TOTP step an OATH token's code was accepted for.
+pub fn oath_counter(device: &DeviceId) -> String {
+    format!("oath-counter:{{d:{device}}}")
+}

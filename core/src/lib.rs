@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod clock;
 pub mod config;
+mod counter;
 pub mod credentials;
 pub mod device;
 pub mod device_key;
@@ -22,8 +23,11 @@ pub mod flow;
 pub mod ids;
 pub mod jwt;
 pub mod keys;
+pub mod l10n;
+pub mod messages;
 pub mod metrics;
 pub mod notify;
+pub mod oath;
 pub mod oauth;
 pub mod otp;
 pub mod otp_device;
@@ -34,6 +38,7 @@ pub mod sealing;
 pub mod store;
 pub mod user;
 pub mod webauthn;
+pub mod yubikey;
 
 use std::sync::Arc;
 use std::time::Duration;

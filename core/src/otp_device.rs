@@ -21,7 +21,7 @@ pub const MAX_PER_USER: usize = 10;
 pub struct OtpDevice {
     /// Its id.
     pub id: DeviceId,
-    /// SMS, voice, email or TOTP.
+    /// SMS, voice, email, TOTP, YubiKey or OATH token.
     pub method: Method,
     /// The phone number or email address codes go to (not for TOTP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +29,12 @@ pub struct OtpDevice {
     /// The authenticator app's shared secret, base32 (TOTP only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp_secret: Option<String>,
+    /// A YubiKey's public id and sealed keys (YUBIKEY only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yubikey: Option<crate::yubikey::YubikeyKeys>,
+    /// An OATH token's serial, parameters and sealed seed (OATH_TOKEN only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oath: Option<crate::oath::OathToken>,
     /// When it was enrolled (seconds since the epoch).
     pub paired_at: u64,
 }
@@ -69,7 +75,7 @@ pub async fn add(
             .as_ref()
             .map(|(list, _)| list.clone())
             .unwrap_or_default();
-        if device.method != Method::Totp
+        if device.method.is_sent()
             && let Some(existing) = list
                 .iter()
                 .find(|known| known.method == device.method && known.address == device.address)
@@ -102,26 +108,39 @@ pub async fn add(
     .await
 }
 
-/// Removes a device; `false` when the user had no such device.
+/// Removes a device (an imported token's public id or serial is free again); `false`
+/// when the user had no such device.
 pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<bool, AdapterError> {
+    let removed = remove_listed(store, user, id).await?;
+    if let Some(device) = &removed {
+        crate::yubikey::forget(store, device).await?;
+        crate::oath::forget(store, device).await?;
+    }
+    Ok(removed.is_some())
+}
+
+async fn remove_listed(
+    store: &dyn Store,
+    user: &UserId,
+    id: &DeviceId,
+) -> Result<Option<OtpDevice>, AdapterError> {
     let key = &keys::otp_devices(user);
     retry_lost_races(DEVICES_CONTENDED, move || async move {
         let Some((mut list, version)) = read(store, user).await? else {
-            return Ok(Attempt::Done(false));
+            return Ok(Attempt::Done(None));
         };
-        let before = list.len();
-        list.retain(|device| device.id != *id);
-        if list.len() == before {
-            return Ok(Attempt::Done(false));
-        }
+        let Some(at) = list.iter().position(|device| device.id == *id) else {
+            return Ok(Attempt::Done(None));
+        };
+        let removed = list.remove(at);
         let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
         match store
             .transition(key, version, &value, Ttl::Keep, None)
             .await
         {
-            Ok(_) => Ok(Attempt::Done(true)),
+            Ok(_) => Ok(Attempt::Done(Some(removed))),
             Err(StoreError::Conflict) => Ok(Attempt::Lost(())),
-            Err(StoreError::NotFound) => Ok(Attempt::Done(false)),
+            Err(StoreError::NotFound) => Ok(Attempt::Done(None)),
             Err(error) => Err(error.into()),
         }
     })

@@ -30,11 +30,15 @@ pub enum Method {
     /// A platform authenticator (WebAuthn, built-in biometrics): user verification
     /// always.
     Platform,
+    /// A YubiKey's OTP, validated by assent (imported by an operator).
+    Yubikey,
+    /// An OATH hardware token, HOTP or TOTP (imported by an operator).
+    OathToken,
 }
 
 impl Method {
     /// Every method assent supports.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::PingidMobile,
         Self::Sms,
         Self::Voice,
@@ -42,17 +46,27 @@ impl Method {
         Self::Totp,
         Self::SecurityKey,
         Self::Platform,
+        Self::Yubikey,
+        Self::OathToken,
     ];
 
     /// The methods allowed when the configuration names none: those that need no
     /// `[webauthn]` relying party.
-    pub const DEFAULT_ALLOWED: [Self; 5] = [
+    pub const DEFAULT_ALLOWED: [Self; 7] = [
         Self::PingidMobile,
         Self::Sms,
         Self::Voice,
         Self::Email,
         Self::Totp,
+        Self::Yubikey,
+        Self::OathToken,
     ];
+
+    /// Whether devices of this method are hardware an operator imports: never set up by
+    /// the person in a flow.
+    pub fn is_imported(self) -> bool {
+        matches!(self, Self::Yubikey | Self::OathToken)
+    }
 
     /// The seed's name (`PINGID_MOBILE`, `SMS`, ...).
     pub fn as_str(self) -> &'static str {
@@ -64,6 +78,8 @@ impl Method {
             Self::Totp => "TOTP",
             Self::SecurityKey => "SECURITY_KEY",
             Self::Platform => "PLATFORM",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
         }
     }
 
@@ -77,6 +93,8 @@ impl Method {
             Self::Totp => "TOTP",
             Self::SecurityKey => "SECURITY_KEY",
             Self::Platform => "PLATFORM",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
         }
     }
 
@@ -91,6 +109,8 @@ impl Method {
             "TOTP" => Some(Self::Totp),
             "SECURITY_KEY" => Some(Self::SecurityKey),
             "PLATFORM" => Some(Self::Platform),
+            "YUBIKEY" => Some(Self::Yubikey),
+            "OATH_TOKEN" => Some(Self::OathToken),
             _ => None,
         }
     }
@@ -105,6 +125,8 @@ impl Method {
             Self::Totp => "totp",
             Self::SecurityKey => "security_key",
             Self::Platform => "platform",
+            Self::Yubikey => "yubikey",
+            Self::OathToken => "oath_token",
         }
     }
 

@@ -97,6 +97,9 @@ pub struct UserProfile {
     /// Number for voice calls, E.164.
     #[serde(default)]
     pub voice: Option<String>,
+    /// The language of the texts sent to them (BCP 47), else the configured default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// Directory groups.
     #[serde(default)]
     pub groups: Vec<String>,
@@ -147,6 +150,13 @@ impl UserProfile {
                     "`{name}` is not an E.164 number (+ and 8 to 15 digits)"
                 ));
             }
+        }
+        if self
+            .language
+            .as_ref()
+            .is_some_and(|tag| !crate::l10n::is_language_tag(tag))
+        {
+            return Err("`language` is not a BCP 47 language tag (such as de or pt-BR)".to_owned());
         }
         if self.groups.len() > 64 || self.attributes.len() > 64 {
             return Err("at most 64 groups and 64 attributes".to_owned());
@@ -219,6 +229,8 @@ pub struct ProfileUpdate {
     pub phone: Change<String>,
     /// Number for voice calls (the connector's landline).
     pub voice: Change<String>,
+    /// The language of the texts sent to them.
+    pub language: Change<String>,
     /// Directory groups: replaced when given (an empty list clears them).
     pub groups: Option<Vec<String>>,
     /// Free attributes: replaced when given.
@@ -237,6 +249,7 @@ impl ProfileUpdate {
             email: None,
             phone: None,
             voice: None,
+            language: None,
             groups: Vec::new(),
             attributes: BTreeMap::new(),
             user_code_hash: None,
@@ -249,6 +262,7 @@ impl ProfileUpdate {
             email: self.email.applied_to(stored.email),
             phone: self.phone.applied_to(stored.phone),
             voice: self.voice.applied_to(stored.voice),
+            language: self.language.applied_to(stored.language),
             groups: self.groups.clone().unwrap_or(stored.groups),
             attributes: self.attributes.clone().unwrap_or(stored.attributes),
             user_code_hash: stored.user_code_hash,
@@ -497,6 +511,7 @@ mod tests {
             email: Some("alice@example.com".to_owned()),
             phone: Some("+15555550100".to_owned()),
             voice: Some("+15555550101".to_owned()),
+            language: Some("de".to_owned()),
             groups: vec!["staff".to_owned()],
             attributes: BTreeMap::new(),
             user_code_hash: Some("hash".to_owned()),
@@ -513,6 +528,7 @@ mod tests {
             email: Change::from_input(None),
             phone: Change::from_input(Some(None)),
             voice: Change::from_input(Some(Some(" ".to_owned()))),
+            language: Change::from_input(None),
             groups: None,
             attributes: None,
         };
@@ -522,6 +538,7 @@ mod tests {
         assert_eq!(merged.email.as_deref(), Some("alice@example.com"));
         assert_eq!(merged.phone, None);
         assert_eq!(merged.voice, None);
+        assert_eq!(merged.language.as_deref(), Some("de"));
         assert_eq!(merged.groups, ["staff"]);
         assert_eq!(merged.user_code_hash.as_deref(), Some("hash"));
         let fresh = update.merged_into(None);

@@ -130,6 +130,14 @@ pub struct UserInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub voice_number: Option<Option<String>>,
+    /// The language of the texts assent sends them (SMS, voice, email, a push's default
+    /// title and body): a BCP 47 tag such as `de` or `pt-BR`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub language: Option<Option<String>>,
     /// Directory groups (the first with a group policy decides the policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,

@@ -21,9 +21,9 @@ pub struct UserDevices {
 pub struct PasscodeDevice {
     /// Device id.
     pub id: String,
-    /// `SMS`, `VOICE`, `EMAIL` or `TOTP`.
+    /// `SMS`, `VOICE`, `EMAIL`, `TOTP`, `YUBIKEY` or `OATH_TOKEN`.
     pub method: Method,
-    /// Where codes go, masked.
+    /// Where codes go, masked; an imported token's public id or serial.
     pub target: Option<String>,
     /// When it was set up (seconds since the epoch).
     pub paired_at: u64,
@@ -53,6 +53,9 @@ pub struct AdminUser {
     /// Number for voice calls, E.164.
     #[serde(default)]
     pub voice: Option<String>,
+    /// The language of the texts sent to them (BCP 47).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// Directory groups.
     #[serde(default)]
     pub groups: Vec<String>,

@@ -293,6 +293,12 @@ pub enum DeviceType {
     /// A platform authenticator (built-in biometrics).
     #[serde(rename = "PLATFORM")]
     Platform,
+    /// A YubiKey (OTP).
+    #[serde(rename = "YUBIKEY")]
+    Yubikey,
+    /// An OATH hardware token.
+    #[serde(rename = "OATH_TOKEN")]
+    OathToken,
 }
 
 /// A reference to a device: `{"id": ...}`.
@@ -397,6 +403,10 @@ pub enum Method {
     SecurityKey,
     /// A platform authenticator (WebAuthn).
     Platform,
+    /// A YubiKey's OTP.
+    Yubikey,
+    /// An OATH hardware token.
+    OathToken,
 }
 
 /// `DEVICE_PAIRING_METHOD_REQUIRED`.

@@ -24,7 +24,7 @@ on_both_backends!(
 
 const BROWSER_AGENT: &str = "AuditTestBrowser/1.0 (X11; Linux)";
 
-async fn flow_events(app: &TestApp, flow: &str, query: &str) -> FlowEvents {
+pub(crate) async fn flow_events(app: &TestApp, flow: &str, query: &str) -> FlowEvents {
     let response = app
         .admin_get(&format!("/admin/v1/flows/{flow}/events{query}"))
         .await;
@@ -63,7 +63,26 @@ async fn enter_with_user_agent(app: &TestApp, flow: &str) {
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
 }
 
-fn summary(events: &[AuditEvent]) -> Vec<(&str, AuditActor)> {
+/// The trail of `flow` driven through the pages in Chromium, oldest first, as (event,
+/// actor): every browser step carries Chromium's user agent and the loopback address.
+pub(crate) async fn browser_trail(app: &TestApp, flow: &str) -> Vec<(String, AuditActor)> {
+    let mut events = flow_events(app, flow, "").await.events;
+    events.reverse();
+    for event in events
+        .iter()
+        .filter(|event| event.actor == AuditActor::Browser)
+    {
+        let agent = event.user_agent.as_deref().unwrap_or_default();
+        assert!(agent.contains("Chrome"), "{event:?}");
+        assert_eq!(event.ip.as_deref(), Some("127.0.0.1"), "{event:?}");
+    }
+    events
+        .into_iter()
+        .map(|event| (event.event, event.actor))
+        .collect()
+}
+
+pub(crate) fn summary(events: &[AuditEvent]) -> Vec<(&str, AuditActor)> {
     events
         .iter()
         .map(|event| (event.event.as_str(), event.actor))

@@ -67,7 +67,8 @@ async fn assent_at(
     process
 }
 
-/// A scratch directory, removed when dropped.
+/// A scratch directory, removed when dropped; kept when the test fails, for the
+/// instances' logs in it.
 struct Scratch(std::path::PathBuf);
 
 impl Scratch {
@@ -80,7 +81,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("the instances' logs are kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

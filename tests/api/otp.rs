@@ -61,14 +61,14 @@ fn channels(sink: &HttpSink, smtp: &SmtpServer) -> Figment {
 
 /// The service with delivery through the local provider and SMTP server it returns (kept
 /// alive as long as the test holds them), and `extra` configuration on top.
-async fn spawn(backend: Backend<'_>, extra: Figment) -> (TestApp, HttpSink, SmtpServer) {
+pub(crate) async fn spawn(backend: Backend<'_>, extra: Figment) -> (TestApp, HttpSink, SmtpServer) {
     let (sink, smtp) = (HttpSink::start().await, SmtpServer::start());
     let app = TestApp::spawn_with(backend, &unique("t"), channels(&sink, &smtp).merge(extra)).await;
     (app, sink, smtp)
 }
 
 /// The digits of the first run of `len` digits in `text`.
-fn code_in(text: &str, len: usize) -> String {
+pub(crate) fn code_in(text: &str, len: usize) -> String {
     let digits: Vec<char> = text.chars().collect();
     digits
         .windows(len)
@@ -78,7 +78,10 @@ fn code_in(text: &str, len: usize) -> String {
 }
 
 /// The `n`-th (1-based) text message the provider received: its form fields.
-async fn nth_sms(sink: &HttpSink, n: usize) -> std::collections::BTreeMap<String, String> {
+pub(crate) async fn nth_sms(
+    sink: &HttpSink,
+    n: usize,
+) -> std::collections::BTreeMap<String, String> {
     let requests = sink.wait_for(n).await;
     let request = &requests[n - 1];
     assert_eq!(request.method, "POST");
@@ -115,12 +118,12 @@ async fn sms_sign_in(app: &TestApp, user: &str, phone: &str) -> String {
     flow
 }
 
-async fn select(app: &TestApp, flow: &str, device: &Device) -> AuthnState {
+pub(crate) async fn select(app: &TestApp, flow: &str, device: &Device) -> AuthnState {
     app.act_ok(flow, ActionRequest::select_device(&device.id))
         .await
 }
 
-fn device_of_type(state: &AuthnState, kind: DeviceType) -> &Device {
+pub(crate) fn device_of_type(state: &AuthnState, kind: DeviceType) -> &Device {
     state
         .status
         .devices()
@@ -675,6 +678,8 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
             method: assent_core::policy::Method::Sms,
             address: Some("+15555550101".to_owned()),
             totp_secret: None,
+            yubikey: None,
+            oath: None,
             paired_at: 0,
         },
     )

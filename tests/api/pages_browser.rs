@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
+use assent_proto::admin::AuditActor;
 use figment::Figment;
 use serde_json::{Value, json};
 
+use crate::audit::browser_trail;
 use crate::browser::{Browser, ReturnPage, check_page, click};
 use crate::support::{Backend, TestApp, oob_request, unique};
 
@@ -99,6 +101,17 @@ async fn an_oob_push_with_number_matching_completes_through_the_pages_in_chromiu
         let result: Value = app.result(&flow).await.json().await.unwrap();
         assert_eq!(result["status"], "COMPLETED", "{result}");
         assert_eq!(result["deviceId"], phone.id());
+        assert_eq!(
+            browser_trail(&app, &flow).await,
+            [
+                ("start", AuditActor::FederationServer),
+                ("authenticate", AuditActor::Browser),
+                ("device decision", AuditActor::Device),
+                ("continueAuthentication", AuditActor::Browser),
+                ("result pickup", AuditActor::FederationServer),
+            ]
+            .map(|(event, actor)| (event.to_owned(), actor))
+        );
     }
     app.stop().await;
     back.handle.stop(false).await;

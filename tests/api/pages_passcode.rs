@@ -172,6 +172,15 @@ async fn act_with(page: &mut PageBrowser<'_>, action: &str, fields: &[(&str, &st
 async fn to_passcode_page(app: &TestApp, page: &mut PageBrowser<'_>) {
     page.get("en").await;
     page.act("authenticate", None).await;
+    // The method's name in the page's language (the API's own `name` is English).
+    page.shows(&["Text message (backup)"], &["SMS (Ersatz)"])
+        .await;
+    let german = page.get("de").await;
+    assert!(
+        !german.html.contains("Backup: text message"),
+        "{}",
+        german.html
+    );
     let selection = state(app, page).await;
     let sms = &selection.status.devices()[0];
     page.act("selectDevice", Some(&sms.id)).await;

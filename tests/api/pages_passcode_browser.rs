@@ -7,9 +7,11 @@
 
 use std::time::Duration;
 
+use assent_proto::admin::AuditActor;
 use figment::Figment;
 use serde_json::{Value, json};
 
+use crate::audit::browser_trail;
 use crate::browser::{Browser, ReturnPage, check_page, click};
 use crate::pages_passcode::{Outbox, authenticator_code, code_in, sms_request};
 use crate::support::{Backend, TestApp, oob_request, unique};
@@ -112,6 +114,20 @@ async fn an_sms_passcode_sign_in_completes_through_the_pages_in_chromium() {
         let result: Value = app.result(&flow).await.json().await.unwrap();
         assert_eq!(result["status"], "COMPLETED", "{result}");
         assert_eq!(result["method"], "sms", "{result}");
+        // The audit trail: each step by whom, the wrong code included.
+        assert_eq!(
+            browser_trail(&app, &flow).await,
+            [
+                ("start", AuditActor::FederationServer),
+                ("authenticate", AuditActor::Browser),
+                ("selectDevice", AuditActor::Browser),
+                ("checkOtp", AuditActor::Browser),
+                ("checkOtp", AuditActor::Browser),
+                ("continueAuthentication", AuditActor::Browser),
+                ("result pickup", AuditActor::FederationServer),
+            ]
+            .map(|(event, actor)| (event.to_owned(), actor))
+        );
     }
     app.stop().await;
     back.handle.stop(false).await;
@@ -182,6 +198,19 @@ async fn an_authenticator_app_is_set_up_through_the_pages_in_chromium() {
         let result: Value = app.result(&flow).await.json().await.unwrap();
         assert_eq!(result["status"], "COMPLETED", "{result}");
         assert_eq!(result["method"], "enrolment", "{result}");
+        assert_eq!(
+            browser_trail(&app, &flow).await,
+            [
+                ("start", AuditActor::FederationServer),
+                ("authenticate", AuditActor::Browser),
+                ("setupMfa", AuditActor::Browser),
+                ("selectDevicePairingMethod", AuditActor::Browser),
+                ("checkOtp", AuditActor::Browser),
+                ("continueAuthentication", AuditActor::Browser),
+                ("result pickup", AuditActor::FederationServer),
+            ]
+            .map(|(event, actor)| (event.to_owned(), actor))
+        );
     }
     app.stop().await;
     back.handle.stop(false).await;

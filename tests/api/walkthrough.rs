@@ -112,11 +112,22 @@ fn check(heading: &str, stdout: &str) {
             has("Payroll will never ask you");
             has("flow is MFA_COMPLETED");
             let lines: Vec<&str> = stdout.lines().collect();
-            let code = lines.iter().rev().nth(1).copied().unwrap_or_default();
+            let unpaired = lines
+                .iter()
+                .position(|line| line.ends_with(" unpaired"))
+                .unwrap_or_default();
+            let code = unpaired
+                .checked_sub(1)
+                .and_then(|at| lines.get(at))
+                .copied()
+                .unwrap_or_default();
             assert!(
                 code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
                 "the app's passcode is printed before the phone leaves: {stdout}"
             );
+            // The hardware tokens: a YubiKey imported, an OATH token imported and resynced.
+            has(r#""method":"YUBIKEY","target":"vvccccdedbjh""#);
+            assert_eq!(lines.last().copied(), Some("204"), "the resync: {stdout}");
         }
         _ => {}
     }

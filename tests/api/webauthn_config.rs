@@ -7,7 +7,7 @@ use crate::support::{assent_command, repo_root, unique};
 /// `allowed` as the global allowed methods); its success and its error output.
 fn check(allowed: &str, extra: &str) -> (bool, String) {
     let text = std::fs::read_to_string(repo_root().join("conf/assent.toml")).unwrap();
-    let old = "allowed_methods = [\"PINGID_MOBILE\", \"SMS\", \"VOICE\", \"EMAIL\", \"TOTP\"]";
+    let old = "allowed_methods = [\"PINGID_MOBILE\", \"SMS\", \"VOICE\", \"EMAIL\", \"TOTP\", \"YUBIKEY\", \"OATH_TOKEN\"]";
     assert!(text.contains(old), "the shipped [mfa] names its methods");
     let text = format!("{}\n{extra}\n", text.replace(old, allowed));
     let dir = std::env::temp_dir().join(unique("assent-webauthn-conf"));

@@ -124,6 +124,49 @@ mobile-qr-alt = QR-Code mit dem Kopplungsschlüssel
 mobile-key-label = Kopplungsschlüssel:
 mobile-waiting = Warten auf Ihr Telefon…
 
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Sprachanruf
+device-email = E-Mail
+device-totp = Authenticator-App
+device-backup = { $method } (Ersatz)
+# Demo phone page (issue 15, part "phone"): a browser tab acting as a paired phone.
+demo-phone-title = Demo-Telefon – assent
+demo-phone-brand = assent Demo-Telefon
+demo-phone-heading = Demo-Telefon
+demo-phone-intro = Diese Seite verhält sich wie ein mit assent gekoppeltes Telefon, damit Sie eine Anmeldung auf Ihrem eigenen Rechner ausprobieren können. Es gibt sie nur mit der Demo-Konfiguration auf einer Loopback-Adresse.
+demo-phone-noscript = Das Demo-Telefon braucht JavaScript: Ihr Browser erzeugt und verwahrt seinen Schlüssel.
+demo-phone-no-crypto = Dieser Browser kann den Schlüssel des Telefons nicht erzeugen (Web Crypto fehlt). Öffnen Sie die Seite unter http://127.0.0.1 oder über https.
+demo-phone-pairing = Wird gekoppelt…
+demo-phone-pair-failed = Die Kopplung ist fehlgeschlagen. Ein Kopplungsschlüssel gilt nur einmal und läuft ab: Holen Sie einen neuen und versuchen Sie es erneut.
+demo-phone-waiting = Gekoppelt. Warte auf Anfragen…
+demo-phone-offline = assent ist nicht erreichbar. Neuer Versuch…
+demo-phone-approved = Bestätigt.
+demo-phone-denied = Abgelehnt.
+demo-phone-answer-failed = Die Antwort wurde nicht angenommen: Die Anfrage ist vielleicht abgelaufen oder schon beantwortet.
+demo-phone-pair-heading = Dieses Telefon koppeln
+demo-phone-pair-text = Holen Sie über die Admin-API einen einmaligen Kopplungsschlüssel für einen Benutzer (siehe README) und geben Sie ihn hier ein.
+demo-phone-pair-key = Kopplungsschlüssel
+demo-phone-pair-name = Name des Telefons
+demo-phone-default-name = Browser-Telefon
+demo-phone-pair-button = Koppeln
+demo-phone-paired-heading = Gekoppelt
+demo-phone-user = Benutzer
+demo-phone-device = Gerät
+demo-phone-requests-heading = Anfragen
+demo-phone-no-requests = Keine Anfrage wartet.
+demo-phone-unpair-button = Kopplung dieses Telefons aufheben
+demo-phone-request-label = Anmeldeanfrage
+demo-phone-application = Anwendung
+demo-phone-client-ip = Von
+demo-phone-expires = Läuft ab um
+demo-phone-pick-number = Wählen Sie die Zahl, die Ihr Browser zeigt
+demo-phone-approve = Bestätigen
+demo-phone-deny = Ablehnen
+device-yubikey = YubiKey
+device-oath = Hardware-Token
+code-hint-yubikey = Berühren Sie Ihren YubiKey: Er gibt den Code ein und sendet ihn.
+
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Sicherheitsschlüssel
 method-platform = Dieses Gerät (Fingerabdruck, Gesicht oder Displaysperre)

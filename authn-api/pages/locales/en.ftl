@@ -124,6 +124,49 @@ mobile-qr-alt = QR code with the pairing key
 mobile-key-label = Pairing key:
 mobile-waiting = Waiting for your phone…
 
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = Text message
+device-voice = Voice call
+device-email = Email
+device-totp = Authenticator app
+device-backup = { $method } (backup)
+# Demo phone page (issue 15, part "phone"): a browser tab acting as a paired phone.
+demo-phone-title = Demo phone – assent
+demo-phone-brand = assent demo phone
+demo-phone-heading = Demo phone
+demo-phone-intro = This page acts as a phone paired with assent, so that you can try a sign-in on your own machine. It exists only with the demo configuration on a loopback address.
+demo-phone-noscript = The demo phone needs JavaScript: your browser makes and keeps its key.
+demo-phone-no-crypto = This browser cannot make the phone's key (Web Crypto is missing). Open the page at http://127.0.0.1 or over https.
+demo-phone-pairing = Pairing…
+demo-phone-pair-failed = Pairing failed. A pairing key works once and expires: get a new one and try again.
+demo-phone-waiting = Paired. Waiting for requests…
+demo-phone-offline = Cannot reach assent. Trying again…
+demo-phone-approved = Approved.
+demo-phone-denied = Denied.
+demo-phone-answer-failed = The answer was not taken: the request may have expired or been answered already.
+demo-phone-pair-heading = Pair this phone
+demo-phone-pair-text = Get a one-time pairing key for a user from the Admin API (see the README) and enter it here.
+demo-phone-pair-key = Pairing key
+demo-phone-pair-name = Phone name
+demo-phone-default-name = Browser phone
+demo-phone-pair-button = Pair
+demo-phone-paired-heading = Paired
+demo-phone-user = User
+demo-phone-device = Device
+demo-phone-requests-heading = Requests
+demo-phone-no-requests = No request is waiting.
+demo-phone-unpair-button = Unpair this phone
+demo-phone-request-label = Sign-in request
+demo-phone-application = Application
+demo-phone-client-ip = From
+demo-phone-expires = Expires at
+demo-phone-pick-number = Pick the number your browser shows
+demo-phone-approve = Approve
+demo-phone-deny = Deny
+device-yubikey = YubiKey
+device-oath = Hardware token
+code-hint-yubikey = Touch your YubiKey: it types the code and sends it.
+
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Security key
 method-platform = This device (fingerprint, face or screen lock)

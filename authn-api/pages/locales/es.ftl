@@ -124,6 +124,49 @@ mobile-qr-alt = Código QR con la clave de vinculación
 mobile-key-label = Clave de vinculación:
 mobile-waiting = Esperando a su teléfono…
 
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Llamada de voz
+device-email = Correo electrónico
+device-totp = Aplicación de autenticación
+device-backup = { $method } (respaldo)
+# Demo phone page (issue 15, part "phone"): a browser tab acting as a paired phone.
+demo-phone-title = Teléfono de demostración – assent
+demo-phone-brand = Teléfono de demostración de assent
+demo-phone-heading = Teléfono de demostración
+demo-phone-intro = Esta página actúa como un teléfono vinculado a assent, para que pruebe un inicio de sesión en su propio equipo. Solo existe con la configuración de demostración en una dirección de bucle local.
+demo-phone-noscript = El teléfono de demostración necesita JavaScript: su navegador crea y guarda su clave.
+demo-phone-no-crypto = Este navegador no puede crear la clave del teléfono (falta Web Crypto). Abra la página en http://127.0.0.1 o por https.
+demo-phone-pairing = Vinculando…
+demo-phone-pair-failed = No se pudo vincular. Una clave de vinculación sirve una sola vez y caduca: obtenga una nueva e inténtelo de nuevo.
+demo-phone-waiting = Vinculado. Esperando solicitudes…
+demo-phone-offline = No se puede contactar con assent. Reintentando…
+demo-phone-approved = Aprobado.
+demo-phone-denied = Rechazado.
+demo-phone-answer-failed = La respuesta no se aceptó: puede que la solicitud haya caducado o ya tenga respuesta.
+demo-phone-pair-heading = Vincular este teléfono
+demo-phone-pair-text = Obtenga una clave de vinculación de un solo uso para un usuario con la API de administración (vea el README) e introdúzcala aquí.
+demo-phone-pair-key = Clave de vinculación
+demo-phone-pair-name = Nombre del teléfono
+demo-phone-default-name = Teléfono del navegador
+demo-phone-pair-button = Vincular
+demo-phone-paired-heading = Vinculado
+demo-phone-user = Usuario
+demo-phone-device = Dispositivo
+demo-phone-requests-heading = Solicitudes
+demo-phone-no-requests = No hay ninguna solicitud en espera.
+demo-phone-unpair-button = Desvincular este teléfono
+demo-phone-request-label = Solicitud de inicio de sesión
+demo-phone-application = Aplicación
+demo-phone-client-ip = Desde
+demo-phone-expires = Caduca a las
+demo-phone-pick-number = Elija el número que muestra su navegador
+demo-phone-approve = Aprobar
+demo-phone-deny = Rechazar
+device-yubikey = YubiKey
+device-oath = Token físico
+code-hint-yubikey = Toque su YubiKey: escribe el código y lo envía.
+
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Llave de seguridad
 method-platform = Este dispositivo (huella, rostro o bloqueo de pantalla)

@@ -124,6 +124,49 @@ mobile-qr-alt = Code QR contenant la clé d'association
 mobile-key-label = Clé d'association :
 mobile-waiting = En attente de votre téléphone…
 
+## Passcode devices by name (a nickname, when the person gave one, goes first)
+device-sms = SMS
+device-voice = Appel vocal
+device-email = E-mail
+device-totp = Application d’authentification
+device-backup = { $method } (secours)
+# Demo phone page (issue 15, part "phone"): a browser tab acting as a paired phone.
+demo-phone-title = Téléphone de démonstration – assent
+demo-phone-brand = Téléphone de démonstration assent
+demo-phone-heading = Téléphone de démonstration
+demo-phone-intro = Cette page se comporte comme un téléphone associé à assent, pour essayer une connexion sur votre propre machine. Elle n'existe qu'avec la configuration de démonstration sur une adresse de bouclage.
+demo-phone-noscript = Le téléphone de démonstration a besoin de JavaScript : votre navigateur crée et garde sa clé.
+demo-phone-no-crypto = Ce navigateur ne peut pas créer la clé du téléphone (Web Crypto manque). Ouvrez la page à http://127.0.0.1 ou en https.
+demo-phone-pairing = Association en cours…
+demo-phone-pair-failed = L'association a échoué. Une clé d'association ne sert qu'une fois et expire : obtenez-en une nouvelle et réessayez.
+demo-phone-waiting = Associé. En attente de demandes…
+demo-phone-offline = assent est injoignable. Nouvel essai…
+demo-phone-approved = Approuvé.
+demo-phone-denied = Refusé.
+demo-phone-answer-failed = La réponse n'a pas été prise en compte : la demande a peut-être expiré ou déjà reçu une réponse.
+demo-phone-pair-heading = Associer ce téléphone
+demo-phone-pair-text = Obtenez une clé d'association à usage unique pour un utilisateur par l'API d'administration (voir le README) et saisissez-la ici.
+demo-phone-pair-key = Clé d'association
+demo-phone-pair-name = Nom du téléphone
+demo-phone-default-name = Téléphone du navigateur
+demo-phone-pair-button = Associer
+demo-phone-paired-heading = Associé
+demo-phone-user = Utilisateur
+demo-phone-device = Appareil
+demo-phone-requests-heading = Demandes
+demo-phone-no-requests = Aucune demande en attente.
+demo-phone-unpair-button = Dissocier ce téléphone
+demo-phone-request-label = Demande de connexion
+demo-phone-application = Application
+demo-phone-client-ip = Depuis
+demo-phone-expires = Expire à
+demo-phone-pick-number = Choisissez le nombre affiché par votre navigateur
+demo-phone-approve = Approuver
+demo-phone-deny = Refuser
+device-yubikey = YubiKey
+device-oath = Jeton matériel
+code-hint-yubikey = Touchez votre YubiKey : elle saisit le code et l’envoie.
+
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Clé de sécurité
 method-platform = Cet appareil (empreinte, visage ou verrouillage d’écran)

@@ -6,6 +6,7 @@
 //! waits and reloads the page when the status changes.
 
 mod l10n;
+mod phone;
 mod security;
 mod view;
 
@@ -26,8 +27,9 @@ use crate::error::AuthnError;
 use crate::render::render;
 use crate::routes::{browser, flow_url, presented_state, set_binding_cookies};
 
-pub use l10n::BadMessages;
-use l10n::Catalog;
+pub use assent_core::l10n::BadMessages;
+use assent_core::l10n::Catalog;
+pub use phone::{DEMO_PHONE_PATH, configure_demo_phone, demo_phone_allowed};
 
 /// The templates, embedded.
 const TEMPLATES: &[(&str, &str)] = &[
@@ -107,6 +109,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "mobile.html",
         include_str!("../../pages/templates/mobile.html"),
     ),
+    (
+        "phone.html",
+        include_str!("../../pages/templates/phone.html"),
+    ),
 ];
 
 const SCRIPT: &str = include_str!("../../pages/assets/pages.js");
@@ -132,7 +138,7 @@ pub enum PagesError {
 impl Pages {
     /// Parses the embedded templates and message files.
     pub fn load() -> Result<Self, PagesError> {
-        let catalog = Arc::new(Catalog::load()?);
+        let catalog = Arc::new(l10n::catalog()?);
         let mut env = Environment::new();
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
@@ -384,7 +390,14 @@ async fn flow_page(
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
         None => StatusCode::OK,
     };
-    let page = view::page(&state, &flow, lang, security::csrf_token(&secret), notice);
+    let page = view::page(
+        &state,
+        &flow,
+        lang,
+        security::csrf_token(&secret),
+        notice,
+        &pages.catalog,
+    );
     let mut response = match pages.render(page.template, &page) {
         Ok(body) => html(adapter, status, body),
         Err(error) => {

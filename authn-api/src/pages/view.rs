@@ -7,7 +7,10 @@ use assent_proto::authn::{
     Status,
 };
 use chrono::Timelike;
+use fluent_bundle::FluentArgs;
 use serde::Serialize;
+
+use assent_core::l10n::Catalog;
 
 /// The context of one page's template.
 #[derive(Debug, Serialize)]
@@ -62,6 +65,8 @@ pub struct PasscodeView {
     pub target: Option<String>,
     /// Digits the code has.
     pub otp_length: Option<u32>,
+    /// Whether the code is a YubiKey's: letters the key types itself, then Enter.
+    pub otp_letters: bool,
     /// The action a code is posted with (`checkOtp`, `activateSmsDevice`...), if offered.
     pub code_action: Option<&'static str>,
     /// The action that sends a new code (`resend` or `resendOtp`), if offered.
@@ -188,8 +193,9 @@ fn method_label(method: PairingType) -> &'static str {
     }
 }
 
-fn pairing_type(method: Method) -> PairingType {
-    match method {
+/// How a method is set up; `None` for imported hardware tokens, which never are.
+fn pairing_type(method: Method) -> Option<PairingType> {
+    Some(match method {
         Method::PingidMobile => PairingType::Mobile,
         Method::Sms => PairingType::Sms,
         Method::Voice => PairingType::Voice,
@@ -197,7 +203,8 @@ fn pairing_type(method: Method) -> PairingType {
         Method::Totp => PairingType::Totp,
         Method::SecurityKey => PairingType::SecurityKey,
         Method::Platform => PairingType::Platform,
-    }
+        Method::Yubikey | Method::OathToken => return None,
+    })
 }
 
 fn method_view(method: PairingType) -> MethodView {
@@ -251,6 +258,10 @@ fn passcode(state: &AuthnState) -> PasscodeView {
             view.code_action = code_action;
             view.target = fields.device.as_ref().map(|device| device.target.clone());
             view.otp_length = Some(fields.otp_length);
+            view.otp_letters = fields
+                .device
+                .as_ref()
+                .is_some_and(|device| device.device_type == DeviceType::Yubikey);
         }
         Status::SmsActivationRequired(fields) | Status::VoiceActivationRequired(fields) => {
             view.code_action = code_action;
@@ -277,7 +288,7 @@ fn passcode(state: &AuthnState) -> PasscodeView {
             view.methods = fields
                 .required_methods
                 .iter()
-                .map(|method| method_view(pairing_type(*method)))
+                .filter_map(|method| pairing_type(*method).map(method_view))
                 .collect();
         }
         Status::DevicePairingMethodRequired(fields) => {
@@ -302,12 +313,36 @@ fn otp_text(device: Option<&Device>) -> &'static str {
     }
 }
 
-fn label(device: &Device) -> String {
-    device
+/// A device as the person knows it: their nickname; else, for a passcode method, its name
+/// in the page's language (the API's `name` is English); else the model the app reported.
+fn label(device: &Device, lang: &str, catalog: &Catalog) -> String {
+    if let Some(nickname) = device
         .nickname
-        .clone()
+        .as_ref()
         .filter(|nickname| !nickname.trim().is_empty())
-        .unwrap_or_else(|| device.name.clone())
+    {
+        return nickname.clone();
+    }
+    let method = match device.device_type {
+        DeviceType::Sms => "device-sms",
+        DeviceType::Voice => "device-voice",
+        DeviceType::Email => "device-email",
+        DeviceType::Totp => "device-totp",
+        DeviceType::Yubikey => "device-yubikey",
+        DeviceType::OathToken => "device-oath",
+        _ => return device.name.clone(),
+    };
+    let named = catalog.format(lang, method, &FluentArgs::new());
+    let named = if device.backup {
+        named.and_then(|method| {
+            let mut args = FluentArgs::new();
+            args.set("method", method);
+            catalog.format(lang, "device-backup", &args)
+        })
+    } else {
+        named
+    };
+    named.unwrap_or_else(|| device.name.clone())
 }
 
 /// The page for `state` of `flow`, in `lang`, with the form token `csrf`.
@@ -317,6 +352,7 @@ pub fn page(
     lang: &'static str,
     csrf: String,
     notice: Option<Notice>,
+    catalog: &Catalog,
 ) -> PageView {
     let qr_flow = flow.kind() == FlowKind::Qr;
     let (template, heading) = match &state.status {
@@ -360,7 +396,7 @@ pub fn page(
         .filter(|device| device.usable)
         .map(|device| DeviceView {
             id: device.id.clone(),
-            label: label(device),
+            label: label(device, lang, catalog),
             target: device.target.clone(),
             default: device.default,
             selected: selected == Some(device.id.as_str()),
@@ -405,7 +441,10 @@ pub fn page(
         csrf,
         app: flow.application.name.clone(),
         devices,
-        device: state.status.device().map(label),
+        device: state
+            .status
+            .device()
+            .map(|device| label(device, lang, catalog)),
         device_id: state.status.selected_device_id().map(str::to_owned),
         number,
         transaction,

@@ -193,6 +193,7 @@ fn profile_claims_follow_the_scopes() {
         email: Some("alice@example.com".into()),
         phone: Some("+15555550101".into()),
         voice: None,
+        language: None,
         groups: Vec::new(),
         attributes: Default::default(),
         user_code_hash: None,

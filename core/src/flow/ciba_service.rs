@@ -89,9 +89,13 @@ impl Adapter {
             shown.insert("binding_message".to_owned(), message.clone());
         }
         let params = DynamicParams::parse(shown).map_err(AdapterError::Invalid)?;
+        let texts = self.texts(profile.language.as_deref());
         let body = match &request.binding_message {
-            Some(message) => format!("{} asks you to sign in: {message}", request.client_name),
-            None => format!("{} asks you to sign in", request.client_name),
+            Some(message) => texts.text(
+                "ciba-body-binding",
+                &[("client", &request.client_name), ("binding", message)],
+            )?,
+            None => texts.text("ciba-body", &[("client", &request.client_name)])?,
         };
         let now = self.clock().now_ms();
         let id = FlowId::generate();
@@ -116,6 +120,7 @@ impl Adapter {
             // The machine pushes only to the flow's known devices: this one.
             devices: summaries(std::slice::from_ref(target), default.as_ref()),
             result_picked_up: false,
+            language: profile.language.clone(),
             ciba: Some(CibaRequest {
                 client_id: request.client_id,
                 scopes: request.scopes,

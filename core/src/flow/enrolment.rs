@@ -48,6 +48,8 @@ impl Adapter {
             totp_secret: totp_secret
                 .map(|secret| crate::sealing::seal(self.data_key(), secret))
                 .transpose()?,
+            yubikey: None,
+            oath: None,
             paired_at: self.clock().now_secs(),
         };
         let policy = self.policy_for(flow);

@@ -108,12 +108,13 @@ impl Adapter {
             .map(|_| Method::PingidMobile)
             .chain(otp_devices.iter().map(|device| device.method))
             .collect();
-        let missing: Vec<Method> = policy
+        let (imported, missing): (Vec<Method>, Vec<Method>) = policy
             .mandatory_authentication_methods
             .iter()
             .copied()
             .filter(|method| !enrolled.contains(method))
-            .collect();
+            // An imported token cannot be set up in a flow: an operator imports it.
+            .partition(|method| method.is_imported());
         if !missing.is_empty() {
             head.enrolment = Some(Enrolment {
                 missing,
@@ -129,6 +130,7 @@ impl Adapter {
             has_nothing,
             enrol_on_the_spot,
             first,
+            token_missing: imported.first().copied(),
         };
         Ok(Entry::Oob {
             devices: head.devices,
@@ -436,6 +438,8 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         Method::Sms => ("SMS", "Text message"),
         Method::Voice => ("Voice", "Voice call"),
         Method::Email => ("Email", "Email"),
+        Method::Yubikey => ("YUBIKEY", "YubiKey"),
+        Method::OathToken => ("OATH_TOKEN", "Hardware token"),
         _ => ("TOTP", "Authenticator app"),
     };
     DeviceSummary {
@@ -454,6 +458,11 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         address: device.address.clone(),
         unusable: None,
         backup: false,
+        code_length: match device.method {
+            Method::Yubikey => u32::try_from(crate::yubikey::OTP_LEN).ok(),
+            Method::OathToken => device.oath.as_ref().map(|token| token.digits),
+            _ => None,
+        },
     }
 }
 
@@ -503,6 +512,8 @@ pub(super) fn offered_devices(
             method,
             address: Some(address.clone()),
             totp_secret: None,
+            yubikey: None,
+            oath: None,
             paired_at: 0,
         });
         backup.backup = true;

@@ -144,6 +144,10 @@ pub struct DeviceSummary {
     /// emailBackup), not an enrolled device.
     #[serde(default)]
     pub backup: bool,
+    /// The length of the code it computes, when not the TOTP length: a hardware OATH
+    /// token's digits, a YubiKey OTP's 44 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_length: Option<u32>,
 }
 
 fn mobile() -> Method {
@@ -204,6 +208,10 @@ pub enum ApprovalMethod {
     SecurityKey,
     /// A platform authenticator's signature after it verified the person (WebAuthn).
     Platform,
+    /// A YubiKey's OTP.
+    Yubikey,
+    /// A code from an OATH hardware token.
+    OathToken,
     /// A new device was paired (registration, new device): no second factor by itself.
     Registration,
     /// A trusted app signed the flow's challenge with its device key.
@@ -231,6 +239,8 @@ impl ApprovalMethod {
             Self::MobileOtp => "mobile_otp",
             Self::SecurityKey => "security_key",
             Self::Platform => "platform",
+            Self::Yubikey => "yubikey",
+            Self::OathToken => "oath_token",
             Self::Registration => "registration",
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
@@ -249,6 +259,8 @@ impl ApprovalMethod {
             Self::Totp => "TOTP",
             Self::SecurityKey => "SECURITY_KEY",
             Self::Platform => "PLATFORM",
+            Self::Yubikey => "YUBIKEY",
+            Self::OathToken => "OATH_TOKEN",
             Self::Registration => "REGISTRATION",
             Self::DeviceAuthorization => "DEVICE_AUTHORIZATION",
             Self::Qr => "QR",
@@ -267,6 +279,8 @@ impl ApprovalMethod {
             // WebAuthn gives no passcode; named for its method all the same.
             Method::SecurityKey => Self::SecurityKey,
             Method::Platform => Self::Platform,
+            Method::Yubikey => Self::Yubikey,
+            Method::OathToken => Self::OathToken,
         }
     }
 
@@ -282,6 +296,8 @@ impl ApprovalMethod {
             Self::MobileOtp => &["mfa", "swk", "otp"],
             Self::SecurityKey => &["mfa", "hwk"],
             Self::Platform => &["mfa", "hwk", "user"],
+            // A hardware key holding its secret: RFC 8176 `hwk`.
+            Self::Yubikey | Self::OathToken => &["mfa", "hwk", "otp"],
             Self::Enrolment => &[],
             Self::Registration | Self::DeviceAuthorization | Self::Qr => &["swk"],
         }
@@ -291,7 +307,13 @@ impl ApprovalMethod {
     pub fn acr(self) -> Option<&'static str> {
         match self {
             Self::Push => Some(ACR_MOBILE_PUSH),
-            Self::Sms | Self::Voice | Self::Email | Self::Totp | Self::MobileOtp => Some(ACR_OTP),
+            Self::Sms
+            | Self::Voice
+            | Self::Email
+            | Self::Totp
+            | Self::MobileOtp
+            | Self::Yubikey
+            | Self::OathToken => Some(ACR_OTP),
             _ => None,
         }
     }
@@ -589,6 +611,9 @@ pub struct Head {
     /// Whether the federation server has picked the result up (for CIBA: whether the
     /// tokens were issued).
     pub result_picked_up: bool,
+    /// The user's language (BCP 47) at flow start, for the texts sent to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// What a CIBA request adds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciba: Option<ciba::CibaRequest>,

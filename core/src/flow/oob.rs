@@ -166,6 +166,9 @@ pub struct Start {
     /// The device policy's device selection goes to at once (the primary, or the only
     /// usable one), already reached through policy (push limit), if any.
     pub first: Option<FirstPick>,
+    /// A mandatory method an operator issues (a hardware token) that the user lacks: the
+    /// person cannot set it up, so the sign-in cannot meet the policy.
+    pub token_missing: Option<Method>,
 }
 
 fn in_state(head: Head, state: State) -> Flow {
@@ -199,6 +202,14 @@ pub fn start(head: Head, start: Start, ctx: &Context) -> Result<Transition, Flow
             return Ok(Transition::to(in_state(head, State::Skipped { reason })));
         }
         None => {}
+    }
+    if let Some(method) = start.token_missing {
+        let reason = format!(
+            "policy requires a {} device, which only an administrator can issue: the user \
+             has none",
+            method.as_str()
+        );
+        return Ok(Transition::to(in_state(head, State::MfaFailed { reason })));
     }
     let candidates = usable(&head);
     let backups = head.devices.iter().any(|device| device.backup);

@@ -39,35 +39,30 @@ impl Adapter {
             sends,
             self.data_key(),
         );
-        let minutes = policy.otp_ttl_secs.div_ceil(60);
-        let application = &flow.application.name;
+        let minutes = policy.otp_ttl_secs.div_ceil(60).to_string();
+        let application = flow.application.name.as_str();
+        let texts = self.texts(flow.language.as_deref());
+        let args = [
+            ("code", code.as_str()),
+            ("app", application),
+            ("minutes", minutes.as_str()),
+        ];
         let (channel, text) = match method {
-            Method::Sms => (
-                Channel::Sms,
-                format!("{code} is your {application} sign-in code. It expires in {minutes} min."),
-            ),
+            Method::Sms => (Channel::Sms, texts.text("sms-code", &args)?),
             Method::Voice => {
                 let spoken: Vec<String> = code.chars().map(String::from).collect();
-                (
-                    Channel::Voice,
-                    format!(
-                        "Your {application} sign-in code is {}. Again: {}.",
-                        spoken.join(", "),
-                        spoken.join(", ")
-                    ),
-                )
+                let digits = spoken.join(", ");
+                let args = [("app", application), ("digits", digits.as_str())];
+                (Channel::Voice, texts.text("voice-code", &args)?)
             }
-            Method::Email => (
-                Channel::Email,
-                format!(
-                    "Your {application} sign-in code is {code}.\n\nIt expires in {minutes} \
-                     minutes. If you did not try to sign in, change your password."
-                ),
-            ),
-            Method::PingidMobile | Method::Totp | Method::SecurityKey | Method::Platform => {
-                return Err(AdapterError::internal(
-                    "only SMS, voice and email codes are sent",
-                ));
+            Method::Email => (Channel::Email, texts.text("email-code", &args)?),
+            Method::PingidMobile
+            | Method::Totp
+            | Method::Yubikey
+            | Method::OathToken
+            | Method::SecurityKey
+            | Method::Platform => {
+                return Err(AdapterError::internal("a computed code is never sent"));
             }
         };
         let text = match &flow.policy.admin_message {
@@ -77,7 +72,7 @@ impl Adapter {
         let message = Message {
             channel,
             to: address.to_owned(),
-            subject: format!("Your {application} sign-in code"),
+            subject: texts.text("email-subject", &[("app", application)])?,
             text,
             data: super::mfa::push_data(&CodeData {
                 flow_id: flow.id.as_str(),
@@ -97,10 +92,10 @@ impl Adapter {
         let (flow, _) = &current;
         let policy = self.policy_for(flow);
         let presented = presented.trim().to_owned();
-        if presented.is_empty()
-            || presented.len() > 10
-            || !presented.bytes().all(|b| b.is_ascii_digit())
-        {
+        let digits = !presented.is_empty()
+            && presented.len() <= 10
+            && presented.bytes().all(|b| b.is_ascii_digit());
+        if !digits && !crate::yubikey::looks_like_otp(&presented) {
             return Err(FlowError::InvalidOtp(
                 policy.otp_max_attempts.saturating_sub(flow.otp_failures),
             )
@@ -151,6 +146,19 @@ impl Adapter {
                     self.spend_totp(&device_id, seed.as_deref(), &presented)
                         .await?,
                 )
+            }
+            Method::Yubikey | Method::OathToken => {
+                let token = otp_device::list(self.store(), &flow.user_id)
+                    .await?
+                    .into_iter()
+                    .find(|known| known.id == device_id);
+                Some(match token {
+                    Some(token) if token.method == Method::Yubikey => {
+                        self.check_yubikey(&token, &presented).await?
+                    }
+                    Some(token) => self.check_oath(&token, &presented).await?,
+                    None => false,
+                })
             }
             _ => None,
         };

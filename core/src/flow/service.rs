@@ -16,6 +16,7 @@ use super::{
 use crate::device::{Device, validate_label};
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId, PairingKey, random_alphanumeric};
+use crate::messages::Texts;
 use crate::params::{DynamicParams, Message};
 use crate::user::{self, UserId};
 use crate::{Adapter, keys};
@@ -128,6 +129,7 @@ pub(crate) fn summaries(devices: &[Device], default: Option<&DeviceId>) -> Vec<D
             address: None,
             unusable: None,
             backup: false,
+            code_length: None,
         })
         .collect()
 }
@@ -210,11 +212,13 @@ impl Adapter {
             (_, None) => return Err(AdapterError::Invalid("user is required".to_owned())),
         };
         let params = DynamicParams::parse(request.dynamic_params).map_err(AdapterError::Invalid)?;
+        let texts = self.texts(user.as_ref().and_then(|user| user.language.as_deref()));
         let message = self.message(
             request.kind,
             request.template_id.as_deref(),
             &request.application,
             &params,
+            texts,
         )?;
         if let Some(url) = &request.return_url {
             validate_return_url(url)?;
@@ -305,6 +309,7 @@ impl Adapter {
             created_at_ms: now,
             devices: summaries(&devices, None),
             result_picked_up: false,
+            language: user.as_ref().and_then(|user| user.language.clone()),
             ciba: None,
             manage_devices: self.config().policy.manage_devices_in_flow,
             pushes_sent: 0,
@@ -391,12 +396,18 @@ impl Adapter {
         }
     }
 
+    /// The texts for a user whose language is `language`, else in the configured default.
+    pub(crate) fn texts(&self, language: Option<&str>) -> Texts {
+        Texts::for_language(language, &self.config().pages.default_language)
+    }
+
     fn message(
         &self,
         kind: FlowKind,
         template_id: Option<&str>,
         application: &Application,
         params: &DynamicParams,
+        texts: Texts,
     ) -> Result<Message, AdapterError> {
         match template_id {
             Some(id) => {
@@ -409,15 +420,12 @@ impl Adapter {
                 "a transaction flow needs a templateId".into(),
             )),
             None if kind == FlowKind::NewDevice => Ok(Message {
-                title: "New device".to_owned(),
-                body: format!(
-                    "Someone wants to add a new device to your {} account. Approve?",
-                    application.name
-                ),
+                title: texts.text("new-device-title", &[])?,
+                body: texts.text("new-device-body", &[("app", &application.name)])?,
             }),
             None => Ok(Message {
-                title: "Sign-in request".to_owned(),
-                body: format!("Approve sign-in to {}?", application.name),
+                title: texts.text("push-title", &[])?,
+                body: texts.text("push-body", &[("app", &application.name)])?,
             }),
         }
     }

@@ -24,6 +24,7 @@ pub(super) fn phone(id: &DeviceId) -> DeviceSummary {
         address: None,
         unusable: None,
         backup: false,
+        code_length: None,
     }
 }
 
@@ -46,6 +47,7 @@ pub(crate) fn head(devices: &[DeviceId]) -> Head {
         created_at_ms: 0,
         devices: devices.iter().map(phone).collect(),
         result_picked_up: false,
+        language: None,
         ciba: None,
         manage_devices: true,
         pushes_sent: 0,

@@ -124,6 +124,7 @@ mod tests {
             email: None,
             phone: None,
             voice: None,
+            language: None,
             groups: Vec::new(),
             attributes: Default::default(),
             user_code_hash: hash,

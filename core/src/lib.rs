@@ -38,6 +38,7 @@ pub mod sealing;
 pub mod store;
 pub mod user;
 pub mod webauthn;
+pub mod webauthn_registration;
 pub mod yubikey;
 
 use std::sync::Arc;

@@ -1,0 +1,378 @@
+//! A WebAuthn set-up ceremony on `webauthn-rs`: the options in the shape PingFederate's
+//! widget reads (binary fields as arrays of byte numbers), the ceremony state to keep in
+//! the flow record between the two steps, and the credential it yields.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use webauthn_rs::Webauthn;
+use webauthn_rs::prelude::{
+    AttestationMetadata, Credential, CredentialID, PasskeyRegistration,
+    RegisterPublicKeyCredential, SecurityKeyRegistration, Uuid, WebauthnError,
+};
+
+use crate::policy::Method;
+
+/// Why a set-up ceremony could not start or finish.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistrationError {
+    /// Only SECURITY_KEY and PLATFORM are WebAuthn methods.
+    #[error("{0} is not a WebAuthn method")]
+    NotWebauthn(&'static str),
+    /// The challenge outlived its `challenge_ttl_secs`.
+    #[error("the challenge expired")]
+    Expired,
+    /// The attestation is not the JSON of a public key credential.
+    #[error("the attestation is malformed")]
+    Malformed,
+    /// The ceremony ran on an origin the relying party does not list.
+    #[error("the origin is not one of the relying party's")]
+    WrongOrigin,
+    /// The authenticator's answer did not verify (challenge, flags, signature).
+    #[error("the attestation did not verify")]
+    Refused,
+    /// The kept ceremony state could not be read back (a bug or a corrupted record).
+    #[error("the ceremony state is unreadable")]
+    State,
+}
+
+/// The ceremony state kept in the flow record until the attestation arrives.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingRegistration {
+    /// SECURITY_KEY or PLATFORM.
+    pub method: Method,
+    /// `webauthn-rs`'s state (challenge included), as JSON.
+    state: Value,
+    /// When the challenge stops being answerable (ms since the epoch).
+    pub expires_at_ms: u64,
+}
+
+/// A verified new credential, to be stored as a device of the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewCredential {
+    /// SECURITY_KEY or PLATFORM.
+    pub method: Method,
+    /// The credential id the authenticator chose.
+    pub credential_id: Vec<u8>,
+    /// The authenticator model, when its attestation names one.
+    pub aaguid: Option<Uuid>,
+    /// The signature counter at set-up (0 for authenticators that keep none).
+    pub sign_count: u32,
+    /// `webauthn-rs`'s credential (public key included), as JSON.
+    pub credential: Value,
+}
+
+/// The user handle: stable for a user, and not their id in clear.
+fn user_handle(user_id: &str) -> Uuid {
+    let digest = Sha256::digest(user_id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
+
+/// Starts a set-up: the widget's `publicKeyCredentialCreationOptions` (a JSON string)
+/// and the state to keep. `existing` are the user's credential ids, excluded so the same
+/// authenticator is not set up twice.
+pub fn start(
+    relying_party: &Webauthn,
+    method: Method,
+    user_id: &str,
+    user_name: &str,
+    existing: Vec<Vec<u8>>,
+    expires_at_ms: u64,
+) -> Result<(String, PendingRegistration), RegistrationError> {
+    let handle = user_handle(user_id);
+    let exclude: Option<Vec<CredentialID>> = (!existing.is_empty()).then_some(existing);
+    let (options, state) = match method {
+        Method::SecurityKey => {
+            let (options, state) = relying_party
+                .start_securitykey_registration(handle, user_name, user_name, exclude, None, None)
+                .map_err(|_| RegistrationError::Refused)?;
+            (options, serde_json::to_value(state))
+        }
+        // A passkey registration asks the authenticator to verify the person.
+        Method::Platform => {
+            let (options, state) = relying_party
+                .start_passkey_registration(handle, user_name, user_name, exclude)
+                .map_err(|_| RegistrationError::Refused)?;
+            (options, serde_json::to_value(state))
+        }
+        other => return Err(RegistrationError::NotWebauthn(other.as_str())),
+    };
+    let state = state.map_err(|_| RegistrationError::State)?;
+    let mut public_key =
+        serde_json::to_value(&options.public_key).map_err(|_| RegistrationError::State)?;
+    bytes_as_arrays(&mut public_key);
+    let pending = PendingRegistration {
+        method,
+        state,
+        expires_at_ms,
+    };
+    Ok((public_key.to_string(), pending))
+}
+
+/// Finishes a set-up with the widget's `attestation` (a JSON string, binary fields in
+/// padded base64); nothing is stored on failure.
+pub fn finish(
+    relying_party: &Webauthn,
+    pending: &PendingRegistration,
+    attestation: &str,
+    now_ms: u64,
+) -> Result<NewCredential, RegistrationError> {
+    if now_ms >= pending.expires_at_ms {
+        return Err(RegistrationError::Expired);
+    }
+    let mut answer: Value =
+        serde_json::from_str(attestation).map_err(|_| RegistrationError::Malformed)?;
+    for field in [
+        "/rawId",
+        "/response/clientDataJSON",
+        "/response/attestationObject",
+    ] {
+        url_safe(&mut answer, field)?;
+    }
+    let answer: RegisterPublicKeyCredential =
+        serde_json::from_value(answer).map_err(|_| RegistrationError::Malformed)?;
+    let verified = match pending.method {
+        Method::SecurityKey => {
+            let state: SecurityKeyRegistration = serde_json::from_value(pending.state.clone())
+                .map_err(|_| RegistrationError::State)?;
+            relying_party
+                .finish_securitykey_registration(&answer, &state)
+                .map(|key| (serde_json::to_value(&key), Credential::from(key)))
+        }
+        Method::Platform => {
+            let state: PasskeyRegistration = serde_json::from_value(pending.state.clone())
+                .map_err(|_| RegistrationError::State)?;
+            relying_party
+                .finish_passkey_registration(&answer, &state)
+                .map(|key| (serde_json::to_value(&key), Credential::from(key)))
+        }
+        other => return Err(RegistrationError::NotWebauthn(other.as_str())),
+    };
+    let (stored, credential) = verified.map_err(|error| match error {
+        WebauthnError::InvalidRPOrigin => RegistrationError::WrongOrigin,
+        WebauthnError::ParseCBORFailure(_)
+        | WebauthnError::ParseNOMFailure
+        | WebauthnError::ParseInsufficientBytesAvailable
+        | WebauthnError::ParseJSONFailure(_) => RegistrationError::Malformed,
+        _ => RegistrationError::Refused,
+    })?;
+    let aaguid = match credential.attestation.metadata {
+        AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
+            Some(aaguid)
+        }
+        _ => None,
+    };
+    Ok(NewCredential {
+        method: pending.method,
+        credential_id: credential.cred_id.to_vec(),
+        aaguid,
+        sign_count: credential.counter,
+        credential: stored.map_err(|_| RegistrationError::State)?,
+    })
+}
+
+/// The widget sends binary fields in padded standard base64, which `webauthn-rs` does
+/// not read when they hold `+` or `/`: re-encoded here as base64url.
+fn url_safe(answer: &mut Value, pointer: &str) -> Result<(), RegistrationError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let field = answer
+        .pointer_mut(pointer)
+        .ok_or(RegistrationError::Malformed)?;
+    let bytes = field
+        .as_str()
+        .and_then(|text| STANDARD.decode(text).ok())
+        .ok_or(RegistrationError::Malformed)?;
+    *field = Value::from(URL_SAFE_NO_PAD.encode(bytes));
+    Ok(())
+}
+
+/// The widget builds its `ArrayBuffer`s from arrays of byte numbers, where `webauthn-rs`
+/// writes base64url strings: the challenge, the user id and excluded credential ids.
+fn bytes_as_arrays(options: &mut Value) {
+    use base64::Engine;
+    let decode = |value: &mut Value| {
+        let bytes = value.as_str().and_then(|text| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .ok()
+        });
+        if let Some(bytes) = bytes {
+            *value = Value::from(bytes);
+        }
+    };
+    if let Some(challenge) = options.get_mut("challenge") {
+        decode(challenge);
+    }
+    if let Some(id) = options.pointer_mut("/user/id") {
+        decode(id);
+    }
+    if let Some(Value::Array(excluded)) = options.get_mut("excludeCredentials") {
+        for credential in excluded {
+            if let Some(id) = credential.get_mut("id") {
+                decode(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webauthn::{AttestationPolicy, WebauthnConfig};
+
+    fn relying_party() -> Webauthn {
+        let config = WebauthnConfig {
+            rp_id: "example.com".to_owned(),
+            rp_name: "Example Bank".to_owned(),
+            origins: vec!["https://login.example.com".to_owned()],
+            attestation: AttestationPolicy::None,
+            allowed_aaguids: Vec::new(),
+            challenge_ttl_secs: 300,
+        };
+        config
+            .relying_party()
+            .map_err(|(_, reason)| reason)
+            .unwrap()
+    }
+
+    #[test]
+    fn options_carry_binary_fields_as_byte_arrays() {
+        let rp = relying_party();
+        for method in [Method::SecurityKey, Method::Platform] {
+            let (options, pending) =
+                start(&rp, method, "alice", "alice", vec![vec![7, 7, 7]], 1_000).unwrap();
+            let options: Value = serde_json::from_str(&options).unwrap();
+            let challenge = options["challenge"].as_array().map(Vec::len);
+            assert!(challenge.is_some_and(|len| len >= 16), "{options}");
+            assert_eq!(options["rp"]["id"], "example.com");
+            assert_eq!(
+                options["excludeCredentials"][0]["id"],
+                serde_json::json!([7, 7, 7])
+            );
+            assert!(options["user"]["id"].is_array());
+            assert_eq!(pending.method, method);
+        }
+        assert_eq!(
+            start(&rp, Method::Sms, "alice", "alice", Vec::new(), 1_000).map(|_| ()),
+            Err(RegistrationError::NotWebauthn("SMS"))
+        );
+    }
+
+    #[test]
+    fn a_late_or_malformed_attestation_is_refused() {
+        let rp = relying_party();
+        let (_, pending) = start(
+            &rp,
+            Method::SecurityKey,
+            "alice",
+            "alice",
+            Vec::new(),
+            1_000,
+        )
+        .unwrap();
+        let result = |answer: &str, now_ms| finish(&rp, &pending, answer, now_ms).map(|_| ());
+        assert_eq!(result("{}", 1_000), Err(RegistrationError::Expired));
+        assert_eq!(result("not json", 999), Err(RegistrationError::Malformed));
+        let garbage = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
+            "response":{"clientDataJSON":"e30=","attestationObject":"AAAA"}}"#;
+        assert_eq!(result(garbage, 999), Err(RegistrationError::Malformed));
+    }
+
+    /// Authenticator data flags: user present, attested credential data.
+    const PRESENT: u8 = 0x41;
+    /// The same, and the user verified.
+    const VERIFIED: u8 = 0x45;
+    const P256_GX: &str = "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
+    const P256_GY: &str = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
+    /// A well-formed `none` attestation answering `options` from `origin`, in the
+    /// widget's encoding (padded standard base64).
+    fn attestation_from(options: &str, origin: &str, flags: u8) -> String {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let options: Value = serde_json::from_str(options).unwrap();
+        let challenge: Vec<u8> = serde_json::from_value(options["challenge"].clone()).unwrap();
+        let client_data = serde_json::json!({
+            "type": "webauthn.create",
+            "challenge": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge),
+            "origin": origin,
+        });
+        let mut auth_data = Sha256::digest(b"example.com").to_vec();
+        auth_data.extend([flags, 0, 0, 0, 0]); // counter 0
+        auth_data.extend([0; 16]); // AAGUID
+        auth_data.extend([0, 16]);
+        auth_data.extend([9; 16]); // credential id
+        // COSE EC2 P-256 ES256 key {1: 2, 3: -7, -1: 1, -2: x, -3: y}.
+        auth_data.extend([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]);
+        // P-256's generator: a valid public key.
+        auth_data.extend(hex::decode(P256_GX).unwrap());
+        auth_data.extend([0x22, 0x58, 0x20]);
+        auth_data.extend(hex::decode(P256_GY).unwrap());
+        let mut object = vec![0xa3, 0x63];
+        object.extend(b"fmt\x64none\x67attStmt\xa0\x68authData");
+        object.extend([0x58, u8::try_from(auth_data.len()).unwrap()]);
+        object.extend(auth_data);
+        serde_json::json!({
+            "id": "CQkJCQkJCQkJCQkJCQkJCQ",
+            "rawId": b64(&[9; 16]),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64(client_data.to_string().as_bytes()),
+                "attestationObject": b64(&object),
+            },
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn an_attestation_from_another_origin_is_refused() {
+        let rp = relying_party();
+        let (options, pending) = start(
+            &rp,
+            Method::SecurityKey,
+            "alice",
+            "alice",
+            Vec::new(),
+            1_000,
+        )
+        .unwrap();
+        let answer = attestation_from(&options, "https://login.example.org", PRESENT);
+        assert_eq!(
+            finish(&rp, &pending, &answer, 999).map(|_| ()),
+            Err(RegistrationError::WrongOrigin)
+        );
+    }
+
+    #[test]
+    fn a_verified_attestation_yields_the_credential() {
+        let rp = relying_party();
+        for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
+            let (options, pending) =
+                start(&rp, method, "alice", "alice", Vec::new(), 1_000).unwrap();
+            let answer = attestation_from(&options, "https://login.example.com", flags);
+            let credential = finish(&rp, &pending, &answer, 999).unwrap();
+            assert_eq!(credential.method, method);
+            assert_eq!(credential.credential_id, vec![9; 16]);
+            assert_eq!(credential.sign_count, 0);
+            assert_eq!(
+                credential.aaguid, None,
+                "`none` attestation vouches for no model"
+            );
+        }
+    }
+
+    #[test]
+    fn a_platform_authenticator_must_verify_the_person() {
+        let rp = relying_party();
+        let (options, pending) =
+            start(&rp, Method::Platform, "alice", "alice", Vec::new(), 1_000).unwrap();
+        let answer = attestation_from(&options, "https://login.example.com", PRESENT);
+        assert_eq!(
+            finish(&rp, &pending, &answer, 999).map(|_| ()),
+            Err(RegistrationError::Refused)
+        );
+    }
+}

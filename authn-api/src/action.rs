@@ -5,8 +5,8 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 use assent_core::flow::{Action, FlowAction, Method};
 use assent_proto::authn::{
-    ActionId, ActionRequest, DetailCode, DeviceChoice, EmailTarget, MobilePayload, NicknameUpdate,
-    PairingMethodChoice, Passcode, PhoneTarget,
+    ActionId, ActionRequest, Assertion, Attestation, DetailCode, DeviceChoice, EmailTarget,
+    MobilePayload, NicknameUpdate, PairingMethodChoice, Passcode, PhoneTarget,
 };
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -126,6 +126,13 @@ pub fn request(id: ActionId, body: &[u8]) -> Result<ActionRequest, AuthnError> {
         ActionId::ActivateVoiceDevice => ActionRequest::ActivateVoiceDevice(parameters(body)?),
         ActionId::ActivateEmailDevice => ActionRequest::ActivateEmailDevice(parameters(body)?),
         ActionId::ActivateTotpDevice => ActionRequest::ActivateTotpDevice(parameters(body)?),
+        ActionId::ActivateSecurityKeyDevice => {
+            ActionRequest::ActivateSecurityKeyDevice(parameters(body)?)
+        }
+        ActionId::ActivatePlatformDevice => {
+            ActionRequest::ActivatePlatformDevice(parameters(body)?)
+        }
+        ActionId::CheckAssertion => ActionRequest::CheckAssertion(parameters(body)?),
     })
 }
 
@@ -168,6 +175,22 @@ impl Parameters for Passcode {
 
     fn texts(&self) -> Vec<&str> {
         vec![&self.otp]
+    }
+}
+
+impl Parameters for Attestation {
+    const TARGETS: &'static [&'static str] = &["attestation", "origin"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.attestation, &self.origin]
+    }
+}
+
+impl Parameters for Assertion {
+    const TARGETS: &'static [&'static str] = &["assertion", "origin", "compatibility"];
+
+    fn texts(&self) -> Vec<&str> {
+        vec![&self.assertion, &self.origin]
     }
 }
 
@@ -297,6 +320,20 @@ pub fn flow_action(request: ActionRequest) -> Result<FlowAction, AuthnError> {
         ActionRequest::ActivateVoiceDevice(passcode) => activate(Method::Voice, passcode),
         ActionRequest::ActivateEmailDevice(passcode) => activate(Method::Email, passcode),
         ActionRequest::ActivateTotpDevice(passcode) => activate(Method::Totp, passcode),
+        ActionRequest::ActivateSecurityKeyDevice(answer) => FlowAction::ActivateWebauthn {
+            method: Method::SecurityKey,
+            attestation: answer.attestation,
+            origin: answer.origin,
+        },
+        ActionRequest::ActivatePlatformDevice(answer) => FlowAction::ActivateWebauthn {
+            method: Method::Platform,
+            attestation: answer.attestation,
+            origin: answer.origin,
+        },
+        ActionRequest::CheckAssertion(answer) => FlowAction::CheckAssertion {
+            assertion: answer.assertion,
+            origin: answer.origin,
+        },
         ActionRequest::Poll => {
             return Err(AuthnError::InvalidActionId(
                 "poll is handled by waiting, not as a flow action".to_owned(),

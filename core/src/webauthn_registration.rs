@@ -47,9 +47,9 @@ pub struct PendingRegistration {
     pub expires_at_ms: u64,
 }
 
-/// A verified new credential, to be stored as a device of the user.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NewCredential {
+/// A WebAuthn credential of a user, as stored with their devices: verified at set-up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebauthnKey {
     /// SECURITY_KEY or PLATFORM.
     pub method: Method,
     /// The credential id the authenticator chose.
@@ -58,8 +58,12 @@ pub struct NewCredential {
     pub aaguid: Option<Uuid>,
     /// The signature counter at set-up (0 for authenticators that keep none).
     pub sign_count: u32,
-    /// `webauthn-rs`'s credential (public key included), as JSON.
+    /// `webauthn-rs`'s credential (public key included), as JSON: a `SecurityKey` for
+    /// SECURITY_KEY, a `Passkey` for PLATFORM.
     pub credential: Value,
+    /// Why it may no longer be used (its signature counter showed a clone), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
 }
 
 /// The user handle: stable for a user, and not their id in clear.
@@ -103,6 +107,7 @@ pub fn start(
     let mut public_key =
         serde_json::to_value(&options.public_key).map_err(|_| RegistrationError::State)?;
     bytes_as_arrays(&mut public_key);
+    select_authenticator(&mut public_key, method);
     let pending = PendingRegistration {
         method,
         state,
@@ -118,7 +123,7 @@ pub fn finish(
     pending: &PendingRegistration,
     attestation: &str,
     now_ms: u64,
-) -> Result<NewCredential, RegistrationError> {
+) -> Result<WebauthnKey, RegistrationError> {
     if now_ms >= pending.expires_at_ms {
         return Err(RegistrationError::Expired);
     }
@@ -164,13 +169,31 @@ pub fn finish(
         }
         _ => None,
     };
-    Ok(NewCredential {
+    Ok(WebauthnKey {
         method: pending.method,
         credential_id: credential.cred_id.to_vec(),
         aaguid,
         sign_count: credential.counter,
         credential: stored.map_err(|_| RegistrationError::State)?,
+        disabled: None,
     })
+}
+
+/// A platform credential is a passkey the authenticator keeps (discoverable, so that a
+/// passwordless sign-in can find it with no user named) on the device itself; a security
+/// key is a roaming one, whose storage for discoverable credentials is not spent. Only
+/// the request says so: `webauthn-rs` verifies the answer the same way either way.
+fn select_authenticator(options: &mut Value, method: Method) {
+    let (attachment, resident) = match method {
+        Method::Platform => ("platform", true),
+        _ => ("cross-platform", false),
+    };
+    if let Some(Value::Object(selection)) = options.get_mut("authenticatorSelection") {
+        selection.insert("authenticatorAttachment".to_owned(), attachment.into());
+        selection.insert("requireResidentKey".to_owned(), resident.into());
+        let resident_key = if resident { "required" } else { "discouraged" };
+        selection.insert("residentKey".to_owned(), resident_key.into());
+    }
 }
 
 /// The widget sends binary fields in padded standard base64, which `webauthn-rs` does
@@ -254,6 +277,13 @@ mod tests {
             );
             assert!(options["user"]["id"].is_array());
             assert_eq!(pending.method, method);
+            let resident = options["authenticatorSelection"]["residentKey"].as_str();
+            let expected = if method == Method::Platform {
+                "required"
+            } else {
+                "discouraged"
+            };
+            assert_eq!(resident, Some(expected), "{options}");
         }
         assert_eq!(
             start(&rp, Method::Sms, "alice", "alice", Vec::new(), 1_000).map(|_| ()),

@@ -89,6 +89,12 @@ pub enum Status {
     EmailActivationRequired(EmailActivation),
     /// A code from the authenticator app proves its new secret.
     TotpActivationRequired(TotpActivation),
+    /// A new FIDO2 security key is to be created (WebAuthn).
+    SecurityKeyActivationRequired(WebauthnActivation),
+    /// A new platform authenticator credential is to be created (WebAuthn).
+    PlatformActivationRequired(WebauthnActivation),
+    /// A WebAuthn authenticator is to sign the challenge.
+    AssertionRequired(AssertionChallenge),
     /// A one-time pairing key waits for the app (registration).
     MobileActivationRequired(MobileActivation),
     /// The app in the web view must sign `serverPayload` with its device key.
@@ -143,6 +149,12 @@ pub enum StatusName {
     EmailActivationRequired,
     /// `TOTP_ACTIVATION_REQUIRED`
     TotpActivationRequired,
+    /// `SECURITY_KEY_ACTIVATION_REQUIRED`
+    SecurityKeyActivationRequired,
+    /// `PLATFORM_ACTIVATION_REQUIRED`
+    PlatformActivationRequired,
+    /// `ASSERTION_REQUIRED`
+    AssertionRequired,
     /// `MOBILE_ACTIVATION_REQUIRED`
     MobileActivationRequired,
     /// `MOBILE_PAIRING_REQUIRED`
@@ -182,6 +194,9 @@ impl Status {
             Self::VoiceActivationRequired(_) => StatusName::VoiceActivationRequired,
             Self::EmailActivationRequired(_) => StatusName::EmailActivationRequired,
             Self::TotpActivationRequired(_) => StatusName::TotpActivationRequired,
+            Self::SecurityKeyActivationRequired(_) => StatusName::SecurityKeyActivationRequired,
+            Self::PlatformActivationRequired(_) => StatusName::PlatformActivationRequired,
+            Self::AssertionRequired(_) => StatusName::AssertionRequired,
             Self::MobileActivationRequired(_) => StatusName::MobileActivationRequired,
             Self::MobilePairingRequired(_) => StatusName::MobilePairingRequired,
             Self::AuthenticationCodeResponseRequired(_) => {
@@ -501,6 +516,64 @@ pub struct TotpActivation {
     pub otp_length: u32,
 }
 
+/// `SECURITY_KEY_ACTIVATION_REQUIRED` and `PLATFORM_ACTIVATION_REQUIRED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebauthnActivation {
+    /// The `PublicKeyCredentialCreationOptions` as a JSON string, binary fields (the
+    /// challenge, the user id, excluded credential ids) as arrays of byte numbers: what
+    /// PingFederate's widget parses and hands to `navigator.credentials.create`.
+    pub public_key_credential_creation_options: String,
+}
+
+/// `ASSERTION_REQUIRED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssertionChallenge {
+    /// The user's devices.
+    pub devices: Vec<Device>,
+    /// The authenticator asked (none in a passwordless sign-in: any passkey answers).
+    pub selected_device_ref: Option<DeviceRef>,
+    /// Whether another device may be picked.
+    pub change_device_permitted: bool,
+    /// The application signed in to.
+    pub application_name: String,
+    /// What `navigator.credentials.get` is called with.
+    pub public_key_credential_request_options: PublicKeyCredentialRequestOptions,
+}
+
+/// WebAuthn's `PublicKeyCredentialRequestOptions`, binary fields as arrays of byte
+/// numbers (the widget builds its `Uint8Array`s from them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKeyCredentialRequestOptions {
+    /// The one-time challenge.
+    pub challenge: Vec<u8>,
+    /// How long the browser waits (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
+    /// The relying party id.
+    pub rp_id: String,
+    /// The credentials that may answer; empty for a discoverable credential.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_credentials: Vec<AllowedCredential>,
+    /// `required`, `preferred` or `discouraged`.
+    pub user_verification: String,
+}
+
+/// A credential allowed to answer an assertion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedCredential {
+    /// Always `public-key`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The credential id.
+    pub id: Vec<u8>,
+    /// How the browser may reach it (`usb`, `nfc`, `ble`, `internal`, `hybrid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transports: Option<Vec<String>>,
+}
+
 /// `MOBILE_ACTIVATION_REQUIRED`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -657,11 +730,17 @@ pub enum ActionId {
     ActivateEmailDevice,
     /// `activateTotpDevice {otp}`
     ActivateTotpDevice,
+    /// `activateSecurityKeyDevice {attestation, origin}`
+    ActivateSecurityKeyDevice,
+    /// `activatePlatformDevice {attestation, origin}`
+    ActivatePlatformDevice,
+    /// `checkAssertion {assertion, origin, compatibility}`
+    CheckAssertion,
 }
 
 impl ActionId {
     /// Every action id.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 24] = [
         Self::SelectDevice,
         Self::SetDefaultDevice,
         Self::UpdateDeviceNickname,
@@ -683,6 +762,9 @@ impl ActionId {
         Self::ActivateVoiceDevice,
         Self::ActivateEmailDevice,
         Self::ActivateTotpDevice,
+        Self::ActivateSecurityKeyDevice,
+        Self::ActivatePlatformDevice,
+        Self::CheckAssertion,
     ];
 
     /// The id as the wire spells it.
@@ -709,6 +791,9 @@ impl ActionId {
             Self::ActivateVoiceDevice => "activateVoiceDevice",
             Self::ActivateEmailDevice => "activateEmailDevice",
             Self::ActivateTotpDevice => "activateTotpDevice",
+            Self::ActivateSecurityKeyDevice => "activateSecurityKeyDevice",
+            Self::ActivatePlatformDevice => "activatePlatformDevice",
+            Self::CheckAssertion => "checkAssertion",
         }
     }
 
@@ -764,6 +849,12 @@ pub enum ActionRequest {
     ActivateEmailDevice(Passcode),
     /// `activateTotpDevice`
     ActivateTotpDevice(Passcode),
+    /// `activateSecurityKeyDevice`
+    ActivateSecurityKeyDevice(Attestation),
+    /// `activatePlatformDevice`
+    ActivatePlatformDevice(Attestation),
+    /// `checkAssertion`
+    CheckAssertion(Assertion),
 }
 
 impl ActionRequest {
@@ -791,6 +882,9 @@ impl ActionRequest {
             Self::ActivateVoiceDevice(_) => ActionId::ActivateVoiceDevice,
             Self::ActivateEmailDevice(_) => ActionId::ActivateEmailDevice,
             Self::ActivateTotpDevice(_) => ActionId::ActivateTotpDevice,
+            Self::ActivateSecurityKeyDevice(_) => ActionId::ActivateSecurityKeyDevice,
+            Self::ActivatePlatformDevice(_) => ActionId::ActivatePlatformDevice,
+            Self::CheckAssertion(_) => ActionId::CheckAssertion,
         }
     }
 
@@ -920,6 +1014,10 @@ impl Serialize for ActionRequest {
                 body.serialize(serializer)
             }
             Self::SubmitEmailTarget(body) => body.serialize(serializer),
+            Self::ActivateSecurityKeyDevice(body) | Self::ActivatePlatformDevice(body) => {
+                body.serialize(serializer)
+            }
+            Self::CheckAssertion(body) => body.serialize(serializer),
             Self::Poll
             | Self::ContinueAuthentication
             | Self::CancelAuthentication
@@ -929,6 +1027,43 @@ impl Serialize for ActionRequest {
             | Self::SetupMfa => serializer.serialize_map(Some(0))?.end(),
         }
     }
+}
+
+/// `{attestation, origin}`: the body of `activateSecurityKeyDevice` and
+/// `activatePlatformDevice`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// The new credential as a JSON string (`id`, `rawId`, `type`, `response` with
+    /// `clientDataJSON` and `attestationObject`), binary fields in base64.
+    pub attestation: String,
+    /// The page's origin (`window.location.origin`).
+    pub origin: String,
+}
+
+/// `{assertion, origin, compatibility}`: the body of `checkAssertion`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assertion {
+    /// The signed answer as a JSON string (`id`, `rawId`, `type`, `response` with
+    /// `clientDataJSON`, `authenticatorData`, `signature`, `userHandle`), binary fields in
+    /// base64.
+    pub assertion: String,
+    /// The page's origin (`window.location.origin`).
+    pub origin: String,
+    /// What the browser supports: `FULL` (a platform authenticator), `SECURITY_KEY_ONLY`
+    /// or `NONE`.
+    pub compatibility: Compatibility,
+}
+
+/// What WebAuthn support the browser reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compatibility {
+    /// A user-verifying platform authenticator is available.
+    Full,
+    /// Only roaming security keys.
+    SecurityKeyOnly,
+    /// No WebAuthn.
+    None,
 }
 
 /// `{deviceRef:{id}}`: the body of `selectDevice`, `setDefaultDevice` and `removeDevice`.

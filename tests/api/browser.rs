@@ -155,6 +155,51 @@ impl Browser {
             .await
     }
 
+    /// Adds a virtual WebAuthn authenticator (the WebAuthn extension of WebDriver) and
+    /// returns its id: `transport` `usb` for a security key, `internal` for a platform
+    /// authenticator; it verifies the person when `verifies_user`.
+    pub async fn add_virtual_authenticator(&self, transport: &str, verifies_user: bool) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": transport,
+            "hasResidentKey": true,
+            "hasUserVerification": verifies_user,
+            "isUserConsenting": true,
+            "isUserVerified": verifies_user,
+        });
+        self.session_command(reqwest::Method::POST, "/webauthn/authenticator", options)
+            .await
+            .as_str()
+            .expect("an authenticator id")
+            .to_owned()
+    }
+
+    /// Removes a virtual authenticator (and the credentials it holds).
+    pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
+        let path = format!("/webauthn/authenticator/{authenticator}");
+        self.session_command(reqwest::Method::DELETE, &path, Value::Null)
+            .await;
+    }
+
+    /// The credentials a virtual authenticator holds: `credentialId`, `rpId`,
+    /// `privateKey` (PKCS#8, base64url), `userHandle`, `signCount`,
+    /// `isResidentCredential`.
+    pub async fn virtual_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let path = format!("/webauthn/authenticator/{authenticator}/credentials");
+        let listed = self
+            .session_command(reqwest::Method::GET, &path, Value::Null)
+            .await;
+        listed.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Puts `credential` (in the shape [`Self::virtual_credentials`] lists) into a
+    /// virtual authenticator: a copy of a key, as a cloned authenticator would hold.
+    pub async fn add_virtual_credential(&self, authenticator: &str, credential: Value) {
+        let path = format!("/webauthn/authenticator/{authenticator}/credential");
+        self.session_command(reqwest::Method::POST, &path, credential)
+            .await;
+    }
+
     /// A PNG of what the page shows now.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;

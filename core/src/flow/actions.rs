@@ -62,6 +62,22 @@ pub enum FlowAction {
         /// The passcode.
         otp: String,
     },
+    /// A new WebAuthn credential (`activateSecurityKeyDevice`, `activatePlatformDevice`).
+    ActivateWebauthn {
+        /// SECURITY_KEY or PLATFORM.
+        method: Method,
+        /// The widget's `attestation` (a JSON string).
+        attestation: String,
+        /// The page's origin, as the browser reported it.
+        origin: String,
+    },
+    /// A WebAuthn authenticator's signed answer (`checkAssertion`).
+    CheckAssertion {
+        /// The widget's `assertion` (a JSON string).
+        assertion: String,
+        /// The page's origin, as the browser reported it.
+        origin: String,
+    },
 }
 
 impl FlowAction {
@@ -91,6 +107,11 @@ impl FlowAction {
                 Method::Totp => Action::ActivateTotpDevice,
                 _ => Action::ActivateSmsDevice,
             },
+            Self::ActivateWebauthn { method, .. } => match method {
+                Method::Platform => Action::ActivatePlatformDevice,
+                _ => Action::ActivateSecurityKeyDevice,
+            },
+            Self::CheckAssertion { .. } => Action::CheckAssertion,
         }
     }
 }
@@ -164,6 +185,10 @@ impl Adapter {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
                 self.check_code(&id, current, &otp).await
             }
+            // Not offered by any state yet (the WebAuthn states come next).
+            FlowAction::ActivateWebauthn { .. } | FlowAction::CheckAssertion { .. } => Err(
+                AdapterError::internal("no state offers WebAuthn actions yet"),
+            ),
             FlowAction::Resend(_) => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
                 self.resend_code(&id, current).await

@@ -3,6 +3,9 @@
 //! All modules compile into this one test binary.
 
 mod browser;
+// The software authenticator of the core's WebAuthn tests: one implementation for both.
+#[path = "../../core/src/soft_authenticator.rs"]
+mod soft_authenticator;
 mod support;
 
 mod audit;
@@ -41,6 +44,7 @@ mod scale;
 mod store;
 mod tokens;
 mod walkthrough;
+mod webauthn;
 mod webauthn_config;
 mod webauthn_widget;
 mod widget;

@@ -145,7 +145,9 @@ async fn import_yubikey(
     body: Result<web::Json<YubikeyImport>, actix_web::Error>,
 ) -> Result<HttpResponse, ProblemError> {
     let user = authorized_user(&adapter, &request, &path)?;
-    let device = adapter.import_yubikey(&user, json_body(body)?).await?;
+    let origin = wire::origin(&request, Actor::Operator);
+    let import = adapter.import_yubikey(&user, json_body(body)?);
+    let device = adapter.acting(origin, import).await?;
     Ok(HttpResponse::Created().json(wire::passcode_device(PasscodeDeviceView::of(device))))
 }
 
@@ -158,7 +160,9 @@ async fn import_oath_token(
     body: Result<web::Json<OathImport>, actix_web::Error>,
 ) -> Result<HttpResponse, ProblemError> {
     let user = authorized_user(&adapter, &request, &path)?;
-    let device = adapter.import_oath_token(&user, json_body(body)?).await?;
+    let origin = wire::origin(&request, Actor::Operator);
+    let import = adapter.import_oath_token(&user, json_body(body)?);
+    let device = adapter.acting(origin, import).await?;
     Ok(HttpResponse::Created().json(wire::passcode_device(PasscodeDeviceView::of(device))))
 }
 
@@ -172,9 +176,9 @@ async fn resync_oath_token(
 ) -> Result<HttpResponse, ProblemError> {
     let (user, device) = path.into_inner();
     let user = authorized_user(&adapter, &request, &user)?;
-    adapter
-        .resync_oath_token(&user, &device, json_body(body)?)
-        .await?;
+    let origin = wire::origin(&request, Actor::Operator);
+    let resync = adapter.resync_oath_token(&user, &device, json_body(body)?);
+    adapter.acting(origin, resync).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -167,6 +167,36 @@ pub(crate) fn log(event: &AuditEvent) {
     );
 }
 
+/// A change to a user's devices outside any flow's trail (a token imported or
+/// resynchronised by an operator, a device set up or removed, a credential disabled), as
+/// one line on the `audit` target: who, from where, which device and method; never a
+/// secret.
+pub(crate) fn log_device(event: &str, user: &UserId, device: &DeviceId, method: &str) {
+    let origin = current_origin();
+    let actor = match origin.as_ref().map(|origin| &origin.actor) {
+        Some(Actor::FederationServer) => AuditActor::FederationServer,
+        Some(Actor::Browser) => AuditActor::Browser,
+        Some(Actor::Device(_) | Actor::NewDevice) => AuditActor::Device,
+        Some(Actor::RelyingParty) => AuditActor::RelyingParty,
+        Some(Actor::Operator) => AuditActor::Operator,
+        None => AuditActor::Service,
+    };
+    tracing::info!(
+        target: "audit",
+        event,
+        user_id = %user,
+        device_id = %device,
+        method,
+        actor = actor_name(actor),
+        ip = origin
+            .as_ref()
+            .and_then(|origin| origin.ip)
+            .map(|ip| ip.to_string())
+            .as_deref(),
+        "device event"
+    );
+}
+
 fn actor_name(actor: AuditActor) -> &'static str {
     match actor {
         AuditActor::FederationServer => "federation_server",

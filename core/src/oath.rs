@@ -359,6 +359,7 @@ impl Adapter {
                 "the token was used meanwhile; retry with new codes".to_owned(),
             ));
         }
+        crate::audit::log_device("token resynchronised", user, &device.id, "OATH_TOKEN");
         Ok(())
     }
 }

@@ -107,6 +107,7 @@ pub(crate) async fn add_claimed(
     match add(store, user, device).await {
         Ok(device) => {
             crate::device::claim_primary(store, user, &device.id).await?;
+            crate::audit::log_device("device added", user, &device.id, device.method.as_str());
             Ok(device)
         }
         Err(error) => {
@@ -167,6 +168,7 @@ pub async fn add(
 pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<bool, AdapterError> {
     let removed = remove_listed(store, user, id).await?;
     if let Some(device) = &removed {
+        crate::audit::log_device("device removed", user, &device.id, device.method.as_str());
         crate::yubikey::forget(store, device).await?;
         crate::oath::forget(store, device).await?;
         crate::webauthn_credential::forget(store, device).await?;

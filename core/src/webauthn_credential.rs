@@ -83,6 +83,7 @@ pub(crate) async fn disable(
     store: &dyn Store,
     user: &UserId,
     device: &DeviceId,
+    method: crate::policy::Method,
     reason: &str,
 ) -> Result<(), AdapterError> {
     otp_device::modify(store, user, device, |stored| {
@@ -90,7 +91,9 @@ pub(crate) async fn disable(
             key.disabled = Some(reason.to_owned());
         }
     })
-    .await
+    .await?;
+    crate::audit::log_device("device disabled", user, device, method.as_str());
+    Ok(())
 }
 
 #[cfg(test)]

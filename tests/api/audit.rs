@@ -260,12 +260,62 @@ async fn each_event_is_one_json_line_on_the_audit_target() {
         .await
         .unwrap();
     let flow = created["flowId"].as_str().unwrap().to_owned();
+    // An operator imports a YubiKey for alice, then removes it: device events, outside
+    // any flow, carry neither key.
+    let aes_key = "00112233445566778899aabbccddeeff";
+    let imported: serde_json::Value = client
+        .post(format!("{}/admin/v1/users/alice/yubikeys", process.address))
+        .bearer_auth("demo-admin-token")
+        .json(&serde_json::json!({
+            "publicId": "vvccccdedbjh", "privateId": "0a1b2c3d4e5f", "aesKey": aes_key,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = imported["id"]
+        .as_str()
+        .expect("the imported device")
+        .to_owned();
+    let removed = client
+        .delete(format!(
+            "{}/admin/v1/users/alice/devices/{device}",
+            process.address
+        ))
+        .bearer_auth("demo-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
 
     let (_, logs) = process.terminate();
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|line| line["target"] == "audit")
+        .collect();
+    let device_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["fields"]["device_id"] == device.as_str())
+        .collect();
+    assert_eq!(device_lines.len(), 2, "{logs}");
+    for (event, line) in ["device added", "device removed"].iter().zip(device_lines) {
+        let fields = &line["fields"];
+        assert_eq!(fields["event"], *event, "{line}");
+        assert_eq!(fields["user_id"], "alice");
+        assert_eq!(fields["method"], "YUBIKEY");
+        assert_eq!(fields["actor"], "operator");
+        assert_eq!(fields["ip"], "127.0.0.1");
+    }
+    assert!(
+        !logs.contains(aes_key) && !logs.contains("0a1b2c3d4e5f"),
+        "{logs}"
+    );
+    let lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["fields"]["flow_id"].is_string())
         .collect();
     assert_eq!(lines.len(), 1, "one line for the start: {logs}");
     let fields = &lines[0]["fields"];

@@ -402,6 +402,8 @@ impl Adapter {
                     let device =
                         crate::otp_device::add(self.store(), &flow.user_id, device).await?;
                     crate::device::claim_primary(self.store(), &flow.user_id, &device.id).await?;
+                    let method = device.method.as_str();
+                    crate::audit::log_device("device added", &flow.user_id, &device.id, method);
                 }
                 Effect::ClearPending { device, auth_id } => {
                     self.store()

@@ -303,8 +303,8 @@ impl Adapter {
             "a WebAuthn signature counter did not move forward: possibly a cloned \
              authenticator; the credential is disabled"
         );
-        webauthn_credential::disable(self.store(), &flow.user_id, device, super::steps::CLONED)
-            .await
+        let reason = super::steps::CLONED;
+        webauthn_credential::disable(self.store(), &flow.user_id, device, key.method, reason).await
     }
 
     /// Checks an assertion: the page's origin, the credential answering, and the

@@ -35,9 +35,12 @@ pub mod pairing;
 pub mod params;
 pub mod policy;
 pub mod sealing;
+#[cfg(test)]
+mod soft_authenticator;
 pub mod store;
 pub mod user;
 pub mod webauthn;
+pub mod webauthn_authentication;
 pub mod webauthn_registration;
 pub mod yubikey;
 

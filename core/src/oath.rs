@@ -254,30 +254,14 @@ impl Adapter {
             oath: Some(token),
             paired_at: self.clock().now_secs(),
         };
-        let claim = keys::oath_serial(&serial);
-        let store = self.store();
-        if !store
-            .insert(
-                &claim,
-                device.id.as_str().as_bytes(),
-                crate::store::Ttl::Persist,
-            )
-            .await?
-        {
-            return Err(AdapterError::Conflict(
-                "a token with this serial is already imported".to_owned(),
-            ));
-        }
-        match otp_device::add(store, user, device).await {
-            Ok(device) => {
-                crate::device::claim_primary(store, user, &device.id).await?;
-                Ok(device)
-            }
-            Err(error) => {
-                store.delete(&claim).await?;
-                Err(error)
-            }
-        }
+        otp_device::add_imported(
+            self.store(),
+            user,
+            device,
+            &keys::oath_serial(&serial),
+            "a token with this serial is already imported",
+        )
+        .await
     }
 
     /// The token and its seed.

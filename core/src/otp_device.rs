@@ -62,6 +62,35 @@ pub(crate) fn decode(record: &crate::store::Record) -> Result<Vec<OtpDevice>, Ad
     serde_json::from_slice(&record.value).map_err(AdapterError::internal)
 }
 
+/// Adds a token an operator imports, its `claim` (the key of its public id or serial)
+/// taken across the whole service first, so that one token is never imported twice (a
+/// `Conflict` saying `taken`); the claim is released when the device cannot be added. The
+/// user's first device becomes their primary.
+pub(crate) async fn add_imported(
+    store: &dyn Store,
+    user: &UserId,
+    device: OtpDevice,
+    claim: &str,
+    taken: &str,
+) -> Result<OtpDevice, AdapterError> {
+    if !store
+        .insert(claim, device.id.as_str().as_bytes(), Ttl::Persist)
+        .await?
+    {
+        return Err(AdapterError::Conflict(taken.to_owned()));
+    }
+    match add(store, user, device).await {
+        Ok(device) => {
+            crate::device::claim_primary(store, user, &device.id).await?;
+            Ok(device)
+        }
+        Err(error) => {
+            store.delete(claim).await?;
+            Err(error)
+        }
+    }
+}
+
 /// Adds a device; the same method and address twice is one device (the existing one wins).
 pub async fn add(
     store: &dyn Store,

@@ -67,7 +67,7 @@ pub struct WebauthnKey {
 }
 
 /// The user handle: stable for a user, and not their id in clear.
-fn user_handle(user_id: &str) -> Uuid {
+pub(crate) fn user_handle(user_id: &str) -> Uuid {
     let digest = Sha256::digest(user_id.as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -134,7 +134,7 @@ pub fn finish(
         "/response/clientDataJSON",
         "/response/attestationObject",
     ] {
-        url_safe(&mut answer, field)?;
+        url_safe(&mut answer, field).ok_or(RegistrationError::Malformed)?;
     }
     let answer: RegisterPublicKeyCredential =
         serde_json::from_value(answer).map_err(|_| RegistrationError::Malformed)?;
@@ -157,10 +157,7 @@ pub fn finish(
     };
     let (stored, credential) = verified.map_err(|error| match error {
         WebauthnError::InvalidRPOrigin => RegistrationError::WrongOrigin,
-        WebauthnError::ParseCBORFailure(_)
-        | WebauthnError::ParseNOMFailure
-        | WebauthnError::ParseInsufficientBytesAvailable
-        | WebauthnError::ParseJSONFailure(_) => RegistrationError::Malformed,
+        error if unreadable(&error) => RegistrationError::Malformed,
         _ => RegistrationError::Refused,
     })?;
     let aaguid = match credential.attestation.metadata {
@@ -177,6 +174,18 @@ pub fn finish(
         credential: stored.map_err(|_| RegistrationError::State)?,
         disabled: None,
     })
+}
+
+/// Whether `webauthn-rs` refused an answer because it could not read it (rather than
+/// because it did not verify).
+pub(crate) fn unreadable(error: &WebauthnError) -> bool {
+    matches!(
+        error,
+        WebauthnError::ParseCBORFailure(_)
+            | WebauthnError::ParseNOMFailure
+            | WebauthnError::ParseInsufficientBytesAvailable
+            | WebauthnError::ParseJSONFailure(_)
+    )
 }
 
 /// A platform credential is a passkey the authenticator keeps (discoverable, so that a
@@ -197,19 +206,15 @@ fn select_authenticator(options: &mut Value, method: Method) {
 }
 
 /// The widget sends binary fields in padded standard base64, which `webauthn-rs` does
-/// not read when they hold `+` or `/`: re-encoded here as base64url.
-fn url_safe(answer: &mut Value, pointer: &str) -> Result<(), RegistrationError> {
+/// not read when they hold `+` or `/`: re-encoded here as base64url. `None` when the
+/// field is missing or not base64.
+pub(crate) fn url_safe(answer: &mut Value, pointer: &str) -> Option<()> {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    let field = answer
-        .pointer_mut(pointer)
-        .ok_or(RegistrationError::Malformed)?;
-    let bytes = field
-        .as_str()
-        .and_then(|text| STANDARD.decode(text).ok())
-        .ok_or(RegistrationError::Malformed)?;
+    let field = answer.pointer_mut(pointer)?;
+    let bytes = field.as_str().and_then(|text| STANDARD.decode(text).ok())?;
     *field = Value::from(URL_SAFE_NO_PAD.encode(bytes));
-    Ok(())
+    Some(())
 }
 
 /// The widget builds its `ArrayBuffer`s from arrays of byte numbers, where `webauthn-rs`
@@ -242,13 +247,15 @@ fn bytes_as_arrays(options: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::soft_authenticator::{PRESENT, RP_ID, SoftAuthenticator, VERIFIED};
     use crate::webauthn::{AttestationPolicy, WebauthnConfig};
 
-    fn relying_party() -> Webauthn {
+    /// The relying party both ceremonies' tests run against.
+    pub(crate) fn relying_party() -> Webauthn {
         let config = WebauthnConfig {
-            rp_id: "example.com".to_owned(),
+            rp_id: RP_ID.to_owned(),
             rp_name: "Example Bank".to_owned(),
             origins: vec!["https://login.example.com".to_owned()],
             attestation: AttestationPolicy::None,
@@ -311,52 +318,6 @@ mod tests {
         assert_eq!(result(garbage, 999), Err(RegistrationError::Malformed));
     }
 
-    /// Authenticator data flags: user present, attested credential data.
-    const PRESENT: u8 = 0x41;
-    /// The same, and the user verified.
-    const VERIFIED: u8 = 0x45;
-    const P256_GX: &str = "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
-    const P256_GY: &str = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
-
-    /// A well-formed `none` attestation answering `options` from `origin`, in the
-    /// widget's encoding (padded standard base64).
-    fn attestation_from(options: &str, origin: &str, flags: u8) -> String {
-        use base64::Engine;
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let options: Value = serde_json::from_str(options).unwrap();
-        let challenge: Vec<u8> = serde_json::from_value(options["challenge"].clone()).unwrap();
-        let client_data = serde_json::json!({
-            "type": "webauthn.create",
-            "challenge": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge),
-            "origin": origin,
-        });
-        let mut auth_data = Sha256::digest(b"example.com").to_vec();
-        auth_data.extend([flags, 0, 0, 0, 0]); // counter 0
-        auth_data.extend([0; 16]); // AAGUID
-        auth_data.extend([0, 16]);
-        auth_data.extend([9; 16]); // credential id
-        // COSE EC2 P-256 ES256 key {1: 2, 3: -7, -1: 1, -2: x, -3: y}.
-        auth_data.extend([0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]);
-        // P-256's generator: a valid public key.
-        auth_data.extend(hex::decode(P256_GX).unwrap());
-        auth_data.extend([0x22, 0x58, 0x20]);
-        auth_data.extend(hex::decode(P256_GY).unwrap());
-        let mut object = vec![0xa3, 0x63];
-        object.extend(b"fmt\x64none\x67attStmt\xa0\x68authData");
-        object.extend([0x58, u8::try_from(auth_data.len()).unwrap()]);
-        object.extend(auth_data);
-        serde_json::json!({
-            "id": "CQkJCQkJCQkJCQkJCQkJCQ",
-            "rawId": b64(&[9; 16]),
-            "type": "public-key",
-            "response": {
-                "clientDataJSON": b64(client_data.to_string().as_bytes()),
-                "attestationObject": b64(&object),
-            },
-        })
-        .to_string()
-    }
-
     #[test]
     fn an_attestation_from_another_origin_is_refused() {
         let rp = relying_party();
@@ -369,7 +330,8 @@ mod tests {
             1_000,
         )
         .unwrap();
-        let answer = attestation_from(&options, "https://login.example.org", PRESENT);
+        let answer =
+            SoftAuthenticator::new().attest(&options, "https://login.example.org", PRESENT);
         assert_eq!(
             finish(&rp, &pending, &answer, 999).map(|_| ()),
             Err(RegistrationError::WrongOrigin)
@@ -382,7 +344,8 @@ mod tests {
         for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
             let (options, pending) =
                 start(&rp, method, "alice", "alice", Vec::new(), 1_000).unwrap();
-            let answer = attestation_from(&options, "https://login.example.com", flags);
+            let answer =
+                SoftAuthenticator::new().attest(&options, "https://login.example.com", flags);
             let credential = finish(&rp, &pending, &answer, 999).unwrap();
             assert_eq!(credential.method, method);
             assert_eq!(credential.credential_id, vec![9; 16]);
@@ -399,7 +362,8 @@ mod tests {
         let rp = relying_party();
         let (options, pending) =
             start(&rp, Method::Platform, "alice", "alice", Vec::new(), 1_000).unwrap();
-        let answer = attestation_from(&options, "https://login.example.com", PRESENT);
+        let answer =
+            SoftAuthenticator::new().attest(&options, "https://login.example.com", PRESENT);
         assert_eq!(
             finish(&rp, &pending, &answer, 999).map(|_| ()),
             Err(RegistrationError::Refused)

@@ -180,30 +180,14 @@ impl Adapter {
             oath: None,
             paired_at: self.clock().now_secs(),
         };
-        let claim = keys::yubikey_public_id(&public_id);
-        let store = self.store();
-        if !store
-            .insert(
-                &claim,
-                device.id.as_str().as_bytes(),
-                crate::store::Ttl::Persist,
-            )
-            .await?
-        {
-            return Err(AdapterError::Conflict(
-                "a YubiKey with this public id is already imported".to_owned(),
-            ));
-        }
-        match otp_device::add(store, user, device).await {
-            Ok(device) => {
-                crate::device::claim_primary(store, user, &device.id).await?;
-                Ok(device)
-            }
-            Err(error) => {
-                store.delete(&claim).await?;
-                Err(error)
-            }
-        }
+        otp_device::add_imported(
+            self.store(),
+            user,
+            device,
+            &keys::yubikey_public_id(&public_id),
+            "a YubiKey with this public id is already imported",
+        )
+        .await
     }
 
     /// Checks a YubiKey OTP against `device`: the public id, the token's CRC and private

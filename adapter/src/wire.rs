@@ -134,6 +134,7 @@ pub(crate) fn passcode_device(device: PasscodeDeviceView) -> PasscodeDevice {
         },
         target: device.target,
         paired_at: device.paired_at,
+        disabled: device.disabled,
     }
 }
 

@@ -88,6 +88,12 @@ impl AuthnError {
                     D::InvalidOtp,
                     Some("otp"),
                 ),
+                AdapterError::Flow(FlowError::WebauthnRefused { target, .. }) => (
+                    S::BAD_REQUEST,
+                    E::ValidationError,
+                    D::InvalidValue,
+                    Some(*target),
+                ),
                 AdapterError::Flow(FlowError::DeviceRefused(_)) => (
                     S::BAD_REQUEST,
                     E::ValidationError,

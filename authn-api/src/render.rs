@@ -4,11 +4,11 @@
 use assent_core::AdapterError;
 use assent_core::flow::{Action, DeviceSummary, Flow, LiveQr, Method, Status, View};
 use assent_proto::authn::{
-    AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation, Completion, Device, DeviceRef,
-    DeviceSelection, DeviceType, EmailActivation, Failure, Link, MfaSetup, MobileActivation,
-    MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID, PairingMethod, PairingMethods,
-    PairingType, PhoneActivation, PushConfirmation, PushRejection, Resume, Status as Wire,
-    TotpActivation,
+    AssertionChallenge, AuthenticationCode, AuthnState, AuthorizeResponse, Cancellation,
+    Completion, Device, DeviceRef, DeviceSelection, DeviceType, EmailActivation, Failure, Link,
+    MfaSetup, MobileActivation, MobilePairing, OtpChallenge, Outcome, PLUGIN_TYPE_ID,
+    PairingMethod, PairingMethods, PairingType, PhoneActivation, PushConfirmation, PushRejection,
+    Resume, Status as Wire, TotpActivation, WebauthnActivation,
 };
 use assent_proto::mobile::ServerPayload;
 use chrono::{DateTime, Utc};
@@ -182,7 +182,7 @@ fn activation(flow: &Flow, status: Status, otp_length: u32) -> Result<Wire, Auth
             phone: shown,
             otp_length,
         }),
-        // Never offered for set-up yet (`config check` refuses them as mandatory).
+        // Their own view (`View::WebauthnActivation`), rendered apart.
         Method::SecurityKey | Method::Platform => return Err(mismatch(status)),
         // Imported by an operator: never activated in a flow.
         Method::Yubikey | Method::OathToken => return Err(mismatch(status)),
@@ -270,6 +270,30 @@ fn fields(
         | Status::VoiceActivationRequired
         | Status::EmailActivationRequired
         | Status::TotpActivationRequired => activation(flow, status, otp_length)?,
+        Status::SecurityKeyActivationRequired | Status::PlatformActivationRequired => {
+            let View::WebauthnActivation { method, options } = flow.view() else {
+                return Err(mismatch(status));
+            };
+            let activation = WebauthnActivation {
+                public_key_credential_creation_options: options.to_owned(),
+            };
+            match method {
+                Method::Platform => Wire::PlatformActivationRequired(activation),
+                _ => Wire::SecurityKeyActivationRequired(activation),
+            }
+        }
+        Status::AssertionRequired => {
+            let View::Assertion { options, .. } = flow.view() else {
+                return Err(mismatch(status));
+            };
+            Wire::AssertionRequired(AssertionChallenge {
+                devices: devices(),
+                selected_device_ref,
+                change_device_permitted,
+                application_name: flow.application.name.clone(),
+                public_key_credential_request_options: options.clone(),
+            })
+        }
         Status::PushConfirmationRejected => Wire::PushConfirmationRejected(PushRejection {
             devices: devices(),
             selected_device_ref,

@@ -641,21 +641,6 @@ impl Config {
                     ),
                 ));
             }
-            // Allowed, a WebAuthn method only lets a user's existing credentials count;
-            // mandatory, it would send people to a set-up this version cannot run yet.
-            let mandatory = policy
-                .mandatory_authentication_methods
-                .iter()
-                .find(|m| m.is_webauthn());
-            if let Some(method) = mandatory {
-                return Err(invalid(
-                    "mfa.mandatory_authentication_methods",
-                    format!(
-                        "{} cannot be mandatory yet: its set-up in a flow is not built",
-                        method.as_str()
-                    ),
-                ));
-            }
         }
         Ok(())
     }

@@ -39,12 +39,16 @@ pub struct DeviceView {
 pub struct PasscodeDeviceView {
     /// Device id.
     pub id: String,
-    /// `SMS`, `VOICE`, `EMAIL` or `TOTP`.
+    /// `SMS`, `VOICE`, `EMAIL`, `TOTP`, `YUBIKEY`, `OATH_TOKEN`, `SECURITY_KEY` or
+    /// `PLATFORM`.
     pub method: crate::policy::Method,
-    /// Where codes go, masked.
+    /// Where codes go, masked; an imported token's public id or serial; a WebAuthn
+    /// authenticator's model (AAGUID), when attested.
     pub target: Option<String>,
     /// When it was set up (seconds since the epoch).
     pub paired_at: u64,
+    /// Why it may no longer be used (a WebAuthn credential that showed a clone).
+    pub disabled: Option<String>,
 }
 
 /// A change to a device.
@@ -71,8 +75,13 @@ impl PasscodeDeviceView {
                 .as_deref()
                 .map(crate::notify::mask_recipient)
                 .or_else(|| device.yubikey.map(|keys| keys.public_id))
-                .or_else(|| device.oath.map(|token| token.serial)),
+                .or_else(|| device.oath.map(|token| token.serial))
+                .or_else(|| {
+                    let aaguid = device.webauthn.as_ref().and_then(|key| key.aaguid);
+                    aaguid.map(|aaguid| aaguid.to_string())
+                }),
             paired_at: device.paired_at,
+            disabled: device.webauthn.and_then(|key| key.disabled),
         }
     }
 }

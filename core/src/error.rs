@@ -74,6 +74,17 @@ pub enum FlowError {
     /// `continueAuthentication` before the app paired with its `serverPayload`.
     #[error("the app has not paired with the serverPayload's key yet")]
     NotPaired,
+    /// A WebAuthn authenticator's answer was refused (`target` names the field, `reason`
+    /// says why); this many tries remain, each with a new challenge.
+    #[error("{reason}; {left} attempt(s) remaining")]
+    WebauthnRefused {
+        /// `attestation` or `assertion`.
+        target: &'static str,
+        /// Why.
+        reason: &'static str,
+        /// Tries left.
+        left: u32,
+    },
     /// The user picked is not paired with the scanning device.
     #[error("that user is not paired with this device")]
     QrUserNotPaired,

@@ -183,3 +183,16 @@ pub fn oath_serial(serial: &str) -> String {
 pub fn oath_counter(device: &DeviceId) -> String {
     format!("oath-counter:{{d:{device}}}")
 }
+
+/// The user and device a WebAuthn credential belongs to (one owner per credential id in
+/// the whole service; hashed, as an authenticator chooses the id).
+pub fn webauthn_credential(credential_id: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(credential_id));
+    format!("webauthn-credential:{{w:{digest}}}")
+}
+
+/// The last signature counter a WebAuthn credential's assertion was accepted with.
+pub fn webauthn_counter(device: &DeviceId) -> String {
+    format!("webauthn-counter:{{d:{device}}}")
+}

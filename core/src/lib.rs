@@ -41,6 +41,7 @@ pub mod store;
 pub mod user;
 pub mod webauthn;
 pub mod webauthn_authentication;
+mod webauthn_credential;
 pub mod webauthn_registration;
 pub mod yubikey;
 
@@ -64,6 +65,7 @@ pub struct Adapter {
     clock: Arc<dyn clock::Clock>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
     flows: Arc<flow::cache::FlowCache>,
+    relying_party: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl Adapter {
@@ -108,8 +110,15 @@ impl Adapter {
         let flows = Arc::new(flow::cache::FlowCache::new(std::time::Duration::from_secs(
             config.policy.flow_ttl_secs,
         )));
+        let relying_party = match &config.webauthn {
+            Some(webauthn) => Some(Arc::new(webauthn.relying_party().map_err(
+                |(key, reason)| AdapterError::Invalid(format!("webauthn.{key}: {reason}")),
+            )?)),
+            None => None,
+        };
         let adapter = Self {
             flows,
+            relying_party,
             data_key,
             delivery,
             config: Arc::new(config),
@@ -154,6 +163,14 @@ impl Adapter {
     /// The key sealing stored TOTP seeds, when one is configured.
     pub fn data_key(&self) -> Option<&sealing::DataKey> {
         self.data_key.as_ref()
+    }
+
+    /// The WebAuthn relying party (`[webauthn]`), which every security key and platform
+    /// ceremony runs against.
+    pub(crate) fn relying_party(&self) -> Result<&Arc<webauthn_rs::Webauthn>, AdapterError> {
+        self.relying_party.as_ref().ok_or_else(|| {
+            AdapterError::internal("a WebAuthn method is in use with no [webauthn] relying party")
+        })
     }
 
     /// The clock every service tells time by.

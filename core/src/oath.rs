@@ -252,9 +252,10 @@ impl Adapter {
             totp_secret: None,
             yubikey: None,
             oath: Some(token),
+            webauthn: None,
             paired_at: self.clock().now_secs(),
         };
-        otp_device::add_imported(
+        otp_device::add_claimed(
             self.store(),
             user,
             device,

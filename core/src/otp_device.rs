@@ -35,6 +35,9 @@ pub struct OtpDevice {
     /// An OATH token's serial, parameters and sealed seed (OATH_TOKEN only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oath: Option<crate::oath::OathToken>,
+    /// A WebAuthn credential (SECURITY_KEY and PLATFORM only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<crate::webauthn_registration::WebauthnKey>,
     /// When it was enrolled (seconds since the epoch).
     pub paired_at: u64,
 }
@@ -62,21 +65,43 @@ pub(crate) fn decode(record: &crate::store::Record) -> Result<Vec<OtpDevice>, Ad
     serde_json::from_slice(&record.value).map_err(AdapterError::internal)
 }
 
-/// Adds a token an operator imports, its `claim` (the key of its public id or serial)
-/// taken across the whole service first, so that one token is never imported twice (a
-/// `Conflict` saying `taken`); the claim is released when the device cannot be added. The
-/// user's first device becomes their primary.
-pub(crate) async fn add_imported(
+/// Whose a claimed token or credential is (the value of its claim).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Claim {
+    /// The user holding it.
+    pub user: UserId,
+    /// The device it is.
+    pub device: DeviceId,
+}
+
+/// The owner of `claim` (a token's public id or serial, a credential id), if claimed.
+pub(crate) async fn claimed(store: &dyn Store, claim: &str) -> Result<Option<Claim>, AdapterError> {
+    match store.get(claim).await? {
+        Some(record) => serde_json::from_slice(&record.value)
+            .map(Some)
+            .map_err(AdapterError::internal),
+        None => Ok(None),
+    }
+}
+
+/// Adds a device that must be unique across the service (a token an operator imports, a
+/// WebAuthn credential), its `claim` (the key of its public id, serial or credential id)
+/// taken first, so that one is never added twice (a `Conflict` saying `taken`); the claim
+/// is released when the device cannot be added. The user's first device becomes their
+/// primary.
+pub(crate) async fn add_claimed(
     store: &dyn Store,
     user: &UserId,
     device: OtpDevice,
     claim: &str,
     taken: &str,
 ) -> Result<OtpDevice, AdapterError> {
-    if !store
-        .insert(claim, device.id.as_str().as_bytes(), Ttl::Persist)
-        .await?
-    {
+    let owner = Claim {
+        user: user.clone(),
+        device: device.id.clone(),
+    };
+    let owner = serde_json::to_vec(&owner).map_err(AdapterError::internal)?;
+    if !store.insert(claim, &owner, Ttl::Persist).await? {
         return Err(AdapterError::Conflict(taken.to_owned()));
     }
     match add(store, user, device).await {
@@ -144,6 +169,7 @@ pub async fn remove(store: &dyn Store, user: &UserId, id: &DeviceId) -> Result<b
     if let Some(device) = &removed {
         crate::yubikey::forget(store, device).await?;
         crate::oath::forget(store, device).await?;
+        crate::webauthn_credential::forget(store, device).await?;
     }
     Ok(removed.is_some())
 }
@@ -170,6 +196,36 @@ async fn remove_listed(
             Ok(_) => Ok(Attempt::Done(Some(removed))),
             Err(StoreError::Conflict) => Ok(Attempt::Lost(())),
             Err(StoreError::NotFound) => Ok(Attempt::Done(None)),
+            Err(error) => Err(error.into()),
+        }
+    })
+    .await
+}
+
+/// Changes one device in place (compare-and-set on the user's record); a device no
+/// longer there is left alone.
+pub(crate) async fn modify(
+    store: &dyn Store,
+    user: &UserId,
+    id: &DeviceId,
+    change: impl Fn(&mut OtpDevice),
+) -> Result<(), AdapterError> {
+    let (key, change) = (&keys::otp_devices(user), &change);
+    retry_lost_races(DEVICES_CONTENDED, move || async move {
+        let Some((mut list, version)) = read(store, user).await? else {
+            return Ok(Attempt::Done(()));
+        };
+        let Some(device) = list.iter_mut().find(|device| device.id == *id) else {
+            return Ok(Attempt::Done(()));
+        };
+        change(device);
+        let value = serde_json::to_vec(&list).map_err(AdapterError::internal)?;
+        match store
+            .transition(key, version, &value, Ttl::Keep, None)
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound) => Ok(Attempt::Done(())),
+            Err(StoreError::Conflict) => Ok(Attempt::Lost(())),
             Err(error) => Err(error.into()),
         }
     })

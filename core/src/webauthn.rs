@@ -8,6 +8,29 @@ use url::Url;
 use webauthn_rs::prelude::Uuid;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
+/// The stack a ceremony's verification runs on: `webauthn-rs` parses CBOR and checks
+/// attestations in deep, large frames, more than an unoptimised build fits in a server
+/// worker thread's 2 MiB.
+const VERIFICATION_STACK: usize = 8 << 20;
+
+/// Runs a ceremony's verification on a thread of its own with [`VERIFICATION_STACK`],
+/// off the async worker (WebAuthn ceremonies are rare next to other requests).
+pub(crate) async fn verify_apart<T: Send + 'static>(
+    verify: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::AdapterError> {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("webauthn".to_owned())
+        .stack_size(VERIFICATION_STACK)
+        .spawn(move || {
+            let _ = answer.send(verify());
+        })
+        .map_err(crate::AdapterError::internal)?;
+    answered
+        .await
+        .map_err(|_| crate::AdapterError::internal("the WebAuthn verification thread failed"))
+}
+
 /// Longest life of a ceremony's challenge.
 const MAX_CHALLENGE_TTL_SECS: u64 = 600;
 

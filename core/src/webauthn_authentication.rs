@@ -33,6 +33,10 @@ pub enum AssertionError {
     /// The authenticator's answer did not verify (challenge, flags, signature, counter).
     #[error("the assertion did not verify")]
     Refused,
+    /// The signature verified, but its counter is not above the one the key was set up
+    /// with: a cloned authenticator (WebAuthn §7.2 step 22).
+    #[error("the signature counter did not move forward")]
+    CounterBehind,
     /// The assertion names another credential, or another user, than the stored key's.
     #[error("the assertion names another credential")]
     UnknownCredential,
@@ -170,8 +174,8 @@ pub fn finish(
     let result = verified.map_err(|error| match error {
         WebauthnError::InvalidRPOrigin => AssertionError::WrongOrigin,
         error if unreadable(&error) => AssertionError::Malformed,
-        // Among the rest: a counter not above the one the key was set up with
-        // (`CredentialPossibleCompromise`).
+        // Checked after the signature: the authenticator holds the key, and counts behind.
+        WebauthnError::CredentialPossibleCompromise => AssertionError::CounterBehind,
         _ => AssertionError::Refused,
     })?;
     Ok(Asserted {
@@ -336,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn counters_at_or_below_the_set_up_one_are_refused_by_webauthn_rs() {
+    fn counters_at_or_below_the_set_up_one_show_a_clone() {
         let rp = relying_party();
         let (mut authenticator, key) = enrolled(&rp, Method::SecurityKey, 5);
         let (options, pending) = start(&rp, &key, 1_000).unwrap();
@@ -348,7 +352,7 @@ mod tests {
             authenticator.sign_count = lower;
             assert_eq!(
                 result(&authenticator),
-                Err(AssertionError::Refused),
+                Err(AssertionError::CounterBehind),
                 "{lower}"
             );
         }

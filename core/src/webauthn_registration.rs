@@ -37,7 +37,7 @@ pub enum RegistrationError {
 }
 
 /// The ceremony state kept in the flow record until the attestation arrives.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRegistration {
     /// SECURITY_KEY or PLATFORM.
     pub method: Method,

@@ -178,9 +178,10 @@ impl Adapter {
                 secret: sealing::seal(self.data_key(), &secret)?,
             }),
             oath: None,
+            webauthn: None,
             paired_at: self.clock().now_secs(),
         };
-        otp_device::add_imported(
+        otp_device::add_claimed(
             self.store(),
             user,
             device,

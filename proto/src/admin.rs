@@ -21,12 +21,18 @@ pub struct UserDevices {
 pub struct PasscodeDevice {
     /// Device id.
     pub id: String,
-    /// `SMS`, `VOICE`, `EMAIL`, `TOTP`, `YUBIKEY` or `OATH_TOKEN`.
+    /// `SMS`, `VOICE`, `EMAIL`, `TOTP`, `YUBIKEY`, `OATH_TOKEN`, `SECURITY_KEY` or
+    /// `PLATFORM`.
     pub method: Method,
-    /// Where codes go, masked; an imported token's public id or serial.
+    /// Where codes go, masked; an imported token's public id or serial; a WebAuthn
+    /// authenticator's model (AAGUID), when attested.
     pub target: Option<String>,
     /// When it was set up (seconds since the epoch).
     pub paired_at: u64,
+    /// Why it may no longer be used (a WebAuthn credential whose signature counter showed
+    /// a clone); absent while usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
 }
 
 /// `GET /admin/v1/users/{userId}`: the profile as the operator sees it. The user code's

@@ -177,7 +177,7 @@ impl Browser {
     /// Removes a virtual authenticator (and the credentials it holds).
     pub async fn remove_virtual_authenticator(&self, authenticator: &str) {
         let path = format!("/webauthn/authenticator/{authenticator}");
-        self.session_command(reqwest::Method::DELETE, &path, Value::Null)
+        self.session_command(reqwest::Method::DELETE, &path, json!({}))
             .await;
     }
 

@@ -42,4 +42,5 @@ mod store;
 mod tokens;
 mod walkthrough;
 mod webauthn_config;
+mod webauthn_widget;
 mod widget;

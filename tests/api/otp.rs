@@ -680,6 +680,7 @@ async fn a_passcode_primary_verifies_a_new_device(backend: Backend<'_>) {
             totp_secret: None,
             yubikey: None,
             oath: None,
+            webauthn: None,
             paired_at: 0,
         },
     )

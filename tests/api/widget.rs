@@ -18,16 +18,16 @@ use crate::support::{
 };
 
 /// How long a screen may take to appear: the widget polls with a GET every second.
-const SCREEN: Duration = Duration::from_secs(20);
+pub(crate) const SCREEN: Duration = Duration::from_secs(20);
 
 /// The sign-in page and the federation server's return page, on an origin of their own.
-struct SignInPages {
-    address: String,
-    handle: actix_web::dev::ServerHandle,
+pub(crate) struct SignInPages {
+    pub(crate) address: String,
+    pub(crate) handle: actix_web::dev::ServerHandle,
 }
 
 impl SignInPages {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let server = HttpServer::new(|| App::new().route("/{file}", web::get().to(page_asset)))
             .workers(1)
             .bind(("127.0.0.1", 0))
@@ -40,7 +40,7 @@ impl SignInPages {
     }
 
     /// The sign-in page for `flow`, as PingFederate redirects a browser to it.
-    fn sign_in(&self, app: &TestApp, flow: &str) -> String {
+    pub(crate) fn sign_in(&self, app: &TestApp, flow: &str) -> String {
         format!(
             "{}/index.html?flowId={flow}&baseUrl={}",
             self.address, app.address
@@ -48,7 +48,7 @@ impl SignInPages {
     }
 
     /// The federation server's return URL.
-    fn return_url(&self) -> String {
+    pub(crate) fn return_url(&self) -> String {
         format!("{}/resumed.html", self.address)
     }
 }
@@ -72,7 +72,7 @@ async fn page_asset(file: web::Path<String>) -> HttpResponse {
 }
 
 /// The screens the widget showed for `flow`, in order (the page records them).
-async fn screens(browser: &Browser, flow: &str) -> Vec<String> {
+pub(crate) async fn screens(browser: &Browser, flow: &str) -> Vec<String> {
     let seen = browser
         .run(
             "return JSON.parse(sessionStorage.getItem('seen:' + arguments[0]) || '[]');",
@@ -83,7 +83,7 @@ async fn screens(browser: &Browser, flow: &str) -> Vec<String> {
 }
 
 /// The flow's state as the browser reads it (it holds the flow's binding cookie).
-async fn state_in_browser(browser: &Browser, app: &TestApp, flow: &str) -> AuthnState {
+pub(crate) async fn state_in_browser(browser: &Browser, app: &TestApp, flow: &str) -> AuthnState {
     let script = "const done = arguments[arguments.length - 1];
         fetch(arguments[0], { credentials: 'include', headers: { Accept: 'application/json' } })
             .then(response => response.text()).then(done, error => done('failed: ' + error));";
@@ -94,7 +94,7 @@ async fn state_in_browser(browser: &Browser, app: &TestApp, flow: &str) -> Authn
 }
 
 /// The widget brought the person back to the federation server, which reads `COMPLETED`.
-async fn returned_completed(
+pub(crate) async fn returned_completed(
     browser: &Browser,
     app: &TestApp,
     pages: &SignInPages,
@@ -115,7 +115,7 @@ async fn returned_completed(
 }
 
 /// Where the pages shown for a flow include, in order, each of `expected` (as substrings).
-fn assert_screens(screens: &[String], expected: &[&str]) {
+pub(crate) fn assert_screens(screens: &[String], expected: &[&str]) {
     let mut rest = screens.iter();
     for text in expected {
         assert!(

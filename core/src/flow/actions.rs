@@ -1,6 +1,8 @@
 //! The Authentication API's actions on a flow: choosing and managing devices, continuing,
 //! canceling, authenticating a trusted app, and the long `poll`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use super::engine::Versioned;
@@ -174,44 +176,51 @@ impl Adapter {
                 // "Resend" does exactly that).
                 if matches!(flow.view(), View::Otp { device: current, sent: Some(_) } if *current == device)
                 {
-                    return self.resend_code(&id, (flow, version)).await;
+                    return on_heap(|| self.resend_code(&id, (flow, version))).await;
                 }
-                let pick = self.prepare_selection(&flow, &device).await?;
+                let pick = on_heap(|| self.prepare_selection(&flow, &device)).await?;
                 let event = Event::SelectDevice { device, pick };
-                self.update_flow(&id, Some((flow, version)), |_| Ok(event.clone()))
+                on_heap(|| self.update_flow(&id, Some((flow, version)), |_| Ok(event.clone())))
                     .await
             }
             FlowAction::CheckOtp(otp) | FlowAction::Activate { otp, .. } => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
-                self.check_code(&id, current, &otp).await
+                on_heap(|| self.check_code(&id, current, &otp)).await
             }
-            // Not offered by any state yet (the WebAuthn states come next).
-            FlowAction::ActivateWebauthn { .. } | FlowAction::CheckAssertion { .. } => Err(
-                AdapterError::internal("no state offers WebAuthn actions yet"),
-            ),
+            FlowAction::ActivateWebauthn {
+                attestation,
+                origin,
+                ..
+            } => {
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                on_heap(|| self.activate_webauthn(&id, current, &attestation, &origin)).await
+            }
+            FlowAction::CheckAssertion { assertion, origin } => {
+                let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                on_heap(|| self.check_assertion(&id, current, &assertion, &origin)).await
+            }
             FlowAction::Resend(_) => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
-                self.resend_code(&id, current).await
+                on_heap(|| self.resend_code(&id, current)).await
             }
             FlowAction::SetupMfa => {
-                self.update_flow(&id, current, |_| Ok(Event::SetupStarted))
-                    .await
+                on_heap(|| self.update_flow(&id, current, |_| Ok(Event::SetupStarted))).await
             }
             FlowAction::SelectPairingMethod(device_type) => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
-                self.choose_pairing_method(&id, current, &device_type).await
+                on_heap(|| self.choose_pairing_method(&id, current, &device_type)).await
             }
             FlowAction::SubmitTarget { method, address } => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
-                self.submit_target(&id, current, method, &address).await
+                on_heap(|| self.submit_target(&id, current, method, &address)).await
             }
             FlowAction::SetDefaultDevice(device) => {
                 let flow = current
                     .map(|(flow, _)| flow)
                     .ok_or_else(|| AdapterError::internal("no flow"))?;
-                let device = self.flow_device(&flow, &device).await?;
+                let device = on_heap(|| self.flow_device(&flow, &device)).await?;
                 device::set_default(self.store(), &flow.user_id, &device.id).await?;
-                self.refresh_devices(&flow).await
+                on_heap(|| self.refresh_devices(&flow)).await
             }
             FlowAction::UpdateDeviceNickname {
                 id: device,
@@ -222,13 +231,13 @@ impl Adapter {
                     .ok_or_else(|| AdapterError::internal("no flow"))?;
                 let nickname = nickname.trim().to_owned();
                 validate_label("nickname", &nickname)?;
-                let device = self.flow_device(&flow, &device).await?;
+                let device = on_heap(|| self.flow_device(&flow, &device)).await?;
                 let (mut device, version) = device::find_versioned(self.store(), &device.id)
                     .await?
                     .ok_or(FlowError::UnknownDevice)?;
                 device.nickname = Some(nickname);
                 device::update(self.store(), &device, version).await?;
-                self.refresh_devices(&flow).await
+                on_heap(|| self.refresh_devices(&flow)).await
             }
             FlowAction::RemoveDevice(device) => {
                 let flow = current
@@ -239,15 +248,15 @@ impl Adapter {
                         "the last device cannot be removed during sign-in".to_owned(),
                     ));
                 }
-                let device = self.flow_device(&flow, &device).await?;
+                let device = on_heap(|| self.flow_device(&flow, &device)).await?;
                 // Through unpair: a shared device stays with its other users.
-                self.unpair(&flow.user_id, device.id.as_str()).await?;
-                self.refresh_devices(&flow).await
+                on_heap(|| self.unpair(&flow.user_id, device.id.as_str())).await?;
+                on_heap(|| self.refresh_devices(&flow)).await
             }
             FlowAction::Authenticate { mobile_payload } => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
                 if current.0.status(now) == Status::AuthenticationRequired {
-                    return self.enter(&id, current, mobile_payload.as_deref()).await;
+                    return on_heap(|| self.enter(&id, current, mobile_payload.as_deref())).await;
                 }
                 let mobile_payload = mobile_payload.ok_or_else(|| {
                     AdapterError::Invalid(
@@ -285,10 +294,12 @@ impl Adapter {
                     ));
                 }
                 let summary = summaries(std::slice::from_ref(&device), None).remove(0);
-                self.update_flow(&id, current, |_| {
-                    Ok(Event::DeviceAuthorized {
-                        device: summary.clone(),
-                        nonce: claims.nonce.clone(),
+                on_heap(|| {
+                    self.update_flow(&id, current, |_| {
+                        Ok(Event::DeviceAuthorized {
+                            device: summary.clone(),
+                            nonce: claims.nonce.clone(),
+                        })
                     })
                 })
                 .await
@@ -300,11 +311,10 @@ impl Adapter {
                 })
             }
             FlowAction::Continue => {
-                self.update_flow(&id, current, |_| Ok(Event::Continue))
-                    .await
+                on_heap(|| self.update_flow(&id, current, |_| Ok(Event::Continue))).await
             }
             FlowAction::Cancel | FlowAction::CancelPairing => {
-                self.update_flow(&id, current, |_| Ok(Event::Cancel)).await
+                on_heap(|| self.update_flow(&id, current, |_| Ok(Event::Cancel))).await
             }
         }
     }
@@ -402,4 +412,16 @@ impl Adapter {
                 .then(|| self.pairing_offer(flow, self.clock().now_ms())),
         }
     }
+}
+
+/// Runs the future `make` builds from the heap. It is built in this function's frame, not
+/// in the caller's: unoptimised builds reserve stack in a poll function for every future
+/// it awaits, and `act_on`'s one `match` over every action awaits many, which came near a
+/// server worker thread's 2 MiB.
+#[inline(never)]
+fn on_heap<'a, T, F>(make: impl FnOnce() -> F) -> Pin<Box<dyn Future<Output = T> + Send + 'a>>
+where
+    F: Future<Output = T> + Send + 'a,
+{
+    Box::pin(make())
 }

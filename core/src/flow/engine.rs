@@ -395,6 +395,9 @@ impl Adapter {
                 Effect::WithdrawPairingKey(key) => {
                     crate::pairing::withdraw(self.store(), &key).await?;
                 }
+                Effect::EnrolDevice(device) if device.webauthn.is_some() => {
+                    crate::webauthn_credential::enrol(self.store(), &flow.user_id, device).await?;
+                }
                 Effect::EnrolDevice(device) => {
                     let device =
                         crate::otp_device::add(self.store(), &flow.user_id, device).await?;

@@ -50,6 +50,7 @@ impl Adapter {
                 .transpose()?,
             yubikey: None,
             oath: None,
+            webauthn: None,
             paired_at: self.clock().now_secs(),
         };
         let policy = self.policy_for(flow);
@@ -73,7 +74,8 @@ impl Adapter {
     }
 
     /// `selectDevicePairingMethod`: a new authenticator secret, a pairing key for the
-    /// app (written with the transition that shows it), or on to asking for the address.
+    /// app (written with the transition that shows it), a WebAuthn ceremony, or on to
+    /// asking for the address.
     pub(crate) async fn choose_pairing_method(
         &self,
         flow_id: &FlowId,
@@ -85,11 +87,19 @@ impl Adapter {
         let totp_secret = (method == Method::Totp).then(otp::new_totp_secret);
         let pairing = (method == Method::PingidMobile)
             .then(|| self.pairing_offer(flow, self.clock().now_ms()));
+        // Only a method the person is asked to set up starts a ceremony.
+        let webauthn = match flow.enrolment.as_ref() {
+            Some(enrolment) if method.is_webauthn() && enrolment.missing.contains(&method) => {
+                Some(Box::new(Box::pin(self.webauthn_setup(flow, method)).await?))
+            }
+            _ => None,
+        };
         self.update_flow(flow_id, Some(current), |_| {
             Ok(Event::PairingMethodChosen {
                 method,
                 totp_secret: totp_secret.clone(),
                 pairing: pairing.clone(),
+                webauthn: webauthn.clone(),
             })
         })
         .await

@@ -121,6 +121,40 @@ pub enum Pick {
         /// The message carrying it.
         message: Option<Message>,
     },
+    /// A WebAuthn authenticator signs a challenge.
+    Assertion(Box<WebauthnSignIn>),
+}
+
+/// A WebAuthn sign-in ceremony under way: the options the browser gets and the state the
+/// assertion is checked against.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebauthnSignIn {
+    /// `publicKeyCredentialRequestOptions`.
+    pub options: assent_proto::authn::PublicKeyCredentialRequestOptions,
+    /// The ceremony state, with its challenge and expiry.
+    pub pending: crate::webauthn_authentication::PendingAssertion,
+}
+
+/// What a checked assertion leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertionVerdict {
+    /// It verified: the second factor is given.
+    Passed,
+    /// Refused; a new ceremony to try again with (a challenge answers once).
+    Refused(Box<WebauthnSignIn>),
+    /// Its signature counter did not move past the last one: a cloned authenticator (or
+    /// the original, after a clone signed in). The credential is disabled.
+    Cloned,
+}
+
+/// A WebAuthn set-up ceremony under way: the options the browser gets and the state the
+/// attestation is checked against.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebauthnSetup {
+    /// `publicKeyCredentialCreationOptions` (a JSON string).
+    pub options: String,
+    /// The ceremony state, with its challenge and expiry.
+    pub pending: crate::webauthn_registration::PendingRegistration,
 }
 
 /// The device a flow starts with, when policy picks it: reached, or refused by policy
@@ -266,6 +300,8 @@ pub enum Event {
         totp_secret: Option<String>,
         /// A pairing key (the mobile app).
         pairing: Option<PairingOffer>,
+        /// A WebAuthn set-up ceremony: the creation options and its state.
+        webauthn: Option<Box<WebauthnSetup>>,
     },
     /// The person gave the address to pair, and a code goes to it.
     TargetSubmitted {
@@ -284,6 +320,20 @@ pub enum Event {
         passed: bool,
         /// The device to save when it was.
         device: OtpDevice,
+    },
+    /// A WebAuthn assertion was checked.
+    AssertionChecked {
+        /// The authenticator asked.
+        device: DeviceId,
+        /// What it leads to.
+        verdict: AssertionVerdict,
+    },
+    /// A new WebAuthn credential's attestation was checked.
+    WebauthnActivationChecked {
+        /// The device to save, when it verified.
+        device: Option<OtpDevice>,
+        /// When it did not: a new ceremony to try again with (a challenge answers once).
+        retry: Option<Box<WebauthnSetup>>,
     },
     /// The person managed their devices while choosing one.
     DevicesChanged {
@@ -361,6 +411,12 @@ impl Event {
             Self::SelectDevice { .. } => "selectDevice",
             Self::CodeResent { .. } => "resend",
             Self::OtpChecked { .. } | Self::ActivationChecked { .. } => "checkOtp",
+            Self::WebauthnActivationChecked { .. } => "webauthn activation",
+            Self::AssertionChecked {
+                verdict: AssertionVerdict::Cloned,
+                ..
+            } => "cloned authenticator refused",
+            Self::AssertionChecked { .. } => "checkAssertion",
             Self::SetupStarted => "setupMfa",
             Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",
             Self::TargetSubmitted { .. } => "submitTarget",

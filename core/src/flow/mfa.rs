@@ -187,6 +187,11 @@ impl Adapter {
                 number_match: head.policy.number_matching.then(number_match),
             });
         }
+        if chosen.method.is_webauthn() {
+            // Boxed: a large future, which would otherwise swell every caller's.
+            let sign_in = Box::pin(self.webauthn_sign_in(head, device)).await?;
+            return Ok(Pick::Assertion(Box::new(sign_in)));
+        }
         match &chosen.address {
             Some(address) if chosen.method.is_sent() => {
                 check_send_allowed(head, policy)?;
@@ -440,6 +445,8 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
         Method::Email => ("Email", "Email"),
         Method::Yubikey => ("YUBIKEY", "YubiKey"),
         Method::OathToken => ("OATH_TOKEN", "Hardware token"),
+        Method::SecurityKey => ("SECURITY_KEY", "Security key"),
+        Method::Platform => ("PLATFORM", "This device's authenticator"),
         _ => ("TOTP", "Authenticator app"),
     };
     DeviceSummary {
@@ -453,10 +460,14 @@ pub(crate) fn otp_summary(device: &OtpDevice) -> DeviceSummary {
             .map_or_else(|| name.to_owned(), crate::notify::mask_recipient),
         default: false,
         method: device.method,
-        otp_enabled: true,
+        // A WebAuthn authenticator signs a challenge: it gives no passcode.
+        otp_enabled: !device.method.is_webauthn(),
         push_enabled: false,
         address: device.address.clone(),
-        unusable: None,
+        unusable: device
+            .webauthn
+            .as_ref()
+            .and_then(|key| key.disabled.clone()),
         backup: false,
         code_length: match device.method {
             Method::Yubikey => u32::try_from(crate::yubikey::OTP_LEN).ok(),
@@ -514,6 +525,7 @@ pub(super) fn offered_devices(
             totp_secret: None,
             yubikey: None,
             oath: None,
+            webauthn: None,
             paired_at: 0,
         });
         backup.backup = true;

@@ -35,6 +35,7 @@ mod stored;
 pub(crate) mod tests;
 pub mod transaction;
 pub mod verify;
+mod webauthn;
 
 use std::ops::{Deref, DerefMut};
 
@@ -226,6 +227,9 @@ pub enum ApprovalMethod {
 pub const ACR_MOBILE_PUSH: &str = "urn:assent:acr:mobile-push";
 /// The `acr` of a one-time passcode.
 pub const ACR_OTP: &str = "urn:assent:acr:otp";
+/// The `acr` of a WebAuthn authenticator's signature: bound to the origin, so phishing
+/// resistant.
+pub const ACR_PHISHING_RESISTANT: &str = "urn:assent:acr:phishing-resistant";
 
 impl ApprovalMethod {
     /// The name in results (`method`).
@@ -314,6 +318,7 @@ impl ApprovalMethod {
             | Self::MobileOtp
             | Self::Yubikey
             | Self::OathToken => Some(ACR_OTP),
+            Self::SecurityKey | Self::Platform => Some(ACR_PHISHING_RESISTANT),
             _ => None,
         }
     }
@@ -432,6 +437,20 @@ pub enum View<'a> {
         /// The authenticator app's new secret (TOTP).
         totp_secret: Option<&'a str>,
     },
+    /// A new WebAuthn credential is to be created (security key or platform).
+    WebauthnActivation {
+        /// SECURITY_KEY or PLATFORM.
+        method: Method,
+        /// The creation options, as the widget reads them (a JSON string).
+        options: &'a str,
+    },
+    /// A WebAuthn authenticator is to sign the challenge.
+    Assertion {
+        /// The device asked.
+        device: &'a DeviceId,
+        /// The request options.
+        options: &'a assent_proto::authn::PublicKeyCredentialRequestOptions,
+    },
     /// A one-time pairing key waits for the app.
     MobileActivation(&'a PairingOffer),
     /// The app must sign the server payload with its device key (device authorization),
@@ -506,6 +525,12 @@ pub enum Status {
     EmailActivationRequired,
     /// `TOTP_ACTIVATION_REQUIRED`
     TotpActivationRequired,
+    /// `SECURITY_KEY_ACTIVATION_REQUIRED`
+    SecurityKeyActivationRequired,
+    /// `PLATFORM_ACTIVATION_REQUIRED`
+    PlatformActivationRequired,
+    /// `ASSERTION_REQUIRED`
+    AssertionRequired,
     /// `MFA_COMPLETED`
     MfaCompleted,
     /// `MFA_FAILED`
@@ -542,6 +567,9 @@ impl Status {
             Self::VoiceActivationRequired => "VOICE_ACTIVATION_REQUIRED",
             Self::EmailActivationRequired => "EMAIL_ACTIVATION_REQUIRED",
             Self::TotpActivationRequired => "TOTP_ACTIVATION_REQUIRED",
+            Self::SecurityKeyActivationRequired => "SECURITY_KEY_ACTIVATION_REQUIRED",
+            Self::PlatformActivationRequired => "PLATFORM_ACTIVATION_REQUIRED",
+            Self::AssertionRequired => "ASSERTION_REQUIRED",
             Self::MfaCompleted => "MFA_COMPLETED",
             Self::MfaFailed => "MFA_FAILED",
             Self::Completed => "COMPLETED",
@@ -764,6 +792,12 @@ impl Flow {
                 Method::Totp => Status::TotpActivationRequired,
                 _ => Status::SmsActivationRequired,
             },
+            View::WebauthnActivation {
+                method: Method::Platform,
+                ..
+            } => Status::PlatformActivationRequired,
+            View::WebauthnActivation { .. } => Status::SecurityKeyActivationRequired,
+            View::Assertion { .. } => Status::AssertionRequired,
             // An expired pairing key cannot be used any more: the registration failed.
             View::MobileActivation(offer) if now_ms >= offer.expires_at_ms => Status::MfaFailed,
             View::MobileActivation(_) => Status::MobileActivationRequired,
@@ -814,7 +848,7 @@ impl Flow {
                 approval: Some(approval),
                 ..
             } => Some(&approval.device_id),
-            View::Otp { device, .. } => Some(device),
+            View::Otp { device, .. } | View::Assertion { device, .. } => Some(device),
             _ => None,
         }
     }

@@ -138,10 +138,12 @@ fn next(flow: &Flow, state: State) -> Flow {
     flow.clone().with_state(FlowState::NewDevice(state))
 }
 
-fn reached_state(reached: Reached) -> State {
+fn reached_state(reached: Reached) -> Result<State, FlowError> {
     match reached {
-        Reached::Push(push) => State::PushWaiting { push },
-        Reached::Otp { device, sent } => State::OtpRequired { device, sent },
+        Reached::Push(push) => Ok(State::PushWaiting { push }),
+        Reached::Otp { device, sent } => Ok(State::OtpRequired { device, sent }),
+        // Trusted devices verify a new one: a security key is not one of them.
+        Reached::Assertion { .. } => Err(FlowError::UnknownDevice),
     }
 }
 
@@ -175,7 +177,7 @@ pub fn start(
         ))),
         Admission::ByPrimary(Some(FirstPick::Reached { device, pick })) => {
             let (head, reached, effects) = steps::reach(&head, device, *pick, ctx)?;
-            let mut transition = Transition::to(in_state(head, reached_state(reached)));
+            let mut transition = Transition::to(in_state(head, reached_state(reached)?));
             transition.effects = effects;
             Ok(transition)
         }
@@ -310,7 +312,7 @@ pub fn apply(
             Event::SelectDevice { device, pick },
         ) => {
             let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;
-            let mut transition = Transition::to(in_state(head, reached_state(reached)));
+            let mut transition = Transition::to(in_state(head, reached_state(reached)?));
             transition.effects = effects;
             Ok(transition)
         }

@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Context, Effect, Entry, Event, FirstPick, Transition};
+use super::machine::{
+    AssertionVerdict, Context, Effect, Entry, Event, FirstPick, Transition, WebauthnSetup,
+    WebauthnSignIn,
+};
 use super::steps::{self, Answered, Checked, Ending, Reached};
 use super::{
     Action, Approval, ApprovalMethod, Enrolment, Flow, FlowState, Head, Method, PairingOffer, Push,
@@ -46,6 +49,13 @@ pub enum State {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent: Option<SentCode>,
     },
+    /// A WebAuthn authenticator is to sign the challenge.
+    AssertionRequired {
+        /// The device asked.
+        device: DeviceId,
+        /// The options and the ceremony state (boxed: large, and rare).
+        sign_in: Box<WebauthnSignIn>,
+    },
     /// Policy requires methods the user lacks: they must set them up.
     SetupRequired,
     /// The person picks which method to pair.
@@ -68,6 +78,13 @@ pub enum State {
         /// The authenticator app's new secret (TOTP), shown while the flow lives.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         totp_secret: Option<String>,
+    },
+    /// A new WebAuthn credential is to be created (SECURITY_KEY or PLATFORM).
+    WebauthnActivationRequired {
+        /// The method being set up.
+        method: Method,
+        /// The options and the ceremony state (boxed: large, and rare).
+        setup: Box<WebauthnSetup>,
     },
     /// A pairing key waits for the app (a user with no device pairs on the spot, or sets
     /// the app up as a mandatory method).
@@ -119,6 +136,10 @@ impl State {
                 device,
                 sent: sent.as_ref(),
             },
+            Self::AssertionRequired { device, sign_in } => View::Assertion {
+                device,
+                options: &sign_in.options,
+            },
             Self::SetupRequired => View::SetupRequired,
             Self::PairingMethodRequired => View::PairingMethod,
             Self::PairingTargetRequired { method } => View::PairingTarget(*method),
@@ -132,6 +153,10 @@ impl State {
                 address: address.as_deref(),
                 sent: sent.as_ref(),
                 totp_secret: totp_secret.as_deref(),
+            },
+            Self::WebauthnActivationRequired { method, setup } => View::WebauthnActivation {
+                method: *method,
+                options: &setup.options,
             },
             Self::MobileActivationRequired { pairing } => View::MobileActivation(pairing),
             Self::MfaCompleted { approval } => View::MfaCompleted(approval),
@@ -267,6 +292,7 @@ fn reached_state(reached: Reached) -> State {
     match reached {
         Reached::Push(push) => State::PushWaiting { push },
         Reached::Otp { device, sent } => State::OtpRequired { device, sent },
+        Reached::Assertion { device, sign_in } => State::AssertionRequired { device, sign_in },
     }
 }
 
@@ -353,7 +379,10 @@ pub fn apply(
             super::new_device::app_arrived(flow, *arrival, ctx)
         }
         (
-            State::DeviceSelectionRequired | State::PushWaiting { .. } | State::OtpRequired { .. },
+            State::DeviceSelectionRequired
+            | State::PushWaiting { .. }
+            | State::OtpRequired { .. }
+            | State::AssertionRequired { .. },
             Event::SelectDevice { device, pick },
         ) => {
             let (head, reached, effects) = steps::reach(&flow.head, device, pick, ctx)?;
@@ -428,6 +457,53 @@ pub fn apply(
                 )))),
             }
         }
+        (
+            State::AssertionRequired { device: asked, .. },
+            Event::AssertionChecked { device, verdict },
+        ) if *asked == device => {
+            let mut head = flow.head.clone();
+            match verdict {
+                AssertionVerdict::Passed => {
+                    head.otp_failures = 0;
+                    let method = head
+                        .devices
+                        .iter()
+                        .find(|known| known.id == device)
+                        .map_or(ApprovalMethod::SecurityKey, |known| {
+                            ApprovalMethod::of_passcode(known.method)
+                        });
+                    let approval = Approval {
+                        device_id: device,
+                        method,
+                        decided_at_ms: now,
+                    };
+                    Ok(factor_given(head, approval))
+                }
+                AssertionVerdict::Refused(retry) => {
+                    head.otp_failures += 1;
+                    let state = if head.otp_failures >= ctx.max_otp_attempts {
+                        State::MfaFailed {
+                            reason: steps::WEBAUTHN_LOCKED_OUT.to_owned(),
+                        }
+                    } else {
+                        State::AssertionRequired {
+                            device,
+                            sign_in: retry,
+                        }
+                    };
+                    Ok(Transition::to(head.into_flow(FlowState::Oob(state))))
+                }
+                AssertionVerdict::Cloned => {
+                    for known in head.devices.iter_mut().filter(|known| known.id == device) {
+                        known.unusable = Some(steps::CLONED.to_owned());
+                    }
+                    let state = State::MfaFailed {
+                        reason: steps::CLONED.to_owned(),
+                    };
+                    Ok(Transition::to(head.into_flow(FlowState::Oob(state))))
+                }
+            }
+        }
         (State::SetupRequired, Event::SetupStarted) => {
             Ok(Transition::to(next(flow, State::PairingMethodRequired)))
         }
@@ -437,10 +513,15 @@ pub fn apply(
                 method,
                 totp_secret,
                 pairing,
+                webauthn,
             },
         ) => {
             if !missing(flow.enrolment.as_ref(), method) {
                 return Err(FlowError::MethodNotOffered);
+            }
+            if let Some(setup) = webauthn.filter(|_| method.is_webauthn()) {
+                let state = State::WebauthnActivationRequired { method, setup };
+                return Ok(Transition::to(next(flow, state)));
             }
             match (method, totp_secret, pairing) {
                 (Method::Totp, Some(secret), _) => Ok(Transition::to(next(
@@ -510,6 +591,39 @@ pub fn apply(
             head.devices.push(super::mfa::otp_summary(&device));
             Ok(Transition::to(enrolled(head, *method, approval)).with(Effect::EnrolDevice(device)))
         }
+        (
+            State::WebauthnActivationRequired { method, .. },
+            Event::WebauthnActivationChecked { device, retry },
+        ) => match (device, retry) {
+            (Some(device), _) => {
+                let approval = Approval {
+                    device_id: device.id.clone(),
+                    method: ApprovalMethod::of_passcode(*method),
+                    decided_at_ms: now,
+                };
+                let mut head = flow.head.clone();
+                head.otp_failures = 0;
+                head.devices.push(super::mfa::otp_summary(&device));
+                Ok(Transition::to(enrolled(head, *method, approval))
+                    .with(Effect::EnrolDevice(device)))
+            }
+            (None, Some(setup)) => {
+                let mut head = flow.head.clone();
+                head.otp_failures += 1;
+                let state = if head.otp_failures >= ctx.max_otp_attempts {
+                    State::MfaFailed {
+                        reason: steps::WEBAUTHN_LOCKED_OUT.to_owned(),
+                    }
+                } else {
+                    State::WebauthnActivationRequired {
+                        method: *method,
+                        setup,
+                    }
+                };
+                Ok(Transition::to(head.into_flow(FlowState::Oob(state))))
+            }
+            (None, None) => Err(FlowError::NotPending),
+        },
         (State::DeviceSelectionRequired, Event::DevicesChanged { devices }) => {
             let state = if devices.is_empty() {
                 State::MfaFailed {

@@ -3,7 +3,7 @@
 //! second factor is under way, and the ending a cancel leads to. Each kind maps their
 //! outcomes onto its own states.
 
-use super::machine::{Context, Effect, Pick};
+use super::machine::{Context, Effect, Pick, WebauthnSignIn};
 use super::{Action, Approval, ApprovalMethod, DeviceSummary, Flow, Head, Push, Status};
 use crate::error::FlowError;
 use crate::ids::DeviceId;
@@ -20,6 +20,13 @@ pub(super) enum Reached {
         device: DeviceId,
         /// The code sent to it, if any.
         sent: Option<SentCode>,
+    },
+    /// A WebAuthn authenticator is to sign the challenge.
+    Assertion {
+        /// The device.
+        device: DeviceId,
+        /// The ceremony.
+        sign_in: Box<WebauthnSignIn>,
     },
 }
 
@@ -83,6 +90,12 @@ pub(super) fn reach(
             let effects = message.map(Effect::SendCode).into_iter().collect();
             Ok((head, Reached::Otp { device, sent }, effects))
         }
+        Pick::Assertion(sign_in) => {
+            if !chosen.method.is_webauthn() {
+                return Err(FlowError::UnknownDevice);
+            }
+            Ok((head, Reached::Assertion { device, sign_in }, Vec::new()))
+        }
     }
 }
 
@@ -131,6 +144,14 @@ pub(super) fn check_code(
 
 /// The reason a flow fails with after too many wrong passcodes.
 pub(super) const LOCKED_OUT: &str = "too many wrong passcodes";
+
+/// Why a sign-in fails, and its authenticator is disabled, when an assertion's signature
+/// counter did not move forward.
+pub(super) const CLONED: &str = "the security key's signature counter went backwards: it may \
+     have been cloned, and it is disabled until an administrator removes it";
+
+/// The reason a flow fails with after too many refused WebAuthn answers.
+pub(super) const WEBAUTHN_LOCKED_OUT: &str = "too many refused security key answers";
 
 /// Whether the selected device may give a code now: `useCode` while the push waits, the
 /// OTP fallback once it timed out.
@@ -226,6 +247,17 @@ pub(super) fn browser_actions(flow: &Flow, status: Status) -> Vec<Action> {
                 CancelAuthentication,
             ]
         }
+        Status::SecurityKeyActivationRequired => vec![
+            ActivateSecurityKeyDevice,
+            CancelDevicePairing,
+            CancelAuthentication,
+        ],
+        Status::PlatformActivationRequired => vec![
+            ActivatePlatformDevice,
+            CancelDevicePairing,
+            CancelAuthentication,
+        ],
+        Status::AssertionRequired => vec![CheckAssertion, SelectDevice, CancelAuthentication],
         Status::PushConfirmationRejected | Status::MfaFailed => vec![CancelAuthentication],
         Status::MfaCompleted => vec![ContinueAuthentication],
         Status::Completed | Status::Resume | Status::Failed | Status::Canceled => vec![],

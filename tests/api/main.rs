@@ -42,5 +42,6 @@ mod store;
 mod tokens;
 mod walkthrough;
 mod webauthn_config;
+mod webauthn_pages_browser;
 mod webauthn_widget;
 mod widget;

@@ -46,5 +46,6 @@ mod tokens;
 mod walkthrough;
 mod webauthn;
 mod webauthn_config;
+mod webauthn_pages_browser;
 mod webauthn_widget;
 mod widget;

@@ -170,3 +170,23 @@ code-hint-yubikey = Berühren Sie Ihren YubiKey: Er gibt den Code ein und sendet
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Sicherheitsschlüssel
 method-platform = Dieses Gerät (Fingerabdruck, Gesicht oder Displaysperre)
+
+## WebAuthn hosted pages (issue 16: setting up and using a security key or this device)
+security-key-activation-heading = Sicherheitsschlüssel einrichten
+security-key-activation-text = Stecken oder verbinden Sie Ihren Sicherheitsschlüssel und berühren Sie ihn, wenn er blinkt, um ihn für die Anmeldung bei { $app } hinzuzufügen.
+platform-activation-heading = Dieses Gerät einrichten
+platform-activation-text = Verwenden Sie Fingerabdruck, Gesicht oder Displaysperre dieses Geräts, um es für die Anmeldung bei { $app } hinzuzufügen.
+assertion-heading = Sicherheitsschlüssel verwenden
+assertion-text = Um sich bei { $app } anzumelden, verwenden Sie { $device }: Berühren Sie Ihren Sicherheitsschlüssel oder bestätigen Sie mit Fingerabdruck, Gesicht oder Displaysperre dieses Geräts, wenn Sie dazu aufgefordert werden.
+webauthn-setup-button = Einrichten
+webauthn-sign-in-button = Sicherheitsschlüssel verwenden
+webauthn-retry-button = Erneut versuchen
+webauthn-working = Folgen Sie der Aufforderung Ihres Browsers.
+webauthn-unsupported = Dieser Browser kann keine Sicherheitsschlüssel oder integrierten Authentifikatoren verwenden. Versuchen Sie es mit einem anderen Browser oder wählen Sie ein anderes Gerät.
+webauthn-canceled = Die Anfrage wurde abgebrochen oder ist abgelaufen. Versuchen Sie es erneut, sobald Ihr Sicherheitsschlüssel oder Gerät bereit ist.
+webauthn-already = Dieser Sicherheitsschlüssel ist für Sie bereits eingerichtet. Verwenden Sie einen anderen.
+webauthn-failed = Ihr Browser konnte diesen Authentifikator nicht verwenden. Versuchen Sie es erneut oder wählen Sie ein anderes Gerät.
+webauthn-noscript = Für diesen Schritt ist JavaScript nötig: Ihr Browser spricht für Sie mit Ihrem Sicherheitsschlüssel. Aktivieren Sie JavaScript und laden Sie die Seite neu, oder brechen Sie die Anmeldung ab.
+notice-webauthn-refused = Die Antwort Ihres Sicherheitsschlüssels wurde nicht angenommen. Versuchen Sie es erneut oder verwenden Sie ein anderes Gerät.
+device-security-key = Sicherheitsschlüssel
+device-platform = Integrierter Authentifikator

@@ -170,3 +170,23 @@ code-hint-yubikey = Touch your YubiKey: it types the code and sends it.
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Security key
 method-platform = This device (fingerprint, face or screen lock)
+
+## WebAuthn hosted pages (issue 16: setting up and using a security key or this device)
+security-key-activation-heading = Set up your security key
+security-key-activation-text = Insert or connect your security key, then touch it when it blinks, to add it to your sign-in for { $app }.
+platform-activation-heading = Set up this device
+platform-activation-text = Use this device's fingerprint, face or screen lock to add it to your sign-in for { $app }.
+assertion-heading = Use your security key
+assertion-text = To sign in to { $app }, use { $device }: touch your security key, or confirm with this device's fingerprint, face or screen lock when asked.
+webauthn-setup-button = Set up
+webauthn-sign-in-button = Use security key
+webauthn-retry-button = Try again
+webauthn-working = Follow your browser's prompt.
+webauthn-unsupported = This browser cannot use security keys or built-in authenticators. Try another browser, or choose another device.
+webauthn-canceled = The request was canceled or timed out. Try again when your security key or device is ready.
+webauthn-already = This security key is already set up for you. Use another one.
+webauthn-failed = Your browser could not use this authenticator. Try again, or choose another device.
+webauthn-noscript = This step needs JavaScript: your browser talks to your security key for you. Turn JavaScript on and reload this page, or cancel the sign-in.
+notice-webauthn-refused = Your security key's answer was not accepted. Try again, or use another device.
+device-security-key = Security key
+device-platform = Built-in authenticator

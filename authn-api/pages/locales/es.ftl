@@ -170,3 +170,23 @@ code-hint-yubikey = Toque su YubiKey: escribe el código y lo envía.
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Llave de seguridad
 method-platform = Este dispositivo (huella, rostro o bloqueo de pantalla)
+
+## WebAuthn hosted pages (issue 16: setting up and using a security key or this device)
+security-key-activation-heading = Configure su llave de seguridad
+security-key-activation-text = Inserte o conecte su llave de seguridad y tóquela cuando parpadee para añadirla a su inicio de sesión en { $app }.
+platform-activation-heading = Configure este dispositivo
+platform-activation-text = Use la huella, el rostro o el bloqueo de pantalla de este dispositivo para añadirlo a su inicio de sesión en { $app }.
+assertion-heading = Use su llave de seguridad
+assertion-text = Para iniciar sesión en { $app }, use { $device }: toque su llave de seguridad o confirme con la huella, el rostro o el bloqueo de pantalla de este dispositivo cuando se le pida.
+webauthn-setup-button = Configurar
+webauthn-sign-in-button = Usar llave de seguridad
+webauthn-retry-button = Reintentar
+webauthn-working = Siga las indicaciones de su navegador.
+webauthn-unsupported = Este navegador no puede usar llaves de seguridad ni autenticadores integrados. Pruebe con otro navegador o elija otro dispositivo.
+webauthn-canceled = La solicitud se canceló o caducó. Vuelva a intentarlo cuando su llave de seguridad o dispositivo esté listo.
+webauthn-already = Esta llave de seguridad ya está configurada para usted. Use otra.
+webauthn-failed = Su navegador no pudo usar este autenticador. Vuelva a intentarlo o elija otro dispositivo.
+webauthn-noscript = Este paso necesita JavaScript: su navegador se comunica por usted con su llave de seguridad. Active JavaScript y vuelva a cargar esta página, o cancele el inicio de sesión.
+notice-webauthn-refused = La respuesta de su llave de seguridad no fue aceptada. Vuelva a intentarlo o use otro dispositivo.
+device-security-key = Llave de seguridad
+device-platform = Autenticador integrado

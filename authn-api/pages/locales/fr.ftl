@@ -170,3 +170,23 @@ code-hint-yubikey = Touchez votre YubiKey : elle saisit le code et l’envoie.
 ## WebAuthn (issue 16: security keys and platform authenticators)
 method-security-key = Clé de sécurité
 method-platform = Cet appareil (empreinte, visage ou verrouillage d’écran)
+
+## WebAuthn hosted pages (issue 16: setting up and using a security key or this device)
+security-key-activation-heading = Configurer votre clé de sécurité
+security-key-activation-text = Insérez ou connectez votre clé de sécurité, puis touchez-la quand elle clignote, pour l’ajouter à votre connexion à { $app }.
+platform-activation-heading = Configurer cet appareil
+platform-activation-text = Utilisez l’empreinte, le visage ou le verrouillage d’écran de cet appareil pour l’ajouter à votre connexion à { $app }.
+assertion-heading = Utiliser votre clé de sécurité
+assertion-text = Pour vous connecter à { $app }, utilisez { $device } : touchez votre clé de sécurité, ou confirmez avec l’empreinte, le visage ou le verrouillage d’écran de cet appareil quand il vous le demande.
+webauthn-setup-button = Configurer
+webauthn-sign-in-button = Utiliser la clé de sécurité
+webauthn-retry-button = Réessayer
+webauthn-working = Suivez les instructions de votre navigateur.
+webauthn-unsupported = Ce navigateur ne peut pas utiliser de clé de sécurité ni d’authentificateur intégré. Essayez un autre navigateur ou choisissez un autre appareil.
+webauthn-canceled = La demande a été annulée ou a expiré. Réessayez quand votre clé de sécurité ou votre appareil est prêt.
+webauthn-already = Cette clé de sécurité est déjà configurée pour vous. Utilisez-en une autre.
+webauthn-failed = Votre navigateur n’a pas pu utiliser cet authentificateur. Réessayez ou choisissez un autre appareil.
+webauthn-noscript = Cette étape nécessite JavaScript : votre navigateur dialogue pour vous avec votre clé de sécurité. Activez JavaScript et rechargez cette page, ou annulez la connexion.
+notice-webauthn-refused = La réponse de votre clé de sécurité n’a pas été acceptée. Réessayez ou utilisez un autre appareil.
+device-security-key = Clé de sécurité
+device-platform = Authentificateur intégré

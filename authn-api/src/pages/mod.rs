@@ -9,6 +9,7 @@ mod l10n;
 mod phone;
 mod security;
 mod view;
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use assent_core::error::FlowError;
 use assent_core::flow::{Flow, FlowAction};
 use assent_core::{Adapter, AdapterError};
-use assent_proto::authn::{ActionId, ActionRequest};
+use assent_proto::authn::{ActionId, ActionRequest, Compatibility};
 use fluent_bundle::FluentArgs;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, State};
@@ -112,6 +113,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "phone.html",
         include_str!("../../pages/templates/phone.html"),
+    ),
+    (
+        "webauthn.html",
+        include_str!("../../pages/templates/webauthn.html"),
     ),
 ];
 
@@ -424,6 +429,14 @@ struct Form {
     target: Option<String>,
     /// `selectDevicePairingMethod`: the method's `deviceType`.
     method: Option<String>,
+    /// The WebAuthn set-up actions: the new credential, as the page's script wrote it.
+    attestation: Option<String>,
+    /// `checkAssertion`: the signed challenge, as the page's script wrote it.
+    assertion: Option<String>,
+    /// The WebAuthn actions: the page's origin, as the browser reports it.
+    origin: Option<String>,
+    /// `checkAssertion`: what WebAuthn the browser supports.
+    compatibility: Option<Compatibility>,
 }
 
 /// The domain action of a form, for the actions the pages offer: the request the JSON
@@ -450,16 +463,36 @@ fn flow_action(form: Form) -> Option<FlowAction> {
         ActionId::ActivateVoiceDevice => ActionRequest::activate_voice_device(given(form.otp)?),
         ActionId::ActivateEmailDevice => ActionRequest::activate_email_device(given(form.otp)?),
         ActionId::ActivateTotpDevice => ActionRequest::activate_totp_device(given(form.otp)?),
+        ActionId::ActivateSecurityKeyDevice
+        | ActionId::ActivatePlatformDevice
+        | ActionId::CheckAssertion => webauthn::request(
+            form.action,
+            webauthn::Answer {
+                attestation: form.attestation,
+                assertion: form.assertion,
+                origin: form.origin,
+                compatibility: form.compatibility,
+            },
+        )?,
         _ => return None,
     };
     crate::action::flow_action(request).ok()
 }
 
 /// What the person is told, on the same page, when the domain does not take what they
-/// typed: a wrong or used code, a code asked for too soon, an address that is none.
+/// typed: a wrong or used code, a code asked for too soon, an address that is none, an
+/// authenticator's answer refused (the person tries again, or picks another device).
 /// Anything else gets a page of its own.
 fn notice(error: &AdapterError, action: ActionId) -> Option<view::Notice> {
     let (message, attempts) = match error {
+        // An action the flow no longer offers (sent twice, or the flow moved on) is no
+        // fault of the answer: the refused page links to where the flow is now.
+        AdapterError::Flow(FlowError::NotAllowed { .. }) => return None,
+        AdapterError::Invalid(_) | AdapterError::Conflict(_) | AdapterError::Flow(_)
+            if webauthn::is_answer(action) =>
+        {
+            ("notice-webauthn-refused", None)
+        }
         AdapterError::Flow(FlowError::InvalidOtp(left)) => ("notice-wrong-code", Some(*left)),
         AdapterError::Flow(FlowError::OtpReplayed) => ("notice-code-used", None),
         AdapterError::Flow(FlowError::Throttled(_)) => ("notice-throttled", None),
@@ -527,5 +560,25 @@ mod tests {
     #[test]
     fn the_templates_and_messages_load() {
         Pages::load().expect("the embedded pages load");
+    }
+
+    #[test]
+    fn a_refused_authenticator_answer_is_a_notice_on_the_same_page() {
+        let refused = AdapterError::Invalid("the attestation did not verify".into());
+        let moved_on = AdapterError::Flow(FlowError::NotAllowed {
+            action: "checkAssertion",
+            status: "COMPLETED",
+        });
+        for action in [
+            ActionId::ActivateSecurityKeyDevice,
+            ActionId::ActivatePlatformDevice,
+            ActionId::CheckAssertion,
+        ] {
+            let shown = notice(&refused, action).expect("a notice");
+            assert_eq!(shown.message, "notice-webauthn-refused");
+            assert!(notice(&moved_on, action).is_none());
+            assert!(notice(&AdapterError::NotFound("flow"), action).is_none());
+        }
+        assert!(notice(&refused, ActionId::CheckOtp).is_none());
     }
 }

@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use assent_core::l10n::Catalog;
 
+use super::webauthn::{self, WebauthnView};
+
 /// The context of one page's template.
 #[derive(Debug, Serialize)]
 pub struct PageView {
@@ -56,6 +58,8 @@ pub struct PageView {
     pub passcode: PasscodeView,
     /// What went wrong with the form just sent, shown above it.
     pub notice: Option<Notice>,
+    /// The WebAuthn pages' ceremony.
+    pub webauthn: Option<WebauthnView>,
 }
 
 /// The passcode and set-up pages' part of a page: the code, target and method forms.
@@ -313,8 +317,9 @@ fn otp_text(device: Option<&Device>) -> &'static str {
     }
 }
 
-/// A device as the person knows it: their nickname; else, for a passcode method, its name
-/// in the page's language (the API's `name` is English); else the model the app reported.
+/// A device as the person knows it: their nickname; else, for a passcode method or a
+/// WebAuthn authenticator, its name in the page's language (the API's `name` is English);
+/// else the model the app reported.
 fn label(device: &Device, lang: &str, catalog: &Catalog) -> String {
     if let Some(nickname) = device
         .nickname
@@ -330,6 +335,8 @@ fn label(device: &Device, lang: &str, catalog: &Catalog) -> String {
         DeviceType::Totp => "device-totp",
         DeviceType::Yubikey => "device-yubikey",
         DeviceType::OathToken => "device-oath",
+        DeviceType::SecurityKey => "device-security-key",
+        DeviceType::Platform => "device-platform",
         _ => return device.name.clone(),
     };
     let named = catalog.format(lang, method, &FluentArgs::new());
@@ -382,16 +389,37 @@ pub fn page(
         Status::VoicePairingTargetRequired => ("target.html", "voice-target-heading"),
         Status::EmailPairingTargetRequired => ("target.html", "email-target-heading"),
         Status::MobileActivationRequired(_) => ("mobile.html", "mobile-activation-heading"),
+        Status::SecurityKeyActivationRequired(_) => {
+            ("webauthn.html", "security-key-activation-heading")
+        }
+        Status::PlatformActivationRequired(_) => ("webauthn.html", "platform-activation-heading"),
+        Status::AssertionRequired(_) => ("webauthn.html", "assertion-heading"),
         _ => ("other.html", "other-heading"),
     };
     let text = match &state.status {
         Status::OtpRequired(fields) => otp_text(fields.device.as_ref()).to_owned(),
         _ => heading.replace("-heading", "-text"),
     };
-    let selected = state.status.selected_device_id();
-    let devices = state
-        .status
-        .devices()
+    // ASSERTION_REQUIRED lists the user's devices and names the authenticator asked.
+    let (listed, selected, asked) = match &state.status {
+        Status::AssertionRequired(fields) => {
+            let selected = fields
+                .selected_device_ref
+                .as_ref()
+                .map(|selected| selected.id.as_str());
+            let asked = fields
+                .devices
+                .iter()
+                .find(|device| Some(device.id.as_str()) == selected);
+            (&fields.devices[..], selected, asked)
+        }
+        status => (
+            status.devices(),
+            status.selected_device_id(),
+            status.device(),
+        ),
+    };
+    let devices = listed
         .iter()
         .filter(|device| device.usable)
         .map(|device| DeviceView {
@@ -441,11 +469,8 @@ pub fn page(
         csrf,
         app: flow.application.name.clone(),
         devices,
-        device: state
-            .status
-            .device()
-            .map(|device| label(device, lang, catalog)),
-        device_id: state.status.selected_device_id().map(str::to_owned),
+        device: asked.map(|device| label(device, lang, catalog)),
+        device_id: selected.map(str::to_owned),
         number,
         transaction,
         qr,
@@ -458,6 +483,7 @@ pub fn page(
             cancel: state.offers(ActionId::CancelAuthentication),
         },
         passcode: passcode(state),
+        webauthn: webauthn::view(state, notice.is_some()),
         notice,
     }
 }

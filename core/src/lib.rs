@@ -65,7 +65,7 @@ pub struct Adapter {
     clock: Arc<dyn clock::Clock>,
     decision_hook: Arc<std::sync::OnceLock<Arc<dyn flow::DecisionHook>>>,
     flows: Arc<flow::cache::FlowCache>,
-    relying_party: Option<Arc<webauthn_rs::Webauthn>>,
+    relying_party: Option<Arc<webauthn::RelyingParty>>,
 }
 
 impl Adapter {
@@ -168,9 +168,17 @@ impl Adapter {
     /// The WebAuthn relying party (`[webauthn]`), which every security key and platform
     /// ceremony runs against.
     pub(crate) fn relying_party(&self) -> Result<&Arc<webauthn_rs::Webauthn>, AdapterError> {
-        self.relying_party.as_ref().ok_or_else(|| {
+        let relying_party = self.relying_party.as_ref().ok_or_else(|| {
             AdapterError::internal("a WebAuthn method is in use with no [webauthn] relying party")
-        })
+        })?;
+        Ok(&relying_party.webauthn)
+    }
+
+    /// The makers' roots an authenticator's attestation must chain to, each trusted for
+    /// the models allowed (`[webauthn] attestation = "indirect"`); `None`: no attestation
+    /// is asked for.
+    pub(crate) fn attestation_roots(&self) -> Option<&webauthn_rs::prelude::AttestationCaList> {
+        self.relying_party.as_ref()?.attestation.as_ref()
     }
 
     /// The clock every service tells time by.

@@ -1,11 +1,15 @@
 //! The WebAuthn relying party (`[webauthn]`): its id, name and origins, the attestation
-//! policy, and the `webauthn-rs` verifier built from them.
+//! policy (the makers' roots and the models they vouch for), and the `webauthn-rs`
+//! verifier built from them.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
-use webauthn_rs::prelude::Uuid;
+use webauthn_rs::prelude::{AttestationCaList, AttestationCaListBuilder, Uuid};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 /// The stack a ceremony's verification runs on: `webauthn-rs` parses CBOR and checks
@@ -41,9 +45,20 @@ pub enum AttestationPolicy {
     /// No attestation asked for: any authenticator may be set up.
     #[default]
     None,
-    /// The authenticator's attestation is asked for and verified, so its AAGUID (its
-    /// model) can be trusted and checked against `allowed_aaguids`.
+    /// The authenticator's attestation is asked for (`direct`: an anonymised one would
+    /// not name the model) and must chain to one of `attestation_roots`; its AAGUID (its
+    /// model) must be one of `allowed_aaguids`.
     Indirect,
+}
+
+/// The relying party as the ceremonies use it: the verifier, and what an attestation
+/// must chain to.
+pub struct RelyingParty {
+    /// `webauthn-rs`'s verifier.
+    pub webauthn: Arc<Webauthn>,
+    /// With `attestation = "indirect"`: each root of `attestation_roots`, trusted for each
+    /// of `allowed_aaguids`.
+    pub attestation: Option<AttestationCaList>,
 }
 
 /// `[webauthn]`: the relying party security keys and platform authenticators are bound
@@ -63,11 +78,16 @@ pub struct WebauthnConfig {
     /// `none` or `indirect`.
     #[serde(default)]
     pub attestation: AttestationPolicy,
-    /// Authenticator models (AAGUIDs) allowed to be set up; empty: any. Needs
-    /// `attestation = "indirect"`, without which an AAGUID is only the authenticator's
-    /// claim.
+    /// Authenticator models (AAGUIDs) allowed to be set up: with `attestation =
+    /// "indirect"`, at least one; without it, none (an AAGUID would only be the
+    /// authenticator's claim).
     #[serde(default)]
     pub allowed_aaguids: Vec<Uuid>,
+    /// PEM files (paths from the working directory) of the makers' attestation roots an
+    /// attestation must chain to, each trusted for each of `allowed_aaguids`; needs
+    /// `attestation = "indirect"`.
+    #[serde(default)]
+    pub attestation_roots: Vec<PathBuf>,
     /// How long a set-up or sign-in challenge may be answered.
     #[serde(default = "default_challenge_ttl_secs")]
     pub challenge_ttl_secs: u64,
@@ -78,9 +98,82 @@ fn default_challenge_ttl_secs() -> u64 {
 }
 
 impl WebauthnConfig {
-    /// Checks values and builds the verifier; the error names the key (under
-    /// `webauthn.`).
-    pub fn relying_party(&self) -> Result<Webauthn, (&'static str, String)> {
+    /// Checks values and builds the verifier and the trusted attestation roots (read from
+    /// their files); the error names the key (under `webauthn.`).
+    pub fn relying_party(&self) -> Result<RelyingParty, (&'static str, String)> {
+        let webauthn = Arc::new(self.verifier()?);
+        Ok(RelyingParty {
+            webauthn,
+            attestation: self.attestation_roots()?,
+        })
+    }
+
+    /// The makers' roots, each trusted for each allowed model; `None` without
+    /// `attestation = "indirect"`.
+    fn attestation_roots(&self) -> Result<Option<AttestationCaList>, (&'static str, String)> {
+        if self.attestation != AttestationPolicy::Indirect {
+            if !self.allowed_aaguids.is_empty() {
+                return Err((
+                    "allowed_aaguids",
+                    "needs attestation = \"indirect\": without a verified attestation the \
+                     AAGUID is only the authenticator's claim"
+                        .to_owned(),
+                ));
+            }
+            if !self.attestation_roots.is_empty() {
+                return Err((
+                    "attestation_roots",
+                    "needs attestation = \"indirect\" (no attestation is asked for)".to_owned(),
+                ));
+            }
+            return Ok(None);
+        }
+        if self.allowed_aaguids.is_empty() {
+            return Err((
+                "allowed_aaguids",
+                "the authenticator models (AAGUIDs) attestation = \"indirect\" lets be set \
+                 up: at least one"
+                    .to_owned(),
+            ));
+        }
+        if self.attestation_roots.is_empty() {
+            return Err((
+                "attestation_roots",
+                "the PEM files of the makers' attestation roots that attestation = \
+                 \"indirect\" trusts: at least one"
+                    .to_owned(),
+            ));
+        }
+        let mut roots = AttestationCaListBuilder::new();
+        for path in &self.attestation_roots {
+            let unusable =
+                |reason: String| ("attestation_roots", format!("{}: {reason}", path.display()));
+            let pem = std::fs::read(path).map_err(|error| unusable(error.to_string()))?;
+            let certificates = openssl::x509::X509::stack_from_pem(&pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or_else(|| unusable("not a PEM certificate".to_owned()))?;
+            for certificate in certificates {
+                let der = certificate
+                    .to_der()
+                    .map_err(|error| unusable(error.to_string()))?;
+                for aaguid in &self.allowed_aaguids {
+                    roots
+                        .insert_device_der(
+                            &der,
+                            *aaguid,
+                            format!("{aaguid} under {}", path.display()),
+                            BTreeMap::new(),
+                        )
+                        .map_err(|error| unusable(error.to_string()))?;
+                }
+            }
+        }
+        Ok(Some(roots.build()))
+    }
+
+    /// The `webauthn-rs` verifier.
+    fn verifier(&self) -> Result<Webauthn, (&'static str, String)> {
         if !is_rp_id(&self.rp_id) {
             return Err((
                 "rp_id",
@@ -104,14 +197,6 @@ impl WebauthnConfig {
             return Err((
                 "challenge_ttl_secs",
                 format!("between 1 and {MAX_CHALLENGE_TTL_SECS}"),
-            ));
-        }
-        if !self.allowed_aaguids.is_empty() && self.attestation != AttestationPolicy::Indirect {
-            return Err((
-                "allowed_aaguids",
-                "needs attestation = \"indirect\": without a verified attestation the AAGUID \
-                 is only the authenticator's claim"
-                    .to_owned(),
             ));
         }
         let builder = WebauthnBuilder::new(&self.rp_id, first)
@@ -199,8 +284,9 @@ fn is_rp_id(raw: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::soft_authenticator::Maker;
 
     fn config(rp_id: &str, origins: &[&str]) -> WebauthnConfig {
         WebauthnConfig {
@@ -209,8 +295,16 @@ mod tests {
             origins: origins.iter().map(|o| (*o).to_owned()).collect(),
             attestation: AttestationPolicy::None,
             allowed_aaguids: Vec::new(),
+            attestation_roots: Vec::new(),
             challenge_ttl_secs: 300,
         }
+    }
+
+    /// A file holding `contents`, named for the test that writes it.
+    pub(crate) fn file(name: &str, contents: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("assent-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
     }
 
     fn refusal(config: &WebauthnConfig) -> &'static str {
@@ -228,7 +322,7 @@ mod tests {
         );
         let relying_party = ok.relying_party().map_err(|(_, reason)| reason);
         assert_eq!(
-            relying_party.map(|rp| rp.get_allowed_origins().len()),
+            relying_party.map(|rp| rp.webauthn.get_allowed_origins().len()),
             Ok(2)
         );
         assert_eq!(
@@ -286,11 +380,75 @@ mod tests {
         aaguids.allowed_aaguids = vec![Uuid::nil()];
         assert_eq!(refusal(&aaguids), "allowed_aaguids");
         aaguids.attestation = AttestationPolicy::Indirect;
+        aaguids.attestation_roots = vec![file("aaguids-root.pem", &Maker::new("Acme").root_pem())];
         assert_eq!(refusal(&aaguids), "accepted");
         let mut ttl = config("example.com", &["https://example.com"]);
         ttl.challenge_ttl_secs = 0;
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
         ttl.challenge_ttl_secs = 3600;
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
+    }
+
+    #[test]
+    fn each_root_is_trusted_for_each_allowed_model() {
+        let mut policy = config("example.com", &["https://example.com"]);
+        policy.attestation = AttestationPolicy::Indirect;
+        let models = [Uuid::from_u128(1), Uuid::from_u128(2)];
+        policy.allowed_aaguids = models.to_vec();
+        let (acme, globex) = (Maker::new("Acme"), Maker::new("Globex"));
+        // One file may hold a bundle of roots.
+        let bundle = [acme.root_pem(), globex.root_pem()].concat();
+        policy.attestation_roots = vec![file("each-root.pem", &bundle)];
+        let relying_party = policy
+            .relying_party()
+            .map_err(|(_, reason)| reason)
+            .unwrap();
+        let roots = relying_party.attestation.unwrap();
+        assert_eq!(roots.len(), 2, "both roots of the bundle");
+        for root in roots.cas().values() {
+            assert!(!root.blanket_allow(), "only the models listed");
+            assert_eq!(root.aaguids().keys().copied().collect::<Vec<_>>(), models);
+        }
+    }
+
+    #[test]
+    fn roots_must_be_readable_pem_and_need_the_indirect_policy() {
+        let root = file("policy-root.pem", &Maker::new("Acme").root_pem());
+        let mut policy = config("example.com", &["https://example.com"]);
+        policy.attestation_roots = vec![root.clone()];
+        assert_eq!(
+            refusal(&policy),
+            "attestation_roots",
+            "roots without the policy"
+        );
+        policy.attestation = AttestationPolicy::Indirect;
+        assert_eq!(
+            refusal(&policy),
+            "allowed_aaguids",
+            "the policy with no model"
+        );
+        policy.allowed_aaguids = vec![Uuid::from_u128(1)];
+        assert_eq!(refusal(&policy), "accepted");
+        policy.attestation_roots = Vec::new();
+        assert_eq!(
+            refusal(&policy),
+            "attestation_roots",
+            "the policy with no root"
+        );
+        for (unusable, why) in [
+            (root.with_extension("missing"), "No such file"),
+            (
+                file("policy-root.der", b"not a certificate"),
+                "not a PEM certificate",
+            ),
+        ] {
+            policy.attestation_roots = vec![root.clone(), unusable.clone()];
+            let Err((key, reason)) = policy.relying_party() else {
+                panic!("{unusable:?} accepted");
+            };
+            assert_eq!(key, "attestation_roots");
+            assert!(reason.contains(why), "{reason}");
+            assert!(reason.contains(&unusable.display().to_string()), "{reason}");
+        }
     }
 }

@@ -297,7 +297,8 @@ mod tests {
         let mut authenticator = SoftAuthenticator::new();
         authenticator.sign_count = sign_count;
         let (options, pending) =
-            webauthn_registration::start(rp, method, "alice", "alice", Vec::new(), 1_000).unwrap();
+            webauthn_registration::start(rp, None, method, "alice", "alice", Vec::new(), 1_000)
+                .unwrap();
         let answer = authenticator.attest(&options, ORIGIN, VERIFIED);
         let key = webauthn_registration::finish(rp, &pending, &answer, 999).unwrap();
         assert_eq!(key.sign_count, sign_count);

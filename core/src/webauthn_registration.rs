@@ -7,8 +7,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{
-    AttestationMetadata, Credential, CredentialID, PasskeyRegistration,
-    RegisterPublicKeyCredential, SecurityKeyRegistration, Uuid, WebauthnError,
+    AttestationCaList, AttestationMetadata, AttestedPasskeyRegistration, Credential, CredentialID,
+    PasskeyRegistration, RegisterPublicKeyCredential, SecurityKeyRegistration, Uuid, WebauthnError,
 };
 
 use crate::policy::Method;
@@ -31,6 +31,12 @@ pub enum RegistrationError {
     /// The authenticator's answer did not verify (challenge, flags, signature).
     #[error("the attestation did not verify")]
     Refused,
+    /// An attestation was required and none chaining to a trusted root came.
+    #[error("the authenticator's attestation does not chain to a trusted root")]
+    Unattested,
+    /// The attestation chains to a trusted root, for a model not allowed.
+    #[error("the authenticator model is not allowed")]
+    ModelNotAllowed,
     /// The kept ceremony state could not be read back (a bug or a corrupted record).
     #[error("the ceremony state is unreadable")]
     State,
@@ -41,8 +47,12 @@ pub enum RegistrationError {
 pub struct PendingRegistration {
     /// SECURITY_KEY or PLATFORM.
     pub method: Method,
-    /// `webauthn-rs`'s state (challenge included), as JSON.
+    /// `webauthn-rs`'s state (challenge included, and the trusted roots when attested),
+    /// as JSON.
     state: Value,
+    /// Whether an attestation chaining to a trusted root was asked for.
+    #[serde(default)]
+    attested: bool,
     /// When the challenge stops being answerable (ms since the epoch).
     pub expires_at_ms: u64,
 }
@@ -54,7 +64,8 @@ pub struct WebauthnKey {
     pub method: Method,
     /// The credential id the authenticator chose.
     pub credential_id: Vec<u8>,
-    /// The authenticator model, when its attestation names one.
+    /// The authenticator model, as its maker's attestation proved it (`None` when no
+    /// attestation was asked for: an unverified AAGUID is only a claim).
     pub aaguid: Option<Uuid>,
     /// The signature counter at set-up (0 for authenticators that keep none).
     pub sign_count: u32,
@@ -76,9 +87,11 @@ pub(crate) fn user_handle(user_id: &str) -> Uuid {
 
 /// Starts a set-up: the widget's `publicKeyCredentialCreationOptions` (a JSON string)
 /// and the state to keep. `existing` are the user's credential ids, excluded so the same
-/// authenticator is not set up twice.
+/// authenticator is not set up twice. With `attestation`, the authenticator is asked for
+/// its maker's attestation, which must chain to one of those roots for a model listed.
 pub fn start(
     relying_party: &Webauthn,
+    attestation: Option<&AttestationCaList>,
     method: Method,
     user_id: &str,
     user_name: &str,
@@ -89,18 +102,35 @@ pub fn start(
     let exclude: Option<Vec<CredentialID>> = (!existing.is_empty()).then_some(existing);
     let (options, state) = match method {
         Method::SecurityKey => {
+            let roots = attestation.cloned();
             let (options, state) = relying_party
-                .start_securitykey_registration(handle, user_name, user_name, exclude, None, None)
+                .start_securitykey_registration(handle, user_name, user_name, exclude, roots, None)
                 .map_err(|_| RegistrationError::Refused)?;
             (options, serde_json::to_value(state))
         }
-        // A passkey registration asks the authenticator to verify the person.
-        Method::Platform => {
-            let (options, state) = relying_party
-                .start_passkey_registration(handle, user_name, user_name, exclude)
-                .map_err(|_| RegistrationError::Refused)?;
-            (options, serde_json::to_value(state))
-        }
+        // A passkey registration asks the authenticator to verify the person. Attested, it
+        // also refuses synced passkeys (their attestation vouches for no one device).
+        Method::Platform => match attestation {
+            None => {
+                let (options, state) = relying_party
+                    .start_passkey_registration(handle, user_name, user_name, exclude)
+                    .map_err(|_| RegistrationError::Refused)?;
+                (options, serde_json::to_value(state))
+            }
+            Some(roots) => {
+                let (options, state) = relying_party
+                    .start_attested_passkey_registration(
+                        handle,
+                        user_name,
+                        user_name,
+                        exclude,
+                        roots.clone(),
+                        None,
+                    )
+                    .map_err(|_| RegistrationError::Refused)?;
+                (options, serde_json::to_value(state))
+            }
+        },
         other => return Err(RegistrationError::NotWebauthn(other.as_str())),
     };
     let state = state.map_err(|_| RegistrationError::State)?;
@@ -111,6 +141,7 @@ pub fn start(
     let pending = PendingRegistration {
         method,
         state,
+        attested: attestation.is_some(),
         expires_at_ms,
     };
     Ok((public_key.to_string(), pending))
@@ -139,6 +170,13 @@ pub fn finish(
     let answer: RegisterPublicKeyCredential =
         serde_json::from_value(answer).map_err(|_| RegistrationError::Malformed)?;
     let verified = match pending.method {
+        Method::Platform if pending.attested => {
+            let state: AttestedPasskeyRegistration = serde_json::from_value(pending.state.clone())
+                .map_err(|_| RegistrationError::State)?;
+            relying_party
+                .finish_attested_passkey_registration(&answer, &state)
+                .map(|key| (serde_json::to_value(&key), Credential::from(key)))
+        }
         Method::SecurityKey => {
             let state: SecurityKeyRegistration = serde_json::from_value(pending.state.clone())
                 .map_err(|_| RegistrationError::State)?;
@@ -157,11 +195,18 @@ pub fn finish(
     };
     let (stored, credential) = verified.map_err(|error| match error {
         WebauthnError::InvalidRPOrigin => RegistrationError::WrongOrigin,
+        WebauthnError::AttestationUntrustedAaguid => RegistrationError::ModelNotAllowed,
+        WebauthnError::AttestationNotVerifiable
+        | WebauthnError::AttestationChainNotTrusted(_)
+        | WebauthnError::AttestationFormatMissingAaguid => RegistrationError::Unattested,
         error if unreadable(&error) => RegistrationError::Malformed,
         _ => RegistrationError::Refused,
     })?;
+    // `webauthn-rs` checked the chain to a trusted root and the model against the list.
     let aaguid = match credential.attestation.metadata {
-        AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => {
+        AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. }
+            if pending.attested =>
+        {
             Some(aaguid)
         }
         _ => None,
@@ -249,17 +294,33 @@ fn bytes_as_arrays(options: &mut Value) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::soft_authenticator::{PRESENT, RP_ID, SoftAuthenticator, VERIFIED};
-    use crate::webauthn::{AttestationPolicy, WebauthnConfig};
+    use crate::soft_authenticator::{Maker, PRESENT, RP_ID, SoftAuthenticator, VERIFIED};
+    use crate::webauthn::tests::file;
+    use crate::webauthn::{AttestationPolicy, RelyingParty, WebauthnConfig};
+
+    const ORIGIN: &str = "https://login.example.com";
 
     /// The relying party both ceremonies' tests run against.
     pub(crate) fn relying_party() -> Webauthn {
+        let relying_party = configured(AttestationPolicy::None, &[], Vec::new());
+        std::sync::Arc::into_inner(relying_party.webauthn).unwrap()
+    }
+
+    fn configured(
+        attestation: AttestationPolicy,
+        aaguids: &[&str],
+        roots: Vec<std::path::PathBuf>,
+    ) -> RelyingParty {
         let config = WebauthnConfig {
             rp_id: RP_ID.to_owned(),
             rp_name: "Example Bank".to_owned(),
-            origins: vec!["https://login.example.com".to_owned()],
-            attestation: AttestationPolicy::None,
-            allowed_aaguids: Vec::new(),
+            origins: vec![ORIGIN.to_owned()],
+            attestation,
+            allowed_aaguids: aaguids
+                .iter()
+                .map(|a| Uuid::parse_str(a).unwrap())
+                .collect(),
+            attestation_roots: roots,
             challenge_ttl_secs: 300,
         };
         config
@@ -268,12 +329,127 @@ pub(crate) mod tests {
             .unwrap()
     }
 
+    /// The model the bank allows, and another one of the same maker.
+    const ALLOWED: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    const OTHER: &str = "ee882879-721c-4913-9775-3dfcce97072a";
+
+    /// A relying party requiring an attestation by Acme's root for the model ALLOWED.
+    fn requiring_acme(acme: &Maker, name: &str) -> RelyingParty {
+        let root = file(name, &acme.root_pem());
+        configured(AttestationPolicy::Indirect, &[ALLOWED], vec![root])
+    }
+
+    /// The set-up of `method` by `answer` (given the options) under `rp`.
+    fn set_up(
+        rp: &RelyingParty,
+        method: Method,
+        answer: impl Fn(&str) -> String,
+    ) -> Result<WebauthnKey, RegistrationError> {
+        let attestation = rp.attestation.as_ref();
+        let (options, pending) = start(
+            &rp.webauthn,
+            attestation,
+            method,
+            "alice",
+            "alice",
+            Vec::new(),
+            1_000,
+        )?;
+        finish(&rp.webauthn, &pending, &answer(&options), 999)
+    }
+
+    #[test]
+    fn an_allowed_model_attested_by_a_trusted_root_is_set_up_as_that_model() {
+        let acme = Maker::new("Acme");
+        let rp = requiring_acme(&acme, "allowed-root.pem");
+        let model = acme.model(ALLOWED);
+        for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
+            let options = start(
+                &rp.webauthn,
+                rp.attestation.as_ref(),
+                method,
+                "alice",
+                "alice",
+                Vec::new(),
+                1_000,
+            )
+            .unwrap()
+            .0;
+            let options: Value = serde_json::from_str(&options).unwrap();
+            assert_eq!(options["attestation"], "direct", "{options}");
+            let key = set_up(&rp, method, |options| {
+                SoftAuthenticator::new().attest_packed(&model, options, ORIGIN, flags)
+            })
+            .unwrap();
+            assert_eq!(key.aaguid, Some(Uuid::parse_str(ALLOWED).unwrap()));
+            assert_eq!(key.method, method);
+            // Signed in later like any passkey of its kind.
+            if method == Method::Platform {
+                let passkey = serde_json::from_value::<webauthn_rs::prelude::Passkey>;
+                assert!(passkey(key.credential.clone()).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn a_model_not_allowed_is_refused_though_its_maker_is_trusted() {
+        let acme = Maker::new("Acme");
+        let rp = requiring_acme(&acme, "other-root.pem");
+        let other = acme.model(OTHER);
+        for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
+            let refused = set_up(&rp, method, |options| {
+                SoftAuthenticator::new().attest_packed(&other, options, ORIGIN, flags)
+            });
+            assert_eq!(refused.map(|_| ()), Err(RegistrationError::ModelNotAllowed));
+        }
+    }
+
+    #[test]
+    fn an_attestation_from_an_untrusted_root_or_none_is_refused_when_required() {
+        let acme = Maker::new("Acme");
+        let rp = requiring_acme(&acme, "untrusted-root.pem");
+        // An impostor: a root of Acme's very name, not Acme's key.
+        let impostor = Maker::new("Acme").model(ALLOWED);
+        let rogue = Maker::new("Rogue").model(ALLOWED);
+        for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
+            for model in [&impostor, &rogue] {
+                let refused = set_up(&rp, method, |options| {
+                    SoftAuthenticator::new().attest_packed(model, options, ORIGIN, flags)
+                });
+                assert_eq!(refused.map(|_| ()), Err(RegistrationError::Unattested));
+            }
+            let unattested = set_up(&rp, method, |options| {
+                SoftAuthenticator::new().attest(options, ORIGIN, flags)
+            });
+            assert_eq!(unattested.map(|_| ()), Err(RegistrationError::Unattested));
+        }
+    }
+
+    #[test]
+    fn without_the_policy_a_claimed_model_is_not_recorded() {
+        let rp = configured(AttestationPolicy::None, &[], Vec::new());
+        let claimed = Maker::new("Acme").model(ALLOWED);
+        let key = set_up(&rp, Method::SecurityKey, |options| {
+            SoftAuthenticator::new().attest_packed(&claimed, options, ORIGIN, PRESENT)
+        })
+        .unwrap();
+        assert_eq!(key.aaguid, None, "nothing vouched for the model");
+    }
+
     #[test]
     fn options_carry_binary_fields_as_byte_arrays() {
         let rp = relying_party();
         for method in [Method::SecurityKey, Method::Platform] {
-            let (options, pending) =
-                start(&rp, method, "alice", "alice", vec![vec![7, 7, 7]], 1_000).unwrap();
+            let (options, pending) = start(
+                &rp,
+                None,
+                method,
+                "alice",
+                "alice",
+                vec![vec![7, 7, 7]],
+                1_000,
+            )
+            .unwrap();
             let options: Value = serde_json::from_str(&options).unwrap();
             let challenge = options["challenge"].as_array().map(Vec::len);
             assert!(challenge.is_some_and(|len| len >= 16), "{options}");
@@ -293,7 +469,7 @@ pub(crate) mod tests {
             assert_eq!(resident, Some(expected), "{options}");
         }
         assert_eq!(
-            start(&rp, Method::Sms, "alice", "alice", Vec::new(), 1_000).map(|_| ()),
+            start(&rp, None, Method::Sms, "alice", "alice", Vec::new(), 1_000).map(|_| ()),
             Err(RegistrationError::NotWebauthn("SMS"))
         );
     }
@@ -303,6 +479,7 @@ pub(crate) mod tests {
         let rp = relying_party();
         let (_, pending) = start(
             &rp,
+            None,
             Method::SecurityKey,
             "alice",
             "alice",
@@ -323,6 +500,7 @@ pub(crate) mod tests {
         let rp = relying_party();
         let (options, pending) = start(
             &rp,
+            None,
             Method::SecurityKey,
             "alice",
             "alice",
@@ -343,7 +521,7 @@ pub(crate) mod tests {
         let rp = relying_party();
         for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
             let (options, pending) =
-                start(&rp, method, "alice", "alice", Vec::new(), 1_000).unwrap();
+                start(&rp, None, method, "alice", "alice", Vec::new(), 1_000).unwrap();
             let answer =
                 SoftAuthenticator::new().attest(&options, "https://login.example.com", flags);
             let credential = finish(&rp, &pending, &answer, 999).unwrap();
@@ -360,8 +538,16 @@ pub(crate) mod tests {
     #[test]
     fn a_platform_authenticator_must_verify_the_person() {
         let rp = relying_party();
-        let (options, pending) =
-            start(&rp, Method::Platform, "alice", "alice", Vec::new(), 1_000).unwrap();
+        let (options, pending) = start(
+            &rp,
+            None,
+            Method::Platform,
+            "alice",
+            "alice",
+            Vec::new(),
+            1_000,
+        )
+        .unwrap();
         let answer =
             SoftAuthenticator::new().attest(&options, "https://login.example.com", PRESENT);
         assert_eq!(

@@ -11,7 +11,7 @@ use assent_proto::authn::{
 use figment::Figment;
 use serde_json::Value;
 
-use crate::soft_authenticator::{PRESENT, SoftAuthenticator, VERIFIED};
+use crate::soft_authenticator::{Maker, PRESENT, SoftAuthenticator, VERIFIED};
 use crate::support::{Backend, TestApp, expect_status, oob_request, unique};
 
 const ORIGIN: &str = "https://login.example.com";
@@ -320,7 +320,158 @@ async fn a_platform_authenticator_must_verify_the_person(backend: Backend<'_>) {
     assert_eq!(devices.passcode_devices[0].method, Method::Platform);
 }
 
+/// The model the bank allows, and another model of the same maker.
+const ALLOWED: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+const OTHER: &str = "ee882879-721c-4913-9775-3dfcce97072a";
+
+/// An instance requiring `method` of the model ALLOWED, attested by `maker`'s root
+/// (written to a file, as an operator configures it).
+async fn spawn_attesting(backend: Backend<'_>, maker: &Maker, method: &str) -> TestApp {
+    let root = std::env::temp_dir().join(format!("{}.pem", unique("maker-root")));
+    std::fs::write(&root, maker.root_pem()).unwrap();
+    let config = Figment::new()
+        .merge(("webauthn.rp_id", "example.com"))
+        .merge(("webauthn.rp_name", "Demo Bank"))
+        .merge(("webauthn.origins", vec![ORIGIN]))
+        .merge(("webauthn.attestation", "indirect"))
+        .merge(("webauthn.allowed_aaguids", vec![ALLOWED]))
+        .merge((
+            "webauthn.attestation_roots",
+            vec![root.display().to_string()],
+        ))
+        .merge((
+            "mfa.allowed_methods",
+            vec!["SMS", "SECURITY_KEY", "PLATFORM"],
+        ))
+        .merge(("mfa.mandatory_authentication_methods", vec![method]));
+    TestApp::spawn_with(backend, &unique("t"), config).await
+}
+
+async fn only_an_allowed_model_attested_by_a_trusted_root_is_set_up(backend: Backend<'_>) {
+    let acme = Maker::new("Acme");
+    let app = spawn_attesting(backend, &acme, "SECURITY_KEY").await;
+    let user = unique("jane");
+    let (flow, state) = at_set_up(&app, &user).await;
+    let parsed: Value = serde_json::from_str(&creation_options(&state)).unwrap();
+    assert_eq!(
+        parsed["attestation"], "direct",
+        "the maker's attestation is asked for: {parsed}"
+    );
+    let mut key = SoftAuthenticator::new();
+    let refused = |refusal: crate::support::Refusal, why: &str| {
+        assert_eq!(refusal.status, 400);
+        assert_eq!(refusal.detail().target.as_deref(), Some("attestation"));
+        assert!(refusal.body.message.contains(why), "{refusal:?}");
+    };
+
+    // No attestation: nothing vouches for the model.
+    let options = creation_options(&app.state(&flow).await);
+    let none = app
+        .act_err(
+            &flow,
+            activate(key.attest(&options, ORIGIN, PRESENT), ORIGIN),
+        )
+        .await;
+    refused(none, "maker did not vouch");
+
+    // The trusted maker's other model.
+    let options = creation_options(&app.state(&flow).await);
+    let other = key.attest_packed(&acme.model(OTHER), &options, ORIGIN, PRESENT);
+    refused(
+        app.act_err(&flow, activate(other, ORIGIN)).await,
+        "model is not allowed",
+    );
+    assert!(security_keys(&app, &user).await.passcode_devices.is_empty());
+
+    // The allowed model: set up, and the operator sees which model it is.
+    let options = creation_options(&app.state(&flow).await);
+    let allowed = key.attest_packed(&acme.model(ALLOWED), &options, ORIGIN, PRESENT);
+    let done = app.act_ok(&flow, activate(allowed, ORIGIN)).await;
+    assert_eq!(done.status.name(), StatusName::MfaCompleted);
+    let devices = security_keys(&app, &user).await;
+    let [saved] = devices.passcode_devices.as_slice() else {
+        panic!("one security key: {devices:?}");
+    };
+    assert_eq!(saved.target.as_deref(), Some(ALLOWED));
+
+    // It signs in like any security key.
+    let flow = app.start_flow(&oob_request(&user)).await;
+    key.sign_count = 1;
+    let signed = key.assert(&challenge(&app.state(&flow).await), ORIGIN, PRESENT, b"");
+    let signed_in = app.act_ok(&flow, check(signed)).await;
+    assert_eq!(signed_in.status.name(), StatusName::MfaCompleted);
+
+    // The allowed model's AAGUID under an impostor root of the maker's very name.
+    let other_user = unique("karl");
+    let (flow, state) = at_set_up(&app, &other_user).await;
+    let impostor = Maker::new("Acme").model(ALLOWED);
+    let forged = SoftAuthenticator::new().attest_packed(
+        &impostor,
+        &creation_options(&state),
+        ORIGIN,
+        PRESENT,
+    );
+    refused(
+        app.act_err(&flow, activate(forged, ORIGIN)).await,
+        "maker did not vouch",
+    );
+    assert!(
+        security_keys(&app, &other_user)
+            .await
+            .passcode_devices
+            .is_empty()
+    );
+}
+
+async fn a_platform_authenticator_is_held_to_the_attestation_policy(backend: Backend<'_>) {
+    let acme = Maker::new("Acme");
+    let app = spawn_attesting(backend, &acme, "PLATFORM").await;
+    let user = unique("lena");
+    let flow = app.start_flow(&oob_request(&user)).await;
+    app.act_ok(&flow, ActionRequest::SetupMfa).await;
+    app.act_ok(&flow, ActionRequest::select_pairing_method("PLATFORM"))
+        .await;
+    let options = |state: &AuthnState| {
+        expect_status!(state, PlatformActivationRequired)
+            .public_key_credential_creation_options
+            .clone()
+    };
+    let platform = |attestation| {
+        ActionRequest::ActivatePlatformDevice(Attestation {
+            attestation,
+            origin: ORIGIN.to_owned(),
+        })
+    };
+    let mut key = SoftAuthenticator::new();
+
+    // The person verified, but no attestation (as most phones' passkeys): refused.
+    let state = app.state(&flow).await;
+    let none = key.attest(&options(&state), ORIGIN, VERIFIED);
+    let refused = app.act_err(&flow, platform(none)).await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.message.contains("maker did not vouch"),
+        "{refused:?}"
+    );
+
+    // The allowed model, attested: set up as that model, and it signs in.
+    let state = app.state(&flow).await;
+    let attested = key.attest_packed(&acme.model(ALLOWED), &options(&state), ORIGIN, VERIFIED);
+    let done = app.act_ok(&flow, platform(attested)).await;
+    assert_eq!(done.status.name(), StatusName::MfaCompleted);
+    let devices = security_keys(&app, &user).await;
+    assert_eq!(devices.passcode_devices[0].method, Method::Platform);
+    assert_eq!(devices.passcode_devices[0].target.as_deref(), Some(ALLOWED));
+    let flow = app.start_flow(&oob_request(&user)).await;
+    key.sign_count = 1;
+    let signed = key.assert(&challenge(&app.state(&flow).await), ORIGIN, VERIFIED, b"");
+    let signed_in = app.act_ok(&flow, check(signed)).await;
+    assert_eq!(signed_in.status.name(), StatusName::MfaCompleted);
+}
+
 crate::support::on_both_backends!(
+    a_platform_authenticator_is_held_to_the_attestation_policy,
+    only_an_allowed_model_attested_by_a_trusted_root_is_set_up,
     a_platform_authenticator_must_verify_the_person,
     a_security_key_is_set_up_once_from_a_fresh_challenge,
     a_security_key_signs_in_once_per_challenge_and_its_clone_is_refused,

@@ -1,6 +1,7 @@
 //! WebAuthn's configuration as an operator meets it: `assent config check` on the
 //! `[webauthn]` relying party and the SECURITY_KEY / PLATFORM methods.
 
+use crate::soft_authenticator::Maker;
 use crate::support::{assent_command, repo_root, unique};
 
 /// Runs `assent config check` on the shipped configuration with `extra` appended (and
@@ -38,7 +39,11 @@ fn relying_party(origins: &str, more: &str) -> String {
 fn config_check_validates_the_relying_party_and_the_webauthn_methods() {
     let good = relying_party(
         "\"https://login.example.com\", \"https://example.com:8443\"",
-        "attestation = \"indirect\"\nallowed_aaguids = [\"cb69481e-8ff7-4039-93ec-0a2729a154a8\"]",
+        &format!(
+            "attestation = \"indirect\"\nallowed_aaguids = [\"cb69481e-8ff7-4039-93ec-0a2729a154a8\"]\n\
+             attestation_roots = [\"{}\"]",
+            file("vendor-root.pem", &Maker::new("Acme").root_pem()).display()
+        ),
     );
     let (ok, message) = check(ALLOWED, &good);
     assert!(
@@ -99,4 +104,54 @@ fn config_check_validates_the_relying_party_and_the_webauthn_methods() {
         ),
     );
     assert!(ok, "{message}");
+}
+
+/// A file holding `contents`, named for the test that writes it.
+fn file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("assent-attestation"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn config_check_validates_the_attestation_policy() {
+    const AAGUIDS: &str = "allowed_aaguids = [\"cb69481e-8ff7-4039-93ec-0a2729a154a8\"]";
+    let root = file("vendor-root.pem", &Maker::new("Acme").root_pem());
+    let roots = |path: &std::path::Path| format!("attestation_roots = [\"{}\"]", path.display());
+    let policy = |lines: &[&str]| relying_party("\"https://login.example.com\"", &lines.join("\n"));
+    let indirect = "attestation = \"indirect\"";
+
+    let (ok, message) = check(ALLOWED, &policy(&[indirect, AAGUIDS, &roots(&root)]));
+    assert!(ok, "{message}");
+
+    // Each part of the policy missing: the error names the key missing.
+    for (lines, key) in [
+        (vec![indirect, AAGUIDS], "webauthn.attestation_roots"),
+        (vec![indirect, &roots(&root)], "webauthn.allowed_aaguids"),
+        // Roots without the policy would be trusted for nothing.
+        (vec![&roots(&root)], "webauthn.attestation_roots"),
+    ] {
+        let (ok, message) = check(ALLOWED, &policy(&lines));
+        assert!(!ok, "{lines:?}");
+        assert!(message.contains(key), "{lines:?}: {message}");
+    }
+
+    // A root that is not there, or not a PEM certificate: named by its path.
+    let missing = root.with_file_name("missing.pem");
+    let not_pem = file("vendor-root.der", b"\x30\x82 not a certificate");
+    for (path, why) in [
+        (&missing, "No such file"),
+        (&not_pem, "not a PEM certificate"),
+    ] {
+        let (ok, message) = check(ALLOWED, &policy(&[indirect, AAGUIDS, &roots(path)]));
+        assert!(!ok, "{path:?}");
+        assert!(
+            message.contains("webauthn.attestation_roots")
+                && message.contains(&path.display().to_string())
+                && message.contains(why),
+            "{message}"
+        );
+    }
 }

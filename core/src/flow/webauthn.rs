@@ -39,6 +39,7 @@ impl Adapter {
         let expires_at_ms = self.clock().now_ms() + self.challenge_ttl_ms();
         let (options, pending) = webauthn_registration::start(
             relying_party,
+            self.attestation_roots(),
             method,
             flow.user_id.as_str(),
             &name,
@@ -161,6 +162,9 @@ impl Adapter {
             }
             Err(error) => return Ok(Err(refusal(&error))),
         };
+        // `webauthn-rs` checked the model against the trusted roots' list; a ceremony
+        // started before the policy was turned on carries no list, and its answer would
+        // only claim a model.
         if !config.allowed_aaguids.is_empty()
             && !key
                 .aaguid
@@ -367,6 +371,10 @@ fn refusal(error: &RegistrationError) -> &'static str {
         RegistrationError::Expired => "the challenge expired",
         RegistrationError::Malformed => "the attestation is malformed",
         RegistrationError::WrongOrigin => "the attestation comes from another origin",
+        RegistrationError::Unattested => {
+            "the authenticator's maker did not vouch for it (no attestation from a trusted root)"
+        }
+        RegistrationError::ModelNotAllowed => "this authenticator model is not allowed",
         _ => "the authenticator's answer did not verify",
     }
 }

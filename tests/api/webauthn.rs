@@ -225,7 +225,10 @@ async fn a_security_key_signs_in_once_per_challenge_and_its_clone_is_refused(bac
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED", "{result}");
     assert_eq!(result["method"], "security_key");
-    assert_eq!(result["acr"], "urn:assent:acr:phishing-resistant", "{result}");
+    assert_eq!(
+        result["acr"], "urn:assent:acr:phishing-resistant",
+        "{result}"
+    );
 
     // The same signed answer on another sign-in answers another challenge: refused.
     let flow = app.start_flow(&oob_request(&user)).await;

@@ -71,10 +71,18 @@ pub struct WebauthnConfig {
     /// How long a set-up or sign-in challenge may be answered.
     #[serde(default = "default_challenge_ttl_secs")]
     pub challenge_ttl_secs: u64,
+    /// How long a passwordless sign-in's `passwordlessContext` may be finalized after
+    /// its result was picked up.
+    #[serde(default = "default_passwordless_context_ttl_secs")]
+    pub passwordless_context_ttl_secs: u64,
 }
 
 fn default_challenge_ttl_secs() -> u64 {
     300
+}
+
+fn default_passwordless_context_ttl_secs() -> u64 {
+    120
 }
 
 impl WebauthnConfig {
@@ -210,6 +218,7 @@ mod tests {
             attestation: AttestationPolicy::None,
             allowed_aaguids: Vec::new(),
             challenge_ttl_secs: 300,
+            passwordless_context_ttl_secs: 120,
         }
     }
 

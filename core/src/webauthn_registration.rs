@@ -261,6 +261,7 @@ pub(crate) mod tests {
             attestation: AttestationPolicy::None,
             allowed_aaguids: Vec::new(),
             challenge_ttl_secs: 300,
+            passwordless_context_ttl_secs: 120,
         };
         config
             .relying_party()

@@ -32,6 +32,7 @@ mod pages_passcode;
 mod pages_passcode_browser;
 mod pages_qr;
 mod pages_qr_browser;
+mod passwordless;
 mod phone_browser;
 mod policy;
 mod profiles;

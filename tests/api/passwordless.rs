@@ -61,7 +61,7 @@ fn passkeys() -> Figment {
 }
 
 /// A passwordless flow's start: no user.
-fn passwordless_request(application_id: &str) -> Value {
+pub(crate) fn passwordless_request(application_id: &str) -> Value {
     json!({
         "kind": "passwordless",
         "application": { "name": "Demo Bank", "id": application_id },
@@ -157,7 +157,8 @@ async fn sign_in(
     response.json().await.unwrap()
 }
 
-async fn finalize(app: &TestApp, body: &Value) -> reqwest::Response {
+/// `POST /adapter/v1/passwordless/finalize` as the demo federation server.
+pub(crate) async fn finalize(app: &TestApp, body: &Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(app.url("/adapter/v1/passwordless/finalize"))
         .basic_auth(FEDERATION.0, Some(FEDERATION.1))
@@ -167,7 +168,8 @@ async fn finalize(app: &TestApp, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
-fn finalize_request(user: &str, context: &str) -> Value {
+/// A finalize for `user` with `context`, from `192.0.2.10`, for the `bank` application.
+pub(crate) fn finalize_request(user: &str, context: &str) -> Value {
     json!({
         "sub": user,
         "passwordlessContext": context,

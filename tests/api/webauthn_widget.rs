@@ -28,7 +28,7 @@ pub(crate) fn security_keys_required(origins: &[String]) -> Figment {
 
 /// The flow's state as the browser reads it from the API on `localhost` (the binding
 /// cookie is the API host's: `localhost`, as the page's, so that it is sent).
-async fn state_in_browser(browser: &Browser, api: &str, flow: &str) -> AuthnState {
+pub(crate) async fn state_in_browser(browser: &Browser, api: &str, flow: &str) -> AuthnState {
     let script = "const done = arguments[arguments.length - 1];
         fetch(arguments[0], { credentials: 'include', headers: { Accept: 'application/json' } })
             .then(response => response.text()).then(done, error => done('failed: ' + error));";
@@ -39,7 +39,7 @@ async fn state_in_browser(browser: &Browser, api: &str, flow: &str) -> AuthnStat
 }
 
 /// Waits until the flow, as the browser reads it, is in `status`.
-async fn wait_status(browser: &Browser, api: &str, flow: &str, status: StatusName) {
+pub(crate) async fn wait_status(browser: &Browser, api: &str, flow: &str, status: StatusName) {
     let deadline = std::time::Instant::now() + SCREEN;
     loop {
         let state = state_in_browser(browser, api, flow).await;

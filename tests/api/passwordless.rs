@@ -4,6 +4,7 @@
 //! the finalize. Signed by the core's software authenticator (a real P-256 key), so that
 //! both backends run it without a browser.
 
+use assent_core::config::SecretHash;
 use assent_proto::adapter::PasswordlessFinalized;
 use assent_proto::authn::{
     ActionRequest, Assertion, Attestation, AuthnState, Compatibility, PairingMethodChoice,
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::support::{
     Backend, FEDERATION, TestApp, expect_status, links, oob_request, problem, unique,
 };
+use crate::webauthn_widget::clone_reported;
 
 #[allow(dead_code)]
 #[path = "../../core/src/soft_authenticator.rs"]
@@ -31,13 +33,21 @@ on_both_backends!(
 
 use crate::support::on_both_backends;
 
+/// Another federation server of the same deployment.
+const OTHER: (&str, &str) = ("other-federation", "other-federation-secret-0123456789");
+
 /// The page's origin (the software authenticator's relying party is `example.com`).
 const ORIGIN: &str = "https://login.example.com";
 
 /// A relying party on `example.com`, PLATFORM mandatory; the `payroll` application allows
 /// security keys only, and `198.51.100.0/24` is denied.
 fn passkeys() -> Figment {
+    let clients = json!([
+        { "id": FEDERATION.0, "secret_sha256": SecretHash::of(FEDERATION.1).to_hex() },
+        { "id": OTHER.0, "secret_sha256": SecretHash::of(OTHER.1).to_hex() },
+    ]);
     Figment::new()
+        .merge(("adapter_clients", clients))
         .merge(("webauthn.rp_id", "example.com"))
         .merge(("webauthn.rp_name", "Demo Bank"))
         .merge(("webauthn.origins", vec![ORIGIN]))
@@ -214,8 +224,22 @@ async fn a_passkey_signs_its_owner_in_and_the_context_is_finalized_once(backend:
     let again = finalize(&app, &finalize_request(&user, context)).await;
     assert_eq!(again.status(), 404, "a context is spent once");
 
-    // Another user's name with the context: refused, and the context is spent.
+    // Another federation server's context: unknown to this one, and spent.
     let result = sign_in(&app, &mut passkey, &user, 2).await;
+    let context = result["passwordlessContext"].as_str().unwrap();
+    let foreign = reqwest::Client::new()
+        .post(app.url("/adapter/v1/passwordless/finalize"))
+        .basic_auth(OTHER.0, Some(OTHER.1))
+        .json(&finalize_request(&user, context))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let spent = finalize(&app, &finalize_request(&user, context)).await;
+    assert_eq!(spent.status(), 404);
+
+    // Another user's name with the context: refused, and the context is spent.
+    let result = sign_in(&app, &mut passkey, &user, 3).await;
     let context = result["passwordlessContext"].as_str().unwrap();
     let other = finalize(&app, &finalize_request("mallory", context)).await;
     assert_eq!(other.status(), 400);
@@ -233,7 +257,7 @@ async fn a_passkey_signs_its_owner_in_and_the_context_is_finalized_once(backend:
         ("payroll", "192.0.2.10", "PLATFORM"),
         ("bank", "198.51.100.7", "network"),
     ] {
-        let count = if application == "payroll" { 3 } else { 4 };
+        let count = if application == "payroll" { 4 } else { 5 };
         let result = sign_in(&app, &mut passkey, &user, count).await;
         let mut body = finalize_request(&user, result["passwordlessContext"].as_str().unwrap());
         body["application"]["id"] = json!(application);
@@ -351,5 +375,6 @@ async fn a_passwordless_flow_refuses_what_is_not_its_owners_passkey(backend: Bac
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED");
     assert!(result.get("passwordlessContext").is_none(), "{result}");
+    clone_reported(&app, &flow, &user).await;
     app.stop().await;
 }

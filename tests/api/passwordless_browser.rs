@@ -5,14 +5,13 @@
 //! gets the subject back and finalizes it once (seed 001).
 
 use assent_proto::adapter::PasswordlessFinalized;
-use assent_proto::admin::UserDevices;
-use assent_proto::authn::{Method, StatusName};
+use assent_proto::authn::Method;
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
 use crate::passwordless::{finalize, finalize_request, passwordless_request};
 use crate::support::{Backend, TestApp, oob_request, unique};
-use crate::webauthn_widget::{security_keys_required, wait_status};
+use crate::webauthn_widget::{only_credential, security_keys_required, set_up_through_widget};
 use crate::widget::{SCREEN, SignInPages};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,44 +38,10 @@ async fn pingfederate_widget_signs_in_with_a_passkey_and_no_username() {
     request["returnUrl"] = json!(return_url);
     let flow = app.start_flow_unauthenticated(&request).await;
     browser.goto(&sign_in(&flow)).await;
-    wait_status(&browser, &api, &flow, StatusName::MfaSetupRequired).await;
-    browser
-        .run("document.querySelector('#submit').click();", json!([]))
-        .await;
-    wait_status(
-        &browser,
-        &api,
-        &flow,
-        StatusName::DevicePairingMethodRequired,
-    )
-    .await;
-    let chosen = browser
-        .run(
-            "const tile = document.querySelector('[data-mfa-device-pairing-selection^=\"PLATFORM\"]');
-             if (tile) tile.click();
-             return !!tile;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        chosen,
-        true,
-        "the widget offers a platform authenticator: {}",
-        browser.text().await
-    );
-    browser.wait_for_url(&return_url, SCREEN).await;
+    set_up_through_widget(&browser, &api, &flow, "PLATFORM", &return_url).await;
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED", "{result}");
-    let devices: UserDevices = app
-        .admin_get(&format!("/admin/v1/users/{user}/devices"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let [passkey] = devices.passcode_devices.as_slice() else {
-        panic!("one platform credential: {devices:?}");
-    };
-    assert_eq!(passkey.method, Method::Platform);
+    let passkey = only_credential(&app, &user, Method::Platform).await;
     let held = browser.virtual_credentials(&authenticator).await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(

@@ -425,6 +425,9 @@ impl Event {
                 verdict: AssertionVerdict::Cloned,
                 ..
             } => "cloned authenticator refused",
+            Self::PasskeyChecked(verdict) if **verdict == passwordless::Verdict::Cloned => {
+                "cloned authenticator refused"
+            }
             Self::AssertionChecked { .. } | Self::PasskeyChecked(_) => "checkAssertion",
             Self::SetupStarted => "setupMfa",
             Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",

@@ -64,9 +64,11 @@ pub enum Verdict {
     Passed(Owner),
     /// Refused (unknown credential, wrong origin, bad signature): a new challenge.
     Refused(Box<WebauthnSignIn>),
-    /// The sign-in cannot complete, for this reason (the owner's policy refuses the
-    /// method; the counter showed a clone).
+    /// The owner's policy does not allow the credential's method (the reason says so).
     Denied(String),
+    /// Its signature counter did not move past the last one: a cloned authenticator (or
+    /// the original, after a clone signed in). The credential is disabled.
+    Cloned,
 }
 
 impl State {
@@ -159,6 +161,9 @@ pub fn apply(
                     }
                 }
                 Verdict::Denied(reason) => State::MfaFailed { reason },
+                Verdict::Cloned => State::MfaFailed {
+                    reason: steps::CLONED.to_owned(),
+                },
             };
             Ok(Transition::to(
                 head.into_flow(FlowState::Passwordless(state)),
@@ -178,5 +183,86 @@ pub fn apply(
             Event::PasskeyChecked(_) | Event::DeviceUnpaired { .. } | Event::DeviceAnswered { .. },
         ) => Err(FlowError::NotPending),
         (_, event) => Err(steps::not_allowed(&event, flow, now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Status;
+    use crate::flow::tests::{ctx, head};
+    use crate::webauthn::WebauthnConfig;
+
+    fn sign_in() -> Box<WebauthnSignIn> {
+        let config = WebauthnConfig {
+            rp_id: "example.com".to_owned(),
+            rp_name: "Example".to_owned(),
+            origins: vec!["https://login.example.com".to_owned()],
+            attestation: Default::default(),
+            allowed_aaguids: Vec::new(),
+            challenge_ttl_secs: 300,
+            passwordless_context_ttl_secs: 120,
+        };
+        let relying_party = config.relying_party().unwrap();
+        let (options, pending) =
+            crate::webauthn_authentication::start_discoverable(&relying_party, 1_000_000).unwrap();
+        Box::new(WebauthnSignIn { options, pending })
+    }
+
+    fn asking() -> Flow {
+        let mut head = head(&[]);
+        head.user_id = UserId::anonymous();
+        start(head, None, sign_in()).next
+    }
+
+    fn checked(flow: &Flow, verdict: Verdict) -> Result<Flow, FlowError> {
+        let FlowState::Passwordless(state) = flow.state() else {
+            panic!("a passwordless flow");
+        };
+        let event = Event::PasskeyChecked(Box::new(verdict));
+        apply(flow, state, event, &ctx(5)).map(|transition| transition.next)
+    }
+
+    #[test]
+    fn a_verified_passkey_signs_its_owner_in_once() {
+        let flow = asking();
+        assert_eq!(flow.status(0), Status::AssertionRequired);
+        assert_eq!(flow.selected_device(), None);
+        let owner = Owner {
+            user: UserId::parse("erin").unwrap(),
+            device: DeviceId::generate(),
+            method: Method::Platform,
+            policy_group: Some("staff".to_owned()),
+        };
+        let done = checked(&flow, Verdict::Passed(owner.clone())).unwrap();
+        assert_eq!(done.user_id, owner.user);
+        assert_eq!(done.policy_group.as_deref(), Some("staff"));
+        let approval = done.completed_approval().unwrap();
+        assert_eq!(approval.method, ApprovalMethod::Platform);
+        assert_eq!(approval.device_id, owner.device);
+        assert!(matches!(
+            checked(&done, Verdict::Cloned),
+            Err(FlowError::NotPending)
+        ));
+    }
+
+    #[test]
+    fn refused_answers_lock_out_and_a_clone_or_policy_fails_it() {
+        let mut flow = asking();
+        for _ in 0..2 {
+            flow = checked(&flow, Verdict::Refused(sign_in())).unwrap();
+            assert_eq!(flow.status(0), Status::AssertionRequired);
+        }
+        let locked = checked(&flow, Verdict::Refused(sign_in())).unwrap();
+        assert_eq!(locked.failure_reason(), Some(steps::WEBAUTHN_LOCKED_OUT));
+        let cloned = checked(&asking(), Verdict::Cloned).unwrap();
+        assert_eq!(cloned.failure_reason(), Some(steps::CLONED));
+        let denied = checked(&asking(), Verdict::Denied("not PLATFORM".to_owned())).unwrap();
+        assert_eq!(denied.failure_reason(), Some("not PLATFORM"));
+        assert_eq!(denied.user_id, UserId::anonymous());
+        let mut head = head(&[]);
+        head.user_id = UserId::anonymous();
+        let refused = start(head, Some(NetworkAction::Deny), sign_in()).next;
+        assert_eq!(refused.status(0), Status::MfaFailed);
     }
 }

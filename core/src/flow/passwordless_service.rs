@@ -173,7 +173,7 @@ impl Adapter {
         if cloned {
             self.cloned(&flow.id, &claim.user, &claim.device, &key)
                 .await?;
-            return Ok((Verdict::Denied(steps::CLONED.to_owned()), None));
+            return Ok((Verdict::Cloned, None));
         }
         let groups = self
             .find_user(&claim.user)

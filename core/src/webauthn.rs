@@ -114,6 +114,15 @@ impl WebauthnConfig {
                 format!("between 1 and {MAX_CHALLENGE_TTL_SECS}"),
             ));
         }
+        // A federation server finalizes right after picking the result up.
+        if self.passwordless_context_ttl_secs == 0
+            || self.passwordless_context_ttl_secs > MAX_CHALLENGE_TTL_SECS
+        {
+            return Err((
+                "passwordless_context_ttl_secs",
+                format!("between 1 and {MAX_CHALLENGE_TTL_SECS}"),
+            ));
+        }
         if !self.allowed_aaguids.is_empty() && self.attestation != AttestationPolicy::Indirect {
             return Err((
                 "allowed_aaguids",
@@ -301,5 +310,8 @@ mod tests {
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
         ttl.challenge_ttl_secs = 3600;
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
+        let mut context = config("example.com", &["https://example.com"]);
+        context.passwordless_context_ttl_secs = 0;
+        assert_eq!(refusal(&context), "passwordless_context_ttl_secs");
     }
 }

@@ -224,9 +224,10 @@ impl Adapter {
             .config()
             .webauthn
             .as_ref()
-            .map_or(0, |webauthn| webauthn.passwordless_context_ttl_secs);
+            .ok_or_else(|| AdapterError::internal("no [webauthn] relying party"))?
+            .passwordless_context_ttl_secs;
         let value = serde_json::to_vec(&record).map_err(AdapterError::internal)?;
-        let ttl = crate::store::Ttl::Set(Duration::from_secs(ttl.max(1)));
+        let ttl = crate::store::Ttl::Set(Duration::from_secs(ttl));
         if !self
             .store()
             .insert(&context_key(&context), &value, ttl)

@@ -4,14 +4,20 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use assent_core::Adapter;
 use assent_core::audit::Actor;
-use assent_proto::adapter::{FlowCreated, StartFlowRequest};
+use assent_proto::adapter::{
+    AccessingDevice, FinalizePasswordlessRequest, FlowCreated, PasswordlessFinalized,
+    StartFlowRequest,
+};
 
 use crate::auth;
 use crate::problem::{ProblemError, bad_request};
 use crate::wire;
 
 pub(crate) fn configure(config: &mut web::ServiceConfig) {
-    config.service(start_flow).service(flow_result);
+    config
+        .service(start_flow)
+        .service(flow_result)
+        .service(finalize_passwordless);
 }
 
 fn client(adapter: &Adapter, request: &HttpRequest) -> Result<String, ProblemError> {
@@ -66,4 +72,37 @@ async fn flow_result(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(result))
+}
+
+/// Seed 001's "Finalize Passwordless Authentication": spends a passwordless flow's
+/// context and answers whether the user's policy lets the sign-in complete.
+#[post("/adapter/v1/passwordless/finalize")]
+async fn finalize_passwordless(
+    adapter: web::Data<Adapter>,
+    request: HttpRequest,
+    body: Result<web::Json<FinalizePasswordlessRequest>, actix_web::Error>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let client_id = client(&adapter, &request)?;
+    let finalize = wire::finalize_passwordless(body?.into_inner()).map_err(bad_request)?;
+    let origin = wire::origin(&request, Actor::FederationServer);
+    let outcome = adapter
+        .acting(origin, adapter.finalize_passwordless(&client_id, finalize))
+        .await
+        .map_err(ProblemError::from)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(PasswordlessFinalized {
+            status: if outcome.completed {
+                "COMPLETED"
+            } else {
+                "FAILED"
+            }
+            .to_owned(),
+            sub: outcome.sub.to_string(),
+            authentication_type: outcome.authentication_type.to_owned(),
+            accessing_device: outcome
+                .accessing_ip
+                .map(|ip| AccessingDevice { ip: ip.to_string() }),
+            reason: outcome.reason,
+        }))
 }

@@ -3,9 +3,11 @@
 
 use assent_core::audit::{Actor, AuditEvent, Origin, Page, UserFlow};
 use assent_core::device_management::{DeviceView, PasscodeDeviceView};
-use assent_core::flow::{Application, DeviceRequest, FlowKind, Method, OneTimeDevice, StartFlow};
+use assent_core::flow::{
+    Application, DeviceRequest, FinalizePasswordless, FlowKind, Method, OneTimeDevice, StartFlow,
+};
 use assent_core::user::{Change, ProfileUpdate, UserId, UserProfile};
-use assent_proto::adapter::{self as wire, StartFlowRequest};
+use assent_proto::adapter::{self as wire, FinalizePasswordlessRequest, StartFlowRequest};
 use assent_proto::admin::{AdminUser, FlowEvents, PasscodeDevice, UserEvents, UserFlowEvents};
 use assent_proto::authn::Method as WireMethod;
 use assent_proto::device::{PairedDevice, PendingRequest};
@@ -29,13 +31,7 @@ pub(crate) fn start_flow(request: StartFlowRequest) -> Result<StartFlow, String>
             attributes: user.attributes,
         }),
     };
-    let client_ip = match request.client_ip {
-        Some(ip) => Some(
-            ip.parse()
-                .map_err(|_| "clientIp is not an IPv4 or IPv6 address".to_owned())?,
-        ),
-        None => None,
-    };
+    let client_ip = client_ip(request.client_ip)?;
     Ok(StartFlow {
         kind: flow_kind(request.kind),
         user,
@@ -55,6 +51,28 @@ pub(crate) fn start_flow(request: StartFlowRequest) -> Result<StartFlow, String>
     })
 }
 
+/// A finalize of a passwordless sign-in; the error says what is wrong with the address.
+pub(crate) fn finalize_passwordless(
+    request: FinalizePasswordlessRequest,
+) -> Result<FinalizePasswordless, String> {
+    Ok(FinalizePasswordless {
+        sub: request.sub,
+        context: request.passwordless_context,
+        application: application(request.application),
+        client_ip: client_ip(request.client_ip)?,
+        groups: request.groups,
+    })
+}
+
+/// The browser's address, when given.
+fn client_ip(raw: Option<String>) -> Result<Option<std::net::IpAddr>, String> {
+    raw.map(|ip| {
+        ip.parse()
+            .map_err(|_| "clientIp is not an IPv4 or IPv6 address".to_owned())
+    })
+    .transpose()
+}
+
 /// A user id by the rules it is read from JSON with.
 fn user_id(raw: String) -> Result<UserId, String> {
     UserId::deserialize(StringDeserializer::<ValueError>::new(raw))
@@ -70,6 +88,7 @@ fn flow_kind(kind: wire::FlowKind) -> FlowKind {
         wire::FlowKind::DeviceAuthorization => FlowKind::DeviceAuthorization,
         wire::FlowKind::Qr => FlowKind::Qr,
         wire::FlowKind::NewDevice => FlowKind::NewDevice,
+        wire::FlowKind::Passwordless => FlowKind::Passwordless,
     }
 }
 

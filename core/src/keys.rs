@@ -192,6 +192,11 @@ pub fn webauthn_credential(credential_id: &[u8]) -> String {
     format!("webauthn-credential:{{w:{digest}}}")
 }
 
+/// A passwordless sign-in's one-time context, by the SHA-256 (hex) of its value.
+pub fn passwordless_context(digest: &str) -> String {
+    format!("passwordless-context:{{p:{digest}}}")
+}
+
 /// The last signature counter a WebAuthn credential's assertion was accepted with.
 pub fn webauthn_counter(device: &DeviceId) -> String {
     format!("webauthn-counter:{{d:{device}}}")

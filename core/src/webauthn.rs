@@ -91,10 +91,18 @@ pub struct WebauthnConfig {
     /// How long a set-up or sign-in challenge may be answered.
     #[serde(default = "default_challenge_ttl_secs")]
     pub challenge_ttl_secs: u64,
+    /// How long a passwordless sign-in's `passwordlessContext` may be finalized after
+    /// its result was picked up.
+    #[serde(default = "default_passwordless_context_ttl_secs")]
+    pub passwordless_context_ttl_secs: u64,
 }
 
 fn default_challenge_ttl_secs() -> u64 {
     300
+}
+
+fn default_passwordless_context_ttl_secs() -> u64 {
+    120
 }
 
 impl WebauthnConfig {
@@ -199,6 +207,15 @@ impl WebauthnConfig {
                 format!("between 1 and {MAX_CHALLENGE_TTL_SECS}"),
             ));
         }
+        // A federation server finalizes right after picking the result up.
+        if self.passwordless_context_ttl_secs == 0
+            || self.passwordless_context_ttl_secs > MAX_CHALLENGE_TTL_SECS
+        {
+            return Err((
+                "passwordless_context_ttl_secs",
+                format!("between 1 and {MAX_CHALLENGE_TTL_SECS}"),
+            ));
+        }
         let builder = WebauthnBuilder::new(&self.rp_id, first)
             .map_err(|error| ("origins", error.to_string()))?
             .rp_name(&self.rp_name)
@@ -297,6 +314,7 @@ pub(crate) mod tests {
             allowed_aaguids: Vec::new(),
             attestation_roots: Vec::new(),
             challenge_ttl_secs: 300,
+            passwordless_context_ttl_secs: 120,
         }
     }
 
@@ -387,6 +405,9 @@ pub(crate) mod tests {
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
         ttl.challenge_ttl_secs = 3600;
         assert_eq!(refusal(&ttl), "challenge_ttl_secs");
+        let mut context = config("example.com", &["https://example.com"]);
+        context.passwordless_context_ttl_secs = 0;
+        assert_eq!(refusal(&context), "passwordless_context_ttl_secs");
     }
 
     #[test]

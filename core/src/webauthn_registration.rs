@@ -322,6 +322,7 @@ pub(crate) mod tests {
                 .collect(),
             attestation_roots: roots,
             challenge_ttl_secs: 300,
+            passwordless_context_ttl_secs: 120,
         };
         config
             .relying_party()

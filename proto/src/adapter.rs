@@ -22,6 +22,8 @@ pub enum FlowKind {
     Qr,
     /// A new, untrusted device of a known user wants to pair.
     NewDevice,
+    /// Passwordless sign-in: no user known until a passkey names its owner.
+    Passwordless,
 }
 
 /// The application the user is signing in to, as the federation server describes it.
@@ -171,4 +173,48 @@ pub struct FlowCreated {
     /// The id a one-time device authenticates with (the `iss` of its JWTs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_time_device_id: Option<String>,
+}
+
+/// `POST /adapter/v1/passwordless/finalize`: seed 001's "Finalize Passwordless
+/// Authentication", with the context a passwordless flow's result carried.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FinalizePasswordlessRequest {
+    /// The username the federation server resolved for the subject the flow named.
+    pub sub: String,
+    /// The result's `passwordlessContext` (one-time).
+    pub passwordless_context: String,
+    /// The application signed in to (its policy applies).
+    pub application: Application,
+    /// The accessing device's IP address (network rules).
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// The user's groups (group policy); the stored ones when absent.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+/// The answer to a finalize: whether policy lets the passwordless sign-in complete.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordlessFinalized {
+    /// `COMPLETED` or `FAILED`.
+    pub status: String,
+    /// The subject.
+    pub sub: String,
+    /// `PLATFORM` or `SECURITY_KEY`.
+    pub authentication_type: String,
+    /// The device the person signed in from, when its address is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accessing_device: Option<AccessingDevice>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The device the person signed in from (the PingID connector's `accessingDevice`).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AccessingDevice {
+    /// Its IP address.
+    pub ip: String,
 }

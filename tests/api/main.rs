@@ -35,6 +35,8 @@ mod pages_passcode;
 mod pages_passcode_browser;
 mod pages_qr;
 mod pages_qr_browser;
+mod passwordless;
+mod passwordless_browser;
 mod phone_browser;
 mod policy;
 mod profiles;

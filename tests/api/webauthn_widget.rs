@@ -3,7 +3,7 @@
 //! mandatory sets one up, signs in with it, and a clone of it (the same key with an older
 //! signature counter) is refused, reported in the audit trail and disabled.
 
-use assent_proto::admin::{FlowEvents, UserDevices};
+use assent_proto::admin::{FlowEvents, PasscodeDevice, UserDevices};
 use assent_proto::authn::{AuthnState, Method, StatusName};
 use figment::Figment;
 use serde_json::{Value, json};
@@ -56,6 +56,84 @@ async fn wait_status(browser: &Browser, api: &str, flow: &str, status: StatusNam
     }
 }
 
+/// On the widget's page of `flow` (whose user lacks `method`), sets up `method` as the
+/// policy's window asks: the widget runs navigator.credentials.create, the virtual
+/// authenticator answers, the widget posts the activation and continues to `return_url`.
+pub(crate) async fn set_up_through_widget(
+    browser: &Browser,
+    api: &str,
+    flow: &str,
+    method: &str,
+    return_url: &str,
+) {
+    wait_status(browser, api, flow, StatusName::MfaSetupRequired).await;
+    browser
+        .run("document.querySelector('#submit').click();", json!([]))
+        .await;
+    wait_status(browser, api, flow, StatusName::DevicePairingMethodRequired).await;
+    let chosen = browser
+        .run(
+            "const tile = document.querySelector(
+                 '[data-mfa-device-pairing-selection^=\"' + arguments[0] + '\"]');
+             if (tile) tile.click();
+             return !!tile;",
+            json!([method]),
+        )
+        .await;
+    assert_eq!(
+        chosen,
+        true,
+        "the widget offers {method}: {}",
+        browser.text().await
+    );
+    browser.wait_for_url(return_url, SCREEN).await;
+}
+
+/// The user's devices, as the operator sees them.
+async fn user_devices(app: &TestApp, user: &str) -> UserDevices {
+    app.admin_get(&format!("/admin/v1/users/{user}/devices"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The user's one WebAuthn credential, of `method`, as the operator sees it (enabled).
+pub(crate) async fn only_credential(app: &TestApp, user: &str, method: Method) -> PasscodeDevice {
+    let devices = user_devices(app, user).await;
+    let [credential] = devices.passcode_devices.as_slice() else {
+        panic!("one credential: {devices:?}");
+    };
+    assert_eq!(credential.method, method);
+    assert_eq!(credential.disabled, None);
+    credential.clone()
+}
+
+/// A clone refused in `flow`: in the flow's audit trail, and the user's credential shown
+/// disabled to the operator, with why.
+pub(crate) async fn clone_reported(app: &TestApp, flow: &str, user: &str) {
+    let trail: FlowEvents = app
+        .admin_get(&format!("/admin/v1/flows/{flow}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        trail
+            .events
+            .iter()
+            .any(|event| event.event == "cloned authenticator refused"
+                && event.status_after == "MFA_FAILED"),
+        "the clone is in the flow's audit trail: {trail:?}"
+    );
+    let devices = user_devices(app, user).await;
+    let disabled = devices.passcode_devices[0].disabled.as_deref();
+    assert!(
+        disabled.is_some_and(|reason| reason.contains("cloned")),
+        "the operator sees the credential disabled and why: {disabled:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pingfederate_widget_sets_up_a_security_key_signs_in_and_refuses_its_clone() {
     let browser = Browser::start().await;
@@ -83,47 +161,10 @@ async fn pingfederate_widget_sets_up_a_security_key_signs_in_and_refuses_its_clo
     // Set-up: the person has nothing yet; the policy's window asks for a security key.
     let flow = app.start_flow_unauthenticated(&request).await;
     browser.goto(&sign_in(&flow)).await;
-    wait_status(&browser, &api, &flow, StatusName::MfaSetupRequired).await;
-    browser
-        .run("document.querySelector('#submit').click();", json!([]))
-        .await;
-    wait_status(
-        &browser,
-        &api,
-        &flow,
-        StatusName::DevicePairingMethodRequired,
-    )
-    .await;
-    let chosen = browser
-        .run(
-            "const tile = document.querySelector('[data-mfa-device-pairing-selection^=\"SECURITY_KEY\"]');
-             if (tile) tile.click();
-             return !!tile;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(
-        chosen,
-        true,
-        "the widget offers a security key: {}",
-        browser.text().await
-    );
-    // The widget runs navigator.credentials.create, the virtual key answers, and the
-    // widget posts activateSecurityKeyDevice; then it continues back to the return URL.
-    browser.wait_for_url(&return_url, SCREEN).await;
+    set_up_through_widget(&browser, &api, &flow, "SECURITY_KEY", &return_url).await;
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "COMPLETED", "{result}");
-    let devices: UserDevices = app
-        .admin_get(&format!("/admin/v1/users/{user}/devices"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let [key] = devices.passcode_devices.as_slice() else {
-        panic!("one security key: {devices:?}");
-    };
-    assert_eq!(key.method, Method::SecurityKey);
-    assert_eq!(key.disabled, None);
+    let key = only_credential(&app, &user, Method::SecurityKey).await;
     let held = browser.virtual_credentials(&authenticator).await;
     assert_eq!(held.len(), 1, "the key holds one credential: {held:?}");
     assert_eq!(held[0]["rpId"], "localhost");
@@ -152,31 +193,7 @@ async fn pingfederate_widget_sets_up_a_security_key_signs_in_and_refuses_its_clo
     wait_status(&browser, &api, &flow, StatusName::MfaFailed).await;
     let result: Value = app.result(&flow).await.json().await.unwrap();
     assert_eq!(result["status"], "FAILED", "{result}");
-    let trail: FlowEvents = app
-        .admin_get(&format!("/admin/v1/flows/{flow}/events"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        trail
-            .events
-            .iter()
-            .any(|event| event.event == "cloned authenticator refused"
-                && event.status_after == "MFA_FAILED"),
-        "the clone is in the flow's audit trail: {trail:?}"
-    );
-    let devices: UserDevices = app
-        .admin_get(&format!("/admin/v1/users/{user}/devices"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let disabled = devices.passcode_devices[0].disabled.as_deref();
-    assert!(
-        disabled.is_some_and(|reason| reason.contains("cloned")),
-        "the operator sees the key disabled and why: {disabled:?}"
-    );
+    clone_reported(&app, &flow, &user).await;
 
     // Disabled, the key is not asked again: the next sign-in fails saying why.
     let flow = app.start_flow_unauthenticated(&request).await;

@@ -197,6 +197,9 @@ impl Adapter {
             }
             FlowAction::CheckAssertion { assertion, origin } => {
                 let current = current.ok_or_else(|| AdapterError::internal("no flow"))?;
+                if current.0.kind() == super::FlowKind::Passwordless {
+                    return on_heap(|| self.check_passkey(&id, current, &assertion, &origin)).await;
+                }
                 on_heap(|| self.check_assertion(&id, current, &assertion, &origin)).await
             }
             FlowAction::Resend(_) => {

@@ -15,8 +15,8 @@ use super::machine::{AppArrival, Entry, Event, Transition};
 use super::new_device::Admission;
 use super::service::summaries;
 use super::{
-    Approval, ApprovalMethod, DeviceSummary, Flow, FlowKind, FlowState, Head, new_device, oob, qr,
-    registration, steps, transaction,
+    Approval, ApprovalMethod, DeviceSummary, Flow, FlowKind, FlowState, Head, new_device, oob,
+    passwordless, qr, registration, steps, transaction,
 };
 use crate::config::AdditionalTrustedDevices;
 use crate::device_key::{self, CLOCK_SKEW, MOBILE_PAYLOAD_LIFETIME};
@@ -35,6 +35,9 @@ pub(super) fn opening(head: Head, kind: FlowKind) -> Result<Transition, AdapterE
         }
         FlowKind::NewDevice => FlowState::NewDevice(new_device::State::AuthenticationRequired),
         FlowKind::Qr => FlowState::Qr(qr::State::AuthenticationRequired),
+        FlowKind::Passwordless => {
+            FlowState::Passwordless(passwordless::State::AuthenticationRequired)
+        }
         FlowKind::Ciba | FlowKind::DeviceAuthorization => {
             return Err(AdapterError::internal(
                 "this kind does not open for a browser",
@@ -147,6 +150,10 @@ impl Adapter {
                     codes: self.new_qr_codes(&flow.id, flow_ttl).await?,
                 }
             }
+            FlowKind::Passwordless => Entry::Passwordless {
+                network,
+                sign_in: Box::new(self.passkey_sign_in()?),
+            },
             FlowKind::Ciba | FlowKind::DeviceAuthorization => {
                 return Err(AdapterError::internal("this kind has no browser entry"));
             }
@@ -208,6 +215,12 @@ impl Adapter {
             FlowKind::Qr => {
                 return Err(refused(
                     "a QR sign-on has no user until a device scans its code: post \
+                     authenticate {}",
+                ));
+            }
+            FlowKind::Passwordless => {
+                return Err(refused(
+                    "a passwordless sign-in has no user until a passkey names one: post \
                      authenticate {}",
                 ));
             }

@@ -4,7 +4,7 @@
 
 use super::{
     DeviceSummary, Enrolment, Flow, FlowState, PairingOffer, ciba, device_authorization,
-    new_device, oob, qr, registration, transaction,
+    new_device, oob, passwordless, qr, registration, transaction,
 };
 use crate::device_key::PublicDeviceKey;
 use crate::error::FlowError;
@@ -231,6 +231,13 @@ pub enum Entry {
         /// The flow's codes: its secret and its short-code handle.
         codes: qr::QrCodes,
     },
+    /// A passwordless sign-in: the discoverable challenge to show.
+    Passwordless {
+        /// What the network rules say.
+        network: Option<NetworkAction>,
+        /// The ceremony: no credential named, the person verified.
+        sign_in: Box<WebauthnSignIn>,
+    },
 }
 
 /// A native app not trusted yet that entered a flow with its new key (self-signed): the
@@ -328,6 +335,8 @@ pub enum Event {
         /// What it leads to.
         verdict: AssertionVerdict,
     },
+    /// A passwordless sign-in's assertion was checked (and its owner found).
+    PasskeyChecked(Box<passwordless::Verdict>),
     /// A new WebAuthn credential's attestation was checked.
     WebauthnActivationChecked {
         /// The device to save, when it verified.
@@ -416,7 +425,10 @@ impl Event {
                 verdict: AssertionVerdict::Cloned,
                 ..
             } => "cloned authenticator refused",
-            Self::AssertionChecked { .. } => "checkAssertion",
+            Self::PasskeyChecked(verdict) if **verdict == passwordless::Verdict::Cloned => {
+                "cloned authenticator refused"
+            }
+            Self::AssertionChecked { .. } | Self::PasskeyChecked(_) => "checkAssertion",
             Self::SetupStarted => "setupMfa",
             Self::PairingMethodChosen { .. } => "selectDevicePairingMethod",
             Self::TargetSubmitted { .. } => "submitTarget",
@@ -448,5 +460,6 @@ pub fn apply(flow: &Flow, event: Event, ctx: &Context) -> Result<Transition, Flo
         }
         FlowState::Qr(state) => qr::apply(flow, state, event, ctx),
         FlowState::NewDevice(state) => new_device::apply(flow, state, event, ctx),
+        FlowState::Passwordless(state) => passwordless::apply(flow, state, event, ctx),
     }
 }

@@ -1,7 +1,8 @@
 //! Flows: what a federation server asked for, where it stands, and how it ended.
 //!
 //! Each kind is one pure state machine in its own module ([`oob`], [`transaction`],
-//! [`ciba`], [`registration`], [`device_authorization`], [`qr`], [`new_device`]) with its
+//! [`ciba`], [`registration`], [`device_authorization`], [`qr`], [`new_device`],
+//! [`passwordless`]) with its
 //! own enum of states: `start` builds the first state, `apply` answers an [`Event`] with a
 //! [`Transition`] (the next flow and the [`Effect`]s to run once it is stored). The
 //! [`engine`] loads, applies, commits with one compare-and-set, and only then runs the
@@ -25,6 +26,8 @@ mod mfa;
 pub mod new_device;
 pub mod oob;
 mod passcode;
+pub mod passwordless;
+mod passwordless_service;
 pub mod qr;
 mod qr_service;
 pub mod registration;
@@ -45,6 +48,7 @@ pub use self::actions::FlowAction;
 pub use self::ciba_service::StartCiba;
 pub use self::device_side::DeviceRequest;
 pub use self::machine::{AppArrival, Context, Effect, Entry, Event, Metric, Transition};
+pub use self::passwordless_service::{FinalizePasswordless, PasswordlessOutcome};
 pub use self::qr_service::{LiveQr, QrOutcome, QrUser};
 pub use self::service::{
     AccessingDevice, AuthenticationDevice, FlowResult, OneTimeDevice, StartFlow,
@@ -81,6 +85,8 @@ pub enum FlowKind {
     Qr,
     /// A new, untrusted device of a known user wants to pair (seed 004, OOB from mobile).
     NewDevice,
+    /// Passwordless sign-in: no user known until a passkey's assertion names its owner.
+    Passwordless,
 }
 
 impl FlowKind {
@@ -94,6 +100,7 @@ impl FlowKind {
             Self::DeviceAuthorization => "device_authorization",
             Self::Qr => "qr",
             Self::NewDevice => "new_device",
+            Self::Passwordless => "passwordless",
         }
     }
 }
@@ -364,6 +371,8 @@ pub enum FlowState {
     Qr(qr::State),
     /// See [`new_device`].
     NewDevice(new_device::State),
+    /// See [`passwordless`].
+    Passwordless(passwordless::State),
 }
 
 impl FlowState {
@@ -377,6 +386,7 @@ impl FlowState {
             Self::DeviceAuthorization(_) => FlowKind::DeviceAuthorization,
             Self::Qr(_) => FlowKind::Qr,
             Self::NewDevice(_) => FlowKind::NewDevice,
+            Self::Passwordless(_) => FlowKind::Passwordless,
         }
     }
 
@@ -390,6 +400,7 @@ impl FlowState {
             Self::DeviceAuthorization(state) => state.view(),
             Self::Qr(state) => state.view(),
             Self::NewDevice(state) => state.view(),
+            Self::Passwordless(state) => state.view(),
         }
     }
 }
@@ -446,8 +457,8 @@ pub enum View<'a> {
     },
     /// A WebAuthn authenticator is to sign the challenge.
     Assertion {
-        /// The device asked.
-        device: &'a DeviceId,
+        /// The device asked; none in a passwordless sign-in (any passkey answers).
+        device: Option<&'a DeviceId>,
         /// The request options.
         options: &'a assent_proto::authn::PublicKeyCredentialRequestOptions,
     },
@@ -828,6 +839,7 @@ impl Flow {
             FlowState::DeviceAuthorization(_) => device_authorization::actions(self, now_ms),
             FlowState::Qr(_) => qr::actions(self, now_ms),
             FlowState::NewDevice(_) => new_device::actions(self, now_ms),
+            FlowState::Passwordless(_) => passwordless::actions(self, now_ms),
         }
     }
 
@@ -848,7 +860,11 @@ impl Flow {
                 approval: Some(approval),
                 ..
             } => Some(&approval.device_id),
-            View::Otp { device, .. } | View::Assertion { device, .. } => Some(device),
+            View::Otp { device, .. }
+            | View::Assertion {
+                device: Some(device),
+                ..
+            } => Some(device),
             _ => None,
         }
     }

@@ -137,7 +137,7 @@ impl State {
                 sent: sent.as_ref(),
             },
             Self::AssertionRequired { device, sign_in } => View::Assertion {
-                device,
+                device: Some(device),
                 options: &sign_in.options,
             },
             Self::SetupRequired => View::SetupRequired,

@@ -93,6 +93,10 @@ pub struct FlowResult {
     /// How the second factor was given, in the connector's terms (`authenticationType`:
     /// `PUSH`, `OTP`, `SMS`, `VOICE`, `EMAIL`, `TOTP`, ...).
     pub authentication_type: Option<&'static str>,
+    /// A completed passwordless sign-in's one-time context, for "Finalize Passwordless
+    /// Authentication" (seed 001).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passwordless_context: Option<String>,
 }
 
 /// The device the person signed in from (the connector's `accessingDevice`).
@@ -199,6 +203,13 @@ impl Adapter {
             (FlowKind::Qr, Some(_)) => {
                 return Err(AdapterError::Invalid(
                     "a QR sign-on starts without a user: the scanning device tells who".to_owned(),
+                ));
+            }
+            (FlowKind::Passwordless, None) => None,
+            (FlowKind::Passwordless, Some(_)) => {
+                return Err(AdapterError::Invalid(
+                    "a passwordless sign-in starts without a user: the passkey tells who"
+                        .to_owned(),
                 ));
             }
             (_, Some(update)) => {
@@ -454,6 +465,10 @@ impl Adapter {
         };
         let status = flow.status(self.clock().now_ms());
         let approval = flow.completed_approval();
+        let passwordless_context = match flow.kind() {
+            FlowKind::Passwordless => self.issue_passwordless_context(&flow).await?,
+            _ => None,
+        };
         Ok(FlowResult {
             flow_id: flow.id.clone(),
             status: status.outcome(),
@@ -474,11 +489,12 @@ impl Adapter {
                 id: approval.device_id.clone(),
             }),
             authentication_type: approval.map(|approval| approval.method.authentication_type()),
+            passwordless_context,
         })
     }
 }
 
-fn validate_application(application: &Application) -> Result<(), AdapterError> {
+pub(super) fn validate_application(application: &Application) -> Result<(), AdapterError> {
     validate_label("application.name", &application.name)?;
     if let Some(id) = &application.id {
         validate_label("application.id", id)?;

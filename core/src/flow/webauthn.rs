@@ -13,6 +13,7 @@ use crate::Adapter;
 use crate::error::{AdapterError, FlowError};
 use crate::ids::{DeviceId, FlowId};
 use crate::otp_device::{self, OtpDevice};
+use crate::user::UserId;
 use crate::webauthn_authentication::{self, AssertionError};
 use crate::webauthn_credential;
 use crate::webauthn_registration::{self, RegistrationError, WebauthnKey};
@@ -51,7 +52,7 @@ impl Adapter {
     }
 
     /// How long a WebAuthn challenge may be answered.
-    fn challenge_ttl_ms(&self) -> u64 {
+    pub(super) fn challenge_ttl_ms(&self) -> u64 {
         self.config()
             .webauthn
             .as_ref()
@@ -114,18 +115,7 @@ impl Adapter {
                 })
             })
             .await?;
-        match refusal {
-            Some(reason) if flow.status(self.clock().now_ms()) != Status::MfaFailed => {
-                let policy = self.policy_for(&flow);
-                Err(FlowError::WebauthnRefused {
-                    target: "attestation",
-                    reason,
-                    left: policy.otp_max_attempts.saturating_sub(flow.otp_failures),
-                }
-                .into())
-            }
-            _ => Ok(flow),
-        }
+        self.answered(flow, "attestation", refusal)
     }
 
     /// Checks an attestation: the page's origin, the ceremony, the authenticator model,
@@ -184,12 +174,12 @@ impl Adapter {
 
 impl Adapter {
     /// The user's stored credential `device`, if it is theirs.
-    async fn webauthn_key(
+    pub(super) async fn webauthn_key(
         &self,
-        head: &Head,
+        user: &UserId,
         device: &DeviceId,
     ) -> Result<WebauthnKey, AdapterError> {
-        otp_device::list(self.store(), &head.user_id)
+        otp_device::list(self.store(), user)
             .await?
             .into_iter()
             .find(|known| known.id == *device)
@@ -203,13 +193,22 @@ impl Adapter {
         head: &Head,
         device: &DeviceId,
     ) -> Result<WebauthnSignIn, AdapterError> {
-        let key = self.webauthn_key(head, device).await?;
+        let key = self.webauthn_key(&head.user_id, device).await?;
         if let Some(reason) = key.disabled {
             return Err(FlowError::DeviceRefused(reason).into());
         }
         let expires_at_ms = self.clock().now_ms() + self.challenge_ttl_ms();
         let (options, pending) =
             webauthn_authentication::start(self.relying_party()?, &key, expires_at_ms)
+                .map_err(AdapterError::internal)?;
+        Ok(WebauthnSignIn { options, pending })
+    }
+
+    /// A passwordless sign-in ceremony: no credential named, the person verified.
+    pub(super) fn passkey_sign_in(&self) -> Result<WebauthnSignIn, AdapterError> {
+        let expires_at_ms = self.clock().now_ms() + self.challenge_ttl_ms();
+        let (options, pending) =
+            webauthn_authentication::start_discoverable(self.relying_party()?, expires_at_ms)
                 .map_err(AdapterError::internal)?;
         Ok(WebauthnSignIn { options, pending })
     }
@@ -231,13 +230,13 @@ impl Adapter {
             return Err(AdapterError::internal("no assertion is expected"));
         };
         let (device, pending) = (device.clone(), sign_in.pending.clone());
-        let key = self.webauthn_key(flow, &device).await?;
+        let key = self.webauthn_key(&flow.user_id, &device).await?;
         let verified = self
-            .verify_assertion(flow, &key, &pending, assertion, origin)
+            .verify_assertion(&flow.user_id, &key, &pending, assertion, origin)
             .await?;
         let (verdict, refusal) = match verified {
             Err(Refusal::CounterBehind) => {
-                self.cloned(flow, &device, &key).await?;
+                self.cloned(&flow.id, &flow.user_id, &device, &key).await?;
                 (AssertionVerdict::Cloned, None)
             }
             Err(Refusal::Because(reason)) => {
@@ -255,7 +254,7 @@ impl Adapter {
                 {
                     (AssertionVerdict::Passed, None)
                 } else {
-                    self.cloned(flow, &device, &key).await?;
+                    self.cloned(&flow.id, &flow.user_id, &device, &key).await?;
                     (AssertionVerdict::Cloned, None)
                 }
             }
@@ -277,11 +276,22 @@ impl Adapter {
                 })
             })
             .await?;
+        self.answered(flow, "assertion", refusal)
+    }
+
+    /// The flow after a WebAuthn answer was committed: a refused one (`refusal`) is told
+    /// to the browser as an error with the tries left, unless it ended the sign-in.
+    pub(super) fn answered(
+        &self,
+        flow: Flow,
+        target: &'static str,
+        refusal: Option<&'static str>,
+    ) -> Result<Flow, AdapterError> {
         match refusal {
             Some(reason) if flow.status(self.clock().now_ms()) != Status::MfaFailed => {
                 let policy = self.policy_for(&flow);
                 Err(FlowError::WebauthnRefused {
-                    target: "assertion",
+                    target,
                     reason,
                     left: policy.otp_max_attempts.saturating_sub(flow.otp_failures),
                 }
@@ -291,31 +301,33 @@ impl Adapter {
         }
     }
 
-    /// Reports and disables a credential whose signature counter did not move forward.
-    async fn cloned(
+    /// Reports and disables `user`'s credential whose signature counter did not move
+    /// forward in the flow `flow_id`.
+    pub(super) async fn cloned(
         &self,
-        flow: &Flow,
+        flow_id: &FlowId,
+        user: &UserId,
         device: &DeviceId,
         key: &WebauthnKey,
     ) -> Result<(), AdapterError> {
         tracing::warn!(
             target: "audit",
-            user_id = %flow.user_id,
+            user_id = %user,
             device_id = %device,
-            flow_id = %flow.id,
+            flow_id = %flow_id,
             set_up_count = key.sign_count,
             "a WebAuthn signature counter did not move forward: possibly a cloned \
              authenticator; the credential is disabled"
         );
         let reason = super::steps::CLONED;
-        webauthn_credential::disable(self.store(), &flow.user_id, device, key.method, reason).await
+        webauthn_credential::disable(self.store(), user, device, key.method, reason).await
     }
 
-    /// Checks an assertion: the page's origin, the credential answering, and the
-    /// signature over the challenge. `Err` carries why it was refused.
-    async fn verify_assertion(
+    /// Checks an assertion by `user`'s `key`: the page's origin, the credential answering,
+    /// and the signature over the challenge. `Err` carries why it was refused.
+    pub(super) async fn verify_assertion(
         &self,
-        head: &Head,
+        user: &UserId,
         key: &WebauthnKey,
         pending: &webauthn_authentication::PendingAssertion,
         assertion: &str,
@@ -330,7 +342,7 @@ impl Adapter {
             )));
         }
         let now = self.clock().now_ms();
-        let user = head.user_id.as_str();
+        let user = user.as_str();
         let relying_party = self.relying_party()?;
         let refused = |reason| Ok(Err(Refusal::Because(reason)));
         let (relying_party, ceremony, key) =
@@ -358,7 +370,7 @@ impl Adapter {
 }
 
 /// Why an assertion was not accepted.
-enum Refusal {
+pub(super) enum Refusal {
     /// Its counter shows a clone.
     CounterBehind,
     /// Refused, for this reason.

@@ -19,11 +19,7 @@ use crate::support::{
 };
 use crate::webauthn_widget::clone_reported;
 
-#[allow(dead_code)]
-#[path = "../../core/src/soft_authenticator.rs"]
-mod soft_authenticator;
-
-use soft_authenticator::{SoftAuthenticator, VERIFIED};
+use crate::soft_authenticator::{SoftAuthenticator, VERIFIED};
 
 on_both_backends!(
     a_passkey_signs_its_owner_in_and_the_context_is_finalized_once,

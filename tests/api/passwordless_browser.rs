@@ -2,15 +2,16 @@
 //! Chromium with a WebDriver virtual platform authenticator: a user whose policy makes
 //! PLATFORM mandatory sets up a passkey, then a flow started with no user signs in with it
 //! (the widget asks for any passkey when no device is listed), and the federation server
-//! gets the subject back and finalizes it once (seed 001).
+//! gets the subject back and finalizes it once (seed 001). The same passkey then signs in
+//! through assent's own hosted page, which asks for a passkey with no username.
 
 use assent_proto::adapter::PasswordlessFinalized;
 use assent_proto::authn::Method;
 use serde_json::{Value, json};
 
-use crate::browser::Browser;
+use crate::browser::{Browser, ReturnPage, check_page, click};
 use crate::passwordless::{finalize, finalize_request, passwordless_request};
-use crate::support::{Backend, TestApp, oob_request, unique};
+use crate::support::{Backend, TestApp, free_port, oob_request, unique};
 use crate::webauthn_widget::{only_credential, security_keys_required, set_up_through_widget};
 use crate::widget::{SCREEN, SignInPages};
 
@@ -19,10 +20,15 @@ async fn pingfederate_widget_signs_in_with_a_passkey_and_no_username() {
     let browser = Browser::start().await;
     let pages = SignInPages::start().await;
     let origin = pages.address.replace("127.0.0.1", "localhost");
+    // assent's own pages are an origin of the relying party too: `localhost` on its port.
+    let port = free_port();
+    let own = format!("http://localhost:{port}");
     let app = TestApp::spawn_with(
         Backend::Memory,
         &unique("t"),
-        security_keys_required(std::slice::from_ref(&origin))
+        security_keys_required(&[origin.clone(), own.clone()])
+            .merge(("listen", format!("127.0.0.1:{port}")))
+            .merge(("public_url", own.clone()))
             .merge(("mfa.mandatory_authentication_methods", vec!["PLATFORM"]))
             .merge(("http.cors_origins", vec![origin.clone()])),
     )
@@ -75,5 +81,41 @@ async fn pingfederate_widget_signs_in_with_a_passkey_and_no_username() {
     assert_eq!(finalized.authentication_type, "PLATFORM");
     let again = finalize(&app, &finalize_request(&user, context)).await;
     assert_eq!(again.status(), 404);
+
+    // assent's hosted page: it asks for a passkey and names nobody. First on an
+    // authenticator holding none (the browser refuses at once, as when the person
+    // cancels: the page stays, says so and offers to try again), then with the passkey.
+    let passkeys = browser.virtual_credentials(&authenticator).await;
+    browser.remove_virtual_authenticator(&authenticator).await;
+    let authenticator = browser.add_virtual_authenticator("internal", true).await;
+    let back = ReturnPage::start().await;
+    let mut request = passwordless_request("bank");
+    request["returnUrl"] = json!(back.url);
+    let flow = app.start_flow_unauthenticated(&request).await;
+    browser.goto(&format!("{own}/flows/{flow}")).await;
+    browser.wait_for_text("Verify it's you", SCREEN).await;
+    click(&browser, "button.primary").await;
+    browser
+        .wait_for_text("The request was canceled or timed out.", SCREEN)
+        .await;
+    let page = browser.text().await;
+    for shown in [
+        "Sign in with a passkey",
+        "No password is needed.",
+        "Try again",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    check_page(&browser, "passwordless-canceled").await;
+    browser
+        .add_virtual_credential(&authenticator, passkeys[0].clone())
+        .await;
+    click(&browser, "#webauthn-start").await;
+    browser.wait_for_url(&back.url, SCREEN).await;
+    let result: Value = app.result(&flow).await.json().await.unwrap();
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    assert_eq!(result["subject"], user.as_str(), "{result}");
+    assert_eq!(result["deviceId"], passkey.id.as_str());
+    back.handle.stop(false).await;
     pages.handle.stop(false).await;
 }

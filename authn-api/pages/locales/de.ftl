@@ -190,3 +190,7 @@ webauthn-noscript = Für diesen Schritt ist JavaScript nötig: Ihr Browser spric
 notice-webauthn-refused = Die Antwort Ihres Sicherheitsschlüssels wurde nicht angenommen. Versuchen Sie es erneut oder verwenden Sie ein anderes Gerät.
 device-security-key = Sicherheitsschlüssel
 device-platform = Integrierter Authentifikator
+
+# Passwordless sign-in (issue 16): a passkey, no authenticator named.
+passkey-heading = Mit einem Passkey anmelden
+passkey-text = Melden Sie sich bei { $app } mit dem Passkey auf diesem Gerät oder Ihrem Sicherheitsschlüssel an: Bestätigen Sie mit Fingerabdruck, Gesicht, Displaysperre oder PIN, wenn Sie dazu aufgefordert werden. Ein Passwort ist nicht nötig.

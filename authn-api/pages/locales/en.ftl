@@ -190,3 +190,7 @@ webauthn-noscript = This step needs JavaScript: your browser talks to your secur
 notice-webauthn-refused = Your security key's answer was not accepted. Try again, or use another device.
 device-security-key = Security key
 device-platform = Built-in authenticator
+
+# Passwordless sign-in (issue 16): a passkey, no authenticator named.
+passkey-heading = Sign in with a passkey
+passkey-text = Sign in to { $app } with the passkey on this device or your security key: confirm with your fingerprint, face, screen lock or PIN when asked. No password is needed.

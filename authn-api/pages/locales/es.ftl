@@ -190,3 +190,7 @@ webauthn-noscript = Este paso necesita JavaScript: su navegador se comunica por 
 notice-webauthn-refused = La respuesta de su llave de seguridad no fue aceptada. Vuelva a intentarlo o use otro dispositivo.
 device-security-key = Llave de seguridad
 device-platform = Autenticador integrado
+
+# Passwordless sign-in (issue 16): a passkey, no authenticator named.
+passkey-heading = Iniciar sesión con una llave de acceso
+passkey-text = Inicie sesión en { $app } con la llave de acceso de este dispositivo o su llave de seguridad: confirme con su huella, su rostro, el bloqueo de pantalla o su PIN cuando se le pida. No necesita contraseña.

@@ -190,3 +190,7 @@ webauthn-noscript = Cette étape nécessite JavaScript : votre navigateur dialog
 notice-webauthn-refused = La réponse de votre clé de sécurité n’a pas été acceptée. Réessayez ou utilisez un autre appareil.
 device-security-key = Clé de sécurité
 device-platform = Authentificateur intégré
+
+# Passwordless sign-in (issue 16): a passkey, no authenticator named.
+passkey-heading = Se connecter avec une clé d’accès
+passkey-text = Connectez-vous à { $app } avec la clé d’accès de cet appareil ou votre clé de sécurité : confirmez avec votre empreinte, votre visage, le verrouillage d’écran ou votre code quand il vous le demande. Aucun mot de passe n’est nécessaire.

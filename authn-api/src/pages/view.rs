@@ -393,6 +393,10 @@ pub fn page(
             ("webauthn.html", "security-key-activation-heading")
         }
         Status::PlatformActivationRequired(_) => ("webauthn.html", "platform-activation-heading"),
+        // Passwordless: no authenticator named, any passkey of the person's answers.
+        Status::AssertionRequired(fields) if fields.selected_device_ref.is_none() => {
+            ("webauthn.html", "passkey-heading")
+        }
         Status::AssertionRequired(_) => ("webauthn.html", "assertion-heading"),
         _ => ("other.html", "other-heading"),
     };

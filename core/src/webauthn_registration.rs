@@ -306,6 +306,15 @@ pub(crate) mod tests {
         std::sync::Arc::into_inner(relying_party.webauthn).unwrap()
     }
 
+    /// A set-up for alice with no credential to exclude, its challenge good until 1 000 ms.
+    fn alices(
+        rp: &Webauthn,
+        roots: Option<&AttestationCaList>,
+        method: Method,
+    ) -> Result<(String, PendingRegistration), RegistrationError> {
+        start(rp, roots, method, "alice", "alice", Vec::new(), 1_000)
+    }
+
     fn configured(
         attestation: AttestationPolicy,
         aaguids: &[&str],
@@ -347,15 +356,7 @@ pub(crate) mod tests {
         answer: impl Fn(&str) -> String,
     ) -> Result<WebauthnKey, RegistrationError> {
         let attestation = rp.attestation.as_ref();
-        let (options, pending) = start(
-            &rp.webauthn,
-            attestation,
-            method,
-            "alice",
-            "alice",
-            Vec::new(),
-            1_000,
-        )?;
+        let (options, pending) = alices(&rp.webauthn, attestation, method)?;
         finish(&rp.webauthn, &pending, &answer(&options), 999)
     }
 
@@ -365,17 +366,9 @@ pub(crate) mod tests {
         let rp = requiring_acme(&acme, "allowed-root.pem");
         let model = acme.model(ALLOWED);
         for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
-            let options = start(
-                &rp.webauthn,
-                rp.attestation.as_ref(),
-                method,
-                "alice",
-                "alice",
-                Vec::new(),
-                1_000,
-            )
-            .unwrap()
-            .0;
+            let options = alices(&rp.webauthn, rp.attestation.as_ref(), method)
+                .unwrap()
+                .0;
             let options: Value = serde_json::from_str(&options).unwrap();
             assert_eq!(options["attestation"], "direct", "{options}");
             let key = set_up(&rp, method, |options| {
@@ -470,7 +463,7 @@ pub(crate) mod tests {
             assert_eq!(resident, Some(expected), "{options}");
         }
         assert_eq!(
-            start(&rp, None, Method::Sms, "alice", "alice", Vec::new(), 1_000).map(|_| ()),
+            alices(&rp, None, Method::Sms).map(|_| ()),
             Err(RegistrationError::NotWebauthn("SMS"))
         );
     }
@@ -478,16 +471,7 @@ pub(crate) mod tests {
     #[test]
     fn a_late_or_malformed_attestation_is_refused() {
         let rp = relying_party();
-        let (_, pending) = start(
-            &rp,
-            None,
-            Method::SecurityKey,
-            "alice",
-            "alice",
-            Vec::new(),
-            1_000,
-        )
-        .unwrap();
+        let (_, pending) = alices(&rp, None, Method::SecurityKey).unwrap();
         let result = |answer: &str, now_ms| finish(&rp, &pending, answer, now_ms).map(|_| ());
         assert_eq!(result("{}", 1_000), Err(RegistrationError::Expired));
         assert_eq!(result("not json", 999), Err(RegistrationError::Malformed));
@@ -499,16 +483,7 @@ pub(crate) mod tests {
     #[test]
     fn an_attestation_from_another_origin_is_refused() {
         let rp = relying_party();
-        let (options, pending) = start(
-            &rp,
-            None,
-            Method::SecurityKey,
-            "alice",
-            "alice",
-            Vec::new(),
-            1_000,
-        )
-        .unwrap();
+        let (options, pending) = alices(&rp, None, Method::SecurityKey).unwrap();
         let answer =
             SoftAuthenticator::new().attest(&options, "https://login.example.org", PRESENT);
         assert_eq!(
@@ -521,8 +496,7 @@ pub(crate) mod tests {
     fn a_verified_attestation_yields_the_credential() {
         let rp = relying_party();
         for (method, flags) in [(Method::SecurityKey, PRESENT), (Method::Platform, VERIFIED)] {
-            let (options, pending) =
-                start(&rp, None, method, "alice", "alice", Vec::new(), 1_000).unwrap();
+            let (options, pending) = alices(&rp, None, method).unwrap();
             let answer =
                 SoftAuthenticator::new().attest(&options, "https://login.example.com", flags);
             let credential = finish(&rp, &pending, &answer, 999).unwrap();
@@ -539,16 +513,7 @@ pub(crate) mod tests {
     #[test]
     fn a_platform_authenticator_must_verify_the_person() {
         let rp = relying_party();
-        let (options, pending) = start(
-            &rp,
-            None,
-            Method::Platform,
-            "alice",
-            "alice",
-            Vec::new(),
-            1_000,
-        )
-        .unwrap();
+        let (options, pending) = alices(&rp, None, Method::Platform).unwrap();
         let answer =
             SoftAuthenticator::new().attest(&options, "https://login.example.com", PRESENT);
         assert_eq!(
